@@ -1,0 +1,512 @@
+//! The Event enum: the only type that is ever written to the log.
+//!
+//! Every variant wraps its own body struct. On disk a record carries the variant's
+//! `kind` code (u16, explicit, never reused) and a payload of
+//! `[EVENT_VERSION] ‖ bincode(body)`, so one variant can change shape later while old
+//! logs still decode: the decoder dispatches on `(kind, version)`.
+//!
+//! Bodies hold no plaintext secret (I5): passwords that must be kept are [`Sealed`]
+//! (AEAD ciphertext), tokens appear only as keyed hashes. Everything else is public
+//! on purpose: forensic replay reads the log without the master key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::{self, DecodeError};
+
+/// Log sequence number: dense, starting at 1.
+pub type Lsn = u64;
+
+/// Version byte that starts every payload written by this build.
+pub const EVENT_VERSION: u8 = 1;
+
+/// An AEAD-encrypted secret (nonce + ciphertext with tag). Its `Debug` output never
+/// shows the bytes, so a sealed value cannot leak through a trace line either.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub nonce: [u8; 12],
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({} bytes)", self.ciphertext.len())
+    }
+}
+
+/// The five request operations of Vault's API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operation {
+    Create,
+    Read,
+    Update,
+    Delete,
+    List,
+}
+
+/// How a request ended, as the audit trail records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Invalid,
+    Error,
+}
+
+/// Why a revocation started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RevokeReason {
+    /// The lease reached its expiry.
+    Expired,
+    /// `sys/leases/revoke` on this lease.
+    Explicit,
+    /// `sys/leases/revoke-prefix`.
+    Prefix,
+    /// The owning token was revoked.
+    TokenRevoked,
+    /// The lease's mount was disabled.
+    MountDisabled,
+    /// Recovery found an issue intent without an outcome.
+    Recovery,
+}
+
+/// The engine was initialized: what later opens check the master key against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInitialized {
+    /// HMAC of a fixed label under a key derived from the master key: a wrong key
+    /// is detected at open without storing the key.
+    pub key_check: [u8; 32],
+    /// Ed25519 public key that verifies checkpoints.
+    pub checkpoint_public_key: [u8; 32],
+}
+
+/// Recovery cut a torn tail off the last segment (and says exactly how much).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailTruncated {
+    /// First LSN of the segment that was cut.
+    pub segment_first_lsn: Lsn,
+    /// Byte offset in that segment where the cut was made.
+    pub offset: u64,
+    /// Bytes removed.
+    pub bytes: u64,
+}
+
+/// A signed statement of the log's head: `{lsn, chain, ts}` of an earlier record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub lsn: Lsn,
+    pub chain: [u8; 32],
+    pub ts_ms: i64,
+    /// Ed25519 signature (64 bytes) over the checkpoint text.
+    pub signature: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountEnabled {
+    /// Normalized path with a trailing `/`, e.g. `database/`.
+    pub path: String,
+    /// Engine type; `database` is the only one.
+    pub mount_type: String,
+    pub description: String,
+    /// 0 = the system default.
+    pub default_lease_ttl_ms: u64,
+    /// 0 = the system default.
+    pub max_lease_ttl_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountTuned {
+    pub path: String,
+    pub default_lease_ttl_ms: u64,
+    pub max_lease_ttl_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountDisabled {
+    pub path: String,
+}
+
+/// `<mount>/config/<name>` written (created or replaced as a whole).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionWritten {
+    pub mount: String,
+    pub name: String,
+    pub plugin_name: String,
+    /// Template with `{{username}}` / `{{password}}` placeholders; never a password.
+    pub connection_url: String,
+    pub username: String,
+    /// The root password, encrypted under the AEAD key.
+    pub password: Option<Sealed>,
+    pub allowed_roles: Vec<String>,
+    pub verify_connection: bool,
+    pub max_open_connections: u32,
+    pub max_idle_connections: u32,
+    pub max_connection_lifetime_ms: u64,
+    /// `password` or `scram-sha-256`.
+    pub password_authentication: String,
+    pub root_rotation_statements: Vec<String>,
+    pub username_template: String,
+    pub password_policy: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionDeleted {
+    pub mount: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionReset {
+    pub mount: String,
+    pub name: String,
+}
+
+/// `<mount>/roles/<name>` written (created or replaced as a whole).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleWritten {
+    pub mount: String,
+    pub name: String,
+    pub db_name: String,
+    pub creation_statements: Vec<String>,
+    pub revocation_statements: Vec<String>,
+    pub renew_statements: Vec<String>,
+    pub rollback_statements: Vec<String>,
+    /// 0 = the mount / system default.
+    pub default_ttl_ms: u64,
+    /// 0 = the mount / system default.
+    pub max_ttl_ms: u64,
+    /// End the role's open sessions before revoking it.
+    pub terminate_sessions: bool,
+    /// Live leases this role may hold at once; 0 = no per-role limit.
+    pub lease_count_max: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDeleted {
+    pub mount: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyWritten {
+    pub name: String,
+    /// The policy source as written (HCL or JSON).
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyDeleted {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// Public handle of the token.
+    pub accessor: String,
+    /// HMAC-SHA256 of the secret under the token-hash key; the secret is never stored.
+    pub token_hash: [u8; 32],
+    /// `None` for root and orphan tokens.
+    pub parent_accessor: Option<String>,
+    pub policies: Vec<String>,
+    pub display_name: String,
+    pub ttl_ms: u64,
+    pub explicit_max_ttl_ms: u64,
+    /// `None`: never expires (the root token).
+    pub expire_time_ms: Option<i64>,
+    pub renewable: bool,
+    /// 0 = unlimited.
+    pub num_uses: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRenewed {
+    pub accessor: String,
+    pub expire_time_ms: i64,
+}
+
+/// One use of a token with `num_uses` was consumed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsed {
+    pub accessor: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    pub accessor: String,
+    /// `revoke-orphan`: children survive, re-parented to nothing.
+    pub orphan_children: bool,
+}
+
+/// Intent to create a database user. Everything revocation needs is copied in, so
+/// the lease stays revocable after its role or connection is deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueStarted {
+    /// `<mount>/creds/<role>/<random>`.
+    pub lease_id: String,
+    pub mount: String,
+    pub role: String,
+    pub connection: String,
+    pub username: String,
+    /// Accessor of the token that asked; owner of the lease.
+    pub accessor: String,
+    pub expire_time_ms: i64,
+    /// Issue time + the role's max TTL: no renewal goes past it.
+    pub expire_time_max_ms: i64,
+    pub renewable: bool,
+    pub revocation_statements: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueCompleted {
+    pub lease_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueFailed {
+    pub lease_id: String,
+    /// The database's error, verbatim (it never contains the generated password).
+    pub error: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewStarted {
+    pub lease_id: String,
+    pub expire_time_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewCompleted {
+    pub lease_id: String,
+    pub expire_time_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewFailed {
+    pub lease_id: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeStarted {
+    pub lease_id: String,
+    pub reason: RevokeReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeCompleted {
+    pub lease_id: String,
+}
+
+/// One failed revocation attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeFailed {
+    pub lease_id: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    pub error: String,
+    pub next_attempt_time_ms: i64,
+}
+
+/// The retry budget is spent: the lease is listed as irrevocable, still retried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseIrrevocable {
+    pub lease_id: String,
+    pub attempts: u32,
+    pub error: String,
+}
+
+/// `revoke-force`: the lease is forgotten even though the database refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeForced {
+    pub lease_id: String,
+}
+
+/// Intent to rotate a connection's root password; both passwords sealed, so
+/// recovery can find the one that works.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateRootStarted {
+    pub mount: String,
+    pub name: String,
+    pub old_password: Sealed,
+    pub new_password: Sealed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateRootCompleted {
+    pub mount: String,
+    pub name: String,
+    /// The password that works now.
+    pub password: Sealed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateRootFailed {
+    pub mount: String,
+    pub name: String,
+    pub error: String,
+}
+
+/// The audit record of one request: allowed, denied, invalid or failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecorded {
+    pub request_id: String,
+    /// Empty when no valid token was presented.
+    pub accessor: String,
+    pub display_name: String,
+    pub operation: Operation,
+    pub path: String,
+    pub outcome: Outcome,
+    /// The error returned to the caller, with secret values removed.
+    pub error: Option<String>,
+}
+
+/// Why a payload could not become an [`Event`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventDecodeError {
+    #[error("unknown event kind {0}: the log was written by a newer lessor")]
+    UnknownKind(u16),
+    #[error("empty payload for event kind {0}")]
+    Empty(u16),
+    #[error("event kind {kind} has payload version {version}; this build reads version {EVENT_VERSION}")]
+    UnsupportedVersion { kind: u16, version: u8 },
+    #[error("event kind {kind}: {source}")]
+    Body {
+        kind: u16,
+        #[source]
+        source: DecodeError,
+    },
+}
+
+macro_rules! events {
+    ($( $(#[$doc:meta])* $code:literal => $name:ident ),* $(,)?) => {
+        /// One fact in the log. Variants are never removed and codes never reused.
+        #[derive(Clone, Debug, PartialEq)]
+        #[non_exhaustive]
+        pub enum Event {
+            $( $(#[$doc])* $name($name), )*
+        }
+
+        /// The `kind` code stored in a record header.
+        #[repr(u16)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum EventKind {
+            $( $name = $code, )*
+        }
+
+        impl EventKind {
+            /// Every kind, in code order.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$name),*];
+
+            pub fn from_code(code: u16) -> Option<Self> {
+                match code {
+                    $( $code => Some(Self::$name), )*
+                    _ => None,
+                }
+            }
+
+            pub fn code(self) -> u16 {
+                self as u16
+            }
+
+            /// The variant name, e.g. `IssueStarted`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Self::$name => stringify!($name), )*
+                }
+            }
+        }
+
+        impl Event {
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $( Event::$name(_) => EventKind::$name, )*
+                }
+            }
+
+            /// Appends `[EVENT_VERSION] ‖ bincode(body)` to `out`.
+            pub fn encode_payload_into(&self, out: &mut Vec<u8>) {
+                out.push(EVENT_VERSION);
+                match self {
+                    $( Event::$name(body) => encoding::encode_into(body, out), )*
+                }
+            }
+
+            /// Decodes a record's payload given its kind code.
+            pub fn decode(kind: u16, payload: &[u8]) -> Result<Event, EventDecodeError> {
+                let Some(kind_known) = EventKind::from_code(kind) else {
+                    return Err(EventDecodeError::UnknownKind(kind));
+                };
+                let (&version, body) = payload.split_first().ok_or(EventDecodeError::Empty(kind))?;
+                if version != EVENT_VERSION {
+                    return Err(EventDecodeError::UnsupportedVersion { kind, version });
+                }
+                let body_err = |source| EventDecodeError::Body { kind, source };
+                Ok(match kind_known {
+                    $( EventKind::$name => Event::$name(encoding::decode(body).map_err(body_err)?), )*
+                })
+            }
+        }
+
+        $(
+            impl From<$name> for Event {
+                fn from(body: $name) -> Event {
+                    Event::$name(body)
+                }
+            }
+        )*
+    };
+}
+
+events! {
+    1 => EngineInitialized,
+    2 => TailTruncated,
+    3 => Checkpoint,
+    10 => MountEnabled,
+    11 => MountTuned,
+    12 => MountDisabled,
+    20 => ConnectionWritten,
+    21 => ConnectionDeleted,
+    22 => ConnectionReset,
+    30 => RoleWritten,
+    31 => RoleDeleted,
+    40 => PolicyWritten,
+    41 => PolicyDeleted,
+    50 => TokenCreated,
+    51 => TokenRenewed,
+    52 => TokenUsed,
+    53 => TokenRevoked,
+    60 => IssueStarted,
+    61 => IssueCompleted,
+    62 => IssueFailed,
+    63 => RenewStarted,
+    64 => RenewCompleted,
+    65 => RenewFailed,
+    66 => RevokeStarted,
+    67 => RevokeCompleted,
+    68 => RevokeFailed,
+    69 => LeaseIrrevocable,
+    70 => RevokeForced,
+    80 => RotateRootStarted,
+    81 => RotateRootCompleted,
+    82 => RotateRootFailed,
+    90 => RequestRecorded,
+}
+
+impl Event {
+    /// Encodes the payload into a fresh buffer.
+    pub fn encode_payload(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        self.encode_payload_into(&mut out);
+        out
+    }
+}
+
+/// An event as the log holds it: with the LSN and timestamp the writer gave it.
+/// The fold reads time only from here, never from a clock (I4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub lsn: Lsn,
+    pub ts_ms: i64,
+    pub event: Event,
+}
