@@ -510,3 +510,61 @@ pub struct Entry {
     pub ts_ms: i64,
     pub event: Event,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sample;
+
+    const GOLDEN: &str = "tests/golden/events.txt";
+
+    /// One line per kind: `<name> <code> <payload hex>`. A diff here is a format
+    /// change: bump `EVENT_VERSION` and keep decoding the old version instead.
+    /// Regenerate deliberately with `LESSOR_BLESS=1 cargo test -p lessor-engine golden`.
+    #[test]
+    fn golden_bytes_of_every_event_kind() {
+        let mut text = String::new();
+        for &kind in EventKind::ALL {
+            let event = sample(kind);
+            assert_eq!(event.kind(), kind);
+            let payload = event.encode_payload();
+            assert_eq!(Event::decode(kind.code(), &payload).unwrap(), event, "{kind:?} does not round-trip");
+            text.push_str(&format!("{} {} {}\n", kind.name(), kind.code(), hex::encode(&payload)));
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+        if std::env::var_os("LESSOR_BLESS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let golden = std::fs::read_to_string(&path).expect("golden file missing: run with LESSOR_BLESS=1 once");
+        for (want, got) in golden.lines().zip(text.lines()) {
+            assert_eq!(want, got, "event encoding changed");
+        }
+        assert_eq!(golden.lines().count(), text.lines().count(), "event kinds added or removed");
+    }
+
+    #[test]
+    fn codes_are_unique_and_decode_back() {
+        let mut codes: Vec<u16> = EventKind::ALL.iter().map(|k| k.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), EventKind::ALL.len());
+        for &k in EventKind::ALL {
+            assert_eq!(EventKind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(EventKind::from_code(0), None);
+    }
+
+    #[test]
+    fn unknown_kind_and_version_are_clean_errors() {
+        assert_eq!(Event::decode(999, &[1]), Err(EventDecodeError::UnknownKind(999)));
+        assert_eq!(Event::decode(61, &[]), Err(EventDecodeError::Empty(61)));
+        assert_eq!(Event::decode(61, &[2, 0]), Err(EventDecodeError::UnsupportedVersion { kind: 61, version: 2 }));
+        assert!(matches!(Event::decode(61, &[1, 200]), Err(EventDecodeError::Body { kind: 61, .. })));
+    }
+
+    #[test]
+    fn sealed_debug_hides_bytes() {
+        let s = Sealed { nonce: [9; 12], ciphertext: b"secretbytes".to_vec() };
+        assert_eq!(format!("{s:?}"), "Sealed(11 bytes)");
+    }
+}

@@ -1,0 +1,293 @@
+//! `Engine`: the log, the state folded from it, and snapshots, put together.
+//!
+//! Open = newest valid snapshot + replay of the records after it. Every durable
+//! batch is applied to the state on the log's writer thread, in LSN order, before
+//! any appender hears back (I1, I4).
+
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::event::{Entry, Event, Lsn};
+use crate::log::format::{Chain, GENESIS_CHAIN};
+use crate::log::storage::{FsStorage, LockError, Storage};
+use crate::log::{self, AppendError, Appended, Log, LogOpenError, LogOptions, ScanError, WriterStats, snapshot};
+use crate::state::State;
+
+/// How an engine is opened.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub log: LogOptions,
+    /// Write a snapshot after this many events since the last one; 0 = only when
+    /// [`Engine::snapshot`] is called.
+    pub snapshot_every_events: u64,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { log: LogOptions::default(), snapshot_every_events: 100_000, clock: Arc::new(SystemClock) }
+    }
+}
+
+/// Why an engine could not be opened. Messages name the file and the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Log(#[from] LogOpenError),
+    #[error(
+        "snapshot {snapshot} stands at LSN {snapshot_lsn} but the log ends at LSN {log_last_lsn}: \
+         acknowledged records are missing from the log; restore the log segments from a copy"
+    )]
+    SnapshotBeyondLog { snapshot: String, snapshot_lsn: Lsn, log_last_lsn: Lsn },
+    #[error("cannot read snapshots: {0}")]
+    SnapshotIo(#[source] std::io::Error),
+}
+
+/// The state together with where in the log it stands.
+#[derive(Debug)]
+struct Applied {
+    state: State,
+    chain: Chain,
+    events_since_snapshot: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    applied: RwLock<Applied>,
+    storage: Arc<dyn Storage>,
+}
+
+/// An open engine. Share it across threads and tasks behind an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    log: Log,
+    clock: Arc<dyn Clock>,
+    snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
+}
+
+impl Engine {
+    /// Opens the data directory `dir` (created if missing), taking its exclusive lock.
+    pub fn open(dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine, OpenError> {
+        let storage = FsStorage::open(dir.as_ref())?;
+        Engine::open_with_storage(Arc::new(storage), options)
+    }
+
+    /// Opens an engine over any [`Storage`] (in-memory, fault-injecting, …).
+    pub fn open_with_storage(storage: Arc<dyn Storage>, options: EngineOptions) -> Result<Engine, OpenError> {
+        let snapshots = snapshot::list_newest_first(storage.as_ref()).map_err(OpenError::SnapshotIo)?;
+        // Newest usable snapshot first; a snapshot that does not match the log is a
+        // stale cache, so the next one (or a full replay) takes its place.
+        for name in snapshots.iter().map(Some).chain([None]) {
+            let base = match name {
+                Some(name) => match load_snapshot(storage.as_ref(), name) {
+                    Ok(base) => Some(base),
+                    Err(problem) => {
+                        tracing::warn!(%problem, "ignoring snapshot");
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            match replay(storage.as_ref(), base)? {
+                Replayed::Done(applied, summary) => return Engine::start(storage, options, applied, &summary),
+                Replayed::SnapshotMismatch(name) => {
+                    tracing::warn!(snapshot = %name, "snapshot does not match the log's chain; ignoring it");
+                }
+            }
+        }
+        unreachable!("a replay without a snapshot cannot mismatch one")
+    }
+
+    fn start(
+        storage: Arc<dyn Storage>,
+        options: EngineOptions,
+        applied: Applied,
+        summary: &log::ScanSummary,
+    ) -> Result<Engine, OpenError> {
+        let shared = Arc::new(Shared { applied: RwLock::new(applied), storage: storage.clone() });
+        let snapshot_every = options.snapshot_every_events;
+        let snapshotter = (snapshot_every > 0).then(|| spawn_snapshotter(shared.clone()));
+        let trigger = snapshotter.as_ref().map(|(tx, _)| tx.clone());
+        let sink_shared = shared.clone();
+        let sink = Box::new(move |entries: &[Entry], chain: &Chain| {
+            let mut applied = sink_shared.applied.write().expect("state lock poisoned");
+            for entry in entries {
+                applied.state.apply(entry);
+            }
+            applied.chain = *chain;
+            applied.events_since_snapshot += entries.len() as u64;
+            if snapshot_every > 0 && applied.events_since_snapshot >= snapshot_every {
+                applied.events_since_snapshot = 0;
+                if let Some(trigger) = &trigger {
+                    // A snapshot already pending covers this one too.
+                    let _ = trigger.try_send(());
+                }
+            }
+        });
+        let log = Log::start(storage, &options.log, summary, options.clock.now_ms(), sink)?;
+        Ok(Engine { shared, log, clock: options.clock, snapshotter })
+    }
+
+    /// Appends events exactly as given, bypassing authorization and validation.
+    /// Returns once they are durable and applied. For tests, tools and simulation.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn append_unchecked(&self, events: Vec<Event>) -> Result<Appended, AppendError> {
+        self.append(events).await
+    }
+
+    /// [`Engine::append_unchecked`] for code outside an async runtime.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn append_unchecked_blocking(&self, events: Vec<Event>) -> Result<Appended, AppendError> {
+        self.log.append_blocking(self.clock.now_ms(), events)
+    }
+
+    #[allow(dead_code)] // the request path (next issue) is its first caller outside tests
+    pub(crate) async fn append(&self, events: Vec<Event>) -> Result<Appended, AppendError> {
+        self.log.append(self.clock.now_ms(), events).await
+    }
+
+    /// Runs `f` with the current state (read-locked: keep `f` short).
+    pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.shared.applied.read().expect("state lock poisoned").state)
+    }
+
+    /// Digest of the current state.
+    pub fn digest(&self) -> [u8; 32] {
+        self.with_state(State::digest)
+    }
+
+    /// LSN of the last durable, applied event.
+    pub fn last_lsn(&self) -> Lsn {
+        self.with_state(|s| s.applied_lsn)
+    }
+
+    /// Writes a snapshot of the current state now. Returns its file name, or `None`
+    /// when the log is empty.
+    pub fn snapshot(&self) -> std::io::Result<Option<String>> {
+        write_snapshot(&self.shared)
+    }
+
+    pub fn log_stats(&self) -> &WriterStats {
+        self.log.stats()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Drains the log queue, stops background threads and releases the directory.
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // The writer's sink holds a snapshot trigger: stop the writer first, so the
+        // snapshotter sees every trigger dropped and ends.
+        self.log.shutdown();
+        if let Some((tx, thread)) = self.snapshotter.take() {
+            drop(tx);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Base {
+    name: String,
+    state: State,
+    chain: Chain,
+}
+
+fn load_snapshot(storage: &dyn Storage, name: &str) -> Result<Base, snapshot::SnapshotProblem> {
+    let loaded = snapshot::read(storage, name)?;
+    let state = State::decode(&loaded.body)
+        .map_err(|e| snapshot::SnapshotProblem { name: name.to_string(), what: format!("cannot decode state: {e}") })?;
+    if state.applied_lsn != loaded.lsn {
+        return Err(snapshot::SnapshotProblem {
+            name: name.to_string(),
+            what: format!("state is at LSN {} but the header says {}", state.applied_lsn, loaded.lsn),
+        });
+    }
+    Ok(Base { name: loaded.name, state, chain: loaded.chain })
+}
+
+enum Replayed {
+    Done(Applied, log::ScanSummary),
+    SnapshotMismatch(String),
+}
+
+const MISMATCH: &str = "snapshot does not match the log";
+
+/// One pass over the log: every record is verified; records after the base
+/// snapshot are decoded and applied.
+fn replay(storage: &dyn Storage, base: Option<Base>) -> Result<Replayed, OpenError> {
+    let (base_name, mut state, base_chain) = match base {
+        Some(b) => (Some(b.name), b.state, b.chain),
+        None => (None, State::default(), GENESIS_CHAIN),
+    };
+    let base_lsn = state.applied_lsn;
+    let mut mismatch = false;
+    let scanned = Log::recover(storage, &mut |_, rec| {
+        if rec.lsn > base_lsn {
+            let event = Event::decode(rec.kind, rec.payload).map_err(|e| e.to_string())?;
+            state.apply(&Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event });
+        } else if rec.lsn == base_lsn && rec.chain != base_chain {
+            mismatch = true;
+            return Err(MISMATCH.to_string());
+        }
+        Ok(())
+    });
+    if mismatch {
+        return Ok(Replayed::SnapshotMismatch(base_name.unwrap_or_default()));
+    }
+    let summary = scanned?;
+    let log_last_lsn = summary.next_lsn - 1;
+    if let Some(snapshot) = base_name.filter(|_| base_lsn > log_last_lsn) {
+        return Err(OpenError::SnapshotBeyondLog { snapshot, snapshot_lsn: base_lsn, log_last_lsn });
+    }
+    let chain = summary.last_chain;
+    Ok(Replayed::Done(Applied { state, chain, events_since_snapshot: 0 }, summary))
+}
+
+fn write_snapshot(shared: &Shared) -> std::io::Result<Option<String>> {
+    // Encode under the read lock (appends wait meanwhile), write after releasing it.
+    let (lsn, ts_ms, chain, body) = {
+        let applied = shared.applied.read().expect("state lock poisoned");
+        if applied.state.applied_lsn == 0 {
+            return Ok(None);
+        }
+        (applied.state.applied_lsn, applied.state.applied_ts_ms, applied.chain, applied.state.encode())
+    };
+    snapshot::write(shared.storage.as_ref(), lsn, ts_ms, &chain, &body).map(Some)
+}
+
+fn spawn_snapshotter(shared: Arc<Shared>) -> (std_mpsc::SyncSender<()>, JoinHandle<()>) {
+    let (tx, rx) = std_mpsc::sync_channel::<()>(1);
+    let thread = std::thread::Builder::new()
+        .name("lessor-snapshotter".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                match write_snapshot(&shared) {
+                    Ok(Some(name)) => tracing::debug!(%name, "snapshot written"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "snapshot failed; the log is intact, replay will be longer"),
+                }
+            }
+        })
+        .expect("spawning the snapshot thread");
+    (tx, thread)
+}

@@ -1,0 +1,251 @@
+//! The event log: segments of checksummed, hash-chained records, written by one
+//! group-commit writer, read back through one recovery scan.
+//!
+//! - [`format`]: the bytes of segment headers and records;
+//! - [`storage`]: the seam every byte goes through (real directory, in-memory, and a
+//!   fault-injecting test double);
+//! - [`recovery`]: the scan and its decision table;
+//! - [`writer`]: group commit;
+//! - [`snapshot`]: state caches at an LSN.
+
+pub mod format;
+pub mod recovery;
+pub mod snapshot;
+pub mod storage;
+pub mod writer;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::{Entry, Event, TailTruncated};
+pub use format::Chain;
+pub use recovery::{ScanError, ScanSummary, fuzz_recover};
+use storage::Storage;
+pub use writer::{AppendError, Appended, DurableSink, WriterStats};
+
+/// Limits and sizes of a log. Every queue and batch is bounded (I7).
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    /// A segment is sealed once the next record would take it past this size.
+    pub segment_bytes_max: u64,
+    /// Append requests that may wait in the writer's queue; more block the appender.
+    pub append_queue_depth_max: usize,
+    /// Events the writer puts into one write + fsync.
+    pub batch_events_max: usize,
+    /// Events one append call may carry.
+    pub request_events_max: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes_max: 64 << 20,
+            append_queue_depth_max: 4096,
+            batch_events_max: 8192,
+            request_events_max: 1024,
+        }
+    }
+}
+
+/// The smallest allowed segment: a header and one record of a few hundred bytes.
+pub const SEGMENT_BYTES_MIN: u64 = 1024;
+
+/// Why a log could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogOpenError {
+    #[error("cannot repair the log ({file}): {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid log option {field}: {message}")]
+    InvalidOption { field: &'static str, message: String },
+    #[error("cannot record the truncated tail: {0}")]
+    Append(#[from] AppendError),
+}
+
+/// A log open for appending. Dropping it (or [`Log::close`]) drains the queue and
+/// stops the writer thread.
+#[derive(Debug)]
+pub struct Log {
+    tx: Option<mpsc::Sender<writer::Request>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<WriterStats>,
+    request_events_max: usize,
+}
+
+impl Log {
+    /// Scans the whole log, calling `visit` for every record in order. Read-only:
+    /// a torn tail is reported in the summary and cut by [`Log::start`].
+    pub fn recover(
+        storage: &dyn Storage,
+        visit: &mut dyn FnMut(recovery::Located<'_>, &format::RecordView<'_>) -> Result<(), String>,
+    ) -> Result<ScanSummary, ScanError> {
+        recovery::scan(storage, visit)
+    }
+
+    /// Repairs a torn tail as the decision table says, starts the writer after the
+    /// scanned end, and — if a tail was cut — appends `TailTruncated` (stamped
+    /// `now_ms`) so the repair is itself on the record.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        options: &LogOptions,
+        summary: &ScanSummary,
+        now_ms: i64,
+        sink: DurableSink,
+    ) -> Result<Log, LogOpenError> {
+        validate(options)?;
+        let io = |file: &str| {
+            let file = file.to_string();
+            move |source| LogOpenError::Io { file, source }
+        };
+        if let Some(torn) = &summary.torn_tail {
+            tracing::warn!(segment = %torn.segment, offset = torn.offset, bytes = torn.bytes, "cutting torn log tail");
+            if torn.remove_segment {
+                storage.remove(&torn.segment).map_err(io(&torn.segment))?;
+            } else {
+                storage.truncate(&torn.segment, torn.offset).map_err(io(&torn.segment))?;
+            }
+            storage.sync_dir().map_err(io(&torn.segment))?;
+        }
+        let (file, segment_first_lsn, segment_bytes) = match summary.segments.last() {
+            Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.first_lsn, seg.valid_bytes),
+            None => {
+                let name = format::segment_name(summary.next_lsn);
+                let header = format::SegmentHeader { first_lsn: summary.next_lsn, prev_chain: summary.last_chain };
+                let mut file = storage.create_new(&name).map_err(io(&name))?;
+                file.write_all(&header.encode()).map_err(io(&name))?;
+                file.sync_data().map_err(io(&name))?;
+                storage.sync_dir().map_err(io(&name))?;
+                (file, summary.next_lsn, format::SEGMENT_HEADER_BYTES as u64)
+            }
+        };
+        let stats = Arc::new(WriterStats::default());
+        let writer = writer::Writer {
+            storage,
+            file,
+            segment_first_lsn,
+            segment_bytes,
+            segment_bytes_max: options.segment_bytes_max,
+            next_lsn: summary.next_lsn,
+            last_chain: summary.last_chain,
+            last_ts_ms: summary.last_ts_ms,
+            batch_events_max: options.batch_events_max,
+            sink,
+            stats: stats.clone(),
+            failed: None,
+        };
+        let (tx, rx) = mpsc::channel(options.append_queue_depth_max);
+        let thread = std::thread::Builder::new()
+            .name("lessor-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| LogOpenError::Io { file: "writer thread".into(), source })?;
+        let log = Log { tx: Some(tx), thread: Some(thread), stats, request_events_max: options.request_events_max };
+        if let Some(torn) = &summary.torn_tail {
+            let event = Event::TailTruncated(TailTruncated {
+                segment_first_lsn: torn.segment_first_lsn,
+                offset: torn.offset,
+                bytes: torn.bytes,
+            });
+            log.append_blocking(now_ms, vec![event])?;
+        }
+        Ok(log)
+    }
+
+    fn prepare(
+        &self,
+        ts_ms: i64,
+        events: Vec<Event>,
+    ) -> Result<(writer::Request, oneshot::Receiver<Result<Appended, AppendError>>), AppendError> {
+        if events.len() > self.request_events_max {
+            return Err(AppendError::TooMany { events: events.len(), max: self.request_events_max });
+        }
+        let mut encoded = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = event.encode_payload();
+            if payload.len() > format::RECORD_PAYLOAD_BYTES_MAX {
+                return Err(AppendError::TooLarge { bytes: payload.len(), max: format::RECORD_PAYLOAD_BYTES_MAX });
+            }
+            encoded.push((event, payload));
+        }
+        let (reply, rx) = oneshot::channel();
+        Ok((writer::Request { ts_ms, events: encoded, reply }, rx))
+    }
+
+    /// Appends `events` as consecutive records stamped `ts_ms` (raised to the last
+    /// record's time if earlier) and returns once they are durable and applied.
+    pub async fn append(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
+        let (req, rx) = self.prepare(ts_ms, events)?;
+        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
+        tx.send(req).await.map_err(|_| AppendError::Closed)?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// [`Log::append`] for threads outside an async runtime. Panics if called from
+    /// inside a tokio runtime (tokio's rule for blocking calls).
+    pub fn append_blocking(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
+        let (req, rx) = self.prepare(ts_ms, events)?;
+        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
+        tx.blocking_send(req).map_err(|_| AppendError::Closed)?;
+        rx.blocking_recv().map_err(|_| AppendError::Closed)?
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Waits for everything queued to be written, then stops the writer.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    /// [`Log::close`] in place; idempotent. Later appends get [`AppendError::Closed`].
+    pub fn shutdown(&mut self) {
+        // Dropping the sender ends the writer's loop once the queue is drained.
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("log writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn validate(options: &LogOptions) -> Result<(), LogOpenError> {
+    let bad = |field, message: String| Err(LogOpenError::InvalidOption { field, message });
+    if options.segment_bytes_max < SEGMENT_BYTES_MIN {
+        return bad("segment_bytes_max", format!("must be at least {SEGMENT_BYTES_MIN}"));
+    }
+    if options.append_queue_depth_max == 0 {
+        return bad("append_queue_depth_max", "must be at least 1".into());
+    }
+    if options.batch_events_max == 0 {
+        return bad("batch_events_max", "must be at least 1".into());
+    }
+    if options.request_events_max == 0 {
+        return bad("request_events_max", "must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// Reads every event of a log in order, fully verified, without taking the lock and
+/// without modifying anything (a torn tail is reported, not cut). For tools and tests.
+pub fn read_entries(storage: &dyn Storage) -> Result<(Vec<Entry>, ScanSummary), ScanError> {
+    let mut entries = Vec::new();
+    let summary = recovery::scan(storage, &mut |_, rec| {
+        let event = Event::decode(rec.kind, rec.payload).map_err(|e| e.to_string())?;
+        entries.push(Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event });
+        Ok(())
+    })?;
+    Ok((entries, summary))
+}

@@ -1,0 +1,189 @@
+//! Group commit: one thread owns the active segment. Appenders enqueue a request
+//! and wait; the writer takes everything queued (up to a limit), frames it, writes
+//! it, calls `fdatasync` once, hands the entries to the durable sink in LSN order,
+//! and only then wakes every waiter. The queue is bounded, so a burst becomes
+//! backpressure on the appenders instead of memory growth (I7).
+//!
+//! After any write or sync error the writer is *failed*: it never writes again and
+//! every later append gets [`AppendError::Failed`] until the log is reopened (I6).
+//! After a failed fsync the kernel may have dropped the dirty pages, so retrying
+//! could report success for data that never reached the disk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::{Entry, Event, Lsn};
+use crate::log::format::{self, Chain, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::log::storage::{Storage, StorageFile};
+
+/// Called on the writer thread with every durable batch, in LSN order, before any
+/// appender of that batch is woken; `Chain` is the chain after the batch's last record.
+pub type DurableSink = Box<dyn FnMut(&[Entry], &Chain) + Send>;
+
+/// Where an append stands once it is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_lsn: Lsn,
+    pub last_lsn: Lsn,
+    /// The timestamp the writer gave the records (never earlier than the previous
+    /// record's, so the log's time is monotonic).
+    pub ts_ms: i64,
+}
+
+/// Why an append did not become durable. No variant means "maybe durable": on any
+/// error the caller must assume nothing was acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    #[error("log write failed: {cause}; the log refuses further writes until the engine is reopened")]
+    Io { cause: String },
+    #[error("the log failed earlier ({cause}) and refuses writes until the engine is reopened")]
+    Failed { cause: String },
+    #[error("the log is closed")]
+    Closed,
+    #[error("event of {bytes} bytes exceeds the record limit of {max} bytes")]
+    TooLarge { bytes: usize, max: usize },
+    #[error("{events} events in one append exceed the limit of {max}")]
+    TooMany { events: usize, max: usize },
+}
+
+pub(crate) struct Request {
+    pub ts_ms: i64,
+    /// Events with their payloads, encoded by the appender (off the writer thread).
+    pub events: Vec<(Event, Vec<u8>)>,
+    pub reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// Counters the writer keeps; read with relaxed loads.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub events_written: AtomicU64,
+    pub batches_synced: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub storage: Arc<dyn Storage>,
+    pub file: Box<dyn StorageFile>,
+    pub segment_first_lsn: Lsn,
+    pub segment_bytes: u64,
+    pub segment_bytes_max: u64,
+    pub next_lsn: Lsn,
+    pub last_chain: Chain,
+    pub last_ts_ms: i64,
+    pub batch_events_max: usize,
+    pub sink: DurableSink,
+    pub stats: Arc<WriterStats>,
+    pub failed: Option<String>,
+}
+
+impl Writer {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut batch: Vec<Request> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut events = first.events.len();
+            batch.push(first);
+            while events < self.batch_events_max {
+                match rx.try_recv() {
+                    Ok(req) => {
+                        events += req.events.len();
+                        batch.push(req);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Some(cause) = &self.failed {
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(AppendError::Failed { cause: cause.clone() }));
+                }
+                continue;
+            }
+            self.commit(&mut batch, &mut buf, &mut entries);
+        }
+    }
+
+    /// Writes one batch durably and answers every request in it.
+    fn commit(&mut self, batch: &mut Vec<Request>, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) {
+        buf.clear();
+        entries.clear();
+        let mut acks = Vec::with_capacity(batch.len());
+        let result = (|| -> std::io::Result<()> {
+            for req in batch.iter_mut() {
+                let ts_ms = req.ts_ms.max(self.last_ts_ms);
+                let first_lsn = self.next_lsn;
+                for (event, payload) in req.events.drain(..) {
+                    let size = (RECORD_OVERHEAD_BYTES + payload.len()) as u64;
+                    let segment_has_records = self.segment_bytes + buf.len() as u64 > SEGMENT_HEADER_BYTES as u64;
+                    if segment_has_records && self.segment_bytes + buf.len() as u64 + size > self.segment_bytes_max {
+                        self.rotate(buf)?;
+                    }
+                    let lsn = self.next_lsn;
+                    self.last_chain =
+                        format::encode_record(buf, &self.last_chain, lsn, ts_ms, event.kind().code(), &payload);
+                    entries.push(Entry { lsn, ts_ms, event });
+                    self.next_lsn += 1;
+                }
+                self.last_ts_ms = ts_ms;
+                acks.push(Appended { first_lsn, last_lsn: self.next_lsn - 1, ts_ms });
+            }
+            self.write_and_sync(buf)
+        })();
+        match result {
+            Ok(()) => {
+                self.stats.events_written.fetch_add(entries.len() as u64, Ordering::Relaxed);
+                self.stats.batches_synced.fetch_add(1, Ordering::Relaxed);
+                // I1: state changes only after the bytes are durable, and before
+                // anyone learns of the append.
+                (self.sink)(entries, &self.last_chain);
+                for (req, ack) in batch.drain(..).zip(acks) {
+                    let _ = req.reply.send(Ok(ack));
+                }
+            }
+            Err(e) => {
+                let cause = e.to_string();
+                tracing::error!(error = %cause, "log write failed; refusing further writes");
+                self.failed = Some(cause.clone());
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(AppendError::Io { cause: cause.clone() }));
+                }
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        // The buffer must start with a whole record of the LSN we expect next on disk.
+        debug_assert!(format::read_record(buf).is_ok(), "batch does not start with a valid record");
+        self.file.write_all(buf)?;
+        self.file.sync_data()?;
+        self.segment_bytes += buf.len() as u64;
+        self.stats.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        buf.clear();
+        Ok(())
+    }
+
+    /// Seals the active segment (everything buffered so far goes into it) and starts
+    /// the next one, whose header carries the chain across.
+    fn rotate(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        self.write_and_sync(buf)?;
+        assert!(self.segment_bytes > SEGMENT_HEADER_BYTES as u64, "sealing an empty segment");
+        let header = SegmentHeader { first_lsn: self.next_lsn, prev_chain: self.last_chain };
+        let name = format::segment_name(self.next_lsn);
+        let mut file = self.storage.create_new(&name)?;
+        file.write_all(&header.encode())?;
+        file.sync_data()?;
+        // The new file's name must be durable before records in it are acknowledged.
+        self.storage.sync_dir()?;
+        self.file = file;
+        self.segment_first_lsn = self.next_lsn;
+        self.segment_bytes = SEGMENT_HEADER_BYTES as u64;
+        tracing::debug!(segment = %name, "log segment started");
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! Lease lifecycle in the fold: intent → outcome for issue, renew and revoke.
+
+use serde::{Deserialize, Serialize};
+
+use super::State;
+use crate::event::{
+    IssueCompleted, IssueFailed, IssueStarted, LeaseIrrevocable, RenewCompleted, RenewFailed, RenewStarted,
+    RevokeFailed, RevokeReason, RevokeStarted,
+};
+
+/// Where a lease is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseStatus {
+    /// The intent is logged; the outcome is not. The caller has no password yet.
+    Issuing,
+    /// Issued; the caller holds the credential.
+    Active,
+    /// Revocation started and has not succeeded yet.
+    Revoking(RevokeReason),
+}
+
+/// The engine's record of one credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub lease_id: String,
+    pub mount: String,
+    pub role: String,
+    pub connection: String,
+    pub username: String,
+    /// Accessor of the owning token.
+    pub accessor: String,
+    pub issue_time_ms: i64,
+    pub expire_time_ms: i64,
+    pub expire_time_max_ms: i64,
+    pub last_renewal_time_ms: Option<i64>,
+    pub renewable: bool,
+    pub revocation_statements: Vec<String>,
+    pub status: LeaseStatus,
+    /// A renewal whose outcome is not logged yet: its target expiry.
+    pub renewing_to_ms: Option<i64>,
+    pub revoke_attempts: u32,
+    pub revoke_error: Option<String>,
+    pub next_revoke_attempt_ms: Option<i64>,
+    /// The retry budget is spent; still retried, listed and force-revocable.
+    pub irrevocable: bool,
+}
+
+pub(super) fn issue_started(state: &mut State, e: &IssueStarted, ts: i64) {
+    let lease = Lease {
+        lease_id: e.lease_id.clone(),
+        mount: e.mount.clone(),
+        role: e.role.clone(),
+        connection: e.connection.clone(),
+        username: e.username.clone(),
+        accessor: e.accessor.clone(),
+        issue_time_ms: ts,
+        expire_time_ms: e.expire_time_ms,
+        expire_time_max_ms: e.expire_time_max_ms,
+        last_renewal_time_ms: None,
+        renewable: e.renewable,
+        revocation_statements: e.revocation_statements.clone(),
+        status: LeaseStatus::Issuing,
+        renewing_to_ms: None,
+        revoke_attempts: 0,
+        revoke_error: None,
+        next_revoke_attempt_ms: None,
+        irrevocable: false,
+    };
+    state.leases.insert(lease.lease_id.clone(), lease);
+}
+
+pub(super) fn issue_completed(state: &mut State, e: &IssueCompleted) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
+        if lease.status == LeaseStatus::Issuing {
+            lease.status = LeaseStatus::Active;
+        }
+    }
+}
+
+/// The creation transaction rolled back: no user exists, nothing to revoke.
+pub(super) fn issue_failed(state: &mut State, e: &IssueFailed) {
+    if state.leases.get(&e.lease_id).is_some_and(|l| l.status == LeaseStatus::Issuing) {
+        state.leases.remove(&e.lease_id);
+    }
+}
+
+pub(super) fn renew_started(state: &mut State, e: &RenewStarted) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
+        lease.renewing_to_ms = Some(e.expire_time_ms);
+    }
+}
+
+pub(super) fn renew_completed(state: &mut State, e: &RenewCompleted, ts: i64) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
+        lease.expire_time_ms = e.expire_time_ms;
+        lease.last_renewal_time_ms = Some(ts);
+        lease.renewing_to_ms = None;
+    }
+}
+
+/// A failed renewal keeps the old expiry (the caller never got the new TTL).
+pub(super) fn renew_failed(state: &mut State, e: &RenewFailed) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
+        lease.renewing_to_ms = None;
+    }
+}
+
+pub(super) fn revoke_started(state: &mut State, e: &RevokeStarted) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
+        // The first reason sticks: a lease revoked by its token and then found
+        // expired was still revoked because of the token.
+        if !matches!(lease.status, LeaseStatus::Revoking(_)) {
+            lease.status = LeaseStatus::Revoking(e.reason);
+        }
+    }
+}
+
+pub(super) fn revoke_failed(state: &mut State, e: &RevokeFailed) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
+        lease.revoke_attempts = lease.revoke_attempts.max(e.attempt);
+        lease.revoke_error = Some(e.error.clone());
+        lease.next_revoke_attempt_ms = Some(e.next_attempt_time_ms);
+    }
+}
+
+pub(super) fn irrevocable(state: &mut State, e: &LeaseIrrevocable) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
+        lease.irrevocable = true;
+        lease.revoke_attempts = lease.revoke_attempts.max(e.attempts);
+        lease.revoke_error = Some(e.error.clone());
+    }
+}
+
+/// Revocation succeeded (or was forced): the lease is gone.
+pub(super) fn forget(state: &mut State, lease_id: &str) {
+    state.leases.remove(lease_id);
+}

@@ -1,0 +1,174 @@
+//! The engine's state: a pure fold of the log.
+//!
+//! [`State::apply`] is the only way state changes. It reads time only from the
+//! entry (never a clock) and is total: every event, in any order, leads to a defined
+//! state, so replaying the same log always yields the same [`State::digest`] (I4).
+//! Decisions — is this allowed, does this exist — are made before an event is
+//! appended; the fold only records their consequences.
+
+mod leases;
+mod tokens;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::encoding;
+use crate::event::{
+    Checkpoint, ConnectionWritten, EngineInitialized, Entry, Event, Lsn, MountEnabled, RoleWritten, RotateRootStarted,
+};
+pub use leases::{Lease, LeaseStatus};
+pub use tokens::Token;
+
+/// A secrets-engine mount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub path: String,
+    pub mount_type: String,
+    pub description: String,
+    pub default_lease_ttl_ms: u64,
+    pub max_lease_ttl_ms: u64,
+    pub enabled_time_ms: i64,
+}
+
+/// Key of connections and roles: `(mount, name)`.
+pub type MountKey = (String, String);
+
+/// Counters of what the log recorded that leaves no other trace in state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub requests: u64,
+    pub requests_denied: u64,
+    pub tail_truncations: u64,
+    pub connection_resets: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// LSN of the last applied entry (0 before any).
+    pub applied_lsn: Lsn,
+    /// Timestamp of the last applied entry.
+    pub applied_ts_ms: i64,
+    pub initialized: Option<EngineInitialized>,
+    pub mounts: BTreeMap<String, Mount>,
+    pub connections: BTreeMap<MountKey, ConnectionWritten>,
+    pub roles: BTreeMap<MountKey, RoleWritten>,
+    /// Policy name → source text.
+    pub policies: BTreeMap<String, String>,
+    /// Accessor → token.
+    pub tokens: BTreeMap<String, Token>,
+    /// Lease id → lease.
+    pub leases: BTreeMap<String, Lease>,
+    /// Root rotations begun and not yet finished: recovery decides their outcome.
+    pub rotations: BTreeMap<MountKey, RotateRootStarted>,
+    pub last_checkpoint: Option<Checkpoint>,
+    pub counters: Counters,
+}
+
+impl State {
+    /// Folds one entry into the state.
+    pub fn apply(&mut self, entry: &Entry) {
+        debug_assert!(
+            self.applied_lsn == 0 || entry.lsn == self.applied_lsn + 1,
+            "entries must be applied in LSN order: {} after {}",
+            entry.lsn,
+            self.applied_lsn
+        );
+        self.applied_lsn = entry.lsn;
+        self.applied_ts_ms = entry.ts_ms;
+        let ts = entry.ts_ms;
+        match &entry.event {
+            Event::EngineInitialized(e) => self.initialized = Some(e.clone()),
+            Event::TailTruncated(_) => self.counters.tail_truncations += 1,
+            Event::Checkpoint(e) => self.last_checkpoint = Some(e.clone()),
+            Event::MountEnabled(e) => {
+                let MountEnabled { path, mount_type, description, default_lease_ttl_ms, max_lease_ttl_ms } = e.clone();
+                let mount =
+                    Mount { path, mount_type, description, default_lease_ttl_ms, max_lease_ttl_ms, enabled_time_ms: ts };
+                self.mounts.insert(mount.path.clone(), mount);
+            }
+            Event::MountTuned(e) => {
+                if let Some(m) = self.mounts.get_mut(&e.path) {
+                    m.default_lease_ttl_ms = e.default_lease_ttl_ms;
+                    m.max_lease_ttl_ms = e.max_lease_ttl_ms;
+                }
+            }
+            Event::MountDisabled(e) => {
+                // Configuration goes with the mount; its leases stay until each is
+                // revoked (they carry what revocation needs).
+                self.mounts.remove(&e.path);
+                self.connections.retain(|(mount, _), _| mount != &e.path);
+                self.roles.retain(|(mount, _), _| mount != &e.path);
+                self.rotations.retain(|(mount, _), _| mount != &e.path);
+            }
+            Event::ConnectionWritten(e) => {
+                self.connections.insert((e.mount.clone(), e.name.clone()), e.clone());
+            }
+            Event::ConnectionDeleted(e) => {
+                self.connections.remove(&(e.mount.clone(), e.name.clone()));
+            }
+            Event::ConnectionReset(_) => self.counters.connection_resets += 1,
+            Event::RoleWritten(e) => {
+                self.roles.insert((e.mount.clone(), e.name.clone()), e.clone());
+            }
+            Event::RoleDeleted(e) => {
+                self.roles.remove(&(e.mount.clone(), e.name.clone()));
+            }
+            Event::PolicyWritten(e) => {
+                self.policies.insert(e.name.clone(), e.text.clone());
+            }
+            Event::PolicyDeleted(e) => {
+                self.policies.remove(&e.name);
+            }
+            Event::TokenCreated(e) => tokens::created(self, e, ts),
+            Event::TokenRenewed(e) => tokens::renewed(self, e, ts),
+            Event::TokenUsed(e) => tokens::used(self, e),
+            Event::TokenRevoked(e) => tokens::revoked(self, e),
+            Event::IssueStarted(e) => leases::issue_started(self, e, ts),
+            Event::IssueCompleted(e) => leases::issue_completed(self, e),
+            Event::IssueFailed(e) => leases::issue_failed(self, e),
+            Event::RenewStarted(e) => leases::renew_started(self, e),
+            Event::RenewCompleted(e) => leases::renew_completed(self, e, ts),
+            Event::RenewFailed(e) => leases::renew_failed(self, e),
+            Event::RevokeStarted(e) => leases::revoke_started(self, e),
+            Event::RevokeCompleted(e) => leases::forget(self, &e.lease_id),
+            Event::RevokeFailed(e) => leases::revoke_failed(self, e),
+            Event::LeaseIrrevocable(e) => leases::irrevocable(self, e),
+            Event::RevokeForced(e) => leases::forget(self, &e.lease_id),
+            Event::RotateRootStarted(e) => {
+                self.rotations.insert((e.mount.clone(), e.name.clone()), e.clone());
+            }
+            Event::RotateRootCompleted(e) => {
+                let key = (e.mount.clone(), e.name.clone());
+                self.rotations.remove(&key);
+                if let Some(conn) = self.connections.get_mut(&key) {
+                    conn.password = Some(e.password.clone());
+                }
+            }
+            Event::RotateRootFailed(e) => {
+                self.rotations.remove(&(e.mount.clone(), e.name.clone()));
+            }
+            Event::RequestRecorded(e) => {
+                self.counters.requests += 1;
+                if e.outcome == crate::event::Outcome::Denied {
+                    self.counters.requests_denied += 1;
+                }
+            }
+        }
+    }
+
+    /// A stable SHA-256 over the whole state: equal digests, equal states.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(encoding::encode(self)).into()
+    }
+
+    /// Encoded form, as snapshots store it.
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<State, encoding::DecodeError> {
+        encoding::decode(bytes)
+    }
+}

@@ -1,0 +1,275 @@
+//! Test support shared by unit tests, the `tests/` crate, benches and fuzzers
+//! (feature `testing`): fixed sample events and a seeded event generator whose
+//! events refer to each other (same mounts, roles, leases, tokens), so folds do
+//! real work.
+
+use crate::event::*;
+
+fn sealed(tag: u8) -> Sealed {
+    Sealed { nonce: [tag; 12], ciphertext: vec![tag, tag.wrapping_add(1), 0xee] }
+}
+
+/// One fixed, fully populated event of each kind: what the golden test pins.
+pub fn sample(kind: EventKind) -> Event {
+    let s = |v: &str| v.to_string();
+    match kind {
+        EventKind::EngineInitialized => {
+            EngineInitialized { key_check: [1; 32], checkpoint_public_key: [2; 32] }.into()
+        }
+        EventKind::TailTruncated => TailTruncated { segment_first_lsn: 1, offset: 4096, bytes: 17 }.into(),
+        EventKind::Checkpoint => {
+            Checkpoint { lsn: 9, chain: [3; 32], ts_ms: 1_700_000_000_000, signature: vec![4; 64] }.into()
+        }
+        EventKind::MountEnabled => MountEnabled {
+            path: s("database/"),
+            mount_type: s("database"),
+            description: s("prod"),
+            default_lease_ttl_ms: 3_600_000,
+            max_lease_ttl_ms: 86_400_000,
+        }
+        .into(),
+        EventKind::MountTuned => {
+            MountTuned { path: s("database/"), default_lease_ttl_ms: 60_000, max_lease_ttl_ms: 120_000 }.into()
+        }
+        EventKind::MountDisabled => MountDisabled { path: s("database/") }.into(),
+        EventKind::ConnectionWritten => ConnectionWritten {
+            mount: s("database/"),
+            name: s("pg"),
+            plugin_name: s("postgresql-database-plugin"),
+            connection_url: s("postgresql://{{username}}:{{password}}@localhost:5432/app"),
+            username: s("vaultadmin"),
+            password: Some(sealed(5)),
+            allowed_roles: vec![s("app-*")],
+            verify_connection: true,
+            max_open_connections: 4,
+            max_idle_connections: 2,
+            max_connection_lifetime_ms: 0,
+            password_authentication: s("password"),
+            root_rotation_statements: vec![s("ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}'")],
+            username_template: s(""),
+            password_policy: s(""),
+        }
+        .into(),
+        EventKind::ConnectionDeleted => ConnectionDeleted { mount: s("database/"), name: s("pg") }.into(),
+        EventKind::ConnectionReset => ConnectionReset { mount: s("database/"), name: s("pg") }.into(),
+        EventKind::RoleWritten => RoleWritten {
+            mount: s("database/"),
+            name: s("app-readonly"),
+            db_name: s("pg"),
+            creation_statements: vec![s("CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}'")],
+            revocation_statements: vec![s("DROP ROLE IF EXISTS \"{{name}}\"")],
+            renew_statements: vec![],
+            rollback_statements: vec![],
+            default_ttl_ms: 3_600_000,
+            max_ttl_ms: 86_400_000,
+            terminate_sessions: false,
+            lease_count_max: 0,
+        }
+        .into(),
+        EventKind::RoleDeleted => RoleDeleted { mount: s("database/"), name: s("app-readonly") }.into(),
+        EventKind::PolicyWritten => {
+            PolicyWritten { name: s("app"), text: s("path \"database/creds/app-readonly\" { capabilities = [\"read\"] }") }
+                .into()
+        }
+        EventKind::PolicyDeleted => PolicyDeleted { name: s("app") }.into(),
+        EventKind::TokenCreated => TokenCreated {
+            accessor: s("acc1"),
+            token_hash: [6; 32],
+            parent_accessor: Some(s("acc0")),
+            policies: vec![s("app")],
+            display_name: s("token-app"),
+            ttl_ms: 3_600_000,
+            explicit_max_ttl_ms: 0,
+            expire_time_ms: Some(1_700_003_600_000),
+            renewable: true,
+            num_uses: 0,
+        }
+        .into(),
+        EventKind::TokenRenewed => TokenRenewed { accessor: s("acc1"), expire_time_ms: 1_700_007_200_000 }.into(),
+        EventKind::TokenUsed => TokenUsed { accessor: s("acc1") }.into(),
+        EventKind::TokenRevoked => TokenRevoked { accessor: s("acc1"), orphan_children: false }.into(),
+        EventKind::IssueStarted => IssueStarted {
+            lease_id: s("database/creds/app-readonly/abc"),
+            mount: s("database/"),
+            role: s("app-readonly"),
+            connection: s("pg"),
+            username: s("v-token-app-read-abc-1700000000"),
+            accessor: s("acc1"),
+            expire_time_ms: 1_700_003_600_000,
+            expire_time_max_ms: 1_700_086_400_000,
+            renewable: true,
+            revocation_statements: vec![s("DROP ROLE IF EXISTS \"{{name}}\"")],
+        }
+        .into(),
+        EventKind::IssueCompleted => IssueCompleted { lease_id: s("database/creds/app-readonly/abc") }.into(),
+        EventKind::IssueFailed => {
+            IssueFailed { lease_id: s("database/creds/app-readonly/abc"), error: s("permission denied") }.into()
+        }
+        EventKind::RenewStarted => {
+            RenewStarted { lease_id: s("database/creds/app-readonly/abc"), expire_time_ms: 1_700_007_200_000 }.into()
+        }
+        EventKind::RenewCompleted => {
+            RenewCompleted { lease_id: s("database/creds/app-readonly/abc"), expire_time_ms: 1_700_007_200_000 }
+                .into()
+        }
+        EventKind::RenewFailed => {
+            RenewFailed { lease_id: s("database/creds/app-readonly/abc"), error: s("timeout") }.into()
+        }
+        EventKind::RevokeStarted => {
+            RevokeStarted { lease_id: s("database/creds/app-readonly/abc"), reason: RevokeReason::Expired }.into()
+        }
+        EventKind::RevokeCompleted => RevokeCompleted { lease_id: s("database/creds/app-readonly/abc") }.into(),
+        EventKind::RevokeFailed => RevokeFailed {
+            lease_id: s("database/creds/app-readonly/abc"),
+            attempt: 2,
+            error: s("connection refused"),
+            next_attempt_time_ms: 1_700_000_040_000,
+        }
+        .into(),
+        EventKind::LeaseIrrevocable => LeaseIrrevocable {
+            lease_id: s("database/creds/app-readonly/abc"),
+            attempts: 6,
+            error: s("connection refused"),
+        }
+        .into(),
+        EventKind::RevokeForced => RevokeForced { lease_id: s("database/creds/app-readonly/abc") }.into(),
+        EventKind::RotateRootStarted => RotateRootStarted {
+            mount: s("database/"),
+            name: s("pg"),
+            old_password: sealed(7),
+            new_password: sealed(8),
+        }
+        .into(),
+        EventKind::RotateRootCompleted => {
+            RotateRootCompleted { mount: s("database/"), name: s("pg"), password: sealed(8) }.into()
+        }
+        EventKind::RotateRootFailed => {
+            RotateRootFailed { mount: s("database/"), name: s("pg"), error: s("timeout") }.into()
+        }
+        EventKind::RequestRecorded => RequestRecorded {
+            request_id: s("req-1"),
+            accessor: s("acc1"),
+            display_name: s("token-app"),
+            operation: Operation::Read,
+            path: s("database/creds/other"),
+            outcome: Outcome::Denied,
+            error: Some(s("permission denied")),
+        }
+        .into(),
+    }
+}
+
+/// A small deterministic PRNG (splitmix64): the generator must not depend on any
+/// crate's RNG so a seed reproduces the same events forever.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Generates events over a small universe of names so that they hit the same
+/// objects: `universe` bounds how many leases / tokens / roles exist.
+pub fn generated_event(rng: &mut SplitMix64, universe: u64) -> Event {
+    let universe = universe.max(1);
+    let n = rng.below(universe);
+    let lease_id = format!("database/creds/role{}/{n}", n % 7);
+    let accessor = format!("acc{}", n % 13);
+    let kinds = EventKind::ALL;
+    let kind = kinds[rng.below(kinds.len() as u64) as usize];
+    let mut event = sample(kind);
+    let ts = 1_700_000_000_000 + rng.below(1 << 30) as i64;
+    match &mut event {
+        Event::IssueStarted(e) => {
+            e.lease_id = lease_id;
+            e.role = format!("role{}", n % 7);
+            e.username = format!("v-user-{n}");
+            e.accessor = accessor;
+            e.expire_time_ms = ts;
+        }
+        Event::IssueCompleted(e) => e.lease_id = lease_id,
+        Event::IssueFailed(e) => e.lease_id = lease_id,
+        Event::RenewStarted(e) => {
+            e.lease_id = lease_id;
+            e.expire_time_ms = ts;
+        }
+        Event::RenewCompleted(e) => {
+            e.lease_id = lease_id;
+            e.expire_time_ms = ts;
+        }
+        Event::RenewFailed(e) => e.lease_id = lease_id,
+        Event::RevokeStarted(e) => e.lease_id = lease_id,
+        Event::RevokeCompleted(e) => e.lease_id = lease_id,
+        Event::RevokeFailed(e) => {
+            e.lease_id = lease_id;
+            e.attempt = rng.below(8) as u32;
+        }
+        Event::LeaseIrrevocable(e) => e.lease_id = lease_id,
+        Event::RevokeForced(e) => e.lease_id = lease_id,
+        Event::TokenCreated(e) => {
+            e.accessor = accessor;
+            e.parent_accessor = (n % 3 != 0).then(|| format!("acc{}", (n / 3) % 13));
+            e.token_hash = [n as u8; 32];
+        }
+        Event::TokenRenewed(e) => e.accessor = accessor,
+        Event::TokenUsed(e) => e.accessor = accessor,
+        Event::TokenRevoked(e) => {
+            e.accessor = accessor;
+            e.orphan_children = n % 2 == 0;
+        }
+        Event::MountEnabled(e) => e.path = format!("db{}/", n % 3),
+        Event::MountTuned(e) => e.path = format!("db{}/", n % 3),
+        Event::MountDisabled(e) => e.path = format!("db{}/", n % 3),
+        Event::RoleWritten(e) => {
+            e.mount = format!("db{}/", n % 3);
+            e.name = format!("role{}", n % 7);
+        }
+        Event::RoleDeleted(e) => {
+            e.mount = format!("db{}/", n % 3);
+            e.name = format!("role{}", n % 7);
+        }
+        Event::PolicyWritten(e) => e.name = format!("p{}", n % 5),
+        Event::PolicyDeleted(e) => e.name = format!("p{}", n % 5),
+        Event::RequestRecorded(e) => e.request_id = format!("req-{}", rng.next_u64()),
+        _ => {}
+    }
+    event
+}
+
+/// A realistic issuance stream for benches: each credential is an issue intent and
+/// outcome, an audit record, and later a revoke intent and outcome.
+pub fn issuance_events(count: usize, seed: u64) -> Vec<Event> {
+    let mut rng = SplitMix64(seed);
+    let mut out = Vec::with_capacity(count);
+    let mut i = 0u64;
+    while out.len() < count {
+        let id = format!("database/creds/app-readonly/{:020}", rng.next_u64());
+        let mut started = match sample(EventKind::IssueStarted) {
+            Event::IssueStarted(e) => e,
+            _ => unreachable!("sample returns its kind"),
+        };
+        started.lease_id = id.clone();
+        started.username = format!("v-token-app-read-{i:020}-1700000000");
+        out.push(Event::IssueStarted(started));
+        out.push(IssueCompleted { lease_id: id.clone() }.into());
+        out.push(sample(EventKind::RequestRecorded));
+        if i % 2 == 1 {
+            out.push(RevokeStarted { lease_id: id.clone(), reason: RevokeReason::Expired }.into());
+            out.push(RevokeCompleted { lease_id: id }.into());
+        }
+        i += 1;
+    }
+    out.truncate(count);
+    out
+}
