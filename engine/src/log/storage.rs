@@ -43,6 +43,7 @@ pub trait StorageFile: Send + fmt::Debug {
 #[derive(Debug)]
 pub struct FsStorage {
     dir: PathBuf,
+    canonical: PathBuf,
     // Held for its lock; released when dropped (also when the process dies).
     _lock: File,
 }
@@ -61,11 +62,27 @@ pub enum LockError {
     },
 }
 
+/// Directories this process holds, so a second open in the same process is told
+/// so at once, and a lock briefly shared with a forked child (between its fork and
+/// exec, the child holds a copy of every descriptor) is waited out, not reported.
+static HELD_HERE: Mutex<std::collections::BTreeSet<PathBuf>> = Mutex::new(std::collections::BTreeSet::new());
+
+/// How long a lock that names this very process (yet is not held by it) is retried.
+const LOCK_FORK_WAIT_MS_MAX: u64 = 2_000;
+
 impl FsStorage {
     /// Opens (creating if missing) `dir` and takes its exclusive lock.
     pub fn open(dir: &Path) -> Result<FsStorage, LockError> {
         let io_err = |source| LockError::Io { dir: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io_err)?;
+        let canonical = dir.canonicalize().map_err(io_err)?;
+        let held_by_us = || LockError::Held {
+            dir: dir.to_path_buf(),
+            holder: format!("{} (this process)", std::process::id()),
+        };
+        if HELD_HERE.lock().expect("lock registry").contains(&canonical) {
+            return Err(held_by_us());
+        }
         let mut lock = OpenOptions::new()
             .read(true)
             .write(true)
@@ -73,20 +90,38 @@ impl FsStorage {
             .truncate(false)
             .open(dir.join(LOCK_FILE))
             .map_err(io_err)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = lock.read_to_string(&mut holder);
-                return Err(LockError::Held { dir: dir.to_path_buf(), holder: describe_holder(holder.trim()) });
+        let mut waited_ms = 0;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = lock.read_to_string(&mut holder);
+                    let ours = holder.split(' ').next() == Some(std::process::id().to_string().as_str());
+                    if ours && waited_ms < LOCK_FORK_WAIT_MS_MAX {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        waited_ms += 5;
+                        continue;
+                    }
+                    return Err(LockError::Held { dir: dir.to_path_buf(), holder: describe_holder(holder.trim()) });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        if !HELD_HERE.lock().expect("lock registry").insert(canonical.clone()) {
+            return Err(held_by_us());
         }
         // Record who holds the lock so a second opener can name us.
-        lock.set_len(0).map_err(io_err)?;
-        let exe = std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-        writeln!(lock, "{} {}", std::process::id(), exe.unwrap_or_default()).map_err(io_err)?;
-        Ok(FsStorage { dir: dir.to_path_buf(), _lock: lock })
+        let record = (|| {
+            lock.set_len(0)?;
+            let exe = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            writeln!(lock, "{} {}", std::process::id(), exe.unwrap_or_default())
+        })();
+        let storage = FsStorage { dir: dir.to_path_buf(), canonical, _lock: lock };
+        record.map_err(io_err)?;
+        Ok(storage)
     }
 
     pub fn dir(&self) -> &Path {
@@ -96,6 +131,14 @@ impl FsStorage {
     fn path(&self, name: &str) -> PathBuf {
         debug_assert!(!name.contains('/'), "storage names are flat");
         self.dir.join(name)
+    }
+}
+
+impl Drop for FsStorage {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD_HERE.lock() {
+            held.remove(&self.canonical);
+        }
     }
 }
 

@@ -1,0 +1,361 @@
+//! The recovery decision table, row by row, on real files; plus torn writes at
+//! every byte, single-byte corruption everywhere, and chain-only detection.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lessor_engine::clock::ManualClock;
+use lessor_engine::event::{Event, EventKind};
+use lessor_engine::log::format::{self, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
+use lessor_engine::log::{LogOptions, read_entries, storage::ReadOnlyDir};
+use lessor_engine::testing::{SplitMix64, generated_event, sample};
+use lessor_engine::{Engine, EngineOptions, OpenError};
+
+fn options(segment_bytes_max: u64) -> EngineOptions {
+    EngineOptions {
+        log: LogOptions { segment_bytes_max, ..LogOptions::default() },
+        snapshot_every_events: 0,
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+    }
+}
+
+/// Writes `n` generated events (one per append, so one per fsync) and closes.
+fn write_log(dir: &Path, n: usize, segment_bytes_max: u64, seed: u64) -> Vec<Event> {
+    let engine = Engine::open(dir, options(segment_bytes_max)).unwrap();
+    let mut rng = SplitMix64(seed);
+    let events: Vec<Event> = (0..n).map(|_| generated_event(&mut rng, 20)).collect();
+    for e in &events {
+        engine.append_unchecked_blocking(vec![e.clone()]).unwrap();
+    }
+    engine.close();
+    events
+}
+
+fn segments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| format::parse_segment_name(n).is_some())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Byte offsets of each record in a segment file.
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut at = SEGMENT_HEADER_BYTES;
+    let mut out = Vec::new();
+    while at < bytes.len() {
+        let rec = format::read_record(&bytes[at..]).unwrap();
+        out.push(at);
+        at += rec.size;
+    }
+    out
+}
+
+fn events_in(dir: &Path) -> Vec<Event> {
+    read_entries(&ReadOnlyDir::new(dir)).unwrap().0.into_iter().map(|e| e.event).collect()
+}
+
+fn open_err(dir: &Path) -> String {
+    match Engine::open(dir, options(1 << 20)) {
+        Ok(_) => panic!("open succeeded on a damaged log"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn torn_write_at_every_byte_of_the_final_record_is_cut_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let written = write_log(tmp.path(), 5, 1 << 20, 1);
+    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let pristine = std::fs::read(&seg).unwrap();
+    let last = *record_offsets(&pristine).last().unwrap();
+    // Every proper prefix of the final record: 0 bytes of it (= clean end) excluded.
+    for cut in last + 1..pristine.len() {
+        std::fs::write(&seg, &pristine[..cut]).unwrap();
+        let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+        engine.close();
+        let events = events_in(tmp.path());
+        assert_eq!(events.len(), 5, "cut at {cut}");
+        assert_eq!(&events[..4], &written[..4], "cut at {cut}: records before the torn one changed");
+        match &events[4] {
+            Event::TailTruncated(t) => {
+                assert_eq!(t.offset, last as u64, "cut at {cut}");
+                assert_eq!(t.bytes, (cut - last) as u64, "cut at {cut}");
+            }
+            other => panic!("cut at {cut}: expected TailTruncated, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn one_corrupt_byte_in_any_earlier_record_refuses_to_open_naming_file_offset_and_lsn() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 4, 1 << 20, 2);
+    let name = segments(tmp.path())[0].clone();
+    let seg = tmp.path().join(&name);
+    let pristine = std::fs::read(&seg).unwrap();
+    let offsets = record_offsets(&pristine);
+    let last = *offsets.last().unwrap();
+    // Every byte of every record but the last (whose damage is a torn tail).
+    for at in SEGMENT_HEADER_BYTES..last {
+        let mut bad = pristine.clone();
+        bad[at] ^= 0x40;
+        std::fs::write(&seg, &bad).unwrap();
+        let rec_index = offsets.iter().rposition(|&o| o <= at).unwrap();
+        let err = open_err(tmp.path());
+        assert!(err.contains(&name), "byte {at}: error does not name the file: {err}");
+        assert!(err.contains(&format!("byte {}", offsets[rec_index])), "byte {at}: no offset: {err}");
+        assert!(err.contains(&format!("LSN {}", rec_index + 1)), "byte {at}: no LSN: {err}");
+    }
+    // Nothing was modified by the refused opens.
+    std::fs::write(&seg, &pristine).unwrap();
+    assert_eq!(events_in(tmp.path()).len(), 4);
+}
+
+#[test]
+fn damage_in_a_sealed_segment_refuses_even_at_its_last_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 40, 2048, 3);
+    let names = segments(tmp.path());
+    assert!(names.len() >= 2, "expected a rotation, got {names:?}");
+    let sealed = tmp.path().join(&names[0]);
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let last = *record_offsets(&bytes).last().unwrap();
+    // Row 4: damaging the *last* record of a sealed segment is not a torn tail.
+    let end = bytes.len();
+    bytes[end - 1] ^= 1;
+    std::fs::write(&sealed, &bytes).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains(&names[0]) && err.contains(&format!("byte {last}")), "{err}");
+    assert!(err.contains("sealed segment"), "{err}");
+}
+
+#[test]
+fn a_cut_sealed_segment_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 40, 2048, 4);
+    let names = segments(tmp.path());
+    let sealed = tmp.path().join(&names[0]);
+    let bytes = std::fs::read(&sealed).unwrap();
+    std::fs::write(&sealed, &bytes[..bytes.len() - 5]).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains(&names[0]) && err.contains("cut short"), "{err}");
+}
+
+#[test]
+fn bad_record_followed_by_a_valid_one_in_the_last_segment_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 6, 1 << 20, 5);
+    let name = segments(tmp.path())[0].clone();
+    let seg = tmp.path().join(&name);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let offsets = record_offsets(&bytes);
+    bytes[offsets[2] + 20] ^= 0xff; // inside the third record's header
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("valid records follow"), "{err}");
+    assert!(err.contains(&format!("byte {}", offsets[2])) && err.contains("LSN 3"), "{err}");
+}
+
+#[test]
+fn missing_segment_in_the_middle_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 60, 2048, 6);
+    let names = segments(tmp.path());
+    assert!(names.len() >= 3);
+    std::fs::remove_file(tmp.path().join(&names[1])).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("segment missing") && err.contains(&names[2]), "{err}");
+    // And the first one missing.
+    let tmp2 = tempfile::tempdir().unwrap();
+    write_log(tmp2.path(), 60, 2048, 6);
+    std::fs::remove_file(tmp2.path().join(&segments(tmp2.path())[0])).unwrap();
+    assert!(open_err(tmp2.path()).contains("expected a segment starting at LSN 1"));
+}
+
+#[test]
+fn torn_segment_creation_is_removed_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let written = write_log(tmp.path(), 3, 1 << 20, 7);
+    // A crash after creating the next segment, mid-header.
+    let next = format::segment_name(4);
+    std::fs::write(tmp.path().join(&next), [0x4c, 0x53, 0x52]).unwrap();
+    let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+    engine.close();
+    let events = events_in(tmp.path());
+    assert_eq!(&events[..3], &written[..]);
+    assert!(matches!(&events[3], Event::TailTruncated(t) if t.bytes == 3 && t.offset == 0 && t.segment_first_lsn == 4));
+}
+
+#[test]
+fn zero_filled_tail_is_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 3, 1 << 20, 8);
+    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+    engine.close();
+    let events = events_in(tmp.path());
+    assert!(matches!(&events[3], Event::TailTruncated(t) if t.bytes == 4096));
+}
+
+/// Rewrites a segment's records with fresh crcs (but the old chain values), as a
+/// careless forger would.
+fn rewrite_with_valid_crcs(records: &[(u64, i64, u16, Vec<u8>, [u8; 32])], header: &[u8]) -> Vec<u8> {
+    let mut out = header.to_vec();
+    for (lsn, ts, kind, payload, chain) in records {
+        let start = out.len();
+        format::encode_record(&mut out, &[0; 32], *lsn, *ts, *kind, payload);
+        // Put the original chain back, then fix the crc over it.
+        let end = out.len();
+        out[end - 32..].copy_from_slice(chain);
+        let crc = crc32fast::hash(&out[start + 12..end]);
+        out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+    }
+    out
+}
+
+fn parse_records(bytes: &[u8]) -> Vec<(u64, i64, u16, Vec<u8>, [u8; 32])> {
+    record_offsets(bytes)
+        .into_iter()
+        .map(|at| {
+            let r = format::read_record(&bytes[at..]).unwrap();
+            (r.lsn, r.ts_ms, r.kind, r.payload.to_vec(), r.chain)
+        })
+        .collect()
+}
+
+#[test]
+fn reordered_or_deleted_records_are_caught_by_the_chain_even_with_valid_crcs() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 6, 1 << 20, 9);
+    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let pristine = std::fs::read(&seg).unwrap();
+    let header = &pristine[..SEGMENT_HEADER_BYTES];
+    let records = parse_records(&pristine);
+
+    // Deleted: drop record 3 and renumber the LSNs after it, crcs all valid.
+    let mut deleted = records.clone();
+    deleted.remove(2);
+    for (i, r) in deleted.iter_mut().enumerate() {
+        r.0 = i as u64 + 1;
+    }
+    std::fs::write(&seg, rewrite_with_valid_crcs(&deleted, header)).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("hash chain broken") && err.contains("LSN 3"), "deleted: {err}");
+
+    // Reordered: swap records 2 and 3 (payloads and times), LSNs kept in order.
+    let mut swapped = records.clone();
+    let (a, b) = (swapped[1].clone(), swapped[2].clone());
+    swapped[1] = (a.0, b.1, b.2, b.3.clone(), b.4);
+    swapped[2] = (b.0, a.1, a.2, a.3.clone(), a.4);
+    std::fs::write(&seg, rewrite_with_valid_crcs(&swapped, header)).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("hash chain broken") && err.contains("LSN 2"), "reordered: {err}");
+
+    // Edited payload, crc recomputed.
+    let mut edited = records.clone();
+    let last = edited[3].3.len() - 1;
+    edited[3].3[last] ^= 1;
+    std::fs::write(&seg, rewrite_with_valid_crcs(&edited, header)).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("hash chain broken") && err.contains("LSN 4"), "edited: {err}");
+
+    // Control: the untouched records rewritten the same way still open.
+    std::fs::write(&seg, rewrite_with_valid_crcs(&records, header)).unwrap();
+    assert_eq!(events_in(tmp.path()).len(), 6);
+}
+
+#[test]
+fn reordered_segments_refuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 60, 2048, 10);
+    let names = segments(tmp.path());
+    let (a, b) = (tmp.path().join(&names[1]), tmp.path().join(&names[2]));
+    let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, bb).unwrap();
+    std::fs::write(&b, ba).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains(&names[1]) && err.contains("file name says"), "{err}");
+}
+
+#[test]
+fn chain_carries_across_segments_and_rotation_happens_at_the_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let written = write_log(tmp.path(), 80, 4096, 11);
+    let names = segments(tmp.path());
+    assert!(names.len() > 2);
+    for name in &names[..names.len() - 1] {
+        let len = std::fs::metadata(tmp.path().join(name)).unwrap().len();
+        assert!(len <= 4096, "{name} is {len} bytes, over the limit");
+    }
+    let mut prev_last_chain = [0u8; 32];
+    for name in &names {
+        let bytes = std::fs::read(tmp.path().join(name)).unwrap();
+        let header = format::SegmentHeader::decode(&bytes).unwrap();
+        assert_eq!(header.prev_chain, prev_last_chain, "{name} does not carry the chain");
+        prev_last_chain = parse_records(&bytes).last().unwrap().4;
+    }
+    assert_eq!(events_in(tmp.path()), written);
+}
+
+#[test]
+fn a_bad_header_that_is_not_a_torn_creation_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 3, 1 << 20, 12);
+    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[10] ^= 1; // first_lsn in the header
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("bad segment header") && err.contains("byte 0"), "{err}");
+}
+
+#[test]
+fn every_sample_event_survives_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+    let all: Vec<Event> = EventKind::ALL.iter().map(|&k| sample(k)).collect();
+    engine.append_unchecked_blocking(all.clone()).unwrap();
+    let digest = engine.digest();
+    engine.close();
+    assert_eq!(events_in(tmp.path()), all);
+    let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+    assert_eq!(engine.digest(), digest);
+    assert_eq!(engine.last_lsn(), all.len() as u64);
+}
+
+#[test]
+fn snapshot_beyond_the_log_end_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+    let mut rng = SplitMix64(13);
+    for _ in 0..10 {
+        engine.append_unchecked_blocking(vec![generated_event(&mut rng, 10)]).unwrap();
+    }
+    engine.snapshot().unwrap().unwrap();
+    engine.close();
+    // Lose the last 3 records from the log (not a torn tail: whole records gone).
+    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let bytes = std::fs::read(&seg).unwrap();
+    let cut = record_offsets(&bytes)[7];
+    std::fs::write(&seg, &bytes[..cut]).unwrap();
+    match Engine::open(tmp.path(), options(1 << 20)) {
+        Err(e @ OpenError::SnapshotBeyondLog { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("LSN 10") && msg.contains("LSN 7"), "{msg}");
+        }
+        other => panic!("expected SnapshotBeyondLog, got {other:?}"),
+    }
+}
+
+#[test]
+fn record_overhead_is_what_the_format_says() {
+    let mut out = Vec::new();
+    format::encode_record(&mut out, &[0; 32], 1, 0, 1, &[0; 10]);
+    assert_eq!(out.len(), RECORD_OVERHEAD_BYTES + 10);
+}
