@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
@@ -63,6 +63,8 @@ struct Applied {
 struct Shared {
     applied: RwLock<Applied>,
     storage: Arc<dyn Storage>,
+    /// One snapshot write at a time (background and explicit ones share file names).
+    snapshot_writing: Mutex<()>,
 }
 
 /// An open engine. Share it across threads and tasks behind an `Arc`.
@@ -113,7 +115,7 @@ impl Engine {
         applied: Applied,
         summary: &log::ScanSummary,
     ) -> Result<Engine, OpenError> {
-        let shared = Arc::new(Shared { applied: RwLock::new(applied), storage: storage.clone() });
+        let shared = Arc::new(Shared { applied: RwLock::new(applied), storage: storage.clone(), snapshot_writing: Mutex::new(()) });
         let snapshot_every = options.snapshot_every_events;
         let snapshotter = (snapshot_every > 0).then(|| spawn_snapshotter(shared.clone()));
         let trigger = snapshotter.as_ref().map(|(tx, _)| tx.clone());
@@ -264,6 +266,7 @@ fn replay(storage: &dyn Storage, base: Option<Base>) -> Result<Replayed, OpenErr
 }
 
 fn write_snapshot(shared: &Shared) -> std::io::Result<Option<String>> {
+    let _writing = shared.snapshot_writing.lock().expect("snapshot lock poisoned");
     // Encode under the read lock (appends wait meanwhile), write after releasing it.
     let (lsn, ts_ms, chain, body) = {
         let applied = shared.applied.read().expect("state lock poisoned");
