@@ -13,10 +13,7 @@ pub const DECODE_BYTES_MAX: usize = 1 << 30;
 
 /// Standard config: little-endian, variable-length integers, with an allocation limit.
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard()
-        .with_little_endian()
-        .with_variable_int_encoding()
-        .with_limit::<DECODE_BYTES_MAX>()
+    bincode::config::standard().with_little_endian().with_variable_int_encoding().with_limit::<DECODE_BYTES_MAX>()
 }
 
 /// Appends the encoding of `value` to `out`.
@@ -48,9 +45,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
         .map_err(|e| DecodeError { message: e.to_string() })?;
     if read != bytes.len() {
-        return Err(DecodeError {
-            message: format!("{} trailing bytes after the value", bytes.len() - read),
-        });
+        return Err(DecodeError { message: format!("{} trailing bytes after the value", bytes.len() - read) });
     }
     Ok(value)
 }

@@ -100,7 +100,10 @@ impl Engine {
                 None => None,
             };
             match replay(storage.as_ref(), base)? {
-                Replayed::Done(applied, summary) => return Engine::start(storage, options, applied, &summary),
+                Replayed::Done(done) => {
+                    let (applied, summary) = *done;
+                    return Engine::start(storage, options, applied, &summary);
+                }
                 Replayed::SnapshotMismatch(name) => {
                     tracing::warn!(snapshot = %name, "snapshot does not match the log's chain; ignoring it");
                 }
@@ -115,18 +118,22 @@ impl Engine {
         applied: Applied,
         summary: &log::ScanSummary,
     ) -> Result<Engine, OpenError> {
-        let shared = Arc::new(Shared { applied: RwLock::new(applied), storage: storage.clone(), snapshot_writing: Mutex::new(()) });
+        let shared = Arc::new(Shared {
+            applied: RwLock::new(applied),
+            storage: storage.clone(),
+            snapshot_writing: Mutex::new(()),
+        });
         let snapshot_every = options.snapshot_every_events;
         let snapshotter = (snapshot_every > 0).then(|| spawn_snapshotter(shared.clone()));
         let trigger = snapshotter.as_ref().map(|(tx, _)| tx.clone());
         let sink_shared = shared.clone();
-        let sink = Box::new(move |entries: &[Entry], chain: &Chain| {
+        let sink = Box::new(move |entries: &mut Vec<Entry>, chain: &Chain| {
             let mut applied = sink_shared.applied.write().expect("state lock poisoned");
-            for entry in entries {
-                applied.state.apply(entry);
+            applied.events_since_snapshot += entries.len() as u64;
+            for entry in entries.drain(..) {
+                applied.state.apply_owned(entry);
             }
             applied.chain = *chain;
-            applied.events_since_snapshot += entries.len() as u64;
             if snapshot_every > 0 && applied.events_since_snapshot >= snapshot_every {
                 applied.events_since_snapshot = 0;
                 if let Some(trigger) = &trigger {
@@ -228,7 +235,7 @@ fn load_snapshot(storage: &dyn Storage, name: &str) -> Result<Base, snapshot::Sn
 }
 
 enum Replayed {
-    Done(Applied, log::ScanSummary),
+    Done(Box<(Applied, log::ScanSummary)>),
     SnapshotMismatch(String),
 }
 
@@ -237,22 +244,48 @@ const MISMATCH: &str = "snapshot does not match the log";
 /// One pass over the log: every record is verified; records after the base
 /// snapshot are decoded and applied.
 fn replay(storage: &dyn Storage, base: Option<Base>) -> Result<Replayed, OpenError> {
-    let (base_name, mut state, base_chain) = match base {
+    let (base_name, state, base_chain) = match base {
         Some(b) => (Some(b.name), b.state, b.chain),
         None => (None, State::default(), GENESIS_CHAIN),
     };
     let base_lsn = state.applied_lsn;
     let mut mismatch = false;
-    let scanned = Log::recover(storage, &mut |_, rec| {
-        if rec.lsn > base_lsn {
-            let event = Event::decode(rec.kind, rec.payload).map_err(|e| e.to_string())?;
-            state.apply(&Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event });
-        } else if rec.lsn == base_lsn && rec.chain != base_chain {
-            mismatch = true;
-            return Err(MISMATCH.to_string());
+    // Two stages on two threads: this one reads, verifies and decodes; the folder
+    // applies. Chunks bound the memory in flight (I7).
+    let (tx, rx) = std_mpsc::sync_channel::<Vec<Entry>>(REPLAY_CHUNKS_IN_FLIGHT);
+    let (scanned, state) = std::thread::scope(|scope| {
+        let folder = std::thread::Builder::new().name("lessor-replay-fold".into()).spawn_scoped(scope, move || {
+            let mut state = state;
+            for chunk in rx {
+                for entry in chunk {
+                    state.apply_owned(entry);
+                }
+            }
+            state
+        });
+        let folder =
+            folder.map_err(|e| OpenError::Log(LogOpenError::Io { file: "replay thread".into(), source: e }))?;
+        let mut chunk = Vec::with_capacity(REPLAY_CHUNK_ENTRIES);
+        let scanned = Log::recover(storage, &mut |_, rec| {
+            if rec.lsn > base_lsn {
+                let event = Event::decode(rec.kind, rec.payload).map_err(|e| e.to_string())?;
+                chunk.push(Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event });
+                if chunk.len() == REPLAY_CHUNK_ENTRIES {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(REPLAY_CHUNK_ENTRIES));
+                    tx.send(full).map_err(|_| "replay folder stopped".to_string())?;
+                }
+            } else if rec.lsn == base_lsn && rec.chain != base_chain {
+                mismatch = true;
+                return Err(MISMATCH.to_string());
+            }
+            Ok(())
+        });
+        if !chunk.is_empty() {
+            let _ = tx.send(chunk);
         }
-        Ok(())
-    });
+        drop(tx);
+        Ok::<_, OpenError>((scanned, folder.join().expect("replay folder panicked")))
+    })?;
     if mismatch {
         return Ok(Replayed::SnapshotMismatch(base_name.unwrap_or_default()));
     }
@@ -262,8 +295,13 @@ fn replay(storage: &dyn Storage, base: Option<Base>) -> Result<Replayed, OpenErr
         return Err(OpenError::SnapshotBeyondLog { snapshot, snapshot_lsn: base_lsn, log_last_lsn });
     }
     let chain = summary.last_chain;
-    Ok(Replayed::Done(Applied { state, chain, events_since_snapshot: 0 }, summary))
+    Ok(Replayed::Done(Box::new((Applied { state, chain, events_since_snapshot: 0 }, summary))))
 }
+
+/// Entries per chunk handed from the replay reader to the folder.
+const REPLAY_CHUNK_ENTRIES: usize = 128;
+/// Chunks that may wait for the folder.
+const REPLAY_CHUNKS_IN_FLIGHT: usize = 128;
 
 fn write_snapshot(shared: &Shared) -> std::io::Result<Option<String>> {
     let _writing = shared.snapshot_writing.lock().expect("snapshot lock poisoned");

@@ -13,9 +13,7 @@ fn sealed(tag: u8) -> Sealed {
 pub fn sample(kind: EventKind) -> Event {
     let s = |v: &str| v.to_string();
     match kind {
-        EventKind::EngineInitialized => {
-            EngineInitialized { key_check: [1; 32], checkpoint_public_key: [2; 32] }.into()
-        }
+        EventKind::EngineInitialized => EngineInitialized { key_check: [1; 32], checkpoint_public_key: [2; 32] }.into(),
         EventKind::TailTruncated => TailTruncated { segment_first_lsn: 1, offset: 4096, bytes: 17 }.into(),
         EventKind::Checkpoint => {
             Checkpoint { lsn: 9, chain: [3; 32], ts_ms: 1_700_000_000_000, signature: vec![4; 64] }.into()
@@ -67,10 +65,11 @@ pub fn sample(kind: EventKind) -> Event {
         }
         .into(),
         EventKind::RoleDeleted => RoleDeleted { mount: s("database/"), name: s("app-readonly") }.into(),
-        EventKind::PolicyWritten => {
-            PolicyWritten { name: s("app"), text: s("path \"database/creds/app-readonly\" { capabilities = [\"read\"] }") }
-                .into()
+        EventKind::PolicyWritten => PolicyWritten {
+            name: s("app"),
+            text: s("path \"database/creds/app-readonly\" { capabilities = [\"read\"] }"),
         }
+        .into(),
         EventKind::PolicyDeleted => PolicyDeleted { name: s("app") }.into(),
         EventKind::TokenCreated => TokenCreated {
             accessor: s("acc1"),
@@ -109,8 +108,7 @@ pub fn sample(kind: EventKind) -> Event {
             RenewStarted { lease_id: s("database/creds/app-readonly/abc"), expire_time_ms: 1_700_007_200_000 }.into()
         }
         EventKind::RenewCompleted => {
-            RenewCompleted { lease_id: s("database/creds/app-readonly/abc"), expire_time_ms: 1_700_007_200_000 }
-                .into()
+            RenewCompleted { lease_id: s("database/creds/app-readonly/abc"), expire_time_ms: 1_700_007_200_000 }.into()
         }
         EventKind::RenewFailed => {
             RenewFailed { lease_id: s("database/creds/app-readonly/abc"), error: s("timeout") }.into()
@@ -133,13 +131,10 @@ pub fn sample(kind: EventKind) -> Event {
         }
         .into(),
         EventKind::RevokeForced => RevokeForced { lease_id: s("database/creds/app-readonly/abc") }.into(),
-        EventKind::RotateRootStarted => RotateRootStarted {
-            mount: s("database/"),
-            name: s("pg"),
-            old_password: sealed(7),
-            new_password: sealed(8),
+        EventKind::RotateRootStarted => {
+            RotateRootStarted { mount: s("database/"), name: s("pg"), old_password: sealed(7), new_password: sealed(8) }
+                .into()
         }
-        .into(),
         EventKind::RotateRootCompleted => {
             RotateRootCompleted { mount: s("database/"), name: s("pg"), password: sealed(8) }.into()
         }
@@ -219,14 +214,14 @@ pub fn generated_event(rng: &mut SplitMix64, universe: u64) -> Event {
         Event::RevokeForced(e) => e.lease_id = lease_id,
         Event::TokenCreated(e) => {
             e.accessor = accessor;
-            e.parent_accessor = (n % 3 != 0).then(|| format!("acc{}", (n / 3) % 13));
+            e.parent_accessor = (!n.is_multiple_of(3)).then(|| format!("acc{}", (n / 3) % 13));
             e.token_hash = [n as u8; 32];
         }
         Event::TokenRenewed(e) => e.accessor = accessor,
         Event::TokenUsed(e) => e.accessor = accessor,
         Event::TokenRevoked(e) => {
             e.accessor = accessor;
-            e.orphan_children = n % 2 == 0;
+            e.orphan_children = n.is_multiple_of(2);
         }
         Event::MountEnabled(e) => e.path = format!("db{}/", n % 3),
         Event::MountTuned(e) => e.path = format!("db{}/", n % 3),

@@ -205,7 +205,10 @@ fn zero_filled_tail_is_a_torn_tail() {
 
 /// Rewrites a segment's records with fresh crcs (but the old chain values), as a
 /// careless forger would.
-fn rewrite_with_valid_crcs(records: &[(u64, i64, u16, Vec<u8>, [u8; 32])], header: &[u8]) -> Vec<u8> {
+/// A record's fields: lsn, ts, kind, payload, stored chain.
+type RawRecord = (u64, i64, u16, Vec<u8>, [u8; 32]);
+
+fn rewrite_with_valid_crcs(records: &[RawRecord], header: &[u8]) -> Vec<u8> {
     let mut out = header.to_vec();
     for (lsn, ts, kind, payload, chain) in records {
         let start = out.len();
@@ -219,7 +222,7 @@ fn rewrite_with_valid_crcs(records: &[(u64, i64, u16, Vec<u8>, [u8; 32])], heade
     out
 }
 
-fn parse_records(bytes: &[u8]) -> Vec<(u64, i64, u16, Vec<u8>, [u8; 32])> {
+fn parse_records(bytes: &[u8]) -> Vec<RawRecord> {
     record_offsets(bytes)
         .into_iter()
         .map(|at| {

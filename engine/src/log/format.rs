@@ -118,14 +118,7 @@ pub fn chain_next(prev_chain: &Chain, lsn: Lsn, ts_ms: i64, kind: u16, payload: 
 }
 
 /// Appends one framed record to `out` and returns its chain hash.
-pub fn encode_record(
-    out: &mut Vec<u8>,
-    prev_chain: &Chain,
-    lsn: Lsn,
-    ts_ms: i64,
-    kind: u16,
-    payload: &[u8],
-) -> Chain {
+pub fn encode_record(out: &mut Vec<u8>, prev_chain: &Chain, lsn: Lsn, ts_ms: i64, kind: u16, payload: &[u8]) -> Chain {
     assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX, "payload over the limit reached the framer");
     let start = out.len();
     let chain = chain_next(prev_chain, lsn, ts_ms, kind, payload);
@@ -229,7 +222,10 @@ mod tests {
         assert_eq!(
             hex::encode(bytes),
             concat!(
-                "4c535253", "0100", "0000", "0201000000000000",
+                "4c535253",
+                "0100",
+                "0000",
+                "0201000000000000",
                 "abababababababababababababababababababababababababababababababab",
                 "a0b1ccc6"
             )
@@ -244,7 +240,12 @@ mod tests {
         assert_eq!(
             hex::encode(&out),
             concat!(
-                "4c535245", "03000000", "4895fdcb", "0100000000000000", "0068e5cf8b010000", "0a00",
+                "4c535245",
+                "03000000",
+                "4895fdcb",
+                "0100000000000000",
+                "0068e5cf8b010000",
+                "0a00",
                 "017879",
                 "8db5a8b33b4362a8e58ee82f6b74ad272991d39b61eaa2fc849d4f4c4c9c6dd5"
             )

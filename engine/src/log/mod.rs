@@ -207,10 +207,10 @@ impl Log {
     pub fn shutdown(&mut self) {
         // Dropping the sender ends the writer's loop once the queue is drained.
         self.tx.take();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("log writer thread panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("log writer thread panicked");
         }
     }
 }

@@ -72,9 +72,13 @@ pub enum ScanError {
         #[source]
         source: std::io::Error,
     },
-    #[error("log corrupt in {file} at byte {offset} (expected LSN {lsn}): {what}; refusing to open — restore the file from a copy, or run `lessor audit verify` to inspect")]
+    #[error(
+        "log corrupt in {file} at byte {offset} (expected LSN {lsn}): {what}; refusing to open — restore the file from a copy, or run `lessor audit verify` to inspect"
+    )]
     Corrupt { file: String, offset: u64, lsn: Lsn, what: String },
-    #[error("log segment missing: expected a segment starting at LSN {expected_lsn}, found {found}; restore the missing segment")]
+    #[error(
+        "log segment missing: expected a segment starting at LSN {expected_lsn}, found {found}; restore the missing segment"
+    )]
     MissingSegment { expected_lsn: Lsn, found: String },
     /// The visitor refused a record (e.g. it could not be decoded).
     #[error("{file} at byte {offset} (LSN {lsn}): {what}")]
@@ -128,9 +132,10 @@ pub fn scan(
         records: 0,
         torn_tail: None,
     };
+    let mut bytes = Vec::new();
     for (i, (name_lsn, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
-        let bytes = storage.read(name).map_err(|source| ScanError::Io { file: name.clone(), source })?;
+        storage.read_into(name, &mut bytes).map_err(|source| ScanError::Io { file: name.clone(), source })?;
         let corrupt = |offset: usize, lsn: Lsn, what: String| ScanError::Corrupt {
             file: name.clone(),
             offset: offset as u64,
@@ -163,7 +168,11 @@ pub fn scan(
             }
         };
         if header.first_lsn != *name_lsn {
-            return Err(corrupt(0, summary.next_lsn, format!("header says first LSN {} but the file name says {name_lsn}", header.first_lsn)));
+            return Err(corrupt(
+                0,
+                summary.next_lsn,
+                format!("header says first LSN {} but the file name says {name_lsn}", header.first_lsn),
+            ));
         }
         if header.first_lsn != summary.next_lsn {
             // Row 9.
@@ -171,7 +180,11 @@ pub fn scan(
         }
         if header.prev_chain != summary.last_chain {
             // Row 10.
-            return Err(corrupt(0, summary.next_lsn, "segment header does not carry the previous segment's chain".into()));
+            return Err(corrupt(
+                0,
+                summary.next_lsn,
+                "segment header does not carry the previous segment's chain".into(),
+            ));
         }
 
         let mut offset = SEGMENT_HEADER_BYTES;
@@ -180,12 +193,20 @@ pub fn scan(
                 Ok(rec) => {
                     if rec.lsn != summary.next_lsn {
                         // Row 2.
-                        return Err(corrupt(offset, summary.next_lsn, format!("record has LSN {} out of order", rec.lsn)));
+                        return Err(corrupt(
+                            offset,
+                            summary.next_lsn,
+                            format!("record has LSN {} out of order", rec.lsn),
+                        ));
                     }
                     let expected = format::chain_next(&summary.last_chain, rec.lsn, rec.ts_ms, rec.kind, rec.payload);
                     if expected != rec.chain {
                         // Row 3.
-                        return Err(corrupt(offset, rec.lsn, "hash chain broken: a record was edited, removed or reordered".into()));
+                        return Err(corrupt(
+                            offset,
+                            rec.lsn,
+                            "hash chain broken: a record was edited, removed or reordered".into(),
+                        ));
                     }
                     visit(Located { file: name, offset: offset as u64 }, &rec).map_err(|what| ScanError::Rejected {
                         file: name.clone(),
@@ -202,7 +223,9 @@ pub fn scan(
                 Err(problem) => {
                     let follows = valid_record_after(&bytes, offset);
                     match classify(last, follows) {
-                        Decision::Refuse => return Err(corrupt(offset, summary.next_lsn, bad_record_what(problem, last, follows))),
+                        Decision::Refuse => {
+                            return Err(corrupt(offset, summary.next_lsn, bad_record_what(problem, last, follows)));
+                        }
                         Decision::TruncateTail => {
                             summary.torn_tail = Some(TornTail {
                                 segment: name.clone(),
@@ -244,6 +267,6 @@ pub fn fuzz_recover(bytes: &[u8]) -> Result<(), String> {
     let storage = MemStorage::default();
     storage.put(&format::segment_name(1), bytes.to_vec());
     scan(&storage, &mut |_, rec| Event::decode(rec.kind, rec.payload).map(|_| ()).map_err(|e| e.to_string()))
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

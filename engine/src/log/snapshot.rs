@@ -123,6 +123,6 @@ pub fn read(storage: &dyn Storage, name: &str) -> Result<LoadedSnapshot, Snapsho
 pub fn list_newest_first(storage: &dyn Storage) -> std::io::Result<Vec<String>> {
     let mut snaps: Vec<(Lsn, String)> =
         storage.list()?.into_iter().filter_map(|n| parse_snapshot_name(&n).map(|l| (l, n))).collect();
-    snaps.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    snaps.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
     Ok(snaps.into_iter().map(|(_, n)| n).collect())
 }

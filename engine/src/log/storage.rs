@@ -20,6 +20,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list(&self) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// The whole content of a file into `buf` (cleared first), reusing its memory:
+    /// a scan reads segment after segment into one buffer.
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        *buf = self.read(name)?;
+        Ok(())
+    }
     /// Creates a file that must not exist yet, open for appending.
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
     /// Opens an existing file for appending at its end.
@@ -76,10 +82,8 @@ impl FsStorage {
         let io_err = |source| LockError::Io { dir: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io_err)?;
         let canonical = dir.canonicalize().map_err(io_err)?;
-        let held_by_us = || LockError::Held {
-            dir: dir.to_path_buf(),
-            holder: format!("{} (this process)", std::process::id()),
-        };
+        let held_by_us =
+            || LockError::Held { dir: dir.to_path_buf(), holder: format!("{} (this process)", std::process::id()) };
         if HELD_HERE.lock().expect("lock registry").contains(&canonical) {
             return Err(held_by_us());
         }
@@ -114,9 +118,8 @@ impl FsStorage {
         // Record who holds the lock so a second opener can name us.
         let record = (|| {
             lock.set_len(0)?;
-            let exe = std::env::current_exe()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            let exe =
+                std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
             writeln!(lock, "{} {}", std::process::id(), exe.unwrap_or_default())
         })();
         let storage = FsStorage { dir: dir.to_path_buf(), canonical, _lock: lock };
@@ -168,10 +171,10 @@ fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() {
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
-            }
+        if entry.file_type()?.is_file()
+            && let Ok(name) = entry.file_name().into_string()
+        {
+            names.push(name);
         }
     }
     names.sort();
@@ -188,6 +191,9 @@ impl Storage for ReadOnlyDir {
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         std::fs::read(self.dir.join(name))
+    }
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        read_file_into(&self.dir.join(name), buf)
     }
     fn create_new(&self, _: &str) -> io::Result<Box<dyn StorageFile>> {
         Err(read_only("create"))
@@ -221,12 +227,21 @@ impl StorageFile for FsFile {
     }
 }
 
+fn read_file_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    File::open(path)?.read_to_end(buf)?;
+    Ok(())
+}
+
 impl Storage for FsStorage {
     fn list(&self) -> io::Result<Vec<String>> {
         list_dir(&self.dir)
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         std::fs::read(self.path(name))
+    }
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        read_file_into(&self.path(name), buf)
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let f = OpenOptions::new().append(true).create_new(true).open(self.path(name))?;
@@ -360,6 +375,9 @@ impl Storage for FaultInjectingStorage {
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         self.inner.read(name)
+    }
+    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.inner.read_into(name, buf)
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         Ok(Box::new(FaultyFile { inner: self.inner.create_new(name)?, faults: self.faults.clone() }))

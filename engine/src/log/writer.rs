@@ -19,8 +19,9 @@ use crate::log::format::{self, Chain, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTE
 use crate::log::storage::{Storage, StorageFile};
 
 /// Called on the writer thread with every durable batch, in LSN order, before any
-/// appender of that batch is woken; `Chain` is the chain after the batch's last record.
-pub type DurableSink = Box<dyn FnMut(&[Entry], &Chain) + Send>;
+/// appender of that batch is woken; `Chain` is the chain after the batch's last
+/// record. The sink takes the entries (drains the vector).
+pub type DurableSink = Box<dyn FnMut(&mut Vec<Entry>, &Chain) + Send>;
 
 /// Where an append stands once it is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +140,7 @@ impl Writer {
                 // I1: state changes only after the bytes are durable, and before
                 // anyone learns of the append.
                 (self.sink)(entries, &self.last_chain);
+                entries.clear();
                 for (req, ack) in batch.drain(..).zip(acks) {
                     let _ = req.reply.send(Ok(ack));
                 }

@@ -45,20 +45,20 @@ pub struct Lease {
     pub irrevocable: bool,
 }
 
-pub(super) fn issue_started(state: &mut State, e: &IssueStarted, ts: i64) {
+pub(super) fn issue_started(state: &mut State, e: IssueStarted, ts: i64) {
     let lease = Lease {
-        lease_id: e.lease_id.clone(),
-        mount: e.mount.clone(),
-        role: e.role.clone(),
-        connection: e.connection.clone(),
-        username: e.username.clone(),
-        accessor: e.accessor.clone(),
+        lease_id: e.lease_id,
+        mount: e.mount,
+        role: e.role,
+        connection: e.connection,
+        username: e.username,
+        accessor: e.accessor,
         issue_time_ms: ts,
         expire_time_ms: e.expire_time_ms,
         expire_time_max_ms: e.expire_time_max_ms,
         last_renewal_time_ms: None,
         renewable: e.renewable,
-        revocation_statements: e.revocation_statements.clone(),
+        revocation_statements: e.revocation_statements,
         status: LeaseStatus::Issuing,
         renewing_to_ms: None,
         revoke_attempts: 0,
@@ -69,28 +69,28 @@ pub(super) fn issue_started(state: &mut State, e: &IssueStarted, ts: i64) {
     state.leases.insert(lease.lease_id.clone(), lease);
 }
 
-pub(super) fn issue_completed(state: &mut State, e: &IssueCompleted) {
-    if let Some(lease) = state.leases.get_mut(&e.lease_id) {
-        if lease.status == LeaseStatus::Issuing {
-            lease.status = LeaseStatus::Active;
-        }
+pub(super) fn issue_completed(state: &mut State, e: IssueCompleted) {
+    if let Some(lease) = state.leases.get_mut(&e.lease_id)
+        && lease.status == LeaseStatus::Issuing
+    {
+        lease.status = LeaseStatus::Active;
     }
 }
 
 /// The creation transaction rolled back: no user exists, nothing to revoke.
-pub(super) fn issue_failed(state: &mut State, e: &IssueFailed) {
+pub(super) fn issue_failed(state: &mut State, e: IssueFailed) {
     if state.leases.get(&e.lease_id).is_some_and(|l| l.status == LeaseStatus::Issuing) {
         state.leases.remove(&e.lease_id);
     }
 }
 
-pub(super) fn renew_started(state: &mut State, e: &RenewStarted) {
+pub(super) fn renew_started(state: &mut State, e: RenewStarted) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         lease.renewing_to_ms = Some(e.expire_time_ms);
     }
 }
 
-pub(super) fn renew_completed(state: &mut State, e: &RenewCompleted, ts: i64) {
+pub(super) fn renew_completed(state: &mut State, e: RenewCompleted, ts: i64) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         lease.expire_time_ms = e.expire_time_ms;
         lease.last_renewal_time_ms = Some(ts);
@@ -99,13 +99,13 @@ pub(super) fn renew_completed(state: &mut State, e: &RenewCompleted, ts: i64) {
 }
 
 /// A failed renewal keeps the old expiry (the caller never got the new TTL).
-pub(super) fn renew_failed(state: &mut State, e: &RenewFailed) {
+pub(super) fn renew_failed(state: &mut State, e: RenewFailed) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         lease.renewing_to_ms = None;
     }
 }
 
-pub(super) fn revoke_started(state: &mut State, e: &RevokeStarted) {
+pub(super) fn revoke_started(state: &mut State, e: RevokeStarted) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         // The first reason sticks: a lease revoked by its token and then found
         // expired was still revoked because of the token.
@@ -115,19 +115,19 @@ pub(super) fn revoke_started(state: &mut State, e: &RevokeStarted) {
     }
 }
 
-pub(super) fn revoke_failed(state: &mut State, e: &RevokeFailed) {
+pub(super) fn revoke_failed(state: &mut State, e: RevokeFailed) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         lease.revoke_attempts = lease.revoke_attempts.max(e.attempt);
-        lease.revoke_error = Some(e.error.clone());
+        lease.revoke_error = Some(e.error);
         lease.next_revoke_attempt_ms = Some(e.next_attempt_time_ms);
     }
 }
 
-pub(super) fn irrevocable(state: &mut State, e: &LeaseIrrevocable) {
+pub(super) fn irrevocable(state: &mut State, e: LeaseIrrevocable) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         lease.irrevocable = true;
         lease.revoke_attempts = lease.revoke_attempts.max(e.attempts);
-        lease.revoke_error = Some(e.error.clone());
+        lease.revoke_error = Some(e.error);
     }
 }
 

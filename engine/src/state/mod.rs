@@ -69,6 +69,12 @@ pub struct State {
 impl State {
     /// Folds one entry into the state.
     pub fn apply(&mut self, entry: &Entry) {
+        self.apply_owned(entry.clone());
+    }
+
+    /// [`State::apply`] taking the entry by value: replay and the writer hand over
+    /// entries they no longer need, so strings move instead of being copied.
+    pub fn apply_owned(&mut self, entry: Entry) {
         debug_assert!(
             self.applied_lsn == 0 || entry.lsn == self.applied_lsn + 1,
             "entries must be applied in LSN order: {} after {}",
@@ -78,14 +84,20 @@ impl State {
         self.applied_lsn = entry.lsn;
         self.applied_ts_ms = entry.ts_ms;
         let ts = entry.ts_ms;
-        match &entry.event {
-            Event::EngineInitialized(e) => self.initialized = Some(e.clone()),
+        match entry.event {
+            Event::EngineInitialized(e) => self.initialized = Some(e),
             Event::TailTruncated(_) => self.counters.tail_truncations += 1,
-            Event::Checkpoint(e) => self.last_checkpoint = Some(e.clone()),
+            Event::Checkpoint(e) => self.last_checkpoint = Some(e),
             Event::MountEnabled(e) => {
-                let MountEnabled { path, mount_type, description, default_lease_ttl_ms, max_lease_ttl_ms } = e.clone();
-                let mount =
-                    Mount { path, mount_type, description, default_lease_ttl_ms, max_lease_ttl_ms, enabled_time_ms: ts };
+                let MountEnabled { path, mount_type, description, default_lease_ttl_ms, max_lease_ttl_ms } = e;
+                let mount = Mount {
+                    path,
+                    mount_type,
+                    description,
+                    default_lease_ttl_ms,
+                    max_lease_ttl_ms,
+                    enabled_time_ms: ts,
+                };
                 self.mounts.insert(mount.path.clone(), mount);
             }
             Event::MountTuned(e) => {
@@ -103,20 +115,20 @@ impl State {
                 self.rotations.retain(|(mount, _), _| mount != &e.path);
             }
             Event::ConnectionWritten(e) => {
-                self.connections.insert((e.mount.clone(), e.name.clone()), e.clone());
+                self.connections.insert((e.mount.clone(), e.name.clone()), e);
             }
             Event::ConnectionDeleted(e) => {
-                self.connections.remove(&(e.mount.clone(), e.name.clone()));
+                self.connections.remove(&(e.mount, e.name));
             }
             Event::ConnectionReset(_) => self.counters.connection_resets += 1,
             Event::RoleWritten(e) => {
-                self.roles.insert((e.mount.clone(), e.name.clone()), e.clone());
+                self.roles.insert((e.mount.clone(), e.name.clone()), e);
             }
             Event::RoleDeleted(e) => {
-                self.roles.remove(&(e.mount.clone(), e.name.clone()));
+                self.roles.remove(&(e.mount, e.name));
             }
             Event::PolicyWritten(e) => {
-                self.policies.insert(e.name.clone(), e.text.clone());
+                self.policies.insert(e.name, e.text);
             }
             Event::PolicyDeleted(e) => {
                 self.policies.remove(&e.name);
@@ -137,17 +149,17 @@ impl State {
             Event::LeaseIrrevocable(e) => leases::irrevocable(self, e),
             Event::RevokeForced(e) => leases::forget(self, &e.lease_id),
             Event::RotateRootStarted(e) => {
-                self.rotations.insert((e.mount.clone(), e.name.clone()), e.clone());
+                self.rotations.insert((e.mount.clone(), e.name.clone()), e);
             }
             Event::RotateRootCompleted(e) => {
-                let key = (e.mount.clone(), e.name.clone());
+                let key = (e.mount, e.name);
                 self.rotations.remove(&key);
                 if let Some(conn) = self.connections.get_mut(&key) {
-                    conn.password = Some(e.password.clone());
+                    conn.password = Some(e.password);
                 }
             }
             Event::RotateRootFailed(e) => {
-                self.rotations.remove(&(e.mount.clone(), e.name.clone()));
+                self.rotations.remove(&(e.mount, e.name));
             }
             Event::RequestRecorded(e) => {
                 self.counters.requests += 1;

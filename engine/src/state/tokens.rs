@@ -24,13 +24,13 @@ pub struct Token {
     pub uses: u32,
 }
 
-pub(super) fn created(state: &mut State, e: &TokenCreated, ts: i64) {
+pub(super) fn created(state: &mut State, e: TokenCreated, ts: i64) {
     let token = Token {
-        accessor: e.accessor.clone(),
+        accessor: e.accessor,
         token_hash: e.token_hash,
-        parent_accessor: e.parent_accessor.clone(),
-        policies: e.policies.clone(),
-        display_name: e.display_name.clone(),
+        parent_accessor: e.parent_accessor,
+        policies: e.policies,
+        display_name: e.display_name,
         creation_time_ms: ts,
         ttl_ms: e.ttl_ms,
         explicit_max_ttl_ms: e.explicit_max_ttl_ms,
@@ -42,19 +42,19 @@ pub(super) fn created(state: &mut State, e: &TokenCreated, ts: i64) {
     state.tokens.insert(token.accessor.clone(), token);
 }
 
-pub(super) fn renewed(state: &mut State, e: &TokenRenewed, _ts: i64) {
+pub(super) fn renewed(state: &mut State, e: TokenRenewed, _ts: i64) {
     if let Some(t) = state.tokens.get_mut(&e.accessor) {
         t.expire_time_ms = Some(e.expire_time_ms);
     }
 }
 
-pub(super) fn used(state: &mut State, e: &TokenUsed) {
+pub(super) fn used(state: &mut State, e: TokenUsed) {
     if let Some(t) = state.tokens.get_mut(&e.accessor) {
         t.uses = t.uses.saturating_add(1);
     }
 }
 
-pub(super) fn revoked(state: &mut State, e: &TokenRevoked) {
+pub(super) fn revoked(state: &mut State, e: TokenRevoked) {
     if state.tokens.remove(&e.accessor).is_none() {
         return;
     }

@@ -1,0 +1,98 @@
+//! The log's hot paths: replay, durable group-commit appends, and open.
+//!
+//! Run: `cargo bench -p lessor-benches --bench log`
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lessor_benches::{bench_options, build_log};
+use lessor_engine::Engine;
+use lessor_engine::testing::issuance_events;
+
+const REPLAY_EVENTS: usize = 500_000;
+const OPEN_EVENTS: usize = 1_000_000;
+const OPEN_TAIL_EVENTS: usize = 10_000;
+const APPENDERS: usize = 64;
+const APPENDS_PER_APPENDER: usize = 500;
+
+/// Full replay (no snapshot) of a log in the page cache: scan, verify crc and
+/// chain, decode, fold.
+fn replay(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    build_log(tmp.path(), REPLAY_EVENTS, None);
+    let mut g = c.benchmark_group("replay");
+    g.sample_size(10).throughput(Throughput::Elements(REPLAY_EVENTS as u64));
+    g.bench_function(BenchmarkId::new("full", REPLAY_EVENTS), |b| {
+        b.iter(|| {
+            let engine = Engine::open(tmp.path(), bench_options()).unwrap();
+            assert_eq!(engine.last_lsn(), REPLAY_EVENTS as u64);
+            engine.close();
+        })
+    });
+    g.finish();
+}
+
+/// Open = newest snapshot + a short tail, over a log of a million events.
+fn open_with_snapshot(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    build_log(tmp.path(), OPEN_EVENTS, Some(OPEN_TAIL_EVENTS));
+    let mut g = c.benchmark_group("open");
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("snapshot+tail", OPEN_EVENTS), |b| {
+        b.iter(|| {
+            let engine = Engine::open(tmp.path(), bench_options()).unwrap();
+            assert_eq!(engine.last_lsn(), OPEN_EVENTS as u64);
+            engine.close();
+        })
+    });
+    g.finish();
+}
+
+/// 64 concurrent appenders, each awaiting durability of every append (real
+/// fdatasync); prints how many events each fsync carried.
+fn durable_appends(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let events = Arc::new(issuance_events(APPENDERS * APPENDS_PER_APPENDER, 7));
+    let total = (APPENDERS * APPENDS_PER_APPENDER) as u64;
+    let mut g = c.benchmark_group("append");
+    g.sample_size(10).throughput(Throughput::Elements(total)).measurement_time(Duration::from_secs(10));
+    g.bench_function(BenchmarkId::new("durable_64_appenders", total), |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let tmp = tempfile::tempdir().unwrap();
+                let engine = Arc::new(Engine::open(tmp.path(), bench_options()).unwrap());
+                let start = Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..APPENDERS)
+                        .map(|a| {
+                            let engine = engine.clone();
+                            let events = events.clone();
+                            tokio::spawn(async move {
+                                for i in 0..APPENDS_PER_APPENDER {
+                                    let e = events[a * APPENDS_PER_APPENDER + i].clone();
+                                    engine.append_unchecked(vec![e]).await.unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                });
+                elapsed += start.elapsed();
+                let stats = engine.log_stats();
+                let (ev, syncs) =
+                    (stats.events_written.load(Ordering::Relaxed), stats.batches_synced.load(Ordering::Relaxed));
+                println!("  {ev} events in {syncs} fsyncs: {:.1} events per fsync", ev as f64 / syncs as f64);
+            }
+            elapsed
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, replay, durable_appends, open_with_snapshot);
+criterion_main!(benches);

@@ -1,0 +1,59 @@
+//! The status code every fallible lessor function returns.
+
+/// Result of a lessor call.
+///
+/// Every fallible function returns one of these. The numbers are part of the ABI:
+/// they are explicit, stable across releases, and never reused for another meaning
+/// once published; new codes may be added, so a C `switch` over this type needs a
+/// `default:` branch. `LESSOR_OK` is 0, so `if (status != LESSOR_OK)` tests for failure.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum lessor_status {
+    /// The call succeeded.
+    LESSOR_OK = 0,
+    /// An argument was invalid: a NULL pointer where one is not allowed, a string
+    /// that is not UTF-8, a malformed name or path, an out-of-range value.
+    LESSOR_INVALID_ARGUMENT = 1,
+    /// The token or policy in use does not allow the operation.
+    LESSOR_PERMISSION_DENIED = 2,
+    /// The named mount, role, connection, lease or token does not exist.
+    LESSOR_NOT_FOUND = 3,
+    /// The target database refused or failed the operation.
+    LESSOR_DATABASE = 4,
+    /// An I/O error on the engine's own files (the log, snapshots, the lock file).
+    LESSOR_IO = 5,
+    /// The log or a snapshot failed verification: bad checksum, broken hash
+    /// chain, or a record that does not decode.
+    LESSOR_CORRUPT = 6,
+    /// The resource is in use: another process holds the data directory, or an
+    /// operation on the same lease is already in progress.
+    LESSOR_BUSY = 7,
+    /// A bug: Rust code panicked inside the call. The panic was caught at the
+    /// boundary, so the process is intact, but any lessor object passed to that
+    /// call should be treated as unusable and freed.
+    LESSOR_PANIC = 100,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lessor_status::*;
+
+    #[test]
+    fn codes_are_the_published_numbers() {
+        let codes = [
+            (LESSOR_OK, 0),
+            (LESSOR_INVALID_ARGUMENT, 1),
+            (LESSOR_PERMISSION_DENIED, 2),
+            (LESSOR_NOT_FOUND, 3),
+            (LESSOR_DATABASE, 4),
+            (LESSOR_IO, 5),
+            (LESSOR_CORRUPT, 6),
+            (LESSOR_BUSY, 7),
+            (LESSOR_PANIC, 100),
+        ];
+        for (status, code) in codes {
+            assert_eq!(status as u32, code, "{status:?}");
+        }
+    }
+}
