@@ -1,4 +1,12 @@
 //! Shared helpers for the benches: building data directories of a given size.
+//!
+//! Every bench links this crate and so runs on mimalloc, the allocator the
+//! `lessor` binary uses: replay allocates a few short strings per event, and
+//! glibc's malloc, freeing across the reader and folder threads, costs ~30% of
+//! replay throughput (see the README's figures for both).
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::Path;
 use std::sync::Arc;

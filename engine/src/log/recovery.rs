@@ -187,63 +187,78 @@ pub fn scan(
             ));
         }
 
-        let mut offset = SEGMENT_HEADER_BYTES;
-        while offset < bytes.len() {
-            match format::read_record(&bytes[offset..]) {
-                Ok(rec) => {
-                    if rec.lsn != summary.next_lsn {
-                        // Row 2.
-                        return Err(corrupt(
-                            offset,
-                            summary.next_lsn,
-                            format!("record has LSN {} out of order", rec.lsn),
-                        ));
-                    }
-                    let expected = format::chain_next(&summary.last_chain, rec.lsn, rec.ts_ms, rec.kind, rec.payload);
-                    if expected != rec.chain {
-                        // Row 3.
-                        return Err(corrupt(
-                            offset,
-                            rec.lsn,
-                            "hash chain broken: a record was edited, removed or reordered".into(),
-                        ));
-                    }
-                    visit(Located { file: name, offset: offset as u64 }, &rec).map_err(|what| ScanError::Rejected {
-                        file: name.clone(),
-                        offset: offset as u64,
-                        lsn: rec.lsn,
-                        what,
-                    })?;
-                    summary.last_chain = rec.chain;
-                    summary.last_ts_ms = rec.ts_ms;
-                    summary.next_lsn += 1;
-                    summary.records += 1;
-                    offset += rec.size;
-                }
-                Err(problem) => {
-                    let follows = valid_record_after(&bytes, offset);
-                    match classify(last, follows) {
-                        Decision::Refuse => {
-                            return Err(corrupt(offset, summary.next_lsn, bad_record_what(problem, last, follows)));
-                        }
-                        Decision::TruncateTail => {
-                            summary.torn_tail = Some(TornTail {
-                                segment: name.clone(),
-                                segment_first_lsn: header.first_lsn,
-                                offset: offset as u64,
-                                bytes: (bytes.len() - offset) as u64,
-                                remove_segment: false,
-                            });
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        scan_records(name, &bytes, header.first_lsn, last, &mut summary, visit)?;
         let valid_bytes = summary.torn_tail.as_ref().map_or(bytes.len() as u64, |t| t.offset);
         summary.segments.push(SegmentInfo { name: name.clone(), first_lsn: header.first_lsn, valid_bytes });
     }
     Ok(summary)
+}
+
+/// Rows 1–6 for the records of one segment, in one pass (crc, LSN, chain and the
+/// visitor while the record is in cache):
+/// advances `summary` over every valid record and calls `visit` for each.
+fn scan_records(
+    name: &str,
+    bytes: &[u8],
+    segment_first_lsn: Lsn,
+    last: bool,
+    summary: &mut ScanSummary,
+    visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
+) -> Result<(), ScanError> {
+    let corrupt = |offset: usize, lsn: Lsn, what: String| ScanError::Corrupt {
+        file: name.to_string(),
+        offset: offset as u64,
+        lsn,
+        what,
+    };
+    let mut offset = SEGMENT_HEADER_BYTES;
+    while offset < bytes.len() {
+        match format::read_record(&bytes[offset..]) {
+            Ok(rec) => {
+                if rec.lsn != summary.next_lsn {
+                    // Row 2.
+                    return Err(corrupt(offset, summary.next_lsn, format!("record has LSN {} out of order", rec.lsn)));
+                }
+                let expected = format::chain_next(&summary.last_chain, rec.lsn, rec.ts_ms, rec.kind, rec.payload);
+                if expected != rec.chain {
+                    // Row 3.
+                    return Err(corrupt(
+                        offset,
+                        rec.lsn,
+                        "hash chain broken: a record was edited, removed or reordered".into(),
+                    ));
+                }
+                visit(Located { file: name, offset: offset as u64 }, &rec).map_err(|what| ScanError::Rejected {
+                    file: name.to_string(),
+                    offset: offset as u64,
+                    lsn: rec.lsn,
+                    what,
+                })?;
+                summary.last_chain = rec.chain;
+                summary.last_ts_ms = rec.ts_ms;
+                summary.next_lsn += 1;
+                summary.records += 1;
+                offset += rec.size;
+            }
+            Err(problem) => {
+                let follows = valid_record_after(bytes, offset);
+                return match classify(last, follows) {
+                    Decision::Refuse => Err(corrupt(offset, summary.next_lsn, bad_record_what(problem, last, follows))),
+                    Decision::TruncateTail => {
+                        summary.torn_tail = Some(TornTail {
+                            segment: name.to_string(),
+                            segment_first_lsn,
+                            offset: offset as u64,
+                            bytes: (bytes.len() - offset) as u64,
+                            remove_segment: false,
+                        });
+                        Ok(())
+                    }
+                };
+            }
+        }
+    }
+    Ok(())
 }
 
 fn bad_record_what(problem: RecordProblem, last: bool, follows: bool) -> String {
