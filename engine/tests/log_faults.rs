@@ -221,3 +221,37 @@ fn invalid_log_options_are_refused_naming_the_field() {
     let storage = ReadOnlyDir::new(tmp.path());
     assert_eq!(storage.list().unwrap(), vec!["LOCK".to_string()]);
 }
+
+#[test]
+fn a_bit_flipped_by_a_lying_disk_in_an_earlier_record_refuses_to_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let storage = faulty(tmp.path());
+        let engine = Engine::open_with_storage(Arc::new(storage.clone()), options()).unwrap();
+        // The 2nd write from now is record 2; flip a bit inside its payload.
+        storage.set_faults(Faults { flip_bit_in: Some((2, 40, 3)), ..Faults::default() });
+        for i in 1..=4 {
+            engine.append_unchecked_blocking(vec![ev(i)]).unwrap();
+        }
+        assert!(storage.fired());
+    }
+    let err = Engine::open(tmp.path(), options()).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch") && err.contains("LSN 2"), "{err}");
+}
+
+#[test]
+fn a_bit_flipped_in_the_last_record_is_indistinguishable_from_a_torn_write_and_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let storage = faulty(tmp.path());
+        let engine = Engine::open_with_storage(Arc::new(storage.clone()), options()).unwrap();
+        engine.append_unchecked_blocking(vec![ev(1)]).unwrap();
+        storage.set_faults(Faults { flip_bit_in: Some((1, 40, 0)), ..Faults::default() });
+        engine.append_unchecked_blocking(vec![ev(2)]).unwrap();
+    }
+    let engine = Engine::open(tmp.path(), options()).unwrap();
+    engine.close();
+    let events = durable_events(tmp.path());
+    assert_eq!(events[0], ev(1));
+    assert!(matches!(&events[1], Event::TailTruncated(t) if t.bytes > 0), "{events:?}");
+}

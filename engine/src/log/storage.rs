@@ -277,6 +277,9 @@ pub struct Faults {
     pub tear_keep_bytes: Option<usize>,
     /// Fail the n-th `sync_data` / `sync_dir` from now.
     pub fail_sync_in: Option<u64>,
+    /// Silently flip one bit of the n-th `write_all` from now: `(n, byte index in
+    /// that write, bit)`. The write reports success (a lying disk).
+    pub flip_bit_in: Option<(u64, usize, u8)>,
     /// Once a fault fired, every later write and sync fails too (a dead disk).
     pub sticky: bool,
     /// Set when a fault has fired.
@@ -325,6 +328,19 @@ fn countdown(counter: &mut Option<u64>) -> bool {
 }
 
 impl Faults {
+    /// The byte and bit to flip in this write, if this is the write to damage.
+    fn flip_for_this_write(&mut self) -> Option<(usize, u8)> {
+        let (n, byte, bit) = self.flip_bit_in?;
+        if n <= 1 {
+            self.flip_bit_in = None;
+            self.fired = true;
+            Some((byte, bit))
+        } else {
+            self.flip_bit_in = Some((n - 1, byte, bit));
+            None
+        }
+    }
+
     fn on_write(&mut self) -> Option<Option<usize>> {
         if (self.sticky && self.fired) || countdown(&mut self.fail_write_in) {
             self.fired = true;
@@ -350,7 +366,17 @@ struct FaultyFile {
 
 impl StorageFile for FaultyFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let action = self.faults.lock().expect("fault lock").on_write();
+        let (action, flip) = {
+            let mut faults = self.faults.lock().expect("fault lock");
+            (faults.on_write(), faults.flip_for_this_write())
+        };
+        if let (None, Some((byte, bit))) = (&action, flip)
+            && byte < buf.len()
+        {
+            let mut damaged = buf.to_vec();
+            damaged[byte] ^= 1 << (bit % 8);
+            return self.inner.write_all(&damaged);
+        }
         match action {
             None => self.inner.write_all(buf),
             Some(keep) => {

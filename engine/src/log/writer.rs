@@ -160,11 +160,21 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
-        // The buffer must start with a whole record of the LSN we expect next on disk.
-        debug_assert!(format::read_record(buf).is_ok(), "batch does not start with a valid record");
+        // Before: the buffer starts with a whole record, the next LSN on disk.
+        let first = format::read_record(buf).expect("batch does not start with a valid record");
+        let records_in_buf = self.next_lsn - first.lsn;
+        assert!(records_in_buf >= 1, "batch LSNs run past the writer's next LSN");
+        assert!(
+            self.segment_bytes == SEGMENT_HEADER_BYTES as u64
+                || self.segment_bytes + buf.len() as u64 <= self.segment_bytes_max
+                || records_in_buf == 1,
+            "batch would overflow the segment"
+        );
         self.file.write_all(buf)?;
         self.file.sync_data()?;
+        // After: what the file holds is what we account for.
         self.segment_bytes += buf.len() as u64;
+        assert!(self.segment_bytes >= (SEGMENT_HEADER_BYTES + RECORD_OVERHEAD_BYTES) as u64);
         self.stats.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
         buf.clear();
         Ok(())
