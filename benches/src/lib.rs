@@ -2,9 +2,11 @@
 //!
 //! Every bench links this crate and so runs on mimalloc, the allocator the
 //! `lessor` binary uses: replay allocates a few short strings per event, and
-//! glibc's malloc, freeing across the reader and folder threads, costs ~30% of
-//! replay throughput (see the README's figures for both).
+//! glibc's malloc, freeing across the reader and folder threads, costs a third of
+//! replay throughput (see the README's figures for both; feature `system-alloc`
+//! measures without it).
 
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

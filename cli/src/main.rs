@@ -8,7 +8,7 @@
 use clap::Parser;
 
 /// Replay allocates a few short strings per event; mimalloc keeps that cheap
-/// (glibc's malloc costs ~30% of replay throughput here; see the README).
+/// (glibc's malloc costs a third of replay throughput here; see the README).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
