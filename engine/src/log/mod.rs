@@ -112,8 +112,8 @@ impl Log {
             }
             storage.sync_dir().map_err(io(&torn.segment))?;
         }
-        let (file, segment_first_lsn, segment_bytes) = match summary.segments.last() {
-            Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.first_lsn, seg.valid_bytes),
+        let (file, segment_bytes) = match summary.segments.last() {
+            Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.valid_bytes),
             None => {
                 let name = format::segment_name(summary.next_lsn);
                 let header = format::SegmentHeader { first_lsn: summary.next_lsn, prev_chain: summary.last_chain };
@@ -121,14 +121,13 @@ impl Log {
                 file.write_all(&header.encode()).map_err(io(&name))?;
                 file.sync_data().map_err(io(&name))?;
                 storage.sync_dir().map_err(io(&name))?;
-                (file, summary.next_lsn, format::SEGMENT_HEADER_BYTES as u64)
+                (file, format::SEGMENT_HEADER_BYTES as u64)
             }
         };
         let stats = Arc::new(WriterStats::default());
         let writer = writer::Writer {
             storage,
             file,
-            segment_first_lsn,
             segment_bytes,
             segment_bytes_max: options.segment_bytes_max,
             next_lsn: summary.next_lsn,

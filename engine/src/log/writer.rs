@@ -68,7 +68,6 @@ pub struct WriterStats {
 pub(crate) struct Writer {
     pub storage: Arc<dyn Storage>,
     pub file: Box<dyn StorageFile>,
-    pub segment_first_lsn: Lsn,
     pub segment_bytes: u64,
     pub segment_bytes_max: u64,
     pub next_lsn: Lsn,
@@ -193,7 +192,6 @@ impl Writer {
         // The new file's name must be durable before records in it are acknowledged.
         self.storage.sync_dir()?;
         self.file = file;
-        self.segment_first_lsn = self.next_lsn;
         self.segment_bytes = SEGMENT_HEADER_BYTES as u64;
         tracing::debug!(segment = %name, "log segment started");
         Ok(())

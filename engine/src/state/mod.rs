@@ -134,7 +134,7 @@ impl State {
                 self.policies.remove(&e.name);
             }
             Event::TokenCreated(e) => tokens::created(self, e, ts),
-            Event::TokenRenewed(e) => tokens::renewed(self, e, ts),
+            Event::TokenRenewed(e) => tokens::renewed(self, e),
             Event::TokenUsed(e) => tokens::used(self, e),
             Event::TokenRevoked(e) => tokens::revoked(self, e),
             Event::IssueStarted(e) => leases::issue_started(self, e, ts),

@@ -42,7 +42,7 @@ pub(super) fn created(state: &mut State, e: TokenCreated, ts: i64) {
     state.tokens.insert(token.accessor.clone(), token);
 }
 
-pub(super) fn renewed(state: &mut State, e: TokenRenewed, _ts: i64) {
+pub(super) fn renewed(state: &mut State, e: TokenRenewed) {
     if let Some(t) = state.tokens.get_mut(&e.accessor) {
         t.expire_time_ms = Some(e.expire_time_ms);
     }
