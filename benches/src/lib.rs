@@ -24,6 +24,8 @@ pub fn bench_options() -> EngineOptions {
         log: LogOptions::default(),
         snapshot_every_events: 0,
         clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        create_if_missing: true,
+        ..EngineOptions::default()
     }
 }
 

@@ -4,11 +4,13 @@
 //! batch is applied to the state on the log's writer thread, in LSN order, before
 //! any appender hears back (I1, I4).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
+use crate::auth::keys::{KEY_FILE_NAME, KeyError, Keys, MasterKey};
+use crate::auth::tokens::{self, TokenSecret};
 use crate::clock::{Clock, SystemClock};
 use crate::event::{Entry, Event, Lsn};
 use crate::log::format::{Chain, GENESIS_CHAIN};
@@ -24,11 +26,27 @@ pub struct EngineOptions {
     /// [`Engine::snapshot`] is called.
     pub snapshot_every_events: u64,
     pub clock: Arc<dyn Clock>,
+    /// The master key, supplied by the embedder; takes precedence over `key_file`.
+    pub master_key: Option<MasterKey>,
+    /// The master key file; by default `<dir>/master.key`. Without any key the
+    /// engine opens for reading (forensics) and refuses requests.
+    pub key_file: Option<PathBuf>,
+    /// Open a directory without a log as a new, empty one. [`Engine::init`] sets
+    /// it; a plain open of a missing or empty directory is an error, so a typo in a
+    /// path never silently starts an empty engine.
+    pub create_if_missing: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { log: LogOptions::default(), snapshot_every_events: 100_000, clock: Arc::new(SystemClock) }
+        EngineOptions {
+            log: LogOptions::default(),
+            snapshot_every_events: 100_000,
+            clock: Arc::new(SystemClock),
+            master_key: None,
+            key_file: None,
+            create_if_missing: false,
+        }
     }
 }
 
@@ -49,6 +67,26 @@ pub enum OpenError {
     SnapshotBeyondLog { snapshot: String, snapshot_lsn: Lsn, log_last_lsn: Lsn },
     #[error("cannot read snapshots: {0}")]
     SnapshotIo(#[source] std::io::Error),
+    #[error("{dir} holds no lessor data: initialize it first (`lessor init`, Engine::init)")]
+    NotInitialized { dir: PathBuf },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("wrong master key: it does not match the key this data directory was initialized with")]
+    WrongMasterKey,
+}
+
+/// Why [`Engine::init`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    #[error("{dir} is already initialized; open it instead, or choose an empty directory")]
+    AlreadyInitialized { dir: PathBuf },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot record the initialization: {0}")]
+    Append(#[from] AppendError),
 }
 
 /// The state together with where in the log it stands.
@@ -73,14 +111,67 @@ pub struct Engine {
     shared: Arc<Shared>,
     log: Log,
     clock: Arc<dyn Clock>,
+    /// `None` when opened without the master key: read-only use.
+    pub(crate) keys: Option<Arc<Keys>>,
+    pub(crate) acl_cache: crate::request::AclCache,
+    /// Serializes the spending of `num_uses` tokens.
+    pub(crate) token_use_lock: tokio::sync::Mutex<()>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
 }
 
 impl Engine {
-    /// Opens the data directory `dir` (created if missing), taking its exclusive lock.
-    pub fn open(dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine, OpenError> {
-        let storage = FsStorage::open(dir.as_ref())?;
+    /// Opens the data directory `dir`, taking its exclusive lock. The master key
+    /// comes from `options.master_key`, else `options.key_file`, else
+    /// `<dir>/master.key` if present.
+    pub fn open(dir: impl AsRef<Path>, mut options: EngineOptions) -> Result<Engine, OpenError> {
+        let dir = dir.as_ref();
+        if !options.create_if_missing && !dir.is_dir() {
+            return Err(OpenError::NotInitialized { dir: dir.to_path_buf() });
+        }
+        let storage = FsStorage::open(dir)?;
+        if !options.create_if_missing && log::recovery::list_segments(&storage)?.is_empty() {
+            return Err(OpenError::NotInitialized { dir: dir.to_path_buf() });
+        }
+        if options.master_key.is_none() {
+            let default_file = dir.join(KEY_FILE_NAME);
+            let file = options.key_file.clone().or_else(|| default_file.exists().then_some(default_file));
+            if let Some(file) = file {
+                options.master_key = Some(MasterKey::read_file(&file)?);
+            }
+        }
         Engine::open_with_storage(Arc::new(storage), options)
+    }
+
+    /// Creates a new data directory: the master key (written to a 0600 key file
+    /// unless the embedder supplies one), the `default` policy, and the root token,
+    /// whose secret is returned here once and stored only as a keyed hash.
+    pub fn init(dir: impl AsRef<Path>, mut options: EngineOptions) -> Result<(Engine, TokenSecret), InitError> {
+        let dir = dir.as_ref();
+        let segments_exist = dir.is_dir()
+            && std::fs::read_dir(dir)
+                .map_err(|e| KeyError::Read { path: dir.display().to_string(), source: e })?
+                .filter_map(Result::ok)
+                .any(|e| log::format::parse_segment_name(&e.file_name().to_string_lossy()).is_some());
+        if segments_exist {
+            return Err(InitError::AlreadyInitialized { dir: dir.to_path_buf() });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| KeyError::Write { path: dir.display().to_string(), source: e })?;
+        if options.master_key.is_none() {
+            let file = options.key_file.clone().unwrap_or_else(|| dir.join(KEY_FILE_NAME));
+            // A key file left by an init that stopped before its log was written is
+            // reused: nothing was encrypted under any other key yet.
+            let key = if file.exists() { MasterKey::read_file(&file)? } else { MasterKey::generate()? };
+            if !file.exists() {
+                key.write_new_file(&file)?;
+            }
+            options.master_key = Some(key);
+        }
+        options.create_if_missing = true;
+        let engine = Engine::open(dir, options)?;
+        let keys = engine.keys.clone().expect("init always has a key");
+        let (root, events) = tokens::init_events(&keys)?;
+        engine.log.append_blocking(engine.clock.now_ms(), events)?;
+        Ok((engine, root))
     }
 
     /// Opens an engine over any [`Storage`] (in-memory, fault-injecting, …).
@@ -142,8 +233,23 @@ impl Engine {
                 }
             }
         });
+        let keys = options.master_key.as_ref().map(|k| Arc::new(Keys::derive(k)));
+        if let (Some(keys), Some(init)) =
+            (&keys, &shared.applied.read().expect("state lock poisoned").state.initialized)
+            && keys.key_check() != init.key_check
+        {
+            return Err(OpenError::WrongMasterKey);
+        }
         let log = Log::start(storage, &options.log, summary, options.clock.now_ms(), sink)?;
-        Ok(Engine { shared, log, clock: options.clock, snapshotter })
+        Ok(Engine {
+            shared,
+            log,
+            clock: options.clock,
+            keys,
+            acl_cache: Default::default(),
+            token_use_lock: tokio::sync::Mutex::new(()),
+            snapshotter,
+        })
     }
 
     /// Appends events exactly as given, bypassing authorization and validation.

@@ -5,25 +5,33 @@
 //! on [`Engine::open`] from the newest snapshot and the records after it.
 //!
 //! ```
+//! use lessor_engine::request::Operation;
 //! use lessor_engine::{Engine, EngineOptions};
+//! use serde_json::json;
 //!
 //! let dir = tempfile::tempdir()?;
-//! let engine = Engine::open(dir.path(), EngineOptions::default())?; // locks the directory
+//! // Creates the directory, a 0600 master.key, the default policy and the root token.
+//! let (engine, root) = Engine::init(dir.path(), EngineOptions::default())?;
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! let path = "sys/mounts/database";
+//! rt.block_on(engine.request(root.expose(), Operation::Update, path, json!({"type": "database"})))?;
 //! let digest = engine.digest(); // a stable hash of the whole state
-//! engine.snapshot()?; // optional: a cache that shortens the next open
-//! engine.close(); // drains the log and releases the lock
+//! engine.close(); // drains the log and releases the directory lock
 //!
-//! let reopened = Engine::open(dir.path(), EngineOptions::default())?;
+//! let reopened = Engine::open(dir.path(), EngineOptions::default())?; // reads master.key
 //! assert_eq!(reopened.digest(), digest);
+//! assert!(reopened.with_state(|s| s.mounts.contains_key("database/")));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod clock;
 pub mod encoding;
 mod engine;
 pub mod event;
 pub mod log;
+pub mod request;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -16,6 +16,8 @@ fn options() -> EngineOptions {
         log: LogOptions::default(),
         snapshot_every_events: 0,
         clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        create_if_missing: true,
+        ..EngineOptions::default()
     }
 }
 

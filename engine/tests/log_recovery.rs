@@ -16,6 +16,8 @@ fn options(segment_bytes_max: u64) -> EngineOptions {
         log: LogOptions { segment_bytes_max, ..LogOptions::default() },
         snapshot_every_events: 0,
         clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        create_if_missing: true,
+        ..EngineOptions::default()
     }
 }
 

@@ -19,6 +19,8 @@ fn options(segment_bytes_max: u64, snapshot_every_events: u64) -> EngineOptions 
         log: LogOptions { segment_bytes_max, ..LogOptions::default() },
         snapshot_every_events,
         clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        create_if_missing: true,
+        ..EngineOptions::default()
     }
 }
 

@@ -184,13 +184,11 @@ impl Log {
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// [`Log::append`] for threads outside an async runtime. Panics if called from
-    /// inside a tokio runtime (tokio's rule for blocking calls).
+    /// [`Log::append`], blocking the calling thread until durable. Usable from any
+    /// thread, also one that runs an async runtime (which it then blocks: the
+    /// writer is a thread of its own, so this cannot deadlock).
     pub fn append_blocking(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
-        let (req, rx) = self.prepare(ts_ms, events)?;
-        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
-        tx.blocking_send(req).map_err(|_| AppendError::Closed)?;
-        rx.blocking_recv().map_err(|_| AppendError::Closed)?
+        block_on(self.append(ts_ms, events))
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -217,6 +215,27 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Runs a future to completion on this thread, parking between polls. tokio's own
+/// blocking helpers refuse to run inside a runtime; the log's futures only wait on
+/// the writer thread, so parking here is always safe.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
 

@@ -58,6 +58,12 @@ pub struct State {
     pub policies: BTreeMap<String, String>,
     /// Accessor → token.
     pub tokens: BTreeMap<String, Token>,
+    /// Token hash → accessor: derived from `tokens`, so not encoded (and not in
+    /// the digest); rebuilt when a snapshot is decoded.
+    #[serde(skip)]
+    pub token_index: std::collections::HashMap<[u8; 32], String>,
+    /// LSN of the last policy write or delete: compiled ACLs older than it are stale.
+    pub policies_changed_lsn: Lsn,
     /// Lease id → lease.
     pub leases: BTreeMap<String, Lease>,
     /// Root rotations begun and not yet finished: recovery decides their outcome.
@@ -129,9 +135,11 @@ impl State {
             }
             Event::PolicyWritten(e) => {
                 self.policies.insert(e.name, e.text);
+                self.policies_changed_lsn = entry.lsn;
             }
             Event::PolicyDeleted(e) => {
                 self.policies.remove(&e.name);
+                self.policies_changed_lsn = entry.lsn;
             }
             Event::TokenCreated(e) => tokens::created(self, e, ts),
             Event::TokenRenewed(e) => tokens::renewed(self, e),
@@ -181,6 +189,26 @@ impl State {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<State, encoding::DecodeError> {
-        encoding::decode(bytes)
+        let mut state: State = encoding::decode(bytes)?;
+        state.token_index = state.tokens.values().map(|t| (t.token_hash, t.accessor.clone())).collect();
+        Ok(state)
+    }
+
+    /// Accessors of every token below `accessor` in the token tree.
+    pub fn token_descendants(&self, accessor: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut frontier = vec![accessor.to_string()];
+        while let Some(parent) = frontier.pop() {
+            for t in self.tokens.values().filter(|t| t.parent_accessor.as_deref() == Some(parent.as_str())) {
+                out.push(t.accessor.clone());
+                frontier.push(t.accessor.clone());
+            }
+        }
+        out
+    }
+
+    /// The token whose secret hashes to `hash`.
+    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Option<&Token> {
+        self.token_index.get(hash).and_then(|accessor| self.tokens.get(accessor))
     }
 }

@@ -25,6 +25,10 @@ pub struct Token {
 }
 
 pub(super) fn created(state: &mut State, e: TokenCreated, ts: i64) {
+    // A child whose parent is already gone would outlive it: it is not created.
+    if e.parent_accessor.as_ref().is_some_and(|p| !state.tokens.contains_key(p)) {
+        return;
+    }
     let token = Token {
         accessor: e.accessor,
         token_hash: e.token_hash,
@@ -39,6 +43,10 @@ pub(super) fn created(state: &mut State, e: TokenCreated, ts: i64) {
         num_uses: e.num_uses,
         uses: 0,
     };
+    if let Some(old) = state.tokens.get(&token.accessor) {
+        state.token_index.remove(&old.token_hash);
+    }
+    state.token_index.insert(token.token_hash, token.accessor.clone());
     state.tokens.insert(token.accessor.clone(), token);
 }
 
@@ -55,9 +63,8 @@ pub(super) fn used(state: &mut State, e: TokenUsed) {
 }
 
 pub(super) fn revoked(state: &mut State, e: TokenRevoked) {
-    if state.tokens.remove(&e.accessor).is_none() {
-        return;
-    }
+    let Some(token) = state.tokens.remove(&e.accessor) else { return };
+    state.token_index.remove(&token.token_hash);
     if e.orphan_children {
         for t in state.tokens.values_mut() {
             if t.parent_accessor.as_deref() == Some(e.accessor.as_str()) {
@@ -76,7 +83,9 @@ pub(super) fn revoked(state: &mut State, e: TokenRevoked) {
             .map(|t| t.accessor.clone())
             .collect();
         for child in children {
-            state.tokens.remove(&child);
+            if let Some(t) = state.tokens.remove(&child) {
+                state.token_index.remove(&t.token_hash);
+            }
             doomed.push(child);
         }
     }

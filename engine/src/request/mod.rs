@@ -1,0 +1,125 @@
+//! The request model: `Engine::request(token, operation, path, data)` in Vault's
+//! shapes, the error every request can end in, and the helpers handlers use to
+//! read their input.
+//!
+//! The pipeline (one place, [`pipeline`]): authenticate the token, route the path,
+//! authorize the capability, validate, append the handler's events *and* the audit
+//! record in one durable batch, reply. A denial or a malformed request is also
+//! recorded, durably, before its error is returned.
+
+mod auth_token;
+pub mod input;
+mod pipeline;
+mod router;
+mod sys_leases;
+mod sys_mounts;
+mod sys_policy;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use crate::event::Operation;
+pub use pipeline::AclCache;
+pub use router::Route;
+
+/// The stable category of an error: what a caller (or the C API) branches on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    InvalidArgument,
+    PermissionDenied,
+    NotFound,
+    Database,
+    Io,
+    Corrupt,
+    Busy,
+}
+
+/// Why a request failed. Messages name the field or path and the fix; they never
+/// contain a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("I/O error: {0}")]
+    Io(String),
+    #[error("data corrupt: {0}")]
+    Corrupt(String),
+    #[error("busy: {0}")]
+    Busy(String),
+}
+
+impl RequestError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RequestError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            RequestError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            RequestError::NotFound(_) => ErrorKind::NotFound,
+            RequestError::Database(_) => ErrorKind::Database,
+            RequestError::Io(_) => ErrorKind::Io,
+            RequestError::Corrupt(_) => ErrorKind::Corrupt,
+            RequestError::Busy(_) => ErrorKind::Busy,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> RequestError {
+        RequestError::InvalidArgument(message.into())
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> RequestError {
+        RequestError::NotFound(message.into())
+    }
+}
+
+/// The `auth` block of a response that created a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuthResponse {
+    /// The token secret: shown here once, never stored.
+    pub client_token: String,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    pub token_policies: Vec<String>,
+    /// Seconds; 0 for a token that never expires.
+    pub lease_duration: u64,
+    pub renewable: bool,
+    pub orphan: bool,
+}
+
+/// A reply in Vault's JSON shape.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Response {
+    pub request_id: String,
+    pub lease_id: String,
+    /// Seconds.
+    pub lease_duration: u64,
+    pub renewable: bool,
+    pub data: Option<Map<String, Value>>,
+    pub warnings: Option<Vec<String>>,
+    pub auth: Option<AuthResponse>,
+}
+
+impl Response {
+    pub(crate) fn with_data(data: Map<String, Value>) -> Response {
+        Response { data: Some(data), ..Response::default() }
+    }
+
+    /// A response whose `data` is a JSON object built with `json!`.
+    pub(crate) fn with_json(data: Value) -> Response {
+        match data {
+            Value::Object(map) => Response::with_data(map),
+            other => unreachable!("response data must be an object, got {other}"),
+        }
+    }
+
+    /// The response as Vault's JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a Response always serializes")
+    }
+}

@@ -1,0 +1,237 @@
+//! The one path every request takes: authenticate → route → authorize → handle →
+//! append (effects + audit record, one durable batch) → reply.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::input::{Input, truncate};
+use super::router::{self, Route};
+use super::{Operation, RequestError, Response};
+use crate::Engine;
+use crate::auth::keys::{self, Keys};
+use crate::auth::policy::{Acl, Capabilities, ROOT_POLICY, parse_policy};
+use crate::auth::tokens::{self, TokenRefusal};
+use crate::event::{Event, Lsn, Outcome, RequestRecorded, TokenUsed};
+use crate::log::AppendError;
+use crate::state::{State, Token};
+
+/// Compiled ACLs by sorted policy names, tagged with the policy LSN they were built
+/// at; an entry older than the last policy change is rebuilt.
+#[derive(Debug, Default)]
+pub struct AclCache(Mutex<HashMap<Vec<String>, (Lsn, Arc<Acl>)>>);
+
+/// Distinct policy sets cached at once; past it the cache starts over (I7).
+const ACL_CACHE_ENTRIES_MAX: usize = 4096;
+
+/// Who is asking: the token behind the request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub token: Token,
+    /// The presented secret: needed by `*-self` handlers, never stored.
+    pub secret: String,
+}
+
+impl Caller {
+    pub fn is_root(&self) -> bool {
+        self.token.policies.iter().any(|p| p == ROOT_POLICY)
+    }
+}
+
+/// What a handler decided: the events that make it so, and the reply.
+#[derive(Debug, Default)]
+pub(crate) struct Handled {
+    pub events: Vec<Event>,
+    pub response: Response,
+}
+
+/// Everything a handler needs.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a State,
+    pub keys: &'a Keys,
+    pub caller: &'a Caller,
+    pub now_ms: i64,
+    pub operation: Operation,
+    /// Whether the caller holds `sudo` on the path (root always does).
+    pub sudo: bool,
+}
+
+fn io_error(e: AppendError) -> RequestError {
+    RequestError::Io(e.to_string())
+}
+
+fn outcome_of(e: &RequestError) -> Outcome {
+    match e {
+        RequestError::PermissionDenied(_) => Outcome::Denied,
+        RequestError::InvalidArgument(_) => Outcome::Invalid,
+        _ => Outcome::Error,
+    }
+}
+
+/// A random request id in UUID form (for correlating a reply with its audit record).
+fn new_request_id() -> Result<String, RequestError> {
+    let mut b = [0u8; 16];
+    keys::fill_random(&mut b).map_err(|e| RequestError::Io(e.to_string()))?;
+    let h = hex::encode(b);
+    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+}
+
+impl Engine {
+    /// Serves one request. `data` is a JSON object (or null). Every request —
+    /// allowed, denied or invalid — leaves a `RequestRecorded` event, durable
+    /// before this returns; an allowed one's effects are in the same batch.
+    pub async fn request(
+        &self,
+        token: &str,
+        operation: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Response, RequestError> {
+        let request_id = new_request_id()?;
+        let mut audit = RequestRecorded {
+            request_id: request_id.clone(),
+            accessor: String::new(),
+            display_name: String::new(),
+            operation,
+            path: truncate(path, router::PATH_BYTES_MAX).to_string(),
+            outcome: Outcome::Ok,
+            error: None,
+        };
+        match self.serve(token, operation, path, data, &mut audit).await {
+            Ok(Handled { mut events, mut response }) => {
+                events.push(audit.into());
+                self.append(events).await.map_err(io_error)?;
+                response.request_id = request_id;
+                Ok(response)
+            }
+            Err(e) => {
+                audit.outcome = outcome_of(&e);
+                audit.error = Some(e.to_string());
+                // I6: the refusal is on the record before the caller hears of it.
+                self.append(vec![audit.into()]).await.map_err(io_error)?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn serve(
+        &self,
+        secret: &str,
+        operation: Operation,
+        path: &str,
+        data: Value,
+        audit: &mut RequestRecorded,
+    ) -> Result<Handled, RequestError> {
+        let keys = self.keys.clone().ok_or_else(|| {
+            RequestError::PermissionDenied(
+                "the engine was opened without its master key (read-only); open it with the key file".into(),
+            )
+        })?;
+        let now_ms = self.clock().now_ms();
+        let caller = self.authenticate(&keys, secret, now_ms).await?;
+        audit.accessor = caller.token.accessor.clone();
+        audit.display_name = caller.token.display_name.clone();
+        let path = router::normalize_path(path)?;
+        let input = Input::new(data)?;
+        self.with_state(|state| {
+            let route = router::route(&path, state)?;
+            let required = route.required(operation, &path, exists(&route, state))?;
+            let sudo = self.authorize(state, &caller, &path, required)?;
+            let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo };
+            dispatch(&ctx, route, input)
+        })
+    }
+
+    /// Resolves a token secret to a usable token; a token with `num_uses` spends
+    /// one use now (durably), so two concurrent requests cannot share the last one.
+    async fn authenticate(&self, keys: &Keys, secret: &str, now_ms: i64) -> Result<Caller, RequestError> {
+        let denied = |r: TokenRefusal| RequestError::PermissionDenied(r.describe().to_string());
+        let hash = keys.hash_token(secret);
+        let lookup = || self.with_state(|s| s.token_by_hash(&hash).cloned()).ok_or(TokenRefusal::Unknown);
+        let token = lookup().map_err(denied)?;
+        tokens::usable(&token, now_ms).map_err(denied)?;
+        if token.num_uses == 0 {
+            return Ok(Caller { token, secret: secret.to_string() });
+        }
+        let _one_at_a_time = self.token_use_lock.lock().await;
+        let token = lookup().map_err(denied)?;
+        tokens::usable(&token, now_ms).map_err(denied)?;
+        self.append(vec![TokenUsed { accessor: token.accessor.clone() }.into()]).await.map_err(io_error)?;
+        Ok(Caller { token, secret: secret.to_string() })
+    }
+
+    /// The one authorization check: does the caller's ACL grant `required` on
+    /// `path`? Returns whether it also grants `sudo` there.
+    fn authorize(
+        &self,
+        state: &State,
+        caller: &Caller,
+        path: &str,
+        required: Capabilities,
+    ) -> Result<bool, RequestError> {
+        if caller.is_root() {
+            return Ok(true);
+        }
+        let acl = self.acl_for(state, &caller.token.policies);
+        if acl.allows(path, required) {
+            return Ok(acl.allows(path, Capabilities::SUDO));
+        }
+        Err(RequestError::PermissionDenied(format!("\"{path}\" requires {required}")))
+    }
+
+    fn acl_for(&self, state: &State, policies: &[String]) -> Arc<Acl> {
+        let mut names = policies.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        let mut cache = self.acl_cache.0.lock().expect("ACL cache lock poisoned");
+        if let Some((lsn, acl)) = cache.get(&names)
+            && *lsn >= state.policies_changed_lsn
+        {
+            return acl.clone();
+        }
+        let parsed: Vec<_> = names
+            .iter()
+            .filter_map(|name| state.policies.get(name).map(|text| (name, text)))
+            .filter_map(|(name, text)| match parse_policy(name, text) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // Validated when written; a policy this build cannot parse grants nothing.
+                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse; ignoring it");
+                    None
+                }
+            })
+            .collect();
+        let acl = Arc::new(Acl::new(parsed.iter()));
+        if cache.len() >= ACL_CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.insert(names, (state.policies_changed_lsn, acl.clone()));
+        acl
+    }
+}
+
+/// Vault's existence check: does the object a create/update names exist already?
+fn exists(route: &Route, state: &State) -> bool {
+    match route {
+        Route::Mount(path) => state.mounts.contains_key(path),
+        Route::Policy(name) => state.policies.contains_key(&name.to_ascii_lowercase()),
+        _ => false,
+    }
+}
+
+fn dispatch(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Handled, RequestError> {
+    match route {
+        Route::Mounts | Route::Mount(_) | Route::MountTune(_) => super::sys_mounts::handle(ctx, route, input),
+        Route::Policies | Route::Policy(_) => super::sys_policy::handle(ctx, route, input),
+        Route::Token(verb) => super::auth_token::handle(ctx, verb, input),
+        Route::LeaseLookup(_)
+        | Route::LeaseRenew
+        | Route::LeaseRevoke
+        | Route::LeaseRevokePrefix(_)
+        | Route::LeaseRevokeForce(_) => super::sys_leases::handle(ctx, route, input),
+        Route::Database { mount, rest } => Err(RequestError::not_found(format!(
+            "no handler for \"{mount}{rest}\": the database engine's config/, roles/ and creds/ paths are not served yet"
+        ))),
+    }
+}
