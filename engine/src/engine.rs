@@ -265,7 +265,19 @@ impl Engine {
         self.log.append_blocking(self.clock.now_ms(), events)
     }
 
-    #[allow(dead_code)] // the request path (next issue) is its first caller outside tests
+    /// Seals `plaintext` under the engine's AEAD key and logs it as a connection's
+    /// root password: lets I5 tests look for it at rest.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn append_sealed_secret_for_tests(&self, context: &str, plaintext: &[u8]) -> Result<Appended, String> {
+        let keys = self.keys.as_ref().ok_or("no master key")?;
+        let sealed = keys.seal(context, plaintext).map_err(|e| e.to_string())?;
+        let mut event = crate::testing::sample(crate::event::EventKind::ConnectionWritten);
+        if let Event::ConnectionWritten(c) = &mut event {
+            c.password = Some(sealed);
+        }
+        self.append_unchecked_blocking(vec![event]).map_err(|e| e.to_string())
+    }
+
     pub(crate) async fn append(&self, events: Vec<Event>) -> Result<Appended, AppendError> {
         self.log.append(self.clock.now_ms(), events).await
     }

@@ -146,12 +146,11 @@ fn create(ctx: &Ctx<'_>, mut input: Input, orphan_path: bool) -> Result<Handled,
         return Err(RequestError::invalid(format!("field \"policies\": at most {TOKEN_POLICIES_MAX} policies")));
     }
     // A token cannot grant what it does not hold (root can).
-    if !caller_root {
-        if let Some(extra) = policies.iter().find(|p| *p != DEFAULT_POLICY && !parent.policies.contains(p)) {
-            return Err(RequestError::PermissionDenied(format!(
-                "child policies must be a subset of the parent's: this token does not hold \"{extra}\""
-            )));
-        }
+    if !caller_root && let Some(extra) = policies.iter().find(|p| *p != DEFAULT_POLICY && !parent.policies.contains(p))
+    {
+        return Err(RequestError::PermissionDenied(format!(
+            "child policies must be a subset of the parent's: this token does not hold \"{extra}\""
+        )));
     }
     if !policies.iter().any(|p| p == ROOT_POLICY) && !no_default_policy {
         policies.push(DEFAULT_POLICY.to_string());

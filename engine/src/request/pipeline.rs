@@ -20,7 +20,10 @@ use crate::state::{State, Token};
 /// Compiled ACLs by sorted policy names, tagged with the policy LSN they were built
 /// at; an entry older than the last policy change is rebuilt.
 #[derive(Debug, Default)]
-pub struct AclCache(Mutex<HashMap<Vec<String>, (Lsn, Arc<Acl>)>>);
+pub struct AclCache(Mutex<HashMap<PolicySet, (Lsn, Arc<Acl>)>>);
+
+/// Sorted, deduplicated policy names.
+type PolicySet = Vec<String>;
 
 /// Distinct policy sets cached at once; past it the cache starts over (I7).
 const ACL_CACHE_ENTRIES_MAX: usize = 4096;
@@ -158,6 +161,8 @@ impl Engine {
         let token = lookup().map_err(denied)?;
         tokens::usable(&token, now_ms).map_err(denied)?;
         self.append(vec![TokenUsed { accessor: token.accessor.clone() }.into()]).await.map_err(io_error)?;
+        // The caller sees its token as it is after this use.
+        let token = lookup().unwrap_or(token);
         Ok(Caller { token, secret: secret.to_string() })
     }
 

@@ -1,0 +1,413 @@
+//! The request model end to end through `Engine::request`: init and keys, mounts,
+//! policies, tokens, the audit record of every request, and I5 (no secret at rest).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lessor_engine::clock::ManualClock;
+use lessor_engine::event::{Event, Outcome, RequestRecorded};
+use lessor_engine::log::read_entries;
+use lessor_engine::log::storage::ReadOnlyDir;
+use lessor_engine::request::{ErrorKind, Operation, RequestError, Response};
+use lessor_engine::{Engine, EngineOptions, OpenError};
+use serde_json::{Value, json};
+
+const T0: i64 = 1_700_000_000_000;
+
+struct Harness {
+    dir: tempfile::TempDir,
+    engine: Option<Engine>,
+    root: String,
+    clock: Arc<ManualClock>,
+    rt: tokio::runtime::Runtime,
+}
+
+fn options(clock: &Arc<ManualClock>) -> EngineOptions {
+    EngineOptions { clock: clock.clone(), snapshot_every_events: 0, ..EngineOptions::default() }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let (engine, root) = Engine::init(dir.path(), options(&clock)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        Harness { dir, engine: Some(engine), root: root.expose().to_string(), clock, rt }
+    }
+
+    fn engine(&self) -> &Engine {
+        self.engine.as_ref().unwrap()
+    }
+
+    fn req(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
+        self.rt.block_on(self.engine().request(token, op, path, data))
+    }
+
+    fn root(&self, op: Operation, path: &str, data: Value) -> Response {
+        self.req(&self.root, op, path, data).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Creates a token with `policies` and returns its secret and accessor.
+    fn token(&self, parent: &str, data: Value) -> (String, String) {
+        let r = self.req(parent, Operation::Update, "auth/token/create", data).unwrap();
+        let auth = r.auth.unwrap();
+        (auth.client_token, auth.accessor)
+    }
+
+    fn reopen(&mut self) {
+        self.engine.take().unwrap().close();
+        self.engine = Some(Engine::open(self.dir.path(), options(&self.clock)).unwrap());
+    }
+
+    fn audit(&self) -> Vec<RequestRecorded> {
+        read_entries(&ReadOnlyDir::new(self.dir.path()))
+            .unwrap()
+            .0
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::RequestRecorded(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn policy(h: &Harness, name: &str, text: &str) {
+    h.root(Operation::Update, &format!("sys/policy/{name}"), json!({ "policy": text }));
+}
+
+#[test]
+fn init_returns_a_root_token_that_works_and_refuses_a_second_init() {
+    let h = Harness::new();
+    assert!(h.root.starts_with("lsr.") && h.root.len() >= 28);
+    let me = h.root(Operation::Read, "auth/token/lookup-self", Value::Null).data.unwrap();
+    assert_eq!(me["policies"], json!(["root"]));
+    assert_eq!(me["display_name"], "root");
+    assert_eq!(me["expire_time"], Value::Null);
+    let err = Engine::init(h.dir.path(), options(&h.clock)).unwrap_err().to_string();
+    assert!(err.contains("already initialized"), "{err}");
+}
+
+#[test]
+fn opening_with_the_wrong_master_key_is_a_clear_error() {
+    let h = Harness::new();
+    let dir = h.dir.path().to_path_buf();
+    drop(h.engine);
+    let wrong = lessor_engine::auth::keys::MasterKey::from_bytes([42; 32]);
+    let opts = EngineOptions { master_key: Some(wrong), ..EngineOptions::default() };
+    match Engine::open(&dir, opts) {
+        Err(e @ OpenError::WrongMasterKey) => assert!(e.to_string().contains("wrong master key")),
+        other => panic!("expected WrongMasterKey, got {other:?}"),
+    }
+}
+
+#[test]
+fn opening_a_directory_that_was_never_initialized_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("typo");
+    let err = Engine::open(&missing, EngineOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("holds no lessor data") && err.contains("init"), "{err}");
+    assert!(!missing.exists(), "a failed open must not create the directory");
+}
+
+#[test]
+fn without_the_key_the_engine_opens_read_only() {
+    let h = Harness::new();
+    let dir = h.dir.path().to_path_buf();
+    let digest = h.engine().digest();
+    drop(h.engine);
+    std::fs::rename(dir.join("master.key"), dir.join("elsewhere.key")).unwrap();
+    let engine = Engine::open(&dir, EngineOptions::default()).unwrap();
+    assert_eq!(engine.digest(), digest);
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let err = rt.block_on(engine.request(&h.root, Operation::Read, "sys/mounts", Value::Null)).unwrap_err();
+    assert!(err.to_string().contains("without its master key"), "{err}");
+}
+
+#[test]
+fn mounts_enable_list_tune_disable() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    h.root(
+        Operation::Update,
+        "sys/mounts/db-prod",
+        json!({"type": "database", "description": "prod", "config": {"default_lease_ttl": "1h", "max_lease_ttl": "24h"}}),
+    );
+    let list = h.root(Operation::Read, "sys/mounts", Value::Null).data.unwrap();
+    assert_eq!(list["db-prod/"]["config"]["default_lease_ttl"], 3600);
+    assert_eq!(list["database/"]["type"], "database");
+
+    let err = h.req(&h.root, Operation::Update, "sys/mounts/database", json!({"type": "database"})).unwrap_err();
+    assert!(err.to_string().contains("already in use at \"database/\""), "{err}");
+    let err = h.req(&h.root, Operation::Update, "sys/mounts/kv", json!({"type": "kv"})).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("\"type\""), "{err}");
+    let err = h.req(&h.root, Operation::Update, "sys/mounts/sys", json!({"type": "database"})).unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
+
+    h.root(Operation::Update, "sys/mounts/database/tune", json!({"default_lease_ttl": "30m", "max_lease_ttl": 7200}));
+    let tune = h.root(Operation::Read, "sys/mounts/database/tune", Value::Null).data.unwrap();
+    assert_eq!((tune["default_lease_ttl"].as_u64(), tune["max_lease_ttl"].as_u64()), (Some(1800), Some(7200)));
+    let err = h.req(&h.root, Operation::Update, "sys/mounts/database/tune", json!({"default_lease_ttl": "3h"}));
+    assert!(err.unwrap_err().to_string().contains("must not exceed max_lease_ttl"));
+
+    h.root(Operation::Delete, "sys/mounts/db-prod", Value::Null);
+    assert!(h.engine().with_state(|s| !s.mounts.contains_key("db-prod/") && s.mounts.contains_key("database/")));
+}
+
+#[test]
+fn bad_input_names_the_field_and_changes_nothing() {
+    let h = Harness::new();
+    let before = h.engine().with_state(|s| (s.mounts.clone(), s.policies.clone(), s.tokens.len()));
+    let cases = [
+        (
+            Operation::Update,
+            "sys/mounts/database",
+            json!({"type": "database", "config": {"default_lease_ttl": "1x"}}),
+            "default_lease_ttl",
+        ),
+        (Operation::Update, "sys/mounts/database", json!({"type": "database", "tpye": 1}), "\"tpye\""),
+        (Operation::Update, "sys/policy/p", json!({"policy": "path \"a/*b\" { capabilities = [\"read\"] }"}), "policy"),
+        (Operation::Update, "sys/policy/p", json!({}), "\"policy\""),
+        (Operation::Update, "auth/token/create", json!({"ttl": "soon"}), "\"ttl\""),
+        (Operation::Update, "auth/token/create", json!({"num_uses": -1}), "\"num_uses\""),
+        (Operation::Update, "sys/policy/root", json!({"policy": "path \"x\" { capabilities = [\"read\"] }"}), "root"),
+        (Operation::Delete, "sys/policy/default", Value::Null, "default"),
+    ];
+    for (op, path, data, field) in cases {
+        let err = h.req(&h.root, op, path, data.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{path} {data}: {err}");
+        assert!(err.to_string().contains(field), "{path} {data}: {err}");
+    }
+    let after = h.engine().with_state(|s| (s.mounts.clone(), s.policies.clone(), s.tokens.len()));
+    assert_eq!(before, after);
+    let invalid = h.audit().iter().filter(|r| r.outcome == Outcome::Invalid).count();
+    assert_eq!(invalid, 8, "every invalid request is on the record");
+}
+
+#[test]
+fn a_read_only_creds_policy_allows_its_path_and_denies_the_rest_and_every_denial_is_logged() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    policy(&h, "app", r#"path "database/creds/app-readonly" { capabilities = ["read"] }"#);
+    let (app, accessor) = h.token(&h.root, json!({"policies": ["app"], "display_name": "app-A"}));
+
+    // Allowed by policy: the request gets past authorization (the database
+    // engine's handler answers it, not the ACL).
+    let allowed = h.req(&app, Operation::Read, "database/creds/app-readonly", Value::Null);
+    assert!(!matches!(allowed, Err(RequestError::PermissionDenied(_))), "{allowed:?}");
+
+    let denied_paths = ["database/creds/other", "database/config/x", "sys/policy/x", "sys/mounts"];
+    for path in denied_paths {
+        let err = h.req(&app, Operation::Read, path, Value::Null).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{path}: {err}");
+    }
+    let err = h.req(&app, Operation::Update, "database/creds/app-readonly", json!({})).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "update needs update, not read");
+
+    let audit = h.audit();
+    for path in denied_paths {
+        let rec = audit.iter().find(|r| r.path == path).unwrap_or_else(|| panic!("no audit record for {path}"));
+        assert_eq!(rec.outcome, Outcome::Denied);
+        assert_eq!(rec.accessor, accessor);
+        assert_eq!(rec.display_name, "token-app-A");
+        assert!(rec.error.as_deref().unwrap().contains("permission denied"));
+    }
+    let allowed_rec = audit.iter().find(|r| r.path == "database/creds/app-readonly").unwrap();
+    assert_ne!(allowed_rec.outcome, Outcome::Denied);
+
+    // A token nobody issued: denied, and recorded without an accessor.
+    let err = h.req("lsr.notatoken", Operation::Read, "sys/mounts", Value::Null).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    let last = h.audit().pop().unwrap();
+    assert_eq!((last.outcome, last.accessor.as_str()), (Outcome::Denied, ""));
+}
+
+#[test]
+fn the_default_policy_lets_a_token_look_itself_up() {
+    let h = Harness::new();
+    let (t, _) = h.token(&h.root, json!({"policies": []}));
+    let me = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap().data.unwrap();
+    assert_eq!(me["policies"], json!(["default"]));
+    assert_eq!(me["id"], t);
+    let (nd, _) = h.token(&h.root, json!({"policies": [], "no_default_policy": true}));
+    assert_eq!(
+        h.req(&nd, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
+#[test]
+fn a_token_cannot_grant_policies_it_does_not_hold() {
+    let h = Harness::new();
+    policy(&h, "a", r#"path "auth/token/create" { capabilities = ["update"] }"#);
+    policy(&h, "b", r#"path "sys/*" { capabilities = ["read"] }"#);
+    let (ta, _) = h.token(&h.root, json!({"policies": "a"}));
+    let err = h.req(&ta, Operation::Update, "auth/token/create", json!({"policies": ["b"]})).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("\"b\""), "{err}");
+    let err = h.req(&ta, Operation::Update, "auth/token/create", json!({"policies": ["root"]})).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    // Its own policies, and none (inherits), are fine.
+    let (child, _) = h.token(&ta, json!({"policies": ["a"]}));
+    let (inherit, _) = h.token(&ta, json!({}));
+    for t in [child, inherit] {
+        let me = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap().data.unwrap();
+        assert_eq!(me["policies"], json!(["a", "default"]));
+    }
+    // no_parent needs root or sudo.
+    let err = h.req(&ta, Operation::Update, "auth/token/create", json!({"no_parent": true})).unwrap_err();
+    assert!(err.to_string().contains("no_parent"), "{err}");
+}
+
+#[test]
+fn revoking_a_parent_revokes_its_children_and_an_orphan_survives() {
+    let h = Harness::new();
+    policy(&h, "maker", r#"path "auth/token/create" { capabilities = ["update"] }"#);
+    let (parent, parent_acc) = h.token(&h.root, json!({"policies": ["maker"]}));
+    let (child, child_acc) = h.token(&parent, json!({}));
+    let (grandchild, _) = h.token(&child, json!({}));
+    let (orphan, orphan_acc) = h.token(&h.root, json!({"no_parent": true, "policies": ["maker"]}));
+    let (orphan_child, _) = h.token(&orphan, json!({}));
+
+    h.root(Operation::Update, "auth/token/revoke-accessor", json!({"accessor": parent_acc}));
+    for t in [&parent, &child, &grandchild] {
+        let err = h.req(t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    }
+    assert!(h.engine().with_state(|s| !s.tokens.contains_key(&child_acc)));
+    h.req(&orphan, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap();
+
+    // revoke-orphan: the children live on, parentless.
+    h.root(Operation::Update, "auth/token/revoke-orphan", json!({"token": orphan}));
+    let me = h.req(&orphan_child, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap().data.unwrap();
+    assert_eq!(me["orphan"], true);
+    assert!(h.engine().with_state(|s| !s.tokens.contains_key(&orphan_acc)));
+}
+
+#[test]
+fn expired_tokens_are_refused_on_the_engine_clock_and_renewal_extends_them() {
+    let h = Harness::new();
+    let (t, _) = h.token(&h.root, json!({"ttl": "1h", "explicit_max_ttl": "3h"}));
+    h.clock.advance_ms(59 * 60_000);
+    let renewed = h.req(&t, Operation::Update, "auth/token/renew-self", json!({"increment": "2h"})).unwrap();
+    assert_eq!(renewed.auth.unwrap().lease_duration, 7200);
+    h.clock.advance_ms(110 * 60_000);
+    h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap();
+    // The explicit max TTL caps the next renewal at creation + 3h.
+    let capped = h.req(&t, Operation::Update, "auth/token/renew-self", json!({"increment": "5h"})).unwrap();
+    assert_eq!(capped.auth.unwrap().lease_duration, (3 * 3600) - (169 * 60));
+    assert!(capped.warnings.unwrap()[0].contains("explicit max TTL"));
+    h.clock.advance_ms(12 * 60_000);
+    let err = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(h.audit().last().unwrap().error.as_deref().unwrap().contains("expired"));
+}
+
+#[test]
+fn a_child_token_never_outlives_its_parent() {
+    let h = Harness::new();
+    policy(&h, "maker", r#"path "auth/token/create" { capabilities = ["update"] }"#);
+    let (parent, _) = h.token(&h.root, json!({"policies": ["maker"], "ttl": "1h"}));
+    let r = h.req(&parent, Operation::Update, "auth/token/create", json!({"ttl": "10h"})).unwrap();
+    assert_eq!(r.auth.unwrap().lease_duration, 3600);
+    assert!(r.warnings.unwrap()[0].contains("parent"));
+}
+
+#[test]
+fn num_uses_are_spent_one_per_request() {
+    let h = Harness::new();
+    let (t, _) = h.token(&h.root, json!({"num_uses": 2}));
+    let first = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap().data.unwrap();
+    assert_eq!(first["num_uses"], 1, "this request spent one of two");
+    h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap();
+    let err = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap_err();
+    assert!(err.to_string().contains("no uses left"), "{err}");
+}
+
+#[test]
+fn policies_round_trip_and_list_and_delete() {
+    let h = Harness::new();
+    let text = r#"path "database/creds/*" { capabilities = ["read", "list"] }"#;
+    policy(&h, "Readers", text);
+    let got = h.root(Operation::Read, "sys/policies/acl/readers", Value::Null).data.unwrap();
+    assert_eq!((got["name"].as_str(), got["rules"].as_str()), (Some("readers"), Some(text)));
+    let list = h.root(Operation::List, "sys/policy", Value::Null).data.unwrap();
+    assert_eq!(list["keys"], json!(["default", "readers", "root"]));
+    h.root(Operation::Delete, "sys/policy/readers", Value::Null);
+    assert_eq!(
+        h.req(&h.root, Operation::Read, "sys/policy/readers", Value::Null).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // JSON policies are accepted too.
+    policy(&h, "j", r#"{"path": {"sys/mounts": {"capabilities": ["read"]}}}"#);
+    let (t, _) = h.token(&h.root, json!({"policies": ["j"]}));
+    h.req(&t, Operation::Read, "sys/mounts", Value::Null).unwrap();
+}
+
+#[test]
+fn a_policy_change_takes_effect_on_the_next_request() {
+    let h = Harness::new();
+    policy(&h, "p", r#"path "sys/mounts" { capabilities = ["read"] }"#);
+    let (t, _) = h.token(&h.root, json!({"policies": ["p"]}));
+    h.req(&t, Operation::Read, "sys/mounts", Value::Null).unwrap();
+    policy(&h, "p", r#"path "sys/mounts" { capabilities = ["deny"] }"#);
+    assert_eq!(h.req(&t, Operation::Read, "sys/mounts", Value::Null).unwrap_err().kind(), ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn after_reopen_tokens_policies_and_mounts_are_exactly_as_before() {
+    let mut h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    policy(&h, "app", r#"path "database/creds/app" { capabilities = ["read"] }"#);
+    let (t, acc) = h.token(&h.root, json!({"policies": ["app"], "ttl": "2h"}));
+    let digest = h.engine().digest();
+    let state = h.engine().with_state(|s| (s.mounts.clone(), s.policies.clone(), s.tokens.clone()));
+    h.reopen();
+    assert_eq!(h.engine().digest(), digest);
+    assert_eq!(h.engine().with_state(|s| (s.mounts.clone(), s.policies.clone(), s.tokens.clone())), state);
+    let me = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap().data.unwrap();
+    assert_eq!(me["accessor"], acc);
+    // And through a snapshot, too.
+    h.engine().snapshot().unwrap();
+    let digest = h.engine().digest();
+    h.reopen();
+    assert_eq!(h.engine().digest(), digest);
+    h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap();
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+#[test]
+fn no_token_secret_and_no_password_is_anywhere_in_the_data_directory() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    let mut secrets = vec![h.root.clone()];
+    for i in 0..5 {
+        secrets.push(h.token(&h.root, json!({"display_name": format!("t{i}")})).0);
+    }
+    let password = "rootpw-Zq9vX2-never-in-plaintext";
+    h.engine().append_sealed_secret_for_tests("connection database/ pg", password.as_bytes()).unwrap();
+    h.engine().snapshot().unwrap();
+    drop(h.engine);
+    secrets.push(password.to_string());
+    for file in files_under(h.dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        for secret in &secrets {
+            for needle in [secret.as_bytes(), &secret.as_bytes()[4..]] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} contains a secret in plaintext",
+                    file.display()
+                );
+            }
+        }
+    }
+}
