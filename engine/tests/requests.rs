@@ -411,3 +411,24 @@ fn no_token_secret_and_no_password_is_anywhere_in_the_data_directory() {
         }
     }
 }
+
+#[test]
+fn typed_fast_paths_go_through_the_same_pipeline() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    policy(&h, "none", r#"path "sys/mounts" { capabilities = ["read"] }"#);
+    let (t, _) = h.token(&h.root, json!({"policies": ["none"]}));
+    // Authorization and audit apply exactly as for `request`.
+    let err = h.rt.block_on(h.engine().issue(&t, "database/creds/app")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    // The default policy grants sys/leases/renew: past the ACL, the lease is unknown.
+    let err = h.rt.block_on(h.engine().renew(&t, "database/creds/app/x", 60)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = h.rt.block_on(h.engine().revoke(&h.root, "database/creds/app/x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let audit = h.audit();
+    let n = audit.len();
+    assert_eq!(audit[n - 3].path, "database/creds/app");
+    assert_eq!(audit[n - 2].path, "sys/leases/renew");
+    assert_eq!((audit[n - 1].path.as_str(), audit[n - 1].outcome), ("sys/leases/revoke", Outcome::Error));
+}

@@ -14,6 +14,7 @@ mod router;
 mod sys_leases;
 mod sys_mounts;
 mod sys_policy;
+mod typed;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -21,6 +22,7 @@ use serde_json::{Map, Value};
 pub use crate::event::Operation;
 pub use pipeline::AclCache;
 pub use router::Route;
+pub use typed::{Credential, Renewed};
 
 /// The stable category of an error: what a caller (or the C API) branches on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
