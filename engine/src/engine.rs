@@ -75,6 +75,12 @@ pub enum OpenError {
     WrongMasterKey,
 }
 
+/// Live plugins by `(mount, connection)`, with the configuration each was built from.
+pub(crate) type PluginRegistry = std::collections::HashMap<
+    crate::state::MountKey,
+    (crate::event::ConnectionWritten, Arc<dyn crate::plugin::DatabasePlugin>),
+>;
+
 /// Why [`Engine::init`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -114,6 +120,8 @@ pub struct Engine {
     /// `None` when opened without the master key: read-only use.
     pub(crate) keys: Option<Arc<Keys>>,
     pub(crate) acl_cache: crate::request::AclCache,
+    /// Database plugins by connection, with the configuration they were built from.
+    pub(crate) plugins: Mutex<PluginRegistry>,
     /// Serializes the spending of `num_uses` tokens.
     pub(crate) token_use_lock: tokio::sync::Mutex<()>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
@@ -248,6 +256,7 @@ impl Engine {
             keys,
             acl_cache: Default::default(),
             token_use_lock: tokio::sync::Mutex::new(()),
+            plugins: Mutex::default(),
             snapshotter,
         })
     }
@@ -276,6 +285,11 @@ impl Engine {
             c.password = Some(sealed);
         }
         self.append_unchecked_blocking(vec![event]).map_err(|e| e.to_string())
+    }
+
+    /// Enqueues without waiting for durability (see [`Log::submit`]).
+    pub(crate) async fn submit(&self, events: Vec<Event>) -> Result<log::Pending, AppendError> {
+        self.log.submit(self.clock.now_ms(), events).await
     }
 
     pub(crate) async fn append(&self, events: Vec<Event>) -> Result<Appended, AppendError> {

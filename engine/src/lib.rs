@@ -31,6 +31,7 @@ pub mod encoding;
 mod engine;
 pub mod event;
 pub mod log;
+pub mod plugin;
 pub mod request;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]

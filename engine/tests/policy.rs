@@ -401,7 +401,10 @@ fn unknown_capability_lists_the_valid_ones() {
     assert!(matches!(e, PolicyError::UnknownCapability { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
-        r#"path "secret/x": unknown capability "reed"; valid capabilities are: create, read, update, delete, list, sudo, deny"#
+        concat!(
+            r#"path "secret/x": unknown capability "reed"; "#,
+            "valid capabilities are: create, read, update, delete, list, sudo, deny"
+        )
     );
     // Vault's newer capabilities are not lessor's.
     assert!(matches!(err(r#"path "a" { capabilities = ["patch"] }"#), PolicyError::UnknownCapability { .. }));
@@ -431,14 +434,17 @@ fn capabilities_must_be_present_and_non_empty() {
     assert!(matches!(e, PolicyError::EmptyCapabilities { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
-        r#"path "secret/x": capabilities is empty; list at least one of: create, read, update, delete, list, sudo, deny (use ["deny"] to forbid the path)"#
+        concat!(
+            r#"path "secret/x": capabilities is empty; "#,
+            r#"list at least one of: create, read, update, delete, list, sudo, deny (use ["deny"] to forbid the path)"#
+        )
     );
     let e = err(r#"path "secret/x" {}"#);
     assert!(matches!(e, PolicyError::MissingCapabilities { .. }), "{e:?}");
     assert!(e.to_string().starts_with(r#"path "secret/x": missing `capabilities = [...]`"#), "{e}");
     let e = err(r#"path "secret/x" { capabilities = "read" }"#);
     assert!(matches!(e, PolicyError::CapabilitiesNotList { .. }), "{e:?}");
-    let e = err(r#"path "secret/x" { capabilities = ["${var.x}"] }"#);
+    let e = err(r#"path "secret/x" { capabilities = [read] }"#);
     assert!(matches!(e, PolicyError::CapabilitiesNotList { .. }), "{e:?}");
     // HCL itself refuses a repeated attribute; JSON gets the same check here.
     let e = err("path \"secret/x\" {\n capabilities = [\"read\"]\n capabilities = [\"list\"]\n}");
@@ -485,7 +491,10 @@ fn unknown_top_level_is_refused() {
     assert!(matches!(e, PolicyError::UnknownTopLevel { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
-        r#"unexpected block "paths" at the top level of the policy; a policy holds only `path "<pattern>" { capabilities = [...] }` blocks"#
+        concat!(
+            r#"unexpected block "paths" at the top level of the policy; "#,
+            r#"a policy holds only `path "<pattern>" { capabilities = [...] }` blocks"#
+        )
     );
     let e = err(r#"capabilities = ["read"]"#);
     assert!(e.to_string().starts_with(r#"unexpected attribute "capabilities" at the top level"#), "{e}");
@@ -501,6 +510,12 @@ fn unknown_top_level_is_refused() {
     }
     let e = err(&rule("secret/\nx", READ));
     assert!(matches!(e, PolicyError::ControlCharacter { .. }), "{e:?}");
+    assert_eq!(e.to_string(), r#"path "secret/\nx": a path pattern cannot contain control characters"#);
+    let deep = |n: usize| vec!["+"; n].join("/");
+    assert_eq!(policy(&rule(&deep(POLICY_PATTERN_SEGMENTS_MAX), READ)).rules.len(), 1);
+    let e = err(&rule(&deep(POLICY_PATTERN_SEGMENTS_MAX + 1), READ));
+    assert!(matches!(e, PolicyError::PatternTooDeep { segments: 65, .. }), "{e:?}");
+    assert!(e.to_string().ends_with(": 65 segments, over the limit of 64"), "{e}");
 }
 
 #[test]
@@ -527,6 +542,45 @@ fn syntax_errors_name_a_position_and_do_not_echo_the_input() {
     // Hostile nesting is an error, not a stack overflow.
     let deep = format!("path \"a\" {{ capabilities = {}{} }}", "[".repeat(5_000), "]".repeat(5_000));
     assert!(matches!(err(&deep), PolicyError::Hcl { .. }));
+}
+
+/// hcl-rs backtracks exponentially over operators nested in objects; a policy
+/// never needs an expression, so they are refused before it parses.
+#[test]
+fn expressions_are_refused_before_parsing() {
+    let cases = [
+        (r#"path "a" { capabilities = ["read"] } x = 1 * 2"#, "line 1, column 44: '*' outside quotes"),
+        ("path \"a\" {\n  capabilities = [\"re\" + \"ad\"]\n}", "line 2, column 24: '+' outside quotes"),
+        ("x = (1)", "line 1, column 5: '(' outside quotes"),
+        ("x = <<EOF\nread\nEOF\n", "line 1, column 5: '<' outside quotes"),
+        ("x = a-b", "line 1, column 6: '-' outside quotes"),
+        (r#"path "a" { capabilities = ["${x}"] }"#, "line 1, column 29: `${` templates are not supported in a policy"),
+        (r#"path "%{if x}a%{endif}" { }"#, "line 1, column 7: `%{` templates are not supported in a policy"),
+        (&format!("x = {}{}", "[".repeat(17), "]".repeat(17)), "line 1, column 21: nested more than 16 levels deep"),
+    ];
+    for (text, message) in cases {
+        let e = err(text);
+        assert!(matches!(e, PolicyError::Hcl { .. }), "{text}: {e:?}");
+        assert!(e.to_string().starts_with(&format!("policy is not valid HCL: {message}")), "{text}: {e}");
+    }
+    // Operators, brackets and templates inside quotes and comments are fine.
+    let p = policy(concat!(
+        "# a * b { [ ( ${x}\n",
+        "/* - + ! < > ) */\n",
+        "path \"a-b.c/{{identity.entity.id}}/+/x*\" { // (one) [two]\n",
+        "  capabilities = [\"read\"] # \"${nope}\"\n",
+        "}\n",
+    ));
+    assert_eq!(p.rules[0].pattern, "a-b.c/{{identity.entity.id}}/+/x*");
+    // The fuzzer's one-minute input, and a 64 KiB version of the same shape.
+    let start = std::time::Instant::now();
+    for text in [
+        "p=p*t*{p*t*{B!=0*{BB*t*{B!=p*{B!=p*{B!=p*{B!=p*{t*t*{B!=t*{Bt*t*{Bt*t*{B*t*{B!=p*{B!=p*{B!=p*{B!=p*",
+        &format!("p={}", "{t*t*".repeat(13_000)),
+    ] {
+        assert!(matches!(err(text), PolicyError::Hcl { .. }));
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(1), "{:?}", start.elapsed());
 }
 
 #[test]

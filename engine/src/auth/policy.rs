@@ -108,10 +108,15 @@ path "sys/leases/lookup" {
 pub const POLICY_TEXT_BYTES_MAX: usize = 64 * 1024;
 /// Most path rules one policy may hold.
 pub const POLICY_PATH_RULES_MAX: usize = 1_000;
+/// Most `/`-separated segments in one path pattern. It bounds the depth of the
+/// compiled trie, and so the recursion of a check.
+pub const POLICY_PATTERN_SEGMENTS_MAX: usize = 64;
 /// Longest policy name.
 pub const POLICY_NAME_BYTES_MAX: usize = 128;
 /// How much of the input an error message may quote.
 const ERROR_INPUT_CHARS_MAX: usize = 100;
+/// Deepest nesting of `{` and `[` the HCL screen lets through (a policy needs 2).
+const HCL_NESTING_LEVELS_MAX: usize = 16;
 
 /// The capability names, in Vault's order, as the error messages list them.
 const VALID_CAPABILITIES: &str = "create, read, update, delete, list, sudo, deny";
@@ -248,7 +253,8 @@ pub enum PolicyError {
     #[error("policy is not valid JSON: {detail}")]
     Json { detail: String },
     #[error(
-        "unexpected {found} at the top level of the policy; a policy holds only `path \"<pattern>\" {{ capabilities = [...] }}` blocks"
+        "unexpected {found} at the top level of the policy; a policy holds only \
+         `path \"<pattern>\" {{ capabilities = [...] }}` blocks"
     )]
     UnknownTopLevel { found: String },
     #[error(
@@ -263,10 +269,13 @@ pub enum PolicyError {
     MisplacedPlus { pattern: String },
     #[error("path {pattern}: a path pattern cannot contain control characters")]
     ControlCharacter { pattern: String },
+    #[error("path {pattern}: {segments} segments, over the limit of {POLICY_PATTERN_SEGMENTS_MAX}")]
+    PatternTooDeep { pattern: String, segments: usize },
     #[error("path {pattern}: unknown capability {capability}; valid capabilities are: {VALID_CAPABILITIES}")]
     UnknownCapability { pattern: String, capability: String },
     #[error(
-        "path {pattern}: capabilities is empty; list at least one of: {VALID_CAPABILITIES} (use [\"deny\"] to forbid the path)"
+        "path {pattern}: capabilities is empty; list at least one of: {VALID_CAPABILITIES} \
+         (use [\"deny\"] to forbid the path)"
     )]
     EmptyCapabilities { pattern: String },
     #[error("path {pattern}: missing `capabilities = [...]`; list at least one of: {VALID_CAPABILITIES}")]
@@ -340,6 +349,10 @@ fn validate_pattern(raw: &str) -> Result<String, PolicyError> {
     if pattern.chars().any(char::is_control) {
         return Err(PolicyError::ControlCharacter { pattern: quoted(pattern) });
     }
+    let segments = pattern.split('/').count();
+    if segments > POLICY_PATTERN_SEGMENTS_MAX {
+        return Err(PolicyError::PatternTooDeep { pattern: quoted(pattern), segments });
+    }
     let body = pattern.strip_suffix('*');
     let glob = body.is_some();
     let body = body.unwrap_or(pattern);
@@ -372,7 +385,87 @@ fn push_rule(rules: &mut Vec<PathRule>, pattern: String, capabilities: Capabilit
     Ok(())
 }
 
+/// Refuses, before the HCL parser sees it, anything outside the language of
+/// policies: operators, parentheses, heredocs, `${}` / `%{}` templates, and deep
+/// nesting. hcl-rs backtracks exponentially over binary operations nested in
+/// object constructors (a 400-byte input took a minute); a policy never needs an
+/// expression, so refusing them keeps parsing linear. Outside quotes and comments
+/// only identifiers, numbers, `=`, `,`, `:`, `.` and brackets remain.
+fn screen_hcl(text: &str) -> Result<(), PolicyError> {
+    enum State {
+        Code,
+        Quoted,
+        LineComment,
+        BlockComment,
+    }
+    let refuse = |offset: usize, what: String| {
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Err(PolicyError::Hcl { detail: format!("line {line}, column {column}: {what}") })
+    };
+    let mut state = State::Code;
+    let mut depth = 0usize;
+    let mut chars = text.char_indices().peekable();
+    while let Some((offset, c)) = chars.next() {
+        let next = chars.peek().map(|&(_, n)| n);
+        match state {
+            State::Code => match c {
+                '"' => state = State::Quoted,
+                '#' => state = State::LineComment,
+                '/' if next == Some('/') => state = State::LineComment,
+                '/' if next == Some('*') => {
+                    chars.next();
+                    state = State::BlockComment;
+                }
+                '{' | '[' => {
+                    depth += 1;
+                    if depth > HCL_NESTING_LEVELS_MAX {
+                        return refuse(offset, format!("nested more than {HCL_NESTING_LEVELS_MAX} levels deep"));
+                    }
+                }
+                '}' | ']' => depth = depth.saturating_sub(1),
+                c if c.is_ascii_alphanumeric()
+                    || matches!(c, '_' | '=' | ',' | ':' | '.' | ' ' | '\t' | '\r' | '\n') => {}
+                c => {
+                    return refuse(
+                        offset,
+                        format!(
+                            "{c:?} outside quotes; a policy holds only `path \"<pattern>\" {{ capabilities = [...] }}` \
+                             blocks, not expressions"
+                        ),
+                    );
+                }
+            },
+            State::Quoted => match c {
+                '"' | '\n' => state = State::Code,
+                // An escape; a newline still ends the string, as for the parser.
+                '\\' if next != Some('\n') => {
+                    chars.next();
+                }
+                '$' | '%' if next == Some('{') => {
+                    return refuse(offset, format!("`{c}{{` templates are not supported in a policy"));
+                }
+                _ => {}
+            },
+            State::LineComment => {
+                if c == '\n' {
+                    state = State::Code;
+                }
+            }
+            State::BlockComment => {
+                if c == '*' && next == Some('/') {
+                    chars.next();
+                    state = State::Code;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_hcl(text: &str, rules: &mut Vec<PathRule>) -> Result<(), PolicyError> {
+    screen_hcl(text)?;
     let body = hcl::parse(text).map_err(|e| PolicyError::Hcl {
         detail: match e {
             // Not the error's Display: that quotes the whole offending line.
@@ -636,7 +729,8 @@ pub fn check_policy_deletable(name: &str) -> Result<String, PolicyError> {
 /// documentation for the design).
 ///
 /// Patterns are trusted to be as [`parse_policy`] returns them; in a rule built by
-/// hand, whatever is not a trailing `*` or a whole `+` segment matches literally.
+/// hand, whatever is not a trailing `*` or a whole `+` segment matches literally
+/// (and a check recurses once per segment of the deepest pattern).
 /// A policy named `root` is not special here: give root tokens [`Acl::root`].
 #[derive(Debug, Clone, Default)]
 pub struct Acl {
@@ -787,7 +881,7 @@ impl Acl {
         };
         exact.values_mut().for_each(deny_wins);
         let mut ranked: Vec<(&str, Capabilities)> = wildcards.into_iter().collect();
-        ranked.sort_unstable_by(|a, b| priority(a.0).cmp(&priority(b.0)));
+        ranked.sort_by_cached_key(|(pattern, _)| priority(pattern));
         let mut trie = Node::default();
         let mut by_rank = Vec::with_capacity(ranked.len());
         for (rank, (pattern, mut capabilities)) in ranked.into_iter().enumerate() {

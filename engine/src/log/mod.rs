@@ -52,6 +52,17 @@ impl Default for LogOptions {
 /// The smallest allowed segment: a header and one record of a few hundred bytes.
 pub const SEGMENT_BYTES_MIN: u64 = 1024;
 
+/// An append on its way to the disk.
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<Appended, AppendError>>);
+
+impl Pending {
+    /// Resolves once the events are durable and applied (or failed).
+    pub async fn durable(self) -> Result<Appended, AppendError> {
+        self.0.await.map_err(|_| AppendError::Closed)?
+    }
+}
+
 /// Why a log could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -178,10 +189,17 @@ impl Log {
     /// Appends `events` as consecutive records stamped `ts_ms` (raised to the last
     /// record's time if earlier) and returns once they are durable and applied.
     pub async fn append(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
+        self.submit(ts_ms, events).await?.durable().await
+    }
+
+    /// Enqueues `events` and returns at once (after waiting for queue space), so
+    /// the caller can work while the writer makes them durable — the issue path
+    /// runs its SQL during the fsync and commits only after [`Pending::durable`].
+    pub async fn submit(&self, ts_ms: i64, events: Vec<Event>) -> Result<Pending, AppendError> {
         let (req, rx) = self.prepare(ts_ms, events)?;
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         tx.send(req).await.map_err(|_| AppendError::Closed)?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        Ok(Pending(rx))
     }
 
     /// [`Log::append`], blocking the calling thread until durable. Usable from any

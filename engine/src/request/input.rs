@@ -126,6 +126,17 @@ impl Input {
         }
     }
 
+    /// A list given as a JSON array of strings, or as one string taken whole (not
+    /// split on commas): SQL statements contain commas.
+    pub fn string_list_raw(&mut self, field: &str) -> Result<Option<Vec<String>>, RequestError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(if s.trim().is_empty() { vec![] } else { vec![s.clone()] })),
+            Some(Value::Array(_)) => self.string_list(field),
+            Some(other) => Err(bad(field, &format!("must be a string or a list of strings, got {}", json_type(other)))),
+        }
+    }
+
     /// A nested object, read with its own [`Input`] (e.g. a mount's `config`).
     pub fn object(&mut self, field: &str) -> Result<Option<Input>, RequestError> {
         match self.take(field) {

@@ -8,6 +8,8 @@
 //! recorded, durably, before its error is returned.
 
 mod auth_token;
+mod creds;
+mod database;
 pub mod input;
 mod pipeline;
 mod router;

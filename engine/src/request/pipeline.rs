@@ -49,6 +49,20 @@ pub(crate) struct Handled {
     pub response: Response,
 }
 
+/// What a request needs done once the state lock is released: most handlers are
+/// finished (`Done`); database work runs outside the lock.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per request, on the stack, for a moment
+pub(crate) enum Plan {
+    Done(Handled),
+    /// Connect with this configuration first; log it only if that works.
+    VerifyThenWrite(Box<crate::event::ConnectionWritten>),
+    Issue(Box<super::creds::IssuePlan>),
+    Revoke(Box<super::creds::RevokePlan>),
+    /// Close the connection's pool; the next use reconnects from the stored config.
+    Reset(Box<crate::event::ConnectionWritten>),
+}
+
 /// Everything a handler needs.
 pub(crate) struct Ctx<'a> {
     pub state: &'a State,
@@ -137,13 +151,30 @@ impl Engine {
         audit.display_name = caller.token.display_name.clone();
         let path = router::normalize_path(path)?;
         let input = Input::new(data)?;
-        self.with_state(|state| {
+        let plan = self.with_state(|state| {
             let route = router::route(&path, state)?;
             let required = route.required(operation, &path, exists(&route, state))?;
             let sudo = self.authorize(state, &caller, &path, required)?;
             let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo };
             dispatch(&ctx, route, input)
-        })
+        })?;
+        match plan {
+            Plan::Done(handled) => Ok(handled),
+            Plan::VerifyThenWrite(connection) => {
+                let plugin = self.build_plugin(&connection)?;
+                crate::plugin::DatabasePlugin::verify(&plugin)
+                    .await
+                    .map_err(|e| RequestError::Database(format!("verifying the connection: {e}")))?;
+                Ok(Handled { events: vec![Event::ConnectionWritten(*connection)], ..Handled::default() })
+            }
+            Plan::Issue(plan) => self.run_issue(*plan).await,
+            Plan::Revoke(plan) => self.run_revoke(*plan).await.map(|()| Handled::default()),
+            Plan::Reset(connection) => {
+                self.drop_plugin(&connection.mount, &connection.name);
+                let event = crate::event::ConnectionReset { mount: connection.mount, name: connection.name };
+                Ok(Handled { events: vec![event.into()], ..Handled::default() })
+            }
+        }
     }
 
     /// Resolves a token secret to a usable token; a token with `num_uses` spends
@@ -225,18 +256,18 @@ fn exists(route: &Route, state: &State) -> bool {
     }
 }
 
-fn dispatch(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Handled, RequestError> {
+fn dispatch(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Plan, RequestError> {
     match route {
-        Route::Mounts | Route::Mount(_) | Route::MountTune(_) => super::sys_mounts::handle(ctx, route, input),
-        Route::Policies | Route::Policy(_) => super::sys_policy::handle(ctx, route, input),
-        Route::Token(verb) => super::auth_token::handle(ctx, verb, input),
+        Route::Mounts | Route::Mount(_) | Route::MountTune(_) => {
+            super::sys_mounts::handle(ctx, route, input).map(Plan::Done)
+        }
+        Route::Policies | Route::Policy(_) => super::sys_policy::handle(ctx, route, input).map(Plan::Done),
+        Route::Token(verb) => super::auth_token::handle(ctx, verb, input).map(Plan::Done),
         Route::LeaseLookup(_)
         | Route::LeaseRenew
         | Route::LeaseRevoke
         | Route::LeaseRevokePrefix(_)
         | Route::LeaseRevokeForce(_) => super::sys_leases::handle(ctx, route, input),
-        Route::Database { mount, rest } => Err(RequestError::not_found(format!(
-            "no handler for \"{mount}{rest}\": the database engine's config/, roles/ and creds/ paths are not served yet"
-        ))),
+        Route::Database { mount, rest } => super::database::plan(ctx, &mount, &rest, input),
     }
 }

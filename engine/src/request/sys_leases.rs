@@ -6,8 +6,9 @@
 
 use serde_json::json;
 
+use super::creds;
 use super::input::Input;
-use super::pipeline::{Ctx, Handled};
+use super::pipeline::{Ctx, Handled, Plan};
 use super::router::Route;
 use super::{RequestError, Response};
 use crate::clock::rfc3339;
@@ -17,7 +18,18 @@ use crate::state::{Lease, LeaseStatus, State};
 /// Most lease ids one list returns.
 pub const LEASE_LIST_MAX: usize = 100_000;
 
-pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled, RequestError> {
+pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Plan, RequestError> {
+    match route {
+        Route::LeaseRevoke => {
+            let id = input.required_string("lease_id", "the lease id, e.g. database/creds/app/AbC…")?;
+            input.finish()?;
+            Ok(Plan::Revoke(Box::new(creds::lease_for_revoke(ctx.state, &id)?)))
+        }
+        other => handle_local(ctx, other, input).map(Plan::Done),
+    }
+}
+
+fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled, RequestError> {
     match route {
         Route::LeaseLookup(None) => {
             let lease = find(ctx.state, &mut input)?;
@@ -61,11 +73,6 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Ha
                 "cannot renew {}: this build has no database plugin to run the renew statements",
                 lease.lease_id
             )))
-        }
-        Route::LeaseRevoke => {
-            let lease = find(ctx.state, &mut input)?;
-            input.finish()?;
-            Ok(Handled { events: revoke(&[lease], RevokeReason::Explicit), ..Handled::default() })
         }
         Route::LeaseRevokePrefix(prefix) => {
             input.finish()?;

@@ -1,0 +1,92 @@
+//! Database plugins: what lessor runs against the database for each lease.
+//!
+//! [`DatabasePlugin`] is the seam: `postgresql-database-plugin` ([`postgres`]) is
+//! the real one; tests put fault-injecting doubles behind the same trait. The
+//! engine never holds a database connection itself.
+//!
+//! Text handling lives beside it: [`statements`] (splitting multi-statement SQL),
+//! [`template`] (statement, URL and username templates) and [`credentials`]
+//! (passwords).
+
+pub mod credentials;
+pub mod postgres;
+pub mod statements;
+pub mod template;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so plugins can live behind `dyn DatabasePlugin`.
+pub type PluginFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PluginError>> + Send + 'a>>;
+
+/// Awaited by [`DatabasePlugin::create_user`] between running the creation
+/// statements and `COMMIT`: it resolves once the issue intent is durable (I1).
+/// An error aborts the transaction, so no user appears for an intent that is not
+/// on disk (I6).
+pub type CommitGate<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Why a plugin operation failed. `Database` carries the server's own message
+/// verbatim (and its SQLSTATE) — never a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    #[error("{message}")]
+    Database { message: String, sqlstate: Option<String> },
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("the database did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("{0}")]
+    Config(String),
+    #[error("aborted before COMMIT: {0}")]
+    Aborted(String),
+}
+
+/// A user to create.
+#[derive(Clone, Copy)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// `{{expiration}}`, already formatted.
+    pub expiration: &'a str,
+    pub statements: &'a [String],
+}
+
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// What every database plugin does. Every method runs its statements in one
+/// transaction and within the plugin's statement timeout.
+pub trait DatabasePlugin: Send + Sync + std::fmt::Debug {
+    /// Connects and pings.
+    fn verify(&self) -> PluginFuture<'_, ()>;
+    /// Runs `user.statements`, awaits `gate`, then commits.
+    fn create_user<'a>(&'a self, user: NewUser<'a>, gate: CommitGate<'a>) -> PluginFuture<'a, ()>;
+    /// Moves the user's expiry (`VALID UNTIL`) with the renew statements.
+    fn renew_user<'a>(
+        &'a self,
+        username: &'a str,
+        expiration: &'a str,
+        statements: &'a [String],
+    ) -> PluginFuture<'a, ()>;
+    /// Drops the user: with `statements`, or the default revocation when empty.
+    /// Succeeds when the user does not exist.
+    fn revoke_user<'a>(
+        &'a self,
+        username: &'a str,
+        statements: &'a [String],
+        terminate_sessions: bool,
+    ) -> PluginFuture<'a, ()>;
+    /// Sets the root user's password with the rotation statements.
+    fn rotate_root<'a>(
+        &'a self,
+        username: &'a str,
+        new_password: &'a str,
+        statements: &'a [String],
+    ) -> PluginFuture<'a, ()>;
+    /// Does `username` exist?
+    fn user_exists<'a>(&'a self, username: &'a str) -> PluginFuture<'a, bool>;
+}

@@ -1,0 +1,351 @@
+//! Issuing (`<mount>/creds/<role>`) and revoking one lease, against the database.
+//!
+//! Issue follows DESIGN.md's write path: the intent (`IssueStarted`) is enqueued
+//! before the creation SQL runs; the transaction commits only once the intent is
+//! durable; the outcome (`IssueCompleted`) is durable, with the audit record,
+//! before the caller sees the password.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+
+use super::database::connection_context;
+use super::pipeline::{Ctx, Handled};
+use super::{RequestError, Response};
+use crate::Engine;
+use crate::auth::keys::{self, random_base62};
+use crate::event::{
+    ConnectionWritten, Event, IssueCompleted, IssueStarted, RevokeCompleted, RevokeFailed, RevokeReason, RevokeStarted,
+};
+use crate::plugin::credentials::PasswordPolicy;
+use crate::plugin::postgres::{self, PasswordAuthentication, PostgresPlugin, PostgresSettings};
+use crate::plugin::template::{self, UsernameContext, UsernameTemplate};
+use crate::plugin::{DatabasePlugin, NewUser, PluginError};
+use crate::state::{Lease, State};
+
+/// Vault's system default and maximum lease TTL: 768h.
+pub const LEASE_TTL_MS_SYSTEM: u64 = 768 * 3_600_000;
+/// Characters of randomness in a lease id.
+pub const LEASE_ID_RANDOM_CHARS: usize = 24;
+/// `{{expiration}}` is the lease's expiry plus this (Vault's margin).
+pub const EXPIRATION_MARGIN_MS: i64 = 5_000;
+/// First retry delay after a failed revocation.
+pub const REVOKE_RETRY_MS_FIRST: i64 = 20_000;
+
+/// Everything an issue needs once the state lock is released.
+#[derive(Debug)]
+pub(crate) struct IssuePlan {
+    pub started: IssueStarted,
+    pub connection: ConnectionWritten,
+    pub creation_statements: Vec<String>,
+    pub password: String,
+    pub expiration: String,
+    pub lease_duration_s: u64,
+}
+
+/// A single revocation to run now.
+#[derive(Debug)]
+pub(crate) struct RevokePlan {
+    pub lease: Lease,
+    pub connection: Option<ConnectionWritten>,
+    pub statements: Vec<String>,
+    pub terminate_sessions: bool,
+    pub reason: RevokeReason,
+}
+
+fn ttl_or(primary: u64, fallback: u64) -> u64 {
+    if primary > 0 { primary } else { fallback }
+}
+
+pub(crate) fn plan_issue(ctx: &Ctx<'_>, mount: &str, role_name: &str) -> Result<IssuePlan, RequestError> {
+    let state = ctx.state;
+    let role = state
+        .roles
+        .get(&(mount.to_string(), role_name.to_string()))
+        .ok_or_else(|| RequestError::not_found(format!("unknown role: {role_name}")))?;
+    let connection = state.connections.get(&(mount.to_string(), role.db_name.clone())).ok_or_else(|| {
+        RequestError::not_found(format!(
+            "role \"{role_name}\" uses connection \"{}\", which does not exist; write {mount}config/{} first",
+            role.db_name, role.db_name
+        ))
+    })?;
+    if !connection.allowed_roles.iter().any(|pattern| glob_match(pattern, role_name)) {
+        return Err(RequestError::invalid(format!("\"{role_name}\" is not an allowed role")));
+    }
+    if role.lease_count_max > 0 {
+        let live = state.leases.values().filter(|l| l.mount == mount && l.role == role_name).count() as u64;
+        if live >= role.lease_count_max {
+            return Err(RequestError::Busy(format!(
+                "role \"{role_name}\" already has {live} live leases, its lease_count_max; revoke some or raise it"
+            )));
+        }
+    }
+    let mount_entry = state.mounts.get(mount);
+    let mount_default = mount_entry.map_or(0, |m| m.default_lease_ttl_ms);
+    let mount_max = mount_entry.map_or(0, |m| m.max_lease_ttl_ms);
+    let max_ms = ttl_or(role.max_ttl_ms, ttl_or(mount_max, LEASE_TTL_MS_SYSTEM));
+    let ttl_ms = ttl_or(role.default_ttl_ms, ttl_or(mount_default, LEASE_TTL_MS_SYSTEM)).min(max_ms);
+    let now = ctx.now_ms;
+    let mut expire_time_ms = now.saturating_add(ttl_ms as i64);
+    let mut expire_time_max_ms = now.saturating_add(max_ms as i64);
+    // A lease never outlives the token that asked for it.
+    if let Some(token_expiry) = ctx.caller.token.expire_time_ms {
+        expire_time_ms = expire_time_ms.min(token_expiry);
+        expire_time_max_ms = expire_time_max_ms.min(token_expiry);
+    }
+    let io = |e: keys::KeyError| RequestError::Io(e.to_string());
+    let mut fill = |buf: &mut [u8]| keys::fill_random(buf).expect("the OS random source failed");
+    let username_template = if connection.username_template.is_empty() {
+        UsernameTemplate::default()
+    } else {
+        UsernameTemplate::parse(&connection.username_template).map_err(|e| RequestError::invalid(e.to_string()))?
+    };
+    let username = username_template
+        .render(
+            &UsernameContext {
+                display_name: &ctx.caller.token.display_name,
+                role_name,
+                unix_time_s: now.div_euclid(1000),
+            },
+            &mut template::random_source(&mut fill),
+        )
+        .map_err(|e| RequestError::invalid(format!("username_template: {e}")))?;
+    let policy = if connection.password_policy.is_empty() {
+        PasswordPolicy::default()
+    } else {
+        PasswordPolicy::parse(&connection.password_policy).map_err(|e| RequestError::invalid(e.to_string()))?
+    };
+    let password = crate::plugin::credentials::generate_password(&policy, &mut fill);
+    let lease_id = format!("{mount}creds/{role_name}/{}", random_base62(LEASE_ID_RANDOM_CHARS).map_err(io)?);
+    Ok(IssuePlan {
+        started: IssueStarted {
+            lease_id,
+            mount: mount.to_string(),
+            role: role_name.to_string(),
+            connection: role.db_name.clone(),
+            username,
+            accessor: ctx.caller.token.accessor.clone(),
+            expire_time_ms,
+            expire_time_max_ms,
+            renewable: true,
+            revocation_statements: role.revocation_statements.clone(),
+        },
+        connection: connection.clone(),
+        creation_statements: role.creation_statements.clone(),
+        password,
+        expiration: template::expiration_text(expire_time_ms + EXPIRATION_MARGIN_MS),
+        lease_duration_s: ((expire_time_ms - now).max(0) / 1000) as u64,
+    })
+}
+
+/// The revocation statements to use: the role's current ones while it exists (so
+/// fixing a broken role heals its pending revocations), else the lease's copy.
+pub(crate) fn plan_revoke(state: &State, lease: &Lease, reason: RevokeReason) -> RevokePlan {
+    let role = state.roles.get(&(lease.mount.clone(), lease.role.clone()));
+    RevokePlan {
+        lease: lease.clone(),
+        connection: state.connections.get(&(lease.mount.clone(), lease.connection.clone())).cloned(),
+        statements: role.map_or_else(|| lease.revocation_statements.clone(), |r| r.revocation_statements.clone()),
+        terminate_sessions: role.is_some_and(|r| r.terminate_sessions),
+        reason,
+    }
+}
+
+fn database_error(e: PluginError) -> RequestError {
+    RequestError::Database(e.to_string())
+}
+
+impl Engine {
+    /// The plugin for a connection, built once and rebuilt when its configuration
+    /// changes (a new password after `rotate-root`, a new URL, `reset`).
+    pub(crate) fn plugin_for(&self, connection: &ConnectionWritten) -> Result<Arc<dyn DatabasePlugin>, RequestError> {
+        let key = (connection.mount.clone(), connection.name.clone());
+        let mut plugins = self.plugins.lock().expect("plugin registry poisoned");
+        if let Some((config, plugin)) = plugins.get(&key)
+            && config == connection
+        {
+            return Ok(plugin.clone());
+        }
+        let plugin: Arc<dyn DatabasePlugin> = Arc::new(self.build_plugin(connection)?);
+        plugins.insert(key, (connection.clone(), plugin.clone()));
+        Ok(plugin)
+    }
+
+    /// Forgets a connection's plugin, so the next use reconnects (`reset`).
+    pub(crate) fn drop_plugin(&self, mount: &str, name: &str) {
+        self.plugins.lock().expect("plugin registry poisoned").remove(&(mount.to_string(), name.to_string()));
+    }
+
+    pub(crate) fn build_plugin(&self, connection: &ConnectionWritten) -> Result<PostgresPlugin, RequestError> {
+        let keys = self.keys.as_ref().ok_or_else(|| RequestError::PermissionDenied("no master key".into()))?;
+        let password = match &connection.password {
+            Some(sealed) => {
+                let context = connection_context(&connection.mount, &connection.name);
+                let bytes = keys.unseal(&context, sealed).map_err(|e| RequestError::Corrupt(e.to_string()))?;
+                String::from_utf8(bytes).map_err(|_| RequestError::Corrupt("root password is not UTF-8".into()))?
+            }
+            None => String::new(),
+        };
+        let url = template::render_connection_url(&connection.connection_url, &connection.username, &password)
+            .map_err(|e| RequestError::invalid(format!("connection_url: {e}")))?;
+        let settings = PostgresSettings {
+            connection_url: url,
+            max_open_connections: connection.max_open_connections,
+            max_connection_lifetime_ms: connection.max_connection_lifetime_ms,
+            password_authentication: if connection.password_authentication == "scram-sha-256" {
+                PasswordAuthentication::ScramSha256
+            } else {
+                PasswordAuthentication::Password
+            },
+            statement_timeout_ms: postgres::STATEMENT_TIMEOUT_MS_DEFAULT,
+            connect_timeout_ms: postgres::CONNECT_TIMEOUT_MS_DEFAULT,
+        };
+        PostgresPlugin::new(&settings).map_err(|e| RequestError::invalid(format!("connection: {e}")))
+    }
+
+    /// Runs an issue plan: the intent's fsync overlaps the creation SQL; COMMIT
+    /// waits for it. Returns the outcome event and the reply.
+    pub(crate) async fn run_issue(&self, plan: IssuePlan) -> Result<Handled, RequestError> {
+        let plugin = self.plugin_for(&plan.connection)?;
+        let lease_id = plan.started.lease_id.clone();
+        let username = plan.started.username.clone();
+        let pending =
+            self.submit(vec![plan.started.clone().into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+        let intent_durable = AtomicBool::new(false);
+        let gate = Box::pin(async {
+            pending.durable().await.map_err(|e| e.to_string())?;
+            intent_durable.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let user = NewUser {
+            username: &username,
+            password: &plan.password,
+            expiration: &plan.expiration,
+            statements: &plan.creation_statements,
+        };
+        match plugin.create_user(user, gate).await {
+            Ok(()) => {
+                let data = json!({ "username": username, "password": plan.password });
+                let response = Response {
+                    lease_id: lease_id.clone(),
+                    lease_duration: plan.lease_duration_s,
+                    renewable: plan.started.renewable,
+                    ..Response::with_json(data)
+                };
+                Ok(Handled { events: vec![IssueCompleted { lease_id }.into()], response })
+            }
+            Err(e) if !intent_durable.load(Ordering::SeqCst) => {
+                // Rolled back before COMMIT: no user exists. If the intent reached
+                // the log anyway, its outcome says so.
+                self.fail_issue_intent(&lease_id, &e).await;
+                Err(database_error(e))
+            }
+            Err(e) => {
+                // COMMIT's fate is unknown: the user may exist. Revoke it now (or
+                // leave it to the revocation workers) — never leave it untracked (I2).
+                let plan =
+                    self.with_state(|s| s.leases.get(&lease_id).map(|l| plan_revoke(s, l, RevokeReason::Recovery)));
+                if let Some(plan) = plan {
+                    let _ = self.run_revoke(plan).await;
+                }
+                Err(database_error(e))
+            }
+        }
+    }
+
+    async fn fail_issue_intent(&self, lease_id: &str, error: &PluginError) {
+        if self.with_state(|s| s.leases.contains_key(lease_id)) {
+            let failed = crate::event::IssueFailed { lease_id: lease_id.to_string(), error: error.to_string() };
+            if let Err(e) = self.append(vec![failed.into()]).await {
+                tracing::error!(error = %e, lease_id, "cannot record a failed issue; recovery will revoke it");
+            }
+        }
+    }
+
+    /// Revokes one lease now: intent, database, outcome. A failure is recorded as
+    /// an attempt (retried later) and returned with the database's own message.
+    pub(crate) async fn run_revoke(&self, plan: RevokePlan) -> Result<(), RequestError> {
+        let lease_id = plan.lease.lease_id.clone();
+        let started = RevokeStarted { lease_id: lease_id.clone(), reason: plan.reason };
+        self.append(vec![started.into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+        let result = match &plan.connection {
+            Some(connection) => match self.plugin_for(connection) {
+                Ok(plugin) => plugin
+                    .revoke_user(&plan.lease.username, &plan.statements, plan.terminate_sessions)
+                    .await
+                    .map_err(database_error),
+                Err(e) => Err(e),
+            },
+            None => Err(RequestError::Database(format!(
+                "connection \"{}\" of {} no longer exists; write it again to revoke, or use revoke-force",
+                plan.lease.connection, plan.lease.mount
+            ))),
+        };
+        match result {
+            Ok(()) => {
+                self.append(vec![RevokeCompleted { lease_id }.into()])
+                    .await
+                    .map_err(|e| RequestError::Io(e.to_string()))?;
+                Ok(())
+            }
+            Err(e) => {
+                let attempt = plan.lease.revoke_attempts + 1;
+                let failed = RevokeFailed {
+                    lease_id,
+                    attempt,
+                    error: e.to_string(),
+                    next_attempt_time_ms: self.clock().now_ms() + REVOKE_RETRY_MS_FIRST,
+                };
+                let _ = self.append(vec![Event::RevokeFailed(failed)]).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Looks a lease up by id for a single revocation.
+pub(crate) fn lease_for_revoke(state: &State, lease_id: &str) -> Result<RevokePlan, RequestError> {
+    let lease = state.leases.get(lease_id).ok_or_else(|| RequestError::not_found("lease not found"))?;
+    Ok(plan_revoke(state, lease, RevokeReason::Explicit))
+}
+
+/// `allowed_roles` globs: `*` matches any run of characters (also none); other
+/// characters match themselves. Empty = no role (Vault's default).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn allowed_role_globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("app-*", "app-readonly"));
+        assert!(glob_match("app-*-ro", "app-x-ro"));
+        assert!(!glob_match("app-*", "other"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+        assert!(!glob_match("", "x"));
+    }
+}

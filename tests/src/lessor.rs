@@ -1,0 +1,69 @@
+//! An initialized engine for cross-crate tests: a temporary data directory, the
+//! root token, and a runtime to drive requests from synchronous tests.
+
+use lessor_engine::request::{Operation, RequestError, Response};
+use lessor_engine::{Engine, EngineOptions};
+use serde_json::{Value, json};
+
+use crate::pg::TestDb;
+
+#[derive(Debug)]
+pub struct Lessor {
+    pub dir: tempfile::TempDir,
+    pub engine: Engine,
+    pub root: String,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Lessor {
+    pub fn new() -> Lessor {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() };
+        let (engine, root) = Engine::init(dir.path(), options).expect("init");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        Lessor { dir, engine, root: root.expose().to_string(), rt }
+    }
+
+    pub fn request_as(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
+        self.rt.block_on(self.engine.request(token, op, path, data))
+    }
+
+    pub fn request(&self, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
+        self.request_as(&self.root, op, path, data)
+    }
+
+    /// A root write that must succeed.
+    pub fn write(&self, path: &str, data: Value) -> Response {
+        self.request(Operation::Update, path, data).unwrap_or_else(|e| panic!("write {path}: {e}"))
+    }
+
+    pub fn read(&self, path: &str) -> Result<Response, RequestError> {
+        self.request(Operation::Read, path, Value::Null)
+    }
+
+    /// Enables `database/` and writes connection `pg` to `db` as its admin role,
+    /// allowing every role, with usernames `<prefix>-<random>` so a test can find
+    /// its own roles on a shared cluster.
+    pub fn connect(&self, db: &TestDb, prefix: &str, url_suffix: &str) {
+        if self.read("sys/mounts/database").is_err() {
+            self.write("sys/mounts/database", json!({"type": "database"}));
+        }
+        self.write(
+            "database/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!("{}{url_suffix}", db.url_template()),
+                "username": db.admin_username(),
+                "password": db.admin_password(),
+                "allowed_roles": "*",
+                "username_template": format!("{prefix}-{{{{random 16}}}}"),
+            }),
+        );
+    }
+}
+
+impl Default for Lessor {
+    fn default() -> Self {
+        Lessor::new()
+    }
+}

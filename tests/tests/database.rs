@@ -1,0 +1,273 @@
+//! The PostgreSQL plugin against a real server: the article's walkthrough, default
+//! revocation in awkward databases, concurrency, TLS, injection.
+
+use lessor_engine::request::{ErrorKind, Operation};
+use lessor_tests::lessor::Lessor;
+use lessor_tests::pg;
+use serde_json::{Value, json};
+
+const ARTICLE_CREATION: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\"; ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO \"{{name}}\";";
+const ARTICLE_REVOCATION: &str =
+    "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM \"{{name}}\"; DROP ROLE IF EXISTS \"{{name}}\";";
+const FIXED_REVOCATION: &str = "ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM \"{{name}}\"; REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM \"{{name}}\"; DROP ROLE IF EXISTS \"{{name}}\";";
+
+/// Issues a credential and returns (lease_id, username, password).
+fn issue(l: &Lessor, role: &str) -> (String, String, String) {
+    let r = l.read(&format!("database/creds/{role}")).unwrap_or_else(|e| panic!("issue {role}: {e}"));
+    let data = r.data.unwrap();
+    (r.lease_id, data["username"].as_str().unwrap().to_string(), data["password"].as_str().unwrap().to_string())
+}
+
+fn revoke(l: &Lessor, lease_id: &str) -> Result<(), lessor_engine::request::RequestError> {
+    l.request(Operation::Update, "sys/leases/revoke", json!({ "lease_id": lease_id })).map(drop)
+}
+
+/// Runs `sql` over TCP as `user`; rows as text.
+fn query_as(db: &pg::TestDb, user: &str, password: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    let config = db.login_config(user, password);
+    let sql = sql.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let msgs = client.simple_query(&sql).await.map_err(|e| e.to_string())?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+fn article_db(hint: &str) -> pg::TestDb {
+    let db = pg::database(hint);
+    db.admin_execute("CREATE TABLE public.items (id int); INSERT INTO public.items VALUES (1), (2)");
+    db
+}
+
+fn default_acl_mentions(db: &pg::TestDb, user: &str) -> bool {
+    let n = db.superuser_scalar(&format!("SELECT count(*) FROM pg_default_acl WHERE defaclacl::text LIKE '%{user}%'"));
+    n.as_deref() != Some("0")
+}
+
+#[test]
+fn article_walkthrough_warns_about_default_privileges_and_the_fixed_role_revokes_cleanly() {
+    let db = article_db("article");
+    let l = Lessor::new();
+    let suffix = if db.tls_available() { "?sslmode=require" } else { "" };
+    l.connect(&db, "art", suffix);
+    let written = l.write(
+        "database/roles/app-readonly",
+        json!({
+            "db_name": "pg",
+            "creation_statements": ARTICLE_CREATION,
+            "revocation_statements": ARTICLE_REVOCATION,
+            "default_ttl": "1h",
+            "max_ttl": "24h",
+        }),
+    );
+    let warnings = written.warnings.expect("the article's role draws warnings");
+    assert!(warnings.iter().any(|w| w.contains("default privileges") && w.contains("REVOKE ALL ON TABLES")));
+    assert!(warnings.iter().any(|w| w.contains("GRANT readers TO")), "{warnings:?}");
+
+    let (lease, user, password) = issue(&l, "app-readonly");
+    assert!(user.starts_with("art-"), "{user}");
+    assert!(db.can_login(&user, &password), "the credential logs in over TCP");
+    let rows = query_as(&db, &user, &password, "SELECT count(*) FROM public.items").unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("2"));
+    assert!(query_as(&db, &user, &password, "INSERT INTO public.items VALUES (3)").is_err(), "read-only");
+
+    // The article's revocation cannot drop the role: its default privileges remain.
+    let err = revoke(&l, &lease).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(err.to_string().contains("cannot be dropped because some objects depend on it"), "{err}");
+    assert!(db.role_exists(&user));
+
+    // Fix the role as the warning says: the pending revocation uses the role's
+    // current statements and now succeeds.
+    l.write("database/roles/app-readonly", json!({ "revocation_statements": FIXED_REVOCATION }));
+    revoke(&l, &lease).unwrap();
+    assert!(!db.role_exists(&user), "role gone from pg_roles");
+    assert!(!default_acl_mentions(&db, &user), "pg_default_acl holds nothing of it");
+    assert!(l.engine.with_state(|s| !s.leases.contains_key(&lease)));
+}
+
+#[test]
+fn article_role_with_empty_revocation_uses_the_default_revocation() {
+    let db = article_db("article_default");
+    let l = Lessor::new();
+    l.connect(&db, "artd", "");
+    let w = l.write("database/roles/ro", json!({ "db_name": "pg", "creation_statements": ARTICLE_CREATION }));
+    let warnings = w.warnings.unwrap_or_default();
+    assert!(!warnings.iter().any(|w| w.contains("default privileges")), "default revocation clears them: {warnings:?}");
+    let (lease, user, password) = issue(&l, "ro");
+    assert_eq!(
+        query_as(&db, &user, &password, "SELECT count(*) FROM public.items").unwrap()[0][0].as_deref(),
+        Some("2")
+    );
+    revoke(&l, &lease).unwrap();
+    assert!(!db.role_exists(&user));
+    assert!(!default_acl_mentions(&db, &user));
+}
+
+#[test]
+fn eight_concurrent_issues_with_grants_on_all_tables_all_succeed() {
+    let db = article_db("concurrent");
+    let l = Lessor::new();
+    l.connect(&db, "conc", "");
+    l.write("database/roles/ro", json!({ "db_name": "pg", "creation_statements": ARTICLE_CREATION }));
+    // Run them truly at once.
+    let concurrent: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| l.read("database/creds/ro"))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in concurrent {
+        let r = r.expect("every concurrent issue succeeds");
+        assert!(db.role_exists(r.data.unwrap()["username"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn default_revocation_handles_other_schemas_sequences_group_roles_and_no_public_schema() {
+    let db = pg::database("default_revoke");
+    db.admin_execute(
+        "DROP SCHEMA public CASCADE; CREATE SCHEMA app; CREATE TABLE app.t (id serial primary key, v text); \
+         CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1'; CREATE ROLE grp_readers_dr NOLOGIN; \
+         GRANT SELECT ON app.t TO grp_readers_dr",
+    );
+    let l = Lessor::new();
+    l.connect(&db, "dr", "");
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; \
+        GRANT USAGE ON SCHEMA app TO \"{{name}}\"; GRANT SELECT, INSERT ON app.t TO \"{{name}}\"; \
+        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA app TO \"{{name}}\"; \
+        GRANT EXECUTE ON FUNCTION app.f() TO \"{{name}}\"; GRANT grp_readers_dr TO \"{{name}}\"; \
+        ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO \"{{name}}\"; \
+        GRANT CONNECT ON DATABASE \"{{dbname}}\" TO \"{{name}}\";";
+    let creation = creation.replace("{{dbname}}", db.dbname());
+    l.write("database/roles/rw", json!({ "db_name": "pg", "creation_statements": creation }));
+    let (lease, user, password) = issue(&l, "rw");
+    query_as(&db, &user, &password, "INSERT INTO app.t (v) VALUES ('x'); SELECT app.f()").unwrap();
+    revoke(&l, &lease).unwrap();
+    assert!(!db.role_exists(&user));
+    assert!(!default_acl_mentions(&db, &user));
+}
+
+#[test]
+fn revoking_a_role_dropped_behind_lessors_back_succeeds() {
+    let db = pg::database("dropped");
+    let l = Lessor::new();
+    l.connect(&db, "gone", "");
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+    l.write(
+        "database/roles/r",
+        json!({ "db_name": "pg", "creation_statements": creation, "revocation_statements": "DROP ROLE \"{{name}}\";" }),
+    );
+    let (lease, user, _) = issue(&l, "r");
+    db.superuser_execute(&format!("DROP ROLE \"{user}\""));
+    revoke(&l, &lease).unwrap();
+    assert!(l.engine.with_state(|s| s.leases.is_empty()));
+}
+
+#[test]
+fn tls_require_works_against_a_self_signed_server() {
+    let db = pg::database("tls");
+    assert!(
+        db.tls_available(),
+        "the test cluster has no TLS: install openssl (apt-get install -y openssl) so the harness can make a certificate"
+    );
+    let l = Lessor::new();
+    l.connect(&db, "tls", "?sslmode=require");
+    l.write(
+        "database/roles/r",
+        json!({ "db_name": "pg", "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';" }),
+    );
+    let (_, user, _) = issue(&l, "r");
+    assert!(db.role_exists(&user));
+    // verify-full against the harness's CA works too; a wrong CA fails verification.
+    let ca = db.ca_cert_path().unwrap().display().to_string();
+    l.connect(&db, "tls", &format!("?sslmode=verify-full&sslrootcert={ca}"));
+    let (_, user, _) = issue(&l, "r");
+    assert!(db.role_exists(&user));
+}
+
+#[test]
+fn verify_connection_reports_the_servers_own_error() {
+    let db = pg::database("verify");
+    let l = Lessor::new();
+    l.write("sys/mounts/database", json!({"type": "database"}));
+    let err = l
+        .request(
+            Operation::Update,
+            "database/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": db.url_template(),
+                "username": db.admin_username(),
+                "password": "wrong-password",
+                "allowed_roles": "*",
+            }),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database);
+    assert!(err.to_string().contains("password authentication failed"), "{err}");
+    assert!(!err.to_string().contains("wrong-password"), "the password never appears in an error");
+    assert!(l.engine.with_state(|s| s.connections.is_empty()), "nothing was written");
+}
+
+#[test]
+fn allowed_roles_is_enforced_with_vaults_message() {
+    let db = pg::database("allowed");
+    let l = Lessor::new();
+    l.write("sys/mounts/database", json!({"type": "database"}));
+    l.write(
+        "database/config/pg",
+        json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": db.url_template(),
+            "username": db.admin_username(),
+            "password": db.admin_password(),
+            "allowed_roles": "app-*",
+        }),
+    );
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
+    l.write("database/roles/other", json!({ "db_name": "pg", "creation_statements": creation }));
+    let err = l.read("database/creds/other").unwrap_err();
+    assert!(err.to_string().contains("\"other\" is not an allowed role"), "{err}");
+    let read = l.read("database/config/pg").unwrap().data.unwrap();
+    assert!(read.get("password").is_none() && !Value::Object(read).to_string().contains(db.admin_password()));
+}
+
+#[test]
+fn hostile_names_and_values_cannot_inject_sql() {
+    let db = pg::database("inject");
+    db.admin_execute("CREATE TABLE public.victim (id int)");
+    let l = Lessor::new();
+    l.write("sys/mounts/database", json!({"type": "database"}));
+    l.write(
+        "database/config/pg",
+        json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": db.url_template(),
+            "username": db.admin_username(),
+            "password": db.admin_password(),
+            "allowed_roles": "*",
+        }),
+    );
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
+    // A role name carrying SQL is refused outright.
+    let err = l.request(Operation::Update, "database/roles/x'; DROP TABLE victim; --", json!({"db_name": "pg"}));
+    assert!(err.is_err());
+    // A token display name carrying SQL is sanitized before it reaches a username.
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": creation }));
+    l.write("sys/policy/r", json!({"policy": "path \"database/creds/r\" { capabilities = [\"read\"] }"}));
+    let t = l.write("auth/token/create", json!({"policies": ["r"], "display_name": "x'; DROP TABLE victim; --"}));
+    let token = t.auth.unwrap().client_token;
+    let r = l.request_as(&token, Operation::Read, "database/creds/r", Value::Null).unwrap();
+    let user = r.data.unwrap()["username"].as_str().unwrap().to_string();
+    assert!(!user.contains('\'') && !user.contains(';') && !user.contains(' '), "{user}");
+    assert_eq!(db.superuser_scalar("SELECT count(*) FROM public.victim").as_deref(), Some("0"));
+}
