@@ -274,6 +274,12 @@ impl Engine {
         self.log.append_blocking(self.clock.now_ms(), events)
     }
 
+    /// Seals `plaintext` under the engine's AEAD key (for tests that forge events).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn seal_for_tests(&self, context: &str, plaintext: &[u8]) -> crate::event::Sealed {
+        self.keys.as_ref().expect("no master key").seal(context, plaintext).expect("seal")
+    }
+
     /// Seals `plaintext` under the engine's AEAD key and logs it as a connection's
     /// root password: lets I5 tests look for it at rest.
     #[cfg(any(test, feature = "testing"))]

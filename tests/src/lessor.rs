@@ -10,7 +10,7 @@ use crate::pg::TestDb;
 #[derive(Debug)]
 pub struct Lessor {
     pub dir: tempfile::TempDir,
-    pub engine: Engine,
+    engine: Option<Engine>,
     pub root: String,
     pub rt: tokio::runtime::Runtime,
 }
@@ -21,11 +21,23 @@ impl Lessor {
         let options = EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() };
         let (engine, root) = Engine::init(dir.path(), options).expect("init");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        Lessor { dir, engine, root: root.expose().to_string(), rt }
+        Lessor { dir, engine: Some(engine), root: root.expose().to_string(), rt }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.engine.as_ref().expect("engine open")
+    }
+
+    /// Closes the engine (draining its log) and opens the directory again, as a
+    /// restart would.
+    pub fn reopen(&mut self) {
+        self.engine.take().expect("engine open").close();
+        let options = EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() };
+        self.engine = Some(Engine::open(self.dir.path(), options).expect("reopen"));
     }
 
     pub fn request_as(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
-        self.rt.block_on(self.engine.request(token, op, path, data))
+        self.rt.block_on(self.engine().request(token, op, path, data))
     }
 
     pub fn request(&self, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {

@@ -93,7 +93,7 @@ fn article_walkthrough_warns_about_default_privileges_and_the_fixed_role_revokes
     revoke(&l, &lease).unwrap();
     assert!(!db.role_exists(&user), "role gone from pg_roles");
     assert!(!default_acl_mentions(&db, &user), "pg_default_acl holds nothing of it");
-    assert!(l.engine.with_state(|s| !s.leases.contains_key(&lease)));
+    assert!(l.engine().with_state(|s| !s.leases.contains_key(&lease)));
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn revoking_a_role_dropped_behind_lessors_back_succeeds() {
     let (lease, user, _) = issue(&l, "r");
     db.superuser_execute(&format!("DROP ROLE \"{user}\""));
     revoke(&l, &lease).unwrap();
-    assert!(l.engine.with_state(|s| s.leases.is_empty()));
+    assert!(l.engine().with_state(|s| s.leases.is_empty()));
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn verify_connection_reports_the_servers_own_error() {
     assert_eq!(err.kind(), ErrorKind::Database);
     assert!(err.to_string().contains("password authentication failed"), "{err}");
     assert!(!err.to_string().contains("wrong-password"), "the password never appears in an error");
-    assert!(l.engine.with_state(|s| s.connections.is_empty()), "nothing was written");
+    assert!(l.engine().with_state(|s| s.connections.is_empty()), "nothing was written");
 }
 
 #[test]
@@ -270,4 +270,142 @@ fn hostile_names_and_values_cannot_inject_sql() {
     let user = r.data.unwrap()["username"].as_str().unwrap().to_string();
     assert!(!user.contains('\'') && !user.contains(';') && !user.contains(' '), "{user}");
     assert_eq!(db.superuser_scalar("SELECT count(*) FROM public.victim").as_deref(), Some("0"));
+}
+
+fn valid_until_s(db: &pg::TestDb, user: &str) -> i64 {
+    db.superuser_scalar(&format!(
+        "SELECT extract(epoch FROM rolvaliduntil)::bigint FROM pg_roles WHERE rolname = '{user}'"
+    ))
+    .unwrap()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn renew_moves_valid_until_and_is_capped_at_the_max_ttl() {
+    let db = pg::database("renew");
+    let l = Lessor::new();
+    l.connect(&db, "ren", "");
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+    l.write(
+        "database/roles/r",
+        json!({ "db_name": "pg", "creation_statements": creation, "default_ttl": "10m", "max_ttl": "3h" }),
+    );
+    let (lease, user, password) = issue(&l, "r");
+    let before = valid_until_s(&db, &user);
+    let r = l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": lease, "increment": "2h"})).unwrap();
+    assert_eq!(r.lease_duration, 7200);
+    let after = valid_until_s(&db, &user);
+    assert!(after - before >= 7200 - 600 - 5, "VALID UNTIL moved by ~1h50m: {before} → {after}");
+    let expire_s = l.engine().with_state(|s| s.leases[&lease].expire_time_ms / 1000);
+    assert!((after - (expire_s + 5)).abs() <= 1, "VALID UNTIL = lease expiry + 5 s");
+    assert!(db.can_login(&user, &password), "renewal keeps the password");
+    let capped =
+        l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": lease, "increment": "5h"})).unwrap();
+    assert!(capped.lease_duration <= 3 * 3600);
+    assert!(capped.warnings.unwrap()[0].contains("capped"));
+    let err =
+        l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": "database/creds/r/nope"})).unwrap_err();
+    assert!(err.to_string().contains("lease not found"), "{err}");
+}
+
+/// A rotation changes the root password: give it an admin role of its own, as
+/// the shared cluster's admin serves every other test.
+fn own_admin(db: &pg::TestDb, name: &str) -> (String, String) {
+    let password = format!("Pw-{name}-initial-1");
+    db.superuser_execute(&format!("CREATE ROLE {name} LOGIN CREATEROLE PASSWORD '{password}'"));
+    (name.to_string(), password)
+}
+
+fn connect_as(l: &Lessor, db: &pg::TestDb, user: &str, password: &str, prefix: &str) {
+    l.write("sys/mounts/database", json!({"type": "database"}));
+    l.write(
+        "database/config/pg",
+        json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": db.url_template(),
+            "username": user,
+            "password": password,
+            "allowed_roles": "*",
+            "username_template": format!("{prefix}-{{{{random 16}}}}"),
+        }),
+    );
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": creation }));
+}
+
+#[test]
+fn rotate_root_retires_the_old_password_and_lessor_keeps_working() {
+    let db = pg::database("rotate");
+    let (admin, old) = own_admin(&db, "rot_admin_a");
+    let l = Lessor::new();
+    connect_as(&l, &db, &admin, &old, "rot");
+    l.write("database/rotate-root/pg", json!({}));
+    assert!(!db.can_login(&admin, &old), "the old root password no longer logs in");
+    let (_, user, _) = issue(&l, "r");
+    assert!(db.role_exists(&user), "lessor still works with the new password");
+    assert!(l.engine().with_state(|s| s.rotations.is_empty()));
+}
+
+#[test]
+fn a_crash_between_the_rotation_sql_and_its_outcome_recovers_to_a_working_connection() {
+    let db = pg::database("rotate_crash");
+    let (admin, old) = own_admin(&db, "rot_admin_b");
+    let mut l = Lessor::new();
+    connect_as(&l, &db, &admin, &old, "rotc");
+    // The intent is durable, the SQL ran, then the process died.
+    let new = "Pw-after-crash-2";
+    let context = "connection database/ pg";
+    let started = lessor_engine::event::RotateRootStarted {
+        mount: "database/".into(),
+        name: "pg".into(),
+        old_password: l.engine().seal_for_tests(context, old.as_bytes()),
+        new_password: l.engine().seal_for_tests(context, new.as_bytes()),
+    };
+    l.engine().append_unchecked_blocking(vec![started.into()]).unwrap();
+    db.superuser_execute(&format!("ALTER ROLE {admin} PASSWORD '{new}'"));
+    l.reopen();
+    assert!(l.engine().with_state(|s| s.rotations.len()) == 1);
+    assert_eq!(l.rt.block_on(l.engine().recover_rotations()).unwrap(), 1);
+    assert!(l.engine().with_state(|s| s.rotations.is_empty()));
+    let (_, user, _) = issue(&l, "r");
+    assert!(db.role_exists(&user), "recovered to the password that works");
+}
+
+#[test]
+fn scram_sha_256_verifiers_are_computed_client_side_and_log_in() {
+    let db = pg::database("scram");
+    let l = Lessor::new();
+    l.connect(&db, "scr", "");
+    l.write("database/config/pg", json!({ "password_authentication": "scram-sha-256" }));
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": creation }));
+    let (_, user, password) = issue(&l, "r");
+    assert!(db.can_login(&user, &password));
+    let stored = db.superuser_scalar(&format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'")).unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+}
+
+#[test]
+fn terminate_sessions_ends_the_roles_open_connections_before_revoking() {
+    let db = pg::database("terminate");
+    let l = Lessor::new();
+    l.connect(&db, "term", "");
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
+    l.write(
+        "database/roles/r",
+        json!({ "db_name": "pg", "creation_statements": creation, "terminate_sessions": true }),
+    );
+    let (lease, user, password) = issue(&l, "r");
+    let config = db.login_config(&user, &password);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt.block_on(async {
+        let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client.simple_query("SELECT 1").await.unwrap();
+        client
+    });
+    revoke(&l, &lease).unwrap();
+    assert!(!db.role_exists(&user));
+    assert!(rt.block_on(client.simple_query("SELECT 1")).is_err(), "the open session was ended");
 }

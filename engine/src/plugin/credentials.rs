@@ -634,10 +634,15 @@ mod tests {
             err("length = 8\n  rule \"charset\" { charset = abc }"),
             PasswordPolicyError::Syntax { line: 2, column: 30, detail: "unexpected a name".into() }
         );
-        for bad in ["length = ", "length 8", "length = 8 rule \"charset\" { charset = \"a\"", "length = 8 /*", "length = 8 @"] {
+        for bad in
+            ["length = ", "length 8", "length = 8 rule \"charset\" { charset = \"a\"", "length = 8 /*", "length = 8 @"]
+        {
             assert!(matches!(err(bad), PasswordPolicyError::Syntax { .. }), "{bad}: {:?}", err(bad));
         }
-        assert!(matches!(err(&format!("length = 8\n{rule}\n{rule}\n").replace("{ charset", "{ charset = \"b\" charset")), PasswordPolicyError::Syntax { .. }));
+        assert!(matches!(
+            err(&format!("length = 8\n{rule}\n{rule}\n").replace("{ charset", "{ charset = \"b\" charset")),
+            PasswordPolicyError::Syntax { .. }
+        ));
         for (charset, bad) in [("ab'", '\''), ("a\\\"", '"'), ("a\\\\", '\\'), ("a;", ';'), ("a b", ' '), ("aé", 'é')]
         {
             let text = format!("length = 8\nrule \"charset\" {{ charset = \"{charset}\" }}");

@@ -144,12 +144,15 @@ impl<'a> Splitter<'a> {
 
     fn run(mut self, statements: &mut Vec<String>) -> Result<(), StatementError> {
         let bytes = self.bytes;
+        // PostgreSQL's protocol cannot carry a NUL anywhere in a query, comments included.
+        if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+            return Err(StatementError::Nul { offset });
+        }
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
             let next = bytes.get(i + 1).copied();
             i = match b {
-                0 => return Err(StatementError::Nul { offset: i }),
                 b'\'' => self.skip_quoted(i, i + 1, b'\'', false)?,
                 b'"' => self.skip_quoted(i, i + 1, b'"', false)?,
                 b'$' => self.dollar(i)?,
@@ -201,21 +204,25 @@ impl<'a> Splitter<'a> {
         self.finish(statements)
     }
 
-    /// Copies `text[copied_to..end]` into the statement, with a space for any comment
-    /// dropped just before it when the text on neither side is already a space.
+    /// Copies `text[copied_to..end]` into the statement. Where comments were
+    /// dropped, exactly one space stands for them and the spaces around them.
     fn copy_to(&mut self, end: usize) {
-        let segment = &self.text[self.copied_to..end];
-        if segment.is_empty() {
-            return;
-        }
-        if std::mem::take(&mut self.comment_gap)
-            && self.current.chars().next_back().is_some_and(|c| !is_space(c))
-            && segment.chars().next().is_some_and(|c| !is_space(c))
-        {
-            self.current.push(' ');
+        let mut segment = &self.text[self.copied_to..end];
+        self.copied_to = end;
+        if self.comment_gap {
+            let after_space = self.current.chars().next_back().is_none_or(is_space);
+            if after_space {
+                segment = segment.trim_start_matches(is_space);
+            }
+            if segment.is_empty() {
+                return;
+            }
+            if !after_space && !segment.starts_with(is_space) {
+                self.current.push(' ');
+            }
+            self.comment_gap = false;
         }
         self.current.push_str(segment);
-        self.copied_to = end;
     }
 
     fn skip_comment(&mut self, end: usize) -> usize {
@@ -247,7 +254,6 @@ impl<'a> Splitter<'a> {
         let mut j = from;
         while j < bytes.len() {
             match bytes[j] {
-                0 => return Err(StatementError::Nul { offset: j }),
                 b'\\' if backslash => j += 2,
                 c if c == quote => {
                     if bytes.get(j + 1) == Some(&quote) {
@@ -282,12 +288,7 @@ impl<'a> Splitter<'a> {
         let delimiter = &self.text[i..=j];
         let body = &self.text[j + 1..];
         match body.find(delimiter) {
-            Some(p) => {
-                if let Some(nul) = body[..p].bytes().position(|b| b == 0) {
-                    return Err(StatementError::Nul { offset: j + 1 + nul });
-                }
-                Ok(j + 1 + p + delimiter.len())
-            }
+            Some(p) => Ok(j + 1 + p + delimiter.len()),
             None => Err(StatementError::UnterminatedDollarQuote { offset: i, tag: delimiter.to_owned() }),
         }
     }
@@ -416,6 +417,8 @@ mod tests {
         assert_eq!(split("SELECT 1 -- it's; \"odd\"\n; SELECT 2"), ["SELECT 1", "SELECT 2"]);
         assert_eq!(split("SELECT/* a; /* b; */ 'c */ 1; SELECT 2"), ["SELECT 1", "SELECT 2"]);
         assert_eq!(split("SELECT/**/1"), ["SELECT 1"]);
+        assert_eq!(split("SELECT /* a */ /* b */\n 1 -- c\n FROM t"), ["SELECT 1 FROM t"]);
+        assert_eq!(split("/* lead */ SELECT 1"), ["SELECT 1"]);
         assert_eq!(split("-- only a comment;\n/* and ; another */;;"), Vec::<String>::new());
         assert_eq!(split("SELECT '--;' ; SELECT '/*'"), ["SELECT '--;'", "SELECT '/*'"]);
         assert_eq!(split("SELECT 1 --"), ["SELECT 1"]);
@@ -456,6 +459,8 @@ mod tests {
             Err(StatementError::UnterminatedBegin { offset: 20 })
         );
         assert_eq!(split_statements("SELECT 1\0"), Err(StatementError::Nul { offset: 8 }));
+        assert_eq!(split_statements("SELECT E'\\\0'"), Err(StatementError::Nul { offset: 10 }));
+        assert_eq!(split_statements("SELECT 1 -- \0"), Err(StatementError::Nul { offset: 12 }));
     }
 
     #[test]

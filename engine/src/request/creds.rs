@@ -16,7 +16,8 @@ use super::{RequestError, Response};
 use crate::Engine;
 use crate::auth::keys::{self, random_base62};
 use crate::event::{
-    ConnectionWritten, Event, IssueCompleted, IssueStarted, RevokeCompleted, RevokeFailed, RevokeReason, RevokeStarted,
+    ConnectionWritten, Event, IssueCompleted, IssueStarted, RenewCompleted, RenewFailed, RenewStarted, RevokeCompleted,
+    RevokeFailed, RevokeReason, RevokeStarted,
 };
 use crate::plugin::credentials::PasswordPolicy;
 use crate::plugin::postgres::{self, PasswordAuthentication, PostgresPlugin, PostgresSettings};
@@ -152,6 +153,104 @@ pub(crate) fn plan_revoke(state: &State, lease: &Lease, reason: RevokeReason) ->
     }
 }
 
+/// A renewal to run: the new expiry, already capped.
+#[derive(Debug)]
+pub(crate) struct RenewPlan {
+    pub lease: Lease,
+    pub connection: ConnectionWritten,
+    pub statements: Vec<String>,
+    pub expire_time_ms: i64,
+    pub lease_duration_s: u64,
+    pub warning: Option<String>,
+}
+
+/// Vault's renewal rules: the new TTL counts from now (`increment`, else the
+/// role's default TTL), capped at issue time + max TTL with a warning.
+pub(crate) fn plan_renew(ctx: &Ctx<'_>, lease: &Lease, increment_ms: Option<u64>) -> Result<RenewPlan, RequestError> {
+    let state = ctx.state;
+    let now = ctx.now_ms;
+    if lease.status != crate::state::LeaseStatus::Active {
+        return Err(RequestError::invalid("lease is being issued or revoked and cannot be renewed"));
+    }
+    if lease.expire_time_ms <= now {
+        return Err(RequestError::invalid("lease expired"));
+    }
+    if !lease.renewable {
+        return Err(RequestError::invalid("lease is not renewable"));
+    }
+    if now >= lease.expire_time_max_ms {
+        return Err(RequestError::invalid("past the max TTL, cannot renew"));
+    }
+    let role = state.roles.get(&(lease.mount.clone(), lease.role.clone()));
+    let mount_default = state.mounts.get(&lease.mount).map_or(0, |m| m.default_lease_ttl_ms);
+    let default_ms = ttl_or(role.map_or(0, |r| r.default_ttl_ms), ttl_or(mount_default, LEASE_TTL_MS_SYSTEM));
+    let wanted_ms = increment_ms.filter(|&i| i > 0).unwrap_or(default_ms);
+    let mut expire_time_ms = now.saturating_add(wanted_ms as i64);
+    let mut warning = None;
+    if expire_time_ms > lease.expire_time_max_ms {
+        expire_time_ms = lease.expire_time_max_ms;
+        warning = Some(format!(
+            "TTL of {}s exceeded the effective max_ttl of {}s; TTL value is capped accordingly",
+            wanted_ms / 1000,
+            (lease.expire_time_max_ms - now) / 1000
+        ));
+    }
+    let connection = state.connections.get(&(lease.mount.clone(), lease.connection.clone())).ok_or_else(|| {
+        RequestError::Database(format!("connection \"{}\" of {} no longer exists", lease.connection, lease.mount))
+    })?;
+    Ok(RenewPlan {
+        lease: lease.clone(),
+        connection: connection.clone(),
+        statements: role.map(|r| r.renew_statements.clone()).unwrap_or_default(),
+        expire_time_ms,
+        lease_duration_s: ((expire_time_ms - now) / 1000) as u64,
+        warning,
+    })
+}
+
+/// A root rotation: the new password, generated and sealed.
+#[derive(Debug)]
+pub(crate) struct RotatePlan {
+    pub connection: ConnectionWritten,
+    pub started: crate::event::RotateRootStarted,
+    pub new_password: String,
+}
+
+pub(crate) fn plan_rotate_root(ctx: &Ctx<'_>, mount: &str, name: &str) -> Result<RotatePlan, RequestError> {
+    let connection = ctx
+        .state
+        .connections
+        .get(&(mount.to_string(), name.to_string()))
+        .ok_or_else(|| RequestError::not_found(format!("no connection named \"{name}\" in {mount}")))?;
+    let old_password = connection.password.clone().ok_or_else(|| {
+        RequestError::invalid(format!("connection \"{name}\" has no root password to rotate; write one first"))
+    })?;
+    if connection.username.is_empty() {
+        return Err(RequestError::invalid(format!("connection \"{name}\" has no root username to rotate")));
+    }
+    let policy = if connection.password_policy.is_empty() {
+        PasswordPolicy::default()
+    } else {
+        PasswordPolicy::parse(&connection.password_policy).map_err(|e| RequestError::invalid(e.to_string()))?
+    };
+    let mut fill = |buf: &mut [u8]| keys::fill_random(buf).expect("the OS random source failed");
+    let new_password = crate::plugin::credentials::generate_password(&policy, &mut fill);
+    let sealed = ctx
+        .keys
+        .seal(&connection_context(mount, name), new_password.as_bytes())
+        .map_err(|e| RequestError::Io(e.to_string()))?;
+    Ok(RotatePlan {
+        connection: connection.clone(),
+        started: crate::event::RotateRootStarted {
+            mount: mount.to_string(),
+            name: name.to_string(),
+            old_password,
+            new_password: sealed,
+        },
+        new_password,
+    })
+}
+
 fn database_error(e: PluginError) -> RequestError {
     RequestError::Database(e.to_string())
 }
@@ -252,6 +351,99 @@ impl Engine {
                 Err(database_error(e))
             }
         }
+    }
+
+    /// Renew: intent, `VALID UNTIL` in the database, outcome (with the audit record).
+    pub(crate) async fn run_renew(&self, plan: RenewPlan) -> Result<Handled, RequestError> {
+        let plugin = self.plugin_for(&plan.connection)?;
+        let lease_id = plan.lease.lease_id.clone();
+        let started = RenewStarted { lease_id: lease_id.clone(), expire_time_ms: plan.expire_time_ms };
+        self.append(vec![started.into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+        let expiration = template::expiration_text(plan.expire_time_ms + EXPIRATION_MARGIN_MS);
+        match plugin.renew_user(&plan.lease.username, &expiration, &plan.statements).await {
+            Ok(()) => {
+                let response = Response {
+                    lease_id: lease_id.clone(),
+                    lease_duration: plan.lease_duration_s,
+                    renewable: true,
+                    warnings: plan.warning.map(|w| vec![w]),
+                    ..Response::default()
+                };
+                let done = RenewCompleted { lease_id, expire_time_ms: plan.expire_time_ms };
+                Ok(Handled { events: vec![done.into()], response })
+            }
+            Err(e) => {
+                // The old expiry stands (the caller never got the new TTL).
+                let failed = RenewFailed { lease_id, error: e.to_string() };
+                let _ = self.append(vec![failed.into()]).await;
+                Err(database_error(e))
+            }
+        }
+    }
+
+    /// Rotate the root password: the intent carries both passwords (sealed), so
+    /// whatever happens after the SQL, the password that works is found and logged.
+    pub(crate) async fn run_rotate_root(&self, plan: RotatePlan) -> Result<Handled, RequestError> {
+        let plugin = self.plugin_for(&plan.connection)?;
+        self.append(vec![plan.started.clone().into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+        let rotated = plugin
+            .rotate_root(&plan.connection.username, &plan.new_password, &plan.connection.root_rotation_statements)
+            .await;
+        let outcome = self.settle_rotation(&plan.connection, &plan.started).await?;
+        match (rotated, outcome) {
+            (Ok(()), Event::RotateRootCompleted(_)) => Ok(Handled::default()),
+            (Err(e), _) => Err(database_error(e)),
+            (Ok(()), _) => Err(RequestError::Database(
+                "the rotation statements ran but neither the old nor the new root password logs in".into(),
+            )),
+        }
+    }
+
+    /// Finds which of a rotation's passwords works (new first) and logs it.
+    pub(crate) async fn settle_rotation(
+        &self,
+        connection: &ConnectionWritten,
+        started: &crate::event::RotateRootStarted,
+    ) -> Result<Event, RequestError> {
+        let mut outcome = Event::RotateRootFailed(crate::event::RotateRootFailed {
+            mount: started.mount.clone(),
+            name: started.name.clone(),
+            error: "neither the old nor the new root password logs in".into(),
+        });
+        for candidate in [&started.new_password, &started.old_password] {
+            let trial = ConnectionWritten { password: Some(candidate.clone()), ..connection.clone() };
+            let works = match self.build_plugin(&trial) {
+                Ok(plugin) => plugin.verify().await.is_ok(),
+                Err(_) => false,
+            };
+            if works {
+                outcome = Event::RotateRootCompleted(crate::event::RotateRootCompleted {
+                    mount: started.mount.clone(),
+                    name: started.name.clone(),
+                    password: candidate.clone(),
+                });
+                break;
+            }
+        }
+        self.append(vec![outcome.clone()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+        // The next use rebuilds the pool from the password that works.
+        self.drop_plugin(&started.mount, &started.name);
+        Ok(outcome)
+    }
+
+    /// Finishes root rotations that a crash interrupted (DESIGN.md's recovery
+    /// table). Call once after opening, before serving.
+    pub async fn recover_rotations(&self) -> Result<usize, RequestError> {
+        let pending: Vec<_> = self.with_state(|s| {
+            s.rotations
+                .values()
+                .filter_map(|r| s.connections.get(&(r.mount.clone(), r.name.clone())).map(|c| (c.clone(), r.clone())))
+                .collect()
+        });
+        for (connection, started) in &pending {
+            self.settle_rotation(connection, started).await?;
+        }
+        Ok(pending.len())
     }
 
     async fn fail_issue_intent(&self, lease_id: &str, error: &PluginError) {

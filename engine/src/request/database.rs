@@ -61,6 +61,10 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
             input.finish()?;
             Ok(Plan::Issue(Box::new(creds::plan_issue(ctx, mount, role)?)))
         }
+        ("rotate-root", name, Operation::Create | Operation::Update) if !name.is_empty() => {
+            input.finish()?;
+            Ok(Plan::RotateRoot(Box::new(creds::plan_rotate_root(ctx, mount, name)?)))
+        }
         ("reset", name, Operation::Create | Operation::Update) if !name.is_empty() => {
             input.finish()?;
             let connection = ctx

@@ -59,6 +59,8 @@ pub(crate) enum Plan {
     VerifyThenWrite(Box<crate::event::ConnectionWritten>),
     Issue(Box<super::creds::IssuePlan>),
     Revoke(Box<super::creds::RevokePlan>),
+    Renew(Box<super::creds::RenewPlan>),
+    RotateRoot(Box<super::creds::RotatePlan>),
     /// Close the connection's pool; the next use reconnects from the stored config.
     Reset(Box<crate::event::ConnectionWritten>),
 }
@@ -169,6 +171,8 @@ impl Engine {
             }
             Plan::Issue(plan) => self.run_issue(*plan).await,
             Plan::Revoke(plan) => self.run_revoke(*plan).await.map(|()| Handled::default()),
+            Plan::Renew(plan) => self.run_renew(*plan).await,
+            Plan::RotateRoot(plan) => self.run_rotate_root(*plan).await,
             Plan::Reset(connection) => {
                 self.drop_plugin(&connection.mount, &connection.name);
                 let event = crate::event::ConnectionReset { mount: connection.mount, name: connection.name };

@@ -25,6 +25,12 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
             input.finish()?;
             Ok(Plan::Revoke(Box::new(creds::lease_for_revoke(ctx.state, &id)?)))
         }
+        Route::LeaseRenew => {
+            let lease = find(ctx.state, &mut input)?;
+            let increment_ms = input.duration_ms("increment")?;
+            input.finish()?;
+            Ok(Plan::Renew(Box::new(creds::plan_renew(ctx, lease, increment_ms)?)))
+        }
         other => handle_local(ctx, other, input).map(Plan::Done),
     }
 }
@@ -64,15 +70,6 @@ fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled
             keys.dedup();
             keys.truncate(LEASE_LIST_MAX);
             Ok(Handled { response: Response::with_json(json!({ "keys": keys })), ..Handled::default() })
-        }
-        Route::LeaseRenew => {
-            let lease = find(ctx.state, &mut input)?;
-            let _ = input.duration_ms("increment")?;
-            input.finish()?;
-            Err(RequestError::Database(format!(
-                "cannot renew {}: this build has no database plugin to run the renew statements",
-                lease.lease_id
-            )))
         }
         Route::LeaseRevokePrefix(prefix) => {
             input.finish()?;
