@@ -1412,7 +1412,7 @@ fn run_as() -> Result<RunAs, String> {
     if effective_uid() != 0 {
         return Ok(RunAs::Current);
     }
-    let switch = if let Some(runuser) = find_program("runuser-nope") {
+    let switch = if let Some(runuser) = find_program("runuser") {
         Switch::Runuser(runuser)
     } else if let Some(su) = find_program("su") {
         Switch::Su(su)

@@ -85,7 +85,10 @@ fn article_walkthrough_warns_about_default_privileges_and_the_fixed_role_revokes
     let err = revoke(&l, &lease).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Database);
     assert!(err.to_string().contains("cannot be dropped because some objects depend on it"), "{err}");
+    assert!(err.to_string().contains("hint") && err.to_string().contains("REVOKE ALL ON TABLES"), "{err}");
     assert!(db.role_exists(&user));
+    let recorded = l.engine().with_state(|s| s.leases[&lease].revoke_error.clone().unwrap());
+    assert!(recorded.contains("depend on it") && recorded.contains("hint"), "the lease records it: {recorded}");
 
     // Fix the role as the warning says: the pending revocation uses the role's
     // current statements and now succeeds.
@@ -94,6 +97,15 @@ fn article_walkthrough_warns_about_default_privileges_and_the_fixed_role_revokes
     assert!(!db.role_exists(&user), "role gone from pg_roles");
     assert!(!default_acl_mentions(&db, &user), "pg_default_acl holds nothing of it");
     assert!(l.engine().with_state(|s| !s.leases.contains_key(&lease)));
+
+    // I5: neither the root password nor the issued one is anywhere at rest.
+    l.engine().snapshot().unwrap();
+    for file in std::fs::read_dir(l.dir.path()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        for secret in [db.admin_password(), password.as_str()] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "a password at rest");
+        }
+    }
 }
 
 #[test]
@@ -408,4 +420,25 @@ fn terminate_sessions_ends_the_roles_open_connections_before_revoking() {
     revoke(&l, &lease).unwrap();
     assert!(!db.role_exists(&user));
     assert!(rt.block_on(client.simple_query("SELECT 1")).is_err(), "the open session was ended");
+}
+
+#[test]
+fn reset_closes_the_pool_and_the_next_use_reconnects() {
+    let db = pg::database("reset");
+    let l = Lessor::new();
+    l.connect(&db, "rst", "");
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": creation }));
+    issue(&l, "r");
+    // Kill lessor's pooled connections behind its back, then reset.
+    db.superuser_execute(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{}' AND datname = '{}'",
+        db.admin_username(),
+        db.dbname()
+    ));
+    l.write("database/reset/pg", json!({}));
+    let (_, user, _) = issue(&l, "r");
+    assert!(db.role_exists(&user));
+    let err = l.request(Operation::Update, "database/reset/nope", json!({})).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
 }

@@ -251,6 +251,19 @@ pub(crate) fn plan_rotate_root(ctx: &Ctx<'_>, mount: &str, name: &str) -> Result
     })
 }
 
+/// Adds lessor's hint to a revocation error the database explains poorly, so the
+/// operator knows which statement to fix (the lease records both).
+fn with_revocation_hint(e: RequestError) -> RequestError {
+    match e {
+        RequestError::Database(message) if message.contains("depend on it") => RequestError::Database(format!(
+            "{message} (hint: the role's revocation_statements leave something it was granted, typically default \
+             privileges: add ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM \"{{{{name}}}}\" \
+             before DROP ROLE, or leave revocation_statements empty to use the default revocation)"
+        )),
+        other => other,
+    }
+}
+
 fn database_error(e: PluginError) -> RequestError {
     RequestError::Database(e.to_string())
 }
@@ -482,6 +495,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
+                let e = with_revocation_hint(e);
                 let attempt = plan.lease.revoke_attempts + 1;
                 let failed = RevokeFailed {
                     lease_id,
