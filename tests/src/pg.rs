@@ -1213,7 +1213,8 @@ fn database_name(hint: &str) -> String {
     format!("t_{clean}_{}_{n}", random_hex(4))
 }
 
-fn percent_encode(text: &str) -> String {
+/// Percent-encodes everything but RFC 3986 unreserved characters (for URL userinfo).
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
