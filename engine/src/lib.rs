@@ -30,6 +30,7 @@ pub mod clock;
 pub mod encoding;
 mod engine;
 pub mod event;
+pub mod expiry;
 pub mod log;
 pub mod plugin;
 pub mod request;

@@ -5,7 +5,7 @@ use lessor_engine::plugin::credentials::{PasswordPolicy, generate_password, rand
 use lessor_engine::plugin::statements::{StatementError, normalize_statement_list, split_statements};
 use lessor_engine::plugin::template::{
     DEFAULT_USERNAME_TEMPLATE, StatementVars, TemplateError, UsernameContext, UsernameTemplate, expiration_text,
-    render_connection_url, render_statement,
+    random_source, render_connection_url, render_statement,
 };
 use proptest::prelude::*;
 
@@ -153,7 +153,7 @@ fn vault_docs_username_example() {
     let template = UsernameTemplate::parse(DEFAULT_USERNAME_TEMPLATE).unwrap();
     let ctx = UsernameContext { display_name: "token", role_name: "app-readonly", unix_time_s: 1_693_258_841 };
     let mut fill = |buf: &mut [u8]| getrandom::fill(buf).unwrap();
-    let name = template.render(&ctx, &mut |n| random_alnum(n, &mut fill)).unwrap();
+    let name = template.render(&ctx, &mut random_source(&mut fill)).unwrap();
     let (prefix, rest) = name.split_at("v-token-app-read-".len());
     assert_eq!(prefix, "v-token-app-read-");
     let (random, time) = rest.split_at(20);

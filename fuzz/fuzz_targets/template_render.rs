@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     };
     match UsernameTemplate::parse(text) {
         Ok(template) => {
-            let ctx = UsernameContext { display_name: "token-app \"A\"", role_name: "app-readonly", unix_time_s: 1_693_258_841 };
+            let ctx = UsernameContext {
+                display_name: "token-app \"A\"",
+                role_name: "app-readonly",
+                unix_time_s: 1_693_258_841,
+            };
             let mut rng = |n: usize| {
                 assert!((1..=RANDOM_CHARS_MAX).contains(&n), "random {n}");
                 "jNFRlKsZZMxJEx60o66i".chars().cycle().take(n).collect()
@@ -24,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
             match template.render(&ctx, &mut rng) {
                 Ok(name) => {
                     assert!(!name.is_empty() && name.len() <= USERNAME_BYTES_MAX, "{text:?} -> {name:?}");
-                    assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)), "{text:?} -> {name:?}");
+                    assert!(
+                        name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+                        "{text:?} -> {name:?}"
+                    );
                 }
                 Err(e) => assert!(e.to_string().len() < 1_000, "{e}"),
             }

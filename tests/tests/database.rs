@@ -442,3 +442,42 @@ fn reset_closes_the_pool_and_the_next_use_reconnects() {
     let err = l.request(Operation::Update, "database/reset/nope", json!({})).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
+
+#[test]
+fn recovery_revokes_an_issue_intent_that_never_got_its_outcome() {
+    let db = pg::database("recover_issue");
+    let mut l = Lessor::new();
+    l.connect(&db, "rci", "");
+    let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": creation }));
+    // A crash after COMMIT, before the outcome: the intent is in the log, the user
+    // is in the database, the caller never saw a password.
+    let user = "rci-crashed-before-outcome";
+    let started = lessor_engine::event::IssueStarted {
+        lease_id: "database/creds/r/crashed".into(),
+        mount: "database/".into(),
+        role: "r".into(),
+        connection: "pg".into(),
+        username: user.into(),
+        accessor: "x".into(),
+        expire_time_ms: i64::MAX / 2,
+        expire_time_max_ms: i64::MAX / 2,
+        renewable: true,
+        revocation_statements: vec![],
+    };
+    l.engine().append_unchecked_blocking(vec![started.into()]).unwrap();
+    db.admin_execute(&format!("CREATE ROLE \"{user}\" LOGIN"));
+    // And a revocation that was in progress.
+    let (lease, revoking_user, _) = issue(&l, "r");
+    let started = lessor_engine::event::RevokeStarted {
+        lease_id: lease.clone(),
+        reason: lessor_engine::event::RevokeReason::Explicit,
+    };
+    l.engine().append_unchecked_blocking(vec![started.into()]).unwrap();
+    l.reopen();
+    let recovered = l.rt.block_on(l.engine().recover()).unwrap();
+    assert_eq!((recovered.revoked, recovered.revoke_failed), (2, 0));
+    assert!(!db.role_exists(user), "I2: the orphan-to-be is gone");
+    assert!(!db.role_exists(&revoking_user));
+    assert!(l.engine().with_state(|s| s.leases.is_empty()));
+}

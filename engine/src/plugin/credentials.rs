@@ -411,8 +411,8 @@ impl<'a> Lexer<'a> {
 /// from the union, and the whole is shuffled (Fisher–Yates), every choice unbiased.
 ///
 /// # Panics
-/// If `fill` returns [`REJECTED_BYTES_MAX`] unusable bytes in a row (e.g. only
-/// `0xff`): a broken random source must not produce passwords.
+/// If `fill` returns 1024 unusable bytes in a row (e.g. only `0xff`): a broken
+/// random source must not produce passwords.
 pub fn generate_password(policy: &PasswordPolicy, fill: &mut dyn FnMut(&mut [u8])) -> String {
     let mut picker = Picker::new(fill);
     let mut password = Vec::with_capacity(policy.length);

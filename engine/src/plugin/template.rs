@@ -258,7 +258,7 @@ pub struct UsernameContext<'a> {
 /// `.RoleName`, `"strings"` (Go escapes `\\ \" \n \t`) or raw `` `strings` ``,
 /// integers, `( pipeline )`. Functions: `random N` (N alphanumerics, 1..=64),
 /// `unix_time`, `unix_time_millis` (the issue second × 1000), `timestamp "layout"`
-/// (UTC; Go layout tokens `2006 01 02 15 04 05`), `truncate N`,
+/// (UTC; a quoted Go layout of the tokens `2006 01 02 15 04 05`), `truncate N`,
 /// `truncate_sha256 N`, `sha256`, `lowercase`, `uppercase`, `replace "old" "new"`,
 /// and `printf "format" args…` with `%s` and `%%`. `{{- ` / ` -}}` trim spaces
 /// and `{{/* … */}}` is a comment, as in Go.
@@ -304,7 +304,8 @@ enum Expr {
     Random(usize),
     UnixTime,
     UnixTimeMillis,
-    Timestamp(Box<Expr>),
+    /// A checked layout.
+    Timestamp(String),
     Truncate(usize, Box<Expr>),
     TruncateSha256(usize, Box<Expr>),
     Sha256(Box<Expr>),
@@ -394,12 +395,9 @@ impl Eval<'_, '_> {
             Expr::Random(n) => (self.rng)(*n),
             Expr::UnixTime => self.ctx.unix_time_s.to_string(),
             Expr::UnixTimeMillis => self.ctx.unix_time_s.saturating_mul(1000).to_string(),
+            // The layout was checked when parsed: only the length can fail here.
             Expr::Timestamp(layout) => {
-                let layout = self.expr(layout)?;
-                format_timestamp(&layout, self.ctx.unix_time_s).map_err(|detail| TemplateError::Syntax {
-                    offset: 0,
-                    detail: format!("timestamp layout: {detail}"),
-                })?
+                format_timestamp(layout, self.ctx.unix_time_s).map_err(|_| TemplateError::ValueTooLong)?
             }
             Expr::Truncate(n, s) => {
                 let mut s = self.expr(s)?;
@@ -780,10 +778,10 @@ impl<'a> Parser<'a> {
             }
             "timestamp" => {
                 arity(1)?;
-                let layout = text(next())?;
-                if let Expr::Str(layout) = &*layout {
-                    format_timestamp(layout, 0).map_err(|e| self.syntax(offset, format!("timestamp: {e}")))?;
-                }
+                let Expr::Str(layout) = next() else {
+                    return Err(self.syntax(offset, "timestamp: the layout must be a quoted string"));
+                };
+                format_timestamp(&layout, 0).map_err(|e| self.syntax(offset, format!("timestamp: {e}")))?;
                 Expr::Timestamp(layout)
             }
             "truncate" => {
@@ -1059,6 +1057,7 @@ mod tests {
             r#"{{ "abc }}"#,
             r#"{{ "a\x" }}"#,
             r#"{{timestamp "Jan 2"}}"#,
+            "{{timestamp .RoleName}}",
             "{{ 99999999999999999999 }}",
             "{{/* x }}",
             "{{ . }}",

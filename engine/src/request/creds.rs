@@ -34,6 +34,17 @@ pub const EXPIRATION_MARGIN_MS: i64 = 5_000;
 /// First retry delay after a failed revocation.
 pub const REVOKE_RETRY_MS_FIRST: i64 = 20_000;
 
+/// What [`Engine::recover`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Root rotations settled.
+    pub rotations: usize,
+    /// Interrupted issues and revocations now revoked.
+    pub revoked: usize,
+    /// Revocations that failed again (recorded; the expirer retries them).
+    pub revoke_failed: usize,
+}
+
 /// Everything an issue needs once the state lock is released.
 #[derive(Debug)]
 pub(crate) struct IssuePlan {
@@ -444,8 +455,36 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Finishes root rotations that a crash interrupted (DESIGN.md's recovery
-    /// table). Call once after opening, before serving.
+    /// Finishes what a crash interrupted, by DESIGN.md's recovery table: an issue
+    /// intent without outcome is revoked (the caller never saw the password); a
+    /// revocation in progress runs again (it is idempotent); a renewal without
+    /// outcome keeps the old expiry (the fold already does); a root rotation finds
+    /// the password that works. Call once after opening, before serving.
+    /// Revocations that fail stay recorded and are retried by the expirer.
+    pub async fn recover(&self) -> Result<Recovered, RequestError> {
+        let rotations = self.recover_rotations().await?;
+        let plans: Vec<RevokePlan> = self.with_state(|s| {
+            s.leases
+                .values()
+                .filter_map(|l| match l.status {
+                    crate::state::LeaseStatus::Issuing => Some(plan_revoke(s, l, RevokeReason::Recovery)),
+                    crate::state::LeaseStatus::Revoking(reason) => Some(plan_revoke(s, l, reason)),
+                    crate::state::LeaseStatus::Active => None,
+                })
+                .collect()
+        });
+        let mut recovered = Recovered { rotations, ..Recovered::default() };
+        for plan in plans {
+            match self.run_revoke(plan).await {
+                Ok(()) => recovered.revoked += 1,
+                Err(RequestError::Io(e)) => return Err(RequestError::Io(e)),
+                Err(_) => recovered.revoke_failed += 1,
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Finishes root rotations that a crash interrupted; part of [`Engine::recover`].
     pub async fn recover_rotations(&self) -> Result<usize, RequestError> {
         let pending: Vec<_> = self.with_state(|s| {
             s.rotations

@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::event::Operation;
+pub use creds::Recovered;
 pub use pipeline::AclCache;
 pub use router::Route;
 pub use typed::{Credential, Renewed};
