@@ -1,7 +1,7 @@
 //! The event log: segments of checksummed, hash-chained records, written by one
 //! group-commit writer, read back through one recovery scan.
 //!
-//! - [`format`]: the bytes of segment headers and records;
+//! - [`format`](mod@format): the bytes of segment headers and records;
 //! - [`storage`]: the seam every byte goes through (real directory, in-memory, and a
 //!   fault-injecting test double);
 //! - [`recovery`]: the scan and its decision table;

@@ -2,7 +2,7 @@
 //! shapes, the error every request can end in, and the helpers handlers use to
 //! read their input.
 //!
-//! The pipeline (one place, [`pipeline`]): authenticate the token, route the path,
+//! The pipeline (one place, `pipeline.rs`): authenticate the token, route the path,
 //! authorize the capability, validate, append the handler's events *and* the audit
 //! record in one durable batch, reply. A denial or a malformed request is also
 //! recorded, durably, before its error is returned.
