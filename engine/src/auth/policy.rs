@@ -25,8 +25,16 @@
 //! Where lessor is stricter than Vault, it is because Vault's leniency hides a
 //! mistake: a `*` in the middle of a pattern (Vault matches it literally), a `+`
 //! inside a segment, and every path-block attribute except `capabilities` are
-//! errors. An `allowed_parameters` or `min_wrapping_ttl` that lessor accepted but
-//! did not enforce would grant more than its author wrote.
+//! errors, and a `+` never matches an empty segment (Vault lets `secret/+/x`
+//! match `secret//x`). An `allowed_parameters` or `min_wrapping_ttl` that lessor
+//! accepted but did not enforce would grant more than its author wrote.
+//!
+//! The HCL is parsed by hcl-rs, behind a screen that refuses expressions
+//! (operators, parentheses, templates, heredocs) and deep nesting first: hcl-rs
+//! backtracks exponentially over operators nested in object constructors, and a
+//! policy never needs an expression. The JSON form is parsed by serde_json into a
+//! value that keeps duplicate keys, so two rules for one pattern union as in HCL
+//! instead of the last silently replacing (say) a `deny`.
 //!
 //! # Design: why the [`Acl`] looks the way it does
 //! Every request is authorized, and a token's policies hold thousands of rules,
@@ -53,9 +61,10 @@
 //! An [`Acl`] is immutable: policies change rarely, so the caller builds one per
 //! set of policies and rebuilds it when a policy is written.
 //!
-//! Request paths are matched as given: canonical, without a leading `/` (a pattern's
-//! leading `/` is stripped when it is parsed, as Vault does). A path that is not
-//! canonical matches nothing it should not: the check fails closed.
+//! Request paths are matched byte for byte as given: the caller passes them
+//! canonical, without a leading `/` (a pattern's leading `/` is stripped when it is
+//! parsed, as Vault does). Vault's list-operation fallbacks (retrying without a
+//! trailing `/`) are the request layer's business, not the ACL's.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
