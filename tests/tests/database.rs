@@ -60,6 +60,8 @@ fn article_walkthrough_warns_about_default_privileges_and_the_fixed_role_revokes
     let l = Lessor::new();
     let suffix = if db.tls_available() { "?sslmode=require" } else { "" };
     l.connect(&db, "art", suffix);
+    // The article's own connection settings: only app-readonly may use it.
+    l.write("database/config/pg", json!({ "allowed_roles": "app-readonly" }));
     let written = l.write(
         "database/roles/app-readonly",
         json!({
