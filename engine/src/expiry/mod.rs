@@ -1,0 +1,7 @@
+//! Expiry: when leases fall due. The timing wheel ([`wheel::Wheel`]) holds one entry
+//! per armed lease and is driven by the caller's `now`; it never reads a clock, so a
+//! manual clock runs a year of expiries in milliseconds and replay stays deterministic.
+
+pub mod wheel;
+
+pub use wheel::{Expired, Key, Wheel};
