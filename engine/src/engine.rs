@@ -35,6 +35,8 @@ pub struct EngineOptions {
     /// it; a plain open of a missing or empty directory is an error, so a typo in a
     /// path never silently starts an empty engine.
     pub create_if_missing: bool,
+    /// Pacing of expirations and revocation retries.
+    pub expiry: crate::expiry::ExpiryOptions,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +48,7 @@ impl Default for EngineOptions {
             master_key: None,
             key_file: None,
             create_if_missing: false,
+            expiry: crate::expiry::ExpiryOptions::default(),
         }
     }
 }
@@ -109,6 +112,8 @@ struct Shared {
     storage: Arc<dyn Storage>,
     /// One snapshot write at a time (background and explicit ones share file names).
     snapshot_writing: Mutex<()>,
+    /// Leases changed since the expirer last looked.
+    lease_changes: Mutex<crate::expiry::expirer::LeaseChanges>,
 }
 
 /// An open engine. Share it across threads and tasks behind an `Arc`.
@@ -122,6 +127,9 @@ pub struct Engine {
     pub(crate) acl_cache: crate::request::AclCache,
     /// Database plugins by connection, with the configuration they were built from.
     pub(crate) plugins: Mutex<PluginRegistry>,
+    /// The expirer's wheel and its view of which leases are armed.
+    pub(crate) expirer: Mutex<crate::expiry::expirer::ExpirerState>,
+    expiry: crate::expiry::ExpiryOptions,
     /// Serializes the spending of `num_uses` tokens.
     pub(crate) token_use_lock: tokio::sync::Mutex<()>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
@@ -221,6 +229,7 @@ impl Engine {
             applied: RwLock::new(applied),
             storage: storage.clone(),
             snapshot_writing: Mutex::new(()),
+            lease_changes: Mutex::default(),
         });
         let snapshot_every = options.snapshot_every_events;
         let snapshotter = (snapshot_every > 0).then(|| spawn_snapshotter(shared.clone()));
@@ -229,6 +238,12 @@ impl Engine {
         let sink = Box::new(move |entries: &mut Vec<Entry>, chain: &Chain| {
             let mut applied = sink_shared.applied.write().expect("state lock poisoned");
             applied.events_since_snapshot += entries.len() as u64;
+            {
+                let mut changes = sink_shared.lease_changes.lock().expect("lease changes lock poisoned");
+                for id in entries.iter().filter_map(|e| e.event.lease_id()) {
+                    changes.push(id);
+                }
+            }
             for entry in entries.drain(..) {
                 applied.state.apply_owned(entry);
             }
@@ -252,11 +267,16 @@ impl Engine {
         Ok(Engine {
             shared,
             log,
-            clock: options.clock,
+            clock: options.clock.clone(),
             keys,
             acl_cache: Default::default(),
             token_use_lock: tokio::sync::Mutex::new(()),
             plugins: Mutex::default(),
+            expirer: Mutex::new(crate::expiry::expirer::ExpirerState::new(
+                options.clock.now_ms(),
+                options.expiry.tick_ms.max(1),
+            )),
+            expiry: options.expiry.clone(),
             snapshotter,
         })
     }
@@ -325,6 +345,14 @@ impl Engine {
 
     pub fn log_stats(&self) -> &WriterStats {
         self.log.stats()
+    }
+
+    pub fn expiry_options(&self) -> &crate::expiry::ExpiryOptions {
+        &self.expiry
+    }
+
+    pub(crate) fn take_lease_changes(&self) -> crate::expiry::expirer::LeaseChanges {
+        std::mem::take(&mut *self.shared.lease_changes.lock().expect("lease changes lock poisoned"))
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -494,6 +494,24 @@ events! {
 }
 
 impl Event {
+    /// The lease an event is about, if any.
+    pub fn lease_id(&self) -> Option<&str> {
+        match self {
+            Event::IssueStarted(e) => Some(&e.lease_id),
+            Event::IssueCompleted(e) => Some(&e.lease_id),
+            Event::IssueFailed(e) => Some(&e.lease_id),
+            Event::RenewStarted(e) => Some(&e.lease_id),
+            Event::RenewCompleted(e) => Some(&e.lease_id),
+            Event::RenewFailed(e) => Some(&e.lease_id),
+            Event::RevokeStarted(e) => Some(&e.lease_id),
+            Event::RevokeCompleted(e) => Some(&e.lease_id),
+            Event::RevokeFailed(e) => Some(&e.lease_id),
+            Event::LeaseIrrevocable(e) => Some(&e.lease_id),
+            Event::RevokeForced(e) => Some(&e.lease_id),
+            _ => None,
+        }
+    }
+
     /// Encodes the payload into a fresh buffer.
     pub fn encode_payload(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);

@@ -10,30 +10,34 @@ use crate::pg::TestDb;
 #[derive(Debug)]
 pub struct Lessor {
     pub dir: tempfile::TempDir,
-    engine: Option<Engine>,
+    engine: Option<std::sync::Arc<Engine>>,
     pub root: String,
     pub rt: tokio::runtime::Runtime,
 }
 
 impl Lessor {
     pub fn new() -> Lessor {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() };
-        let (engine, root) = Engine::init(dir.path(), options).expect("init");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        Lessor { dir, engine: Some(engine), root: root.expose().to_string(), rt }
+        Lessor::with_options(EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() })
     }
 
-    pub fn engine(&self) -> &Engine {
+    pub fn with_options(options: EngineOptions) -> Lessor {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (engine, root) = Engine::init(dir.path(), options).expect("init");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        Lessor { dir, engine: Some(std::sync::Arc::new(engine)), root: root.expose().to_string(), rt }
+    }
+
+    pub fn engine(&self) -> &std::sync::Arc<Engine> {
         self.engine.as_ref().expect("engine open")
     }
 
     /// Closes the engine (draining its log) and opens the directory again, as a
     /// restart would.
     pub fn reopen(&mut self) {
-        self.engine.take().expect("engine open").close();
+        let engine = std::sync::Arc::into_inner(self.engine.take().expect("engine open")).expect("engine shared");
+        engine.close();
         let options = EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() };
-        self.engine = Some(Engine::open(self.dir.path(), options).expect("reopen"));
+        self.engine = Some(std::sync::Arc::new(Engine::open(self.dir.path(), options).expect("reopen")));
     }
 
     pub fn request_as(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {

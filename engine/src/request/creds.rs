@@ -31,8 +31,6 @@ pub const LEASE_TTL_MS_SYSTEM: u64 = 768 * 3_600_000;
 pub const LEASE_ID_RANDOM_CHARS: usize = 24;
 /// `{{expiration}}` is the lease's expiry plus this (Vault's margin).
 pub const EXPIRATION_MARGIN_MS: i64 = 5_000;
-/// First retry delay after a failed revocation.
-pub const REVOKE_RETRY_MS_FIRST: i64 = 20_000;
 
 /// What [`Engine::recover`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -540,7 +538,7 @@ impl Engine {
                     lease_id,
                     attempt,
                     error: e.to_string(),
-                    next_attempt_time_ms: self.clock().now_ms() + REVOKE_RETRY_MS_FIRST,
+                    next_attempt_time_ms: self.clock().now_ms() + self.expiry_options().backoff_ms(attempt) as i64,
                 };
                 let _ = self.append(vec![Event::RevokeFailed(failed)]).await;
                 Err(e)

@@ -8,7 +8,7 @@
 //! recorded, durably, before its error is returned.
 
 mod auth_token;
-mod creds;
+pub(crate) mod creds;
 mod database;
 pub mod input;
 mod pipeline;

@@ -1,0 +1,85 @@
+//! The expirer against a real PostgreSQL: leases end in dropped roles on time, and
+//! a database outage longer than the retry budget ends with every lease revoked.
+
+use std::time::{Duration, Instant};
+
+use lessor_engine::EngineOptions;
+use lessor_engine::expiry::ExpiryOptions;
+use lessor_tests::lessor::Lessor;
+use lessor_tests::pg;
+use serde_json::json;
+
+const CREATION: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+
+/// Calls `expire_due` until no lease is left or `limit` passes.
+fn expire_until_empty(l: &Lessor, limit: Duration) {
+    let start = Instant::now();
+    while l.engine().with_state(|s| !s.leases.is_empty()) {
+        assert!(start.elapsed() < limit, "leases still live after {limit:?}");
+        l.rt.block_on(l.engine().expire_due()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_thousand_two_second_leases_all_end_in_dropped_roles() {
+    let db = pg::database("expire_1000");
+    let l = Lessor::new();
+    l.connect(&db, "exp1k", "");
+    l.write("database/config/pg", json!({ "max_open_connections": 8 }));
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": CREATION, "default_ttl": "2s" }));
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..125 {
+                    l.read("database/creds/r").unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(db.roles_with_prefix("exp1k-").len(), 1000);
+    // Nothing is revoked early.
+    let report = l.rt.block_on(l.engine().expire_due()).unwrap();
+    let expired_already = l.engine().with_state(|s| 1000 - s.leases.len());
+    assert_eq!(report.revoked, expired_already, "only leases past their expiry were revoked");
+    std::thread::sleep(Duration::from_millis(2_500));
+    expire_until_empty(&l, Duration::from_secs(60));
+    assert!(db.roles_with_prefix("exp1k-").is_empty(), "every role is gone from pg_roles");
+}
+
+#[test]
+fn an_outage_longer_than_the_retry_budget_ends_with_every_lease_revoked() {
+    let mut cluster = pg::private_cluster();
+    let db = cluster.database("outage");
+    let expiry =
+        ExpiryOptions { revoke_attempts_budget: 3, retry_ms_first: 100, retry_ms_max: 300, ..ExpiryOptions::default() };
+    let l = Lessor::with_options(EngineOptions { snapshot_every_events: 0, expiry, ..EngineOptions::default() });
+    l.connect(&db, "out", "");
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": CREATION, "default_ttl": "1s" }));
+    for _ in 0..20 {
+        l.read("database/creds/r").unwrap();
+    }
+    cluster.stop();
+    std::thread::sleep(Duration::from_millis(1_200));
+    // Every attempt fails while the database is down; past the budget the leases
+    // are marked irrevocable — and kept, not forgotten.
+    let start = Instant::now();
+    while l.engine().with_state(|s| s.leases.values().filter(|l| l.irrevocable).count()) < 20 {
+        assert!(start.elapsed() < Duration::from_secs(60), "leases never became irrevocable");
+        let report = l.rt.block_on(l.engine().expire_due()).unwrap();
+        assert_eq!(report.revoked, 0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(l.engine().with_state(|s| s.leases.len()), 20, "none lost");
+    let listed = l
+        .request(
+            lessor_engine::request::Operation::List,
+            "sys/leases/lookup/database/creds/r/",
+            serde_json::Value::Null,
+        )
+        .unwrap();
+    assert_eq!(listed.data.unwrap()["keys"].as_array().unwrap().len(), 20);
+    cluster.start();
+    expire_until_empty(&l, Duration::from_secs(60));
+    assert!(db.roles_with_prefix("out-").is_empty());
+}
