@@ -79,7 +79,88 @@ fn an_outage_longer_than_the_retry_budget_ends_with_every_lease_revoked() {
         )
         .unwrap();
     assert_eq!(listed.data.unwrap()["keys"].as_array().unwrap().len(), 20);
+    let irrevocable = l.read("sys/leases?type=irrevocable").unwrap().data.unwrap();
+    assert_eq!(irrevocable["count"], 20);
+    assert!(irrevocable["leases"][0]["error"].as_str().unwrap().len() > 10, "the database's error is kept");
     cluster.start();
     expire_until_empty(&l, Duration::from_secs(60));
     assert!(db.roles_with_prefix("out-").is_empty());
+}
+
+fn roles_alive(db: &pg::TestDb, prefix: &str) -> usize {
+    db.roles_with_prefix(prefix).len()
+}
+
+#[test]
+fn leases_stay_revocable_after_their_role_and_connection_are_deleted() {
+    let db = pg::database("orphaned_config");
+    let l = Lessor::new();
+    l.connect(&db, "delc", "");
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": CREATION }));
+    let lease = l.read("database/creds/r").unwrap().lease_id;
+    l.request(lessor_engine::request::Operation::Delete, "database/roles/r", serde_json::Value::Null).unwrap();
+    l.request(lessor_engine::request::Operation::Delete, "database/config/pg", serde_json::Value::Null).unwrap();
+    l.request(lessor_engine::request::Operation::Update, "sys/leases/revoke", json!({ "lease_id": lease })).unwrap();
+    assert_eq!(roles_alive(&db, "delc-"), 0);
+}
+
+#[test]
+fn revoking_a_token_or_disabling_the_mount_revokes_their_leases() {
+    let db = pg::database("cascade");
+    let l = Lessor::new();
+    l.connect(&db, "casc", "");
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": CREATION }));
+    l.write("sys/policy/r", json!({"policy": "path \"database/creds/r\" { capabilities = [\"read\"] }"}));
+    let auth = l.write("auth/token/create", json!({"policies": ["r"]})).auth.unwrap();
+    for _ in 0..3 {
+        l.request_as(
+            &auth.client_token,
+            lessor_engine::request::Operation::Read,
+            "database/creds/r",
+            serde_json::Value::Null,
+        )
+        .unwrap();
+    }
+    let root_lease = l.read("database/creds/r").unwrap().lease_id;
+    assert_eq!(roles_alive(&db, "casc-"), 4);
+    l.write("auth/token/revoke-accessor", json!({"accessor": auth.accessor}));
+    let report = l.rt.block_on(l.engine().expire_due()).unwrap();
+    assert_eq!(report.revoked, 3, "the token's three leases, not root's");
+    assert_eq!(roles_alive(&db, "casc-"), 1);
+    assert!(l.engine().with_state(|s| s.leases.contains_key(&root_lease)));
+    l.request(lessor_engine::request::Operation::Delete, "sys/mounts/database", serde_json::Value::Null).unwrap();
+    l.rt.block_on(l.engine().expire_due()).unwrap();
+    assert_eq!(roles_alive(&db, "casc-"), 0, "disabling the mount revoked the rest");
+    assert!(l.engine().with_state(|s| s.leases.is_empty()));
+}
+
+#[test]
+fn after_a_restart_leases_are_rearmed_and_expire() {
+    let db = pg::database("restart");
+    let mut l = Lessor::new();
+    l.connect(&db, "rst", "");
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": CREATION, "default_ttl": "1s" }));
+    for _ in 0..5 {
+        l.read("database/creds/r").unwrap();
+    }
+    l.reopen();
+    assert_eq!(l.rt.block_on(l.engine().expire_due()).unwrap().revoked, 0, "nothing before its expiry");
+    std::thread::sleep(Duration::from_millis(1_000));
+    expire_until_empty(&l, Duration::from_secs(10));
+    assert_eq!(roles_alive(&db, "rst-"), 0);
+}
+
+#[test]
+fn the_engine_wide_lease_limit_refuses_issues_past_it() {
+    let db = pg::database("limit");
+    let expiry = ExpiryOptions { lease_count_max: 2, ..ExpiryOptions::default() };
+    let l = Lessor::with_options(EngineOptions { snapshot_every_events: 0, expiry, ..EngineOptions::default() });
+    l.connect(&db, "lim", "");
+    l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": CREATION, "lease_count_max": 5 }));
+    l.read("database/creds/r").unwrap();
+    l.read("database/creds/r").unwrap();
+    let err = l.read("database/creds/r").unwrap_err();
+    assert_eq!(err.kind(), lessor_engine::request::ErrorKind::Busy);
+    assert!(err.to_string().contains("lease_count_max"), "{err}");
+    assert_eq!(roles_alive(&db, "lim-"), 2, "no user was created for the refused issue");
 }

@@ -36,6 +36,9 @@ pub struct ExpiryOptions {
     pub retry_ms_first: u64,
     /// Cap of that delay; irrevocable leases are retried at this interval.
     pub retry_ms_max: u64,
+    /// Live leases the whole engine may hold (0 = no limit): a crash-looping
+    /// client cannot create users without bound.
+    pub lease_count_max: u64,
 }
 
 impl Default for ExpiryOptions {
@@ -47,6 +50,7 @@ impl Default for ExpiryOptions {
             revoke_attempts_budget: 6,
             retry_ms_first: 20_000,
             retry_ms_max: 320_000,
+            lease_count_max: 1_000_000,
         }
     }
 }

@@ -83,6 +83,13 @@ pub(crate) fn plan_issue(ctx: &Ctx<'_>, mount: &str, role_name: &str) -> Result<
     if !connection.allowed_roles.iter().any(|pattern| glob_match(pattern, role_name)) {
         return Err(RequestError::invalid(format!("\"{role_name}\" is not an allowed role")));
     }
+    let global_max = ctx.lease_count_max;
+    if global_max > 0 && state.leases.len() as u64 >= global_max {
+        return Err(RequestError::Busy(format!(
+            "{} live leases reach the engine's lease_count_max of {global_max}; revoke some or raise the limit",
+            state.leases.len()
+        )));
+    }
     if role.lease_count_max > 0 {
         let live = state.leases.values().filter(|l| l.mount == mount && l.role == role_name).count() as u64;
         if live >= role.lease_count_max {
@@ -155,7 +162,7 @@ pub(crate) fn plan_revoke(state: &State, lease: &Lease, reason: RevokeReason) ->
     let role = state.roles.get(&(lease.mount.clone(), lease.role.clone()));
     RevokePlan {
         lease: lease.clone(),
-        connection: state.connections.get(&(lease.mount.clone(), lease.connection.clone())).cloned(),
+        connection: state.connection_for(&lease.mount, &lease.connection).cloned(),
         statements: role.map_or_else(|| lease.revocation_statements.clone(), |r| r.revocation_statements.clone()),
         terminate_sessions: role.is_some_and(|r| r.terminate_sessions),
         reason,
@@ -204,7 +211,7 @@ pub(crate) fn plan_renew(ctx: &Ctx<'_>, lease: &Lease, increment_ms: Option<u64>
             (lease.expire_time_max_ms - now) / 1000
         ));
     }
-    let connection = state.connections.get(&(lease.mount.clone(), lease.connection.clone())).ok_or_else(|| {
+    let connection = state.connection_for(&lease.mount, &lease.connection).ok_or_else(|| {
         RequestError::Database(format!("connection \"{}\" of {} no longer exists", lease.connection, lease.mount))
     })?;
     Ok(RenewPlan {

@@ -74,6 +74,8 @@ pub(crate) struct Ctx<'a> {
     pub operation: Operation,
     /// Whether the caller holds `sudo` on the path (root always does).
     pub sudo: bool,
+    /// The engine-wide lease limit (0 = none).
+    pub lease_count_max: u64,
 }
 
 fn io_error(e: AppendError) -> RequestError {
@@ -151,13 +153,27 @@ impl Engine {
         let caller = self.authenticate(&keys, secret, now_ms).await?;
         audit.accessor = caller.token.accessor.clone();
         audit.display_name = caller.token.display_name.clone();
+        // `path?k=v&…` (Vault's query parameters) become data fields.
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut data = data;
+        if !query.is_empty() {
+            if data.is_null() {
+                data = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(map) = &mut data {
+                for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+                    map.entry(k.to_string()).or_insert_with(|| Value::String(v.to_string()));
+                }
+            }
+        }
         let path = router::normalize_path(path)?;
         let input = Input::new(data)?;
         let plan = self.with_state(|state| {
             let route = router::route(&path, state)?;
             let required = route.required(operation, &path, exists(&route, state))?;
             let sudo = self.authorize(state, &caller, &path, required)?;
-            let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo };
+            let lease_count_max = self.expiry_options().lease_count_max;
+            let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo, lease_count_max };
             dispatch(&ctx, route, input)
         })?;
         match plan {
@@ -267,7 +283,8 @@ fn dispatch(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Plan, RequestEr
         }
         Route::Policies | Route::Policy(_) => super::sys_policy::handle(ctx, route, input).map(Plan::Done),
         Route::Token(verb) => super::auth_token::handle(ctx, verb, input).map(Plan::Done),
-        Route::LeaseLookup(_)
+        Route::Leases
+        | Route::LeaseLookup(_)
         | Route::LeaseRenew
         | Route::LeaseRevoke
         | Route::LeaseRevokePrefix(_)

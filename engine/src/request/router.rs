@@ -24,6 +24,8 @@ pub enum Route {
     Policy(String),
     /// `auth/token/<verb>`
     Token(TokenVerb),
+    /// `sys/leases` (list, `type=irrevocable`)
+    Leases,
     /// `sys/leases/lookup` (update) or `sys/leases/lookup/<prefix>` (list)
     LeaseLookup(Option<String>),
     /// `sys/leases/renew`
@@ -118,6 +120,9 @@ pub fn route(path: &str, state: &State) -> Result<Route, RequestError> {
         };
         return Ok(Route::Token(verb));
     }
+    if trimmed == "sys/leases" {
+        return Ok(Route::Leases);
+    }
     if trimmed == "sys/leases/lookup" {
         return Ok(Route::LeaseLookup(None));
     }
@@ -192,6 +197,8 @@ impl Route {
             }
             (Route::Token(_), Create | Update) => Capabilities::UPDATE,
             (Route::Token(_), _) => return Err(unsupported(operation, path, "update")),
+            (Route::Leases, Read | List) => Capabilities::LIST.union(Capabilities::SUDO),
+            (Route::Leases, _) => return Err(unsupported(operation, path, "read or list")),
             (Route::LeaseLookup(None), Create | Update) => Capabilities::UPDATE,
             (Route::LeaseLookup(Some(_)), List) => Capabilities::LIST.union(Capabilities::SUDO),
             (Route::LeaseLookup(None), _) => return Err(unsupported(operation, path, "update")),

@@ -37,6 +37,33 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
 
 fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled, RequestError> {
     match route {
+        Route::Leases => {
+            let kind = input.required_string("type", "\"irrevocable\" lists leases whose revocation keeps failing")?;
+            input.finish()?;
+            if kind != "irrevocable" {
+                return Err(RequestError::invalid(format!(
+                    "field \"type\": only \"irrevocable\" is supported, not \"{kind}\""
+                )));
+            }
+            let leases: Vec<_> = ctx
+                .state
+                .leases
+                .values()
+                .filter(|l| l.irrevocable)
+                .take(LEASE_LIST_MAX)
+                .map(|l| {
+                    json!({
+                        "lease_id": l.lease_id,
+                        "attempts": l.revoke_attempts,
+                        "error": l.revoke_error,
+                        "next_attempt_time": l.next_revoke_attempt_ms.map(rfc3339),
+                    })
+                })
+                .collect();
+            let keys: Vec<_> = leases.iter().map(|l| l["lease_id"].clone()).collect();
+            let data = json!({ "count": keys.len(), "keys": keys, "leases": leases });
+            Ok(Handled { response: Response::with_json(data), ..Handled::default() })
+        }
         Route::LeaseLookup(None) => {
             let lease = find(ctx.state, &mut input)?;
             input.finish()?;

@@ -53,6 +53,9 @@ pub struct State {
     pub initialized: Option<EngineInitialized>,
     pub mounts: BTreeMap<String, Mount>,
     pub connections: BTreeMap<MountKey, ConnectionWritten>,
+    /// Connections deleted (or whose mount was disabled) while leases still used
+    /// them: kept so those leases stay revocable.
+    pub retired_connections: BTreeMap<MountKey, ConnectionWritten>,
     pub roles: BTreeMap<MountKey, RoleWritten>,
     /// Policy name → source text.
     pub policies: BTreeMap<String, String>,
@@ -116,15 +119,25 @@ impl State {
                 // Configuration goes with the mount; its leases stay until each is
                 // revoked (they carry what revocation needs).
                 self.mounts.remove(&e.path);
-                self.connections.retain(|(mount, _), _| mount != &e.path);
+                let (gone, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                    std::mem::take(&mut self.connections).into_iter().partition(|((mount, _), _)| mount == &e.path);
+                self.connections = kept;
+                for (key, connection) in gone {
+                    self.retire_connection(key, connection);
+                }
                 self.roles.retain(|(mount, _), _| mount != &e.path);
                 self.rotations.retain(|(mount, _), _| mount != &e.path);
             }
             Event::ConnectionWritten(e) => {
-                self.connections.insert((e.mount.clone(), e.name.clone()), e);
+                let key = (e.mount.clone(), e.name.clone());
+                self.retired_connections.remove(&key);
+                self.connections.insert(key, e);
             }
             Event::ConnectionDeleted(e) => {
-                self.connections.remove(&(e.mount, e.name));
+                let key = (e.mount, e.name);
+                if let Some(connection) = self.connections.remove(&key) {
+                    self.retire_connection(key, connection);
+                }
             }
             Event::ConnectionReset(_) => self.counters.connection_resets += 1,
             Event::RoleWritten(e) => {
@@ -176,6 +189,18 @@ impl State {
                 }
             }
         }
+    }
+
+    fn retire_connection(&mut self, key: MountKey, connection: ConnectionWritten) {
+        if self.leases.values().any(|l| l.mount == key.0 && l.connection == key.1) {
+            self.retired_connections.insert(key, connection);
+        }
+    }
+
+    /// The connection a lease is revoked through: the live one, else the retired copy.
+    pub fn connection_for(&self, mount: &str, name: &str) -> Option<&ConnectionWritten> {
+        let key = (mount.to_string(), name.to_string());
+        self.connections.get(&key).or_else(|| self.retired_connections.get(&key))
     }
 
     /// A stable SHA-256 over the whole state: equal digests, equal states.
