@@ -37,6 +37,8 @@ pub struct EngineOptions {
     pub create_if_missing: bool,
     /// Pacing of expirations and revocation retries.
     pub expiry: crate::expiry::ExpiryOptions,
+    /// Plugins from here instead of PostgreSQL (fault injection in tests).
+    pub plugin_factory: Option<crate::plugin::PluginFactory>,
 }
 
 impl Default for EngineOptions {
@@ -49,6 +51,7 @@ impl Default for EngineOptions {
             key_file: None,
             create_if_missing: false,
             expiry: crate::expiry::ExpiryOptions::default(),
+            plugin_factory: None,
         }
     }
 }
@@ -130,6 +133,7 @@ pub struct Engine {
     /// The expirer's wheel and its view of which leases are armed.
     pub(crate) expirer: Mutex<crate::expiry::expirer::ExpirerState>,
     expiry: crate::expiry::ExpiryOptions,
+    pub(crate) plugin_factory: Option<crate::plugin::PluginFactory>,
     /// Serializes the spending of `num_uses` tokens.
     pub(crate) token_use_lock: tokio::sync::Mutex<()>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
@@ -277,6 +281,7 @@ impl Engine {
                 options.expiry.tick_ms.max(1),
             )),
             expiry: options.expiry.clone(),
+            plugin_factory: options.plugin_factory.clone(),
             snapshotter,
         })
     }

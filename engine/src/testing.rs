@@ -268,3 +268,128 @@ pub fn issuance_events(count: usize, seed: u64) -> Vec<Event> {
     out.truncate(count);
     out
 }
+
+/// What the fault-injecting plugin's "database" holds, and the faults armed on it.
+#[derive(Debug, Default)]
+pub struct SimDatabase {
+    /// Users that exist, with their `{{expiration}}`.
+    pub users: std::collections::BTreeMap<String, String>,
+    /// Every call fails as if the server were unreachable.
+    pub down: bool,
+    /// The next N creations fail inside their transaction (nothing created).
+    pub fail_creates: u32,
+    /// The next creation commits, then never returns (a process dying between
+    /// COMMIT and recording the outcome).
+    pub hang_after_commit: bool,
+    /// Usernames dropped, in order.
+    pub revoked: Vec<String>,
+}
+
+/// **Test double**: a [`crate::plugin::DatabasePlugin`] over an in-memory
+/// [`SimDatabase`] that fails or hangs on command.
+#[derive(Debug, Clone, Default)]
+pub struct FaultInjectingPlugin {
+    pub db: std::sync::Arc<std::sync::Mutex<SimDatabase>>,
+}
+
+impl FaultInjectingPlugin {
+    /// A factory for `EngineOptions::plugin_factory` handing out this plugin.
+    pub fn factory(&self) -> crate::plugin::PluginFactory {
+        let plugin = self.clone();
+        crate::plugin::PluginFactory(std::sync::Arc::new(move |_| Ok(std::sync::Arc::new(plugin.clone()))))
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, SimDatabase> {
+        self.db.lock().expect("sim database lock")
+    }
+
+    fn reachable(&self) -> Result<(), crate::plugin::PluginError> {
+        if self.db().down {
+            return Err(crate::plugin::PluginError::Connect("injected: database down".into()));
+        }
+        Ok(())
+    }
+}
+
+impl crate::plugin::DatabasePlugin for FaultInjectingPlugin {
+    fn verify(&self) -> crate::plugin::PluginFuture<'_, ()> {
+        Box::pin(async move { self.reachable() })
+    }
+
+    fn create_user<'a>(
+        &'a self,
+        user: crate::plugin::NewUser<'a>,
+        gate: crate::plugin::CommitGate<'a>,
+    ) -> crate::plugin::PluginFuture<'a, ()> {
+        Box::pin(async move {
+            self.reachable()?;
+            {
+                let mut db = self.db();
+                if db.fail_creates > 0 {
+                    db.fail_creates -= 1;
+                    return Err(crate::plugin::PluginError::Database {
+                        message: "injected: creation failed".into(),
+                        sqlstate: None,
+                    });
+                }
+            }
+            gate.await.map_err(crate::plugin::PluginError::Aborted)?;
+            let hang = {
+                let mut db = self.db();
+                db.users.insert(user.username.to_string(), user.expiration.to_string());
+                std::mem::take(&mut db.hang_after_commit)
+            };
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn renew_user<'a>(
+        &'a self,
+        username: &'a str,
+        expiration: &'a str,
+        _statements: &'a [String],
+    ) -> crate::plugin::PluginFuture<'a, ()> {
+        Box::pin(async move {
+            self.reachable()?;
+            if let Some(e) = self.db().users.get_mut(username) {
+                *e = expiration.to_string();
+            }
+            Ok(())
+        })
+    }
+
+    fn revoke_user<'a>(
+        &'a self,
+        username: &'a str,
+        _statements: &'a [String],
+        _terminate_sessions: bool,
+    ) -> crate::plugin::PluginFuture<'a, ()> {
+        Box::pin(async move {
+            self.reachable()?;
+            let mut db = self.db();
+            if db.users.remove(username).is_some() {
+                db.revoked.push(username.to_string());
+            }
+            Ok(())
+        })
+    }
+
+    fn rotate_root<'a>(
+        &'a self,
+        _username: &'a str,
+        _new_password: &'a str,
+        _statements: &'a [String],
+    ) -> crate::plugin::PluginFuture<'a, ()> {
+        Box::pin(async move { self.reachable() })
+    }
+
+    fn user_exists<'a>(&'a self, username: &'a str) -> crate::plugin::PluginFuture<'a, bool> {
+        Box::pin(async move {
+            self.reachable()?;
+            Ok(self.db().users.contains_key(username))
+        })
+    }
+}

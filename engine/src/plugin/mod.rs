@@ -42,6 +42,24 @@ pub enum PluginError {
     Aborted(String),
 }
 
+/// Builds the plugin for a connection in place of `postgresql-database-plugin`:
+/// tests and simulations put a fault-injecting double here.
+#[derive(Clone)]
+#[allow(clippy::type_complexity)]
+pub struct PluginFactory(
+    pub  std::sync::Arc<
+        dyn Fn(&crate::event::ConnectionWritten) -> Result<std::sync::Arc<dyn DatabasePlugin>, PluginError>
+            + Send
+            + Sync,
+    >,
+);
+
+impl std::fmt::Debug for PluginFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginFactory(..)")
+    }
+}
+
 /// A user to create.
 #[derive(Clone, Copy)]
 pub struct NewUser<'a> {

@@ -295,7 +295,7 @@ impl Engine {
         {
             return Ok(plugin.clone());
         }
-        let plugin: Arc<dyn DatabasePlugin> = Arc::new(self.build_plugin(connection)?);
+        let plugin = self.build_plugin(connection)?;
         plugins.insert(key, (connection.clone(), plugin.clone()));
         Ok(plugin)
     }
@@ -305,7 +305,10 @@ impl Engine {
         self.plugins.lock().expect("plugin registry poisoned").remove(&(mount.to_string(), name.to_string()));
     }
 
-    pub(crate) fn build_plugin(&self, connection: &ConnectionWritten) -> Result<PostgresPlugin, RequestError> {
+    pub(crate) fn build_plugin(&self, connection: &ConnectionWritten) -> Result<Arc<dyn DatabasePlugin>, RequestError> {
+        if let Some(factory) = &self.plugin_factory {
+            return (factory.0)(connection).map_err(|e| RequestError::invalid(format!("connection: {e}")));
+        }
         let keys = self.keys.as_ref().ok_or_else(|| RequestError::PermissionDenied("no master key".into()))?;
         let password = match &connection.password {
             Some(sealed) => {
@@ -329,7 +332,8 @@ impl Engine {
             statement_timeout_ms: postgres::STATEMENT_TIMEOUT_MS_DEFAULT,
             connect_timeout_ms: postgres::CONNECT_TIMEOUT_MS_DEFAULT,
         };
-        PostgresPlugin::new(&settings).map_err(|e| RequestError::invalid(format!("connection: {e}")))
+        let plugin = PostgresPlugin::new(&settings).map_err(|e| RequestError::invalid(format!("connection: {e}")))?;
+        Ok(Arc::new(plugin))
     }
 
     /// Runs an issue plan: the intent's fsync overlaps the creation SQL; COMMIT

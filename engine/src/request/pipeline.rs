@@ -180,9 +180,7 @@ impl Engine {
             Plan::Done(handled) => Ok(handled),
             Plan::VerifyThenWrite(connection) => {
                 let plugin = self.build_plugin(&connection)?;
-                crate::plugin::DatabasePlugin::verify(&plugin)
-                    .await
-                    .map_err(|e| RequestError::Database(format!("verifying the connection: {e}")))?;
+                plugin.verify().await.map_err(|e| RequestError::Database(format!("verifying the connection: {e}")))?;
                 Ok(Handled { events: vec![Event::ConnectionWritten(*connection)], ..Handled::default() })
             }
             Plan::Issue(plan) => self.run_issue(*plan).await,
