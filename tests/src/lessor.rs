@@ -34,10 +34,20 @@ impl Lessor {
     /// Closes the engine (draining its log) and opens the directory again, as a
     /// restart would.
     pub fn reopen(&mut self) {
+        self.close();
+        self.open();
+    }
+
+    /// Closes the engine and releases the directory (another process may open it).
+    pub fn close(&mut self) {
         let engine = std::sync::Arc::into_inner(self.engine.take().expect("engine open")).expect("engine shared");
         engine.close();
+    }
+
+    /// Opens the directory again after [`Lessor::close`].
+    pub fn open(&mut self) {
         let options = EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() };
-        self.engine = Some(std::sync::Arc::new(Engine::open(self.dir.path(), options).expect("reopen")));
+        self.engine = Some(std::sync::Arc::new(Engine::open(self.dir.path(), options).expect("open")));
     }
 
     pub fn request_as(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
