@@ -24,8 +24,17 @@ fn main() {
     // Rerun when the header is edited or deleted by hand, so a build restores it.
     println!("cargo::rerun-if-changed={}", header_path.display());
 
-    let config =
+    let mut config =
         cbindgen::Config::from_file(&config_path).unwrap_or_else(|e| panic!("reading {}: {e}", config_path.display()));
+    // The version defines come from Cargo.toml, so they can never drift from it.
+    let version = |part: &str| env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets the version");
+    config.after_includes = Some(format!(
+        "\n/** Version of this header (and of the liblessor it ships with); see also lessor_version(). */\n\
+         #define LESSOR_VERSION_MAJOR {}\n#define LESSOR_VERSION_MINOR {}\n#define LESSOR_VERSION_PATCH {}\n",
+        version("MAJOR"),
+        version("MINOR"),
+        version("PATCH")
+    ));
     // `with_src` parses the crate's sources directly (following `mod` items)
     // instead of running `cargo metadata` from inside the build.
     let bindings = cbindgen::Builder::new()

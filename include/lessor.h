@@ -14,6 +14,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/** Version of this header (and of the liblessor it ships with); see also lessor_version(). */
+#define LESSOR_VERSION_MAJOR 0
+#define LESSOR_VERSION_MINOR 1
+#define LESSOR_VERSION_PATCH 0
+
+
 /**
  * Result of a lessor call.
  *
@@ -32,8 +38,8 @@ enum lessor_status
    */
   LESSOR_OK = 0,
   /**
-   * An argument was invalid: a NULL pointer where one is not allowed, a string
-   * that is not UTF-8, a malformed name or path, an out-of-range value.
+   * An argument was invalid: a string that is not UTF-8, malformed JSON, an
+   * unknown option, a malformed name or path, an out-of-range value.
    */
   LESSOR_INVALID_ARGUMENT = 1,
   /**
@@ -63,6 +69,10 @@ enum lessor_status
    */
   LESSOR_BUSY = 7,
   /**
+   * A pointer argument that must not be NULL was NULL. The error message names it.
+   */
+  LESSOR_NULL_PARAMETER = 8,
+  /**
    * A bug: Rust code panicked inside the call. The panic was caught at the
    * boundary, so the process is intact, but any lessor object passed to that
    * call should be treated as unusable and freed.
@@ -77,6 +87,33 @@ typedef uint32_t lessor_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+/**
+ * A database credential: lease ID, username and password.
+ *
+ * Opaque. Created by `lessor_issue`, freed by `lessor_credential_free`, which
+ * overwrites the password with zeros. Immutable: readable from any thread.
+ */
+typedef struct lessor_credential lessor_credential;
+
+/**
+ * An open lessor engine: a data directory, its tokio runtime (two worker
+ * threads) and its background expirer, which revokes leases as they expire.
+ *
+ * Opaque. Created by `lessor_engine_open`, freed by `lessor_engine_free`.
+ * Thread-safe: any number of threads may call lessor functions with the same
+ * engine at once. Only `lessor_engine_free` must not race with other calls.
+ */
+typedef struct lessor_engine lessor_engine;
+
+/**
+ * Details of a failed call: its status and a human-readable message.
+ *
+ * Returned through the `err_out` parameter of fallible functions when the call
+ * fails (and only then). The caller owns it and frees it with `lessor_error_free`.
+ * An error is immutable: it may be read from any thread.
+ */
+typedef struct lessor_error lessor_error;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -90,6 +127,186 @@ extern "C" {
  * It never returns NULL.
  */
 const char *lessor_version(void);
+
+/**
+ * Initializes a new data directory `data_dir` (created if missing; it must not
+ * already hold a lessor log) and returns its root token.
+ *
+ * `options_json` may be NULL for the defaults, or a JSON object with any of:
+ * `"key_file"` (path of the master key file; default `<data_dir>/master.key`,
+ * created with mode 0600 when it does not exist), `"master_key_hex"` (the master
+ * key as 64 hex characters, supplied by the embedder; no key file is written),
+ * `"segment_bytes_max"` (log segment size). An unknown key is
+ * `LESSOR_INVALID_ARGUMENT`, and the message names it.
+ *
+ * On success `*root_token_out` receives the root token, a NUL-terminated string
+ * that the caller owns and frees with `lessor_string_free`. It is shown only
+ * once: lessor stores only a keyed hash of it. On failure `*root_token_out` is
+ * untouched and, if `err_out` is not NULL, `*err_out` receives an error to free
+ * with `lessor_error_free`. The engine is closed again before returning: open it
+ * with `lessor_engine_open`. Thread-safe, but a directory is initialized once.
+ */
+lessor_status lessor_init(const char *data_dir,
+                          const char *options_json,
+                          char **root_token_out,
+                          struct lessor_error **err_out);
+
+/**
+ * Opens the initialized data directory `data_dir`, finishes what a crash
+ * interrupted (revokes credentials whose issue never completed), and starts the
+ * background expirer.
+ *
+ * `options_json` is as for `lessor_init` and may be NULL; with NULL the master
+ * key is read from `<data_dir>/master.key`. The directory is locked: a second
+ * open (in this or another process) fails with `LESSOR_BUSY` until the first
+ * engine is freed.
+ *
+ * On success `*engine_out` receives the engine, owned by the caller and freed
+ * with `lessor_engine_free`. On failure `*engine_out` is untouched and, if
+ * `err_out` is not NULL, `*err_out` receives an error. Do not call from inside a
+ * Rust async runtime.
+ */
+lessor_status lessor_engine_open(const char *data_dir,
+                                 const char *options_json,
+                                 struct lessor_engine **engine_out,
+                                 struct lessor_error **err_out);
+
+/**
+ * Stops the expirer, waits for the log to be durable, releases the data
+ * directory and frees `engine`. NULL is a no-op.
+ *
+ * No other call may be using `engine` at the same time or afterwards. Leases
+ * stay recorded: the next `lessor_engine_open` resumes their expiry.
+ */
+void lessor_engine_free(struct lessor_engine *engine);
+
+/**
+ * Issues a new credential: reads `creds_path` (`<mount>/creds/<role>`, e.g.
+ * `"database/creds/readonly"`) with `token`, which creates the database user.
+ *
+ * On success `*credential_out` receives the credential, owned by the caller and
+ * freed with `lessor_credential_free`. On failure it is untouched and, if
+ * `err_out` is not NULL, `*err_out` receives an error (`LESSOR_PERMISSION_DENIED`
+ * for a bad token, `LESSOR_NOT_FOUND` for an unknown role, `LESSOR_DATABASE` when
+ * the database refused). Thread-safe; blocks the calling thread until done.
+ */
+lessor_status lessor_issue(struct lessor_engine *engine,
+                           const char *token,
+                           const char *creds_path,
+                           struct lessor_credential **credential_out,
+                           struct lessor_error **err_out);
+
+/**
+ * Renews lease `lease_id` by `increment_s` seconds from now (0 = the role's
+ * default TTL; negative is `LESSOR_INVALID_ARGUMENT`), capped by the role's max TTL.
+ *
+ * On success `*ttl_s_out` receives the seconds the lease now has left. On
+ * failure it is untouched and `*err_out` (if not NULL) receives an error.
+ * Thread-safe; blocks the calling thread until done.
+ */
+lessor_status lessor_renew(struct lessor_engine *engine,
+                           const char *token,
+                           const char *lease_id,
+                           int64_t increment_s,
+                           int64_t *ttl_s_out,
+                           struct lessor_error **err_out);
+
+/**
+ * Revokes lease `lease_id` now: drops its database user. Thread-safe; blocks the
+ * calling thread until done. On failure `*err_out` (if not NULL) receives an error.
+ */
+lessor_status lessor_revoke(struct lessor_engine *engine,
+                            const char *token,
+                            const char *lease_id,
+                            struct lessor_error **err_out);
+
+/**
+ * Performs any request, in Vault's shapes: `operation` is "create", "read",
+ * "update" (or "write"), "delete" or "list"; `path` e.g. "sys/mounts/database";
+ * `data_json` a JSON object, or NULL for none.
+ *
+ * On success `*response_json_out` receives the response as a JSON object
+ * (`request_id`, `lease_id`, `lease_duration`, `renewable`, `data`, `warnings`,
+ * `auth`), a NUL-terminated string owned by the caller and freed with
+ * `lessor_string_free` (which zeroizes it: it may hold secrets). On failure it
+ * is untouched and `*err_out` (if not NULL) receives an error. Thread-safe.
+ */
+lessor_status lessor_request(struct lessor_engine *engine,
+                             const char *token,
+                             const char *operation,
+                             const char *path,
+                             const char *data_json,
+                             char **response_json_out,
+                             struct lessor_error **err_out);
+
+/**
+ * The lease ID of `credential` (for `lessor_renew` / `lessor_revoke`). Owned by
+ * `credential`: valid until `lessor_credential_free`, do not free. NULL if
+ * `credential` is NULL.
+ */
+const char *lessor_credential_lease_id(const struct lessor_credential *credential);
+
+/**
+ * The database username of `credential`. Owned by `credential`: valid until
+ * `lessor_credential_free`, do not free. NULL if `credential` is NULL.
+ */
+const char *lessor_credential_username(const struct lessor_credential *credential);
+
+/**
+ * The database password of `credential`. Owned by `credential`: valid until
+ * `lessor_credential_free`, which overwrites it with zeros; do not free. lessor
+ * keeps no copy. NULL if `credential` is NULL.
+ */
+const char *lessor_credential_password(const struct lessor_credential *credential);
+
+/**
+ * Seconds the credential's lease had left when it was issued; -1 if
+ * `credential` is NULL.
+ */
+int64_t lessor_credential_ttl_s(const struct lessor_credential *credential);
+
+/**
+ * Overwrites the password with zeros and frees `credential`. NULL is a no-op.
+ * Does not revoke the lease (see `lessor_revoke`).
+ */
+void lessor_credential_free(struct lessor_credential *credential);
+
+/**
+ * Returns the status of `error`, or `LESSOR_NULL_PARAMETER` if `error` is NULL.
+ * Thread-safe.
+ */
+lessor_status lessor_error_status(const struct lessor_error *error);
+
+/**
+ * Returns the message of `error`: NUL-terminated UTF-8, never containing a secret.
+ *
+ * The string is owned by `error` and valid until `lessor_error_free(error)`; do not
+ * free it. Returns a static placeholder (not NULL) if `error` is NULL. Thread-safe.
+ */
+const char *lessor_error_message(const struct lessor_error *error);
+
+/**
+ * Frees an error returned through an `err_out` parameter. NULL is a no-op.
+ * Each error must be freed exactly once.
+ */
+void lessor_error_free(struct lessor_error *error);
+
+/**
+ * Frees a string returned by lessor (a root token, a response JSON), first
+ * overwriting its bytes with zeros, as it may hold a secret. NULL is a no-op.
+ * Never pass a string that lessor documents as owned by another object.
+ */
+void lessor_string_free(char *s);
+
+/**
+ * Returns the name of status code `status` ("LESSOR_OK", ...) as a static string,
+ * or "LESSOR_UNKNOWN_STATUS" for a number that is not a status. Never NULL; do not
+ * free. Thread-safe.
+ *
+ * The parameter is the status number (a `lessor_status` value), taken as an
+ * integer so that any number is safe to pass.
+ */
+const char *lessor_status_str(uint32_t status);
 
 #ifdef __cplusplus
 }  // extern "C"

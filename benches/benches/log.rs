@@ -101,5 +101,33 @@ fn durable_appends(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, replay, durable_appends, open_with_snapshot);
+const RESTART_LEASES: usize = 1_000_000;
+
+/// Restart with a million live leases: open (snapshot + a 10,000-lease tail) and
+/// re-arm every lease in the expirer's wheel.
+fn restart_with_live_leases(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    lessor_benches::build_live_leases(tmp.path(), RESTART_LEASES, 10_000);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut g = c.benchmark_group("restart");
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::new("live_leases_rearmed", RESTART_LEASES), |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let engine = Arc::new(Engine::open(tmp.path(), bench_options()).unwrap());
+                let report = rt.block_on(engine.expire_due()).unwrap();
+                elapsed += start.elapsed();
+                assert_eq!(report.revoked, 0);
+                assert_eq!(engine.with_state(|s| s.leases.len()), RESTART_LEASES);
+                Arc::into_inner(engine).unwrap().close();
+            }
+            elapsed
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, replay, durable_appends, open_with_snapshot, restart_with_live_leases);
 criterion_main!(benches);

@@ -47,3 +47,36 @@ pub fn build_log(dir: &Path, count: usize, snapshot_tail: Option<usize>) {
     }
     engine.close();
 }
+
+/// Fills `dir` with `leases` live leases (an `IssueStarted` and `IssueCompleted`
+/// each, expiring a day after the bench clock's now), with a snapshot taken
+/// `tail_leases` leases before the end.
+pub fn build_live_leases(dir: &Path, leases: usize, tail_leases: usize) {
+    use lessor_engine::event::{Event, EventKind, IssueCompleted};
+    let engine = Engine::open(dir, bench_options()).expect("open bench dir");
+    let template = match lessor_engine::testing::sample(EventKind::IssueStarted) {
+        Event::IssueStarted(e) => e,
+        _ => unreachable!("sample returns its kind"),
+    };
+    let mut batch = Vec::with_capacity(1024);
+    for i in 0..leases {
+        if i == leases - tail_leases.min(leases) {
+            engine.append_unchecked_blocking(std::mem::take(&mut batch)).expect("append");
+            engine.snapshot().expect("snapshot");
+        }
+        let mut started = template.clone();
+        started.lease_id = format!("database/creds/app-readonly/{i:024}");
+        started.username = format!("v-token-app-read-{i:020}-1700000000");
+        started.expire_time_ms = 1_700_000_000_000 + 86_400_000 + (i as i64 % 3_600_000);
+        let id = started.lease_id.clone();
+        batch.push(Event::IssueStarted(started));
+        batch.push(IssueCompleted { lease_id: id }.into());
+        if batch.len() >= 1024 {
+            engine.append_unchecked_blocking(std::mem::take(&mut batch)).expect("append");
+        }
+    }
+    if !batch.is_empty() {
+        engine.append_unchecked_blocking(batch).expect("append");
+    }
+    engine.close();
+}

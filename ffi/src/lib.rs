@@ -13,11 +13,15 @@
 //!   who owns what, whether `NULL` is allowed, and what may be called from which thread;
 //! * every `unsafe` block carries a `// SAFETY:` comment.
 
+pub mod api;
+pub mod error;
 pub mod panic;
 pub mod status;
 
 use std::ffi::{CStr, c_char};
 
+pub use api::*;
+pub use error::*;
 pub use status::lessor_status;
 
 use crate::panic::ffi_panic_boundary;

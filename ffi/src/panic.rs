@@ -52,6 +52,13 @@ impl PanicDefault for bool {
     }
 }
 
+/// -1: no count, size or duration is negative.
+impl PanicDefault for i64 {
+    fn panic_default() -> Self {
+        -1
+    }
+}
+
 impl PanicDefault for usize {
     fn panic_default() -> Self {
         0

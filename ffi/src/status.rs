@@ -12,8 +12,8 @@
 pub enum lessor_status {
     /// The call succeeded.
     LESSOR_OK = 0,
-    /// An argument was invalid: a NULL pointer where one is not allowed, a string
-    /// that is not UTF-8, a malformed name or path, an out-of-range value.
+    /// An argument was invalid: a string that is not UTF-8, malformed JSON, an
+    /// unknown option, a malformed name or path, an out-of-range value.
     LESSOR_INVALID_ARGUMENT = 1,
     /// The token or policy in use does not allow the operation.
     LESSOR_PERMISSION_DENIED = 2,
@@ -29,10 +29,51 @@ pub enum lessor_status {
     /// The resource is in use: another process holds the data directory, or an
     /// operation on the same lease is already in progress.
     LESSOR_BUSY = 7,
+    /// A pointer argument that must not be NULL was NULL. The error message names it.
+    LESSOR_NULL_PARAMETER = 8,
     /// A bug: Rust code panicked inside the call. The panic was caught at the
     /// boundary, so the process is intact, but any lessor object passed to that
     /// call should be treated as unusable and freed.
     LESSOR_PANIC = 100,
+}
+
+impl lessor_status {
+    /// Every status, in numeric order.
+    pub fn all() -> [lessor_status; 10] {
+        [
+            lessor_status::LESSOR_OK,
+            lessor_status::LESSOR_INVALID_ARGUMENT,
+            lessor_status::LESSOR_PERMISSION_DENIED,
+            lessor_status::LESSOR_NOT_FOUND,
+            lessor_status::LESSOR_DATABASE,
+            lessor_status::LESSOR_IO,
+            lessor_status::LESSOR_CORRUPT,
+            lessor_status::LESSOR_BUSY,
+            lessor_status::LESSOR_NULL_PARAMETER,
+            lessor_status::LESSOR_PANIC,
+        ]
+    }
+
+    /// The C name of the status, NUL-terminated.
+    pub fn name(self) -> &'static std::ffi::CStr {
+        match self {
+            lessor_status::LESSOR_OK => c"LESSOR_OK",
+            lessor_status::LESSOR_INVALID_ARGUMENT => c"LESSOR_INVALID_ARGUMENT",
+            lessor_status::LESSOR_PERMISSION_DENIED => c"LESSOR_PERMISSION_DENIED",
+            lessor_status::LESSOR_NOT_FOUND => c"LESSOR_NOT_FOUND",
+            lessor_status::LESSOR_DATABASE => c"LESSOR_DATABASE",
+            lessor_status::LESSOR_IO => c"LESSOR_IO",
+            lessor_status::LESSOR_CORRUPT => c"LESSOR_CORRUPT",
+            lessor_status::LESSOR_BUSY => c"LESSOR_BUSY",
+            lessor_status::LESSOR_NULL_PARAMETER => c"LESSOR_NULL_PARAMETER",
+            lessor_status::LESSOR_PANIC => c"LESSOR_PANIC",
+        }
+    }
+
+    /// The status with number `code`, if there is one.
+    pub fn from_code(code: u32) -> Option<lessor_status> {
+        lessor_status::all().into_iter().find(|s| *s as u32 == code)
+    }
 }
 
 #[cfg(test)]
@@ -50,6 +91,7 @@ mod tests {
             (LESSOR_IO, 5),
             (LESSOR_CORRUPT, 6),
             (LESSOR_BUSY, 7),
+            (LESSOR_NULL_PARAMETER, 8),
             (LESSOR_PANIC, 100),
         ];
         for (status, code) in codes {
