@@ -134,6 +134,8 @@ pub struct Engine {
     pub(crate) expirer: Mutex<crate::expiry::expirer::ExpirerState>,
     expiry: crate::expiry::ExpiryOptions,
     pub(crate) plugin_factory: Option<crate::plugin::PluginFactory>,
+    /// Leases whose revocation is running now.
+    pub(crate) revocations_in_flight: Mutex<std::collections::HashSet<String>>,
     /// Serializes the spending of `num_uses` tokens.
     pub(crate) token_use_lock: tokio::sync::Mutex<()>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
@@ -282,6 +284,7 @@ impl Engine {
             )),
             expiry: options.expiry.clone(),
             plugin_factory: options.plugin_factory.clone(),
+            revocations_in_flight: Mutex::default(),
             snapshotter,
         })
     }

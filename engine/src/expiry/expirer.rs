@@ -191,10 +191,17 @@ impl Engine {
             }
             (out.into_iter().map(|e| e.value).collect::<Vec<_>>(), expirer.wheel.needs_advance(now))
         };
+        let in_flight = self.revocations_in_flight.lock().expect("in-flight lock poisoned").clone();
+        let mut busy = Vec::new();
         let plans: Vec<RevokePlan> = self.with_state(|s| {
             due.iter()
                 .filter_map(|id| {
                     let lease = s.leases.get(id)?;
+                    if in_flight.contains(id) {
+                        // Someone is revoking it right now; look again next tick.
+                        busy.push(id.clone());
+                        return None;
+                    }
                     match lease.status {
                         LeaseStatus::Active if lease.expire_time_ms <= now => {
                             Some(plan_revoke(s, lease, RevokeReason::Expired))
@@ -209,6 +216,13 @@ impl Engine {
                 })
                 .collect()
         });
+        if !busy.is_empty() {
+            let mut expirer = self.expirer.lock().expect("expirer lock poisoned");
+            for id in busy {
+                let key = expirer.wheel.insert(now + options.tick_ms as i64, id.clone());
+                expirer.armed.insert(id, key);
+            }
+        }
         let mut tasks = tokio::task::JoinSet::new();
         for plan in plans {
             let semaphore = self.expirer.lock().expect("expirer lock poisoned").semaphore(
@@ -228,6 +242,7 @@ impl Engine {
             match result {
                 Ok(()) => report.revoked += 1,
                 Err(RequestError::Io(e)) => return Err(RequestError::Io(e)),
+                Err(RequestError::Busy(_)) => {}
                 Err(e) => {
                     report.failed += 1;
                     let attempts = lease.revoke_attempts + 1;

@@ -237,6 +237,46 @@ impl PostgresPlugin {
         }
     }
 
+    async fn revoke_once(
+        &self,
+        username: &str,
+        statements: &[String],
+        terminate_sessions: bool,
+    ) -> Result<(), PluginError> {
+        let mut client = self.client().await?;
+        // A role dropped behind our back is already revoked.
+        if !Self::role_exists(&client, username).await? {
+            return Ok(());
+        }
+        let tx = client.transaction().await.map_err(db_error)?;
+        let role = quote_identifier(username);
+        if terminate_sessions || statements.is_empty() {
+            // Membership lets a CREATEROLE (non-superuser) admin end the role's
+            // sessions and drop what it owns; DROP ROLE removes it again.
+            tx.batch_execute(&format!("GRANT {role} TO CURRENT_USER")).await.map_err(db_error)?;
+        }
+        if terminate_sessions {
+            tx.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", &[&username])
+                .await
+                .map_err(db_error)?;
+        }
+        if statements.is_empty() {
+            // Default revocation: every privilege granted to the role in this
+            // database (tables, sequences, functions, schemas, the database
+            // itself, default privileges — on any schema, with or without
+            // `public`) goes with DROP OWNED; memberships go with DROP ROLE.
+            tx.batch_execute(&format!(
+                "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE IF EXISTS {role};"
+            ))
+            .await
+            .map_err(db_error)?;
+        } else {
+            let vars = StatementVars { name: Some(username), password: None, expiration: None };
+            run_all(&tx, statements, &vars).await?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
     async fn role_exists(client: &tokio_postgres::Client, username: &str) -> Result<bool, PluginError> {
         let row =
             client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&username]).await.map_err(db_error)?;
@@ -364,38 +404,16 @@ impl DatabasePlugin for PostgresPlugin {
         terminate_sessions: bool,
     ) -> PluginFuture<'a, ()> {
         Box::pin(self.timed(async move {
-            let mut client = self.client().await?;
-            // A role dropped behind our back is already revoked.
-            if !Self::role_exists(&client, username).await? {
-                return Ok(());
+            match self.revoke_once(username, statements, terminate_sessions).await {
+                // Dropped between the existence check and the statements (behind
+                // our back, or by a revocation elsewhere): revoked all the same.
+                Err(PluginError::Database { sqlstate: Some(code), .. })
+                    if code == "42704" && !Self::role_exists(&*self.client().await?, username).await? =>
+                {
+                    Ok(())
+                }
+                other => other,
             }
-            let tx = client.transaction().await.map_err(db_error)?;
-            let role = quote_identifier(username);
-            if terminate_sessions || statements.is_empty() {
-                // Membership lets a CREATEROLE (non-superuser) admin end the role's
-                // sessions and drop what it owns; DROP ROLE removes it again.
-                tx.batch_execute(&format!("GRANT {role} TO CURRENT_USER")).await.map_err(db_error)?;
-            }
-            if terminate_sessions {
-                tx.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", &[&username])
-                    .await
-                    .map_err(db_error)?;
-            }
-            if statements.is_empty() {
-                // Default revocation: every privilege granted to the role in this
-                // database (tables, sequences, functions, schemas, the database
-                // itself, default privileges — on any schema, with or without
-                // `public`) goes with DROP OWNED; memberships go with DROP ROLE.
-                tx.batch_execute(&format!(
-                    "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE IF EXISTS {role};"
-                ))
-                .await
-                .map_err(db_error)?;
-            } else {
-                let vars = StatementVars { name: Some(username), password: None, expiration: None };
-                run_all(&tx, statements, &vars).await?;
-            }
-            tx.commit().await.map_err(db_error)
         }))
     }
 

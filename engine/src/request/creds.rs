@@ -32,6 +32,29 @@ pub const LEASE_ID_RANDOM_CHARS: usize = 24;
 /// `{{expiration}}` is the lease's expiry plus this (Vault's margin).
 pub const EXPIRATION_MARGIN_MS: i64 = 5_000;
 
+/// Marks a lease's revocation as running for as long as it lives.
+pub(crate) struct InFlight<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    lease_id: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn claim(set: &'a std::sync::Mutex<std::collections::HashSet<String>>, lease_id: &str) -> Option<InFlight<'a>> {
+        set.lock()
+            .expect("in-flight lock poisoned")
+            .insert(lease_id.to_string())
+            .then(|| InFlight { set, lease_id: lease_id.to_string() })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.lease_id);
+        }
+    }
+}
+
 /// What [`Engine::recover`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -520,6 +543,11 @@ impl Engine {
     /// an attempt (retried later) and returned with the database's own message.
     pub(crate) async fn run_revoke(&self, plan: RevokePlan) -> Result<(), RequestError> {
         let lease_id = plan.lease.lease_id.clone();
+        // One revocation of a lease at a time: the expirer and an explicit revoke
+        // must not race each other's DROP ROLE.
+        let Some(_in_flight) = InFlight::claim(&self.revocations_in_flight, &lease_id) else {
+            return Err(RequestError::Busy(format!("a revocation of {lease_id} is already running; retry shortly")));
+        };
         let started = RevokeStarted { lease_id: lease_id.clone(), reason: plan.reason };
         self.append(vec![started.into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
         let result = match &plan.connection {

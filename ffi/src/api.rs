@@ -1,0 +1,463 @@
+//! The engine handle, credentials, and the operations.
+
+use std::ffi::{CString, c_char};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ::lessor_engine::auth::keys::{KeyError, MasterKey};
+use ::lessor_engine::log::storage::LockError;
+use ::lessor_engine::request::Operation;
+use ::lessor_engine::{Engine, EngineOptions, OpenError};
+use serde_json::Value;
+use zeroize::Zeroize;
+
+use crate::error::{Failure, arg_str, c_string, finish, free_box, lessor_error, not_null, opt_arg_str, write_out};
+use crate::panic::ffi_panic_boundary;
+use crate::status::lessor_status;
+
+/// An open lessor engine: a data directory, its tokio runtime (two worker
+/// threads) and its background expirer, which revokes leases as they expire.
+///
+/// Opaque. Created by `lessor_engine_open`, freed by `lessor_engine_free`.
+/// Thread-safe: any number of threads may call lessor functions with the same
+/// engine at once. Only `lessor_engine_free` must not race with other calls.
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub struct lessor_engine {
+    engine: Option<Arc<Engine>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    expirer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl lessor_engine {
+    fn engine(&self) -> &Engine {
+        self.engine.as_ref().expect("the engine lives until lessor_engine_free")
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.as_ref().expect("the runtime lives until lessor_engine_free").block_on(future)
+    }
+}
+
+impl Drop for lessor_engine {
+    fn drop(&mut self) {
+        if let Some(expirer) = self.expirer.take() {
+            expirer.abort();
+        }
+        // Dropping the runtime drops the aborted expirer task and its `Arc<Engine>`.
+        drop(self.runtime.take());
+        if let Some(engine) = self.engine.take() {
+            match Arc::try_unwrap(engine) {
+                Ok(engine) => engine.close(),
+                Err(shared) => drop(shared),
+            }
+        }
+    }
+}
+
+/// A database credential: lease ID, username and password.
+///
+/// Opaque. Created by `lessor_issue`, freed by `lessor_credential_free`, which
+/// overwrites the password with zeros. Immutable: readable from any thread.
+#[allow(non_camel_case_types)]
+pub struct lessor_credential {
+    lease_id: CString,
+    username: CString,
+    /// NUL-terminated; zeroized on drop.
+    password: Vec<u8>,
+    ttl_s: i64,
+}
+
+impl std::fmt::Debug for lessor_credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("lessor_credential")
+            .field("lease_id", &self.lease_id)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("ttl_s", &self.ttl_s)
+            .finish()
+    }
+}
+
+impl Drop for lessor_credential {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+/// Options parsed from `options_json`.
+fn parse_options(options_json: Option<&str>) -> Result<EngineOptions, Failure> {
+    let mut options = EngineOptions::default();
+    let Some(text) = options_json else { return Ok(options) };
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| Failure::invalid(format!("options_json is not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(Failure::invalid("options_json must be a JSON object"));
+    };
+    for (key, value) in map {
+        match key.as_str() {
+            "key_file" => {
+                let path = value.as_str().ok_or_else(|| Failure::invalid("option key_file must be a string"))?;
+                options.key_file = Some(PathBuf::from(path));
+            }
+            "master_key_hex" => {
+                let hex = value.as_str().ok_or_else(|| Failure::invalid("option master_key_hex must be a string"))?;
+                if hex.trim().len() != 64 {
+                    return Err(Failure::invalid("option master_key_hex must be 64 hexadecimal characters"));
+                }
+                let key = MasterKey::from_slice(hex.as_bytes())
+                    .map_err(|e| Failure::invalid(format!("option master_key_hex: {e}")))?;
+                options.master_key = Some(key);
+            }
+            "segment_bytes_max" => {
+                options.log.segment_bytes_max = value
+                    .as_u64()
+                    .ok_or_else(|| Failure::invalid("option segment_bytes_max must be a non-negative integer"))?;
+            }
+            other => {
+                return Err(Failure::invalid(format!(
+                    "unknown option \"{other}\" in options_json (known: key_file, master_key_hex, segment_bytes_max)"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn key_failure(e: KeyError) -> Failure {
+    let status = match &e {
+        KeyError::WrongLength(_) | KeyError::Permissions { .. } => lessor_status::LESSOR_INVALID_ARGUMENT,
+        _ => lessor_status::LESSOR_IO,
+    };
+    Failure::new(status, e.to_string())
+}
+
+fn open_failure(e: OpenError) -> Failure {
+    let status = match &e {
+        OpenError::Lock(LockError::Held { .. }) => lessor_status::LESSOR_BUSY,
+        OpenError::Scan(_) | OpenError::SnapshotBeyondLog { .. } => lessor_status::LESSOR_CORRUPT,
+        OpenError::NotInitialized { .. } => lessor_status::LESSOR_NOT_FOUND,
+        OpenError::WrongMasterKey => lessor_status::LESSOR_PERMISSION_DENIED,
+        OpenError::Key(_) => {
+            let OpenError::Key(k) = e else { unreachable!() };
+            return key_failure(k);
+        }
+        _ => lessor_status::LESSOR_IO,
+    };
+    Failure::new(status, e.to_string())
+}
+
+/// `Engine::init`'s error type is not exported by the engine, so its category is
+/// read from its message (the messages are stable and documented there).
+fn init_failure(e: impl std::error::Error) -> Failure {
+    let message = e.to_string();
+    let status = if message.contains("already initialized") || message.contains("is in use by process") {
+        lessor_status::LESSOR_BUSY
+    } else if message.contains("master key must be") || message.contains("is readable by others") {
+        lessor_status::LESSOR_INVALID_ARGUMENT
+    } else if message.contains("log corrupt") {
+        lessor_status::LESSOR_CORRUPT
+    } else {
+        lessor_status::LESSOR_IO
+    };
+    Failure::new(status, message)
+}
+
+/// Initializes a new data directory `data_dir` (created if missing; it must not
+/// already hold a lessor log) and returns its root token.
+///
+/// `options_json` may be NULL for the defaults, or a JSON object with any of:
+/// `"key_file"` (path of the master key file; default `<data_dir>/master.key`,
+/// created with mode 0600 when it does not exist), `"master_key_hex"` (the master
+/// key as 64 hex characters, supplied by the embedder; no key file is written),
+/// `"segment_bytes_max"` (log segment size). An unknown key is
+/// `LESSOR_INVALID_ARGUMENT`, and the message names it.
+///
+/// On success `*root_token_out` receives the root token, a NUL-terminated string
+/// that the caller owns and frees with `lessor_string_free`. It is shown only
+/// once: lessor stores only a keyed hash of it. On failure `*root_token_out` is
+/// untouched and, if `err_out` is not NULL, `*err_out` receives an error to free
+/// with `lessor_error_free`. The engine is closed again before returning: open it
+/// with `lessor_engine_open`. Thread-safe, but a directory is initialized once.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_init(
+    data_dir: *const c_char,
+    options_json: *const c_char,
+    root_token_out: *mut *mut c_char,
+    err_out: *mut *mut lessor_error,
+) -> lessor_status {
+    ffi_panic_boundary(|| {
+        let result = (|| {
+            let dir = arg_str(data_dir, "data_dir")?;
+            let options = parse_options(opt_arg_str(options_json, "options_json")?)?;
+            not_null(root_token_out, "root_token_out")?;
+            let (engine, root) = Engine::init(dir, options).map_err(init_failure)?;
+            let token = c_string(root.expose());
+            engine.close();
+            write_out(root_token_out, token.into_raw());
+            Ok(())
+        })();
+        finish(result, err_out)
+    })
+}
+
+/// Opens the initialized data directory `data_dir`, finishes what a crash
+/// interrupted (revokes credentials whose issue never completed), and starts the
+/// background expirer.
+///
+/// `options_json` is as for `lessor_init` and may be NULL; with NULL the master
+/// key is read from `<data_dir>/master.key`. The directory is locked: a second
+/// open (in this or another process) fails with `LESSOR_BUSY` until the first
+/// engine is freed.
+///
+/// On success `*engine_out` receives the engine, owned by the caller and freed
+/// with `lessor_engine_free`. On failure `*engine_out` is untouched and, if
+/// `err_out` is not NULL, `*err_out` receives an error. Do not call from inside a
+/// Rust async runtime.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_engine_open(
+    data_dir: *const c_char,
+    options_json: *const c_char,
+    engine_out: *mut *mut lessor_engine,
+    err_out: *mut *mut lessor_error,
+) -> lessor_status {
+    ffi_panic_boundary(|| {
+        let result = (|| {
+            let dir = arg_str(data_dir, "data_dir")?;
+            let options = parse_options(opt_arg_str(options_json, "options_json")?)?;
+            not_null(engine_out, "engine_out")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("lessor")
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::new(lessor_status::LESSOR_IO, format!("cannot start the runtime: {e}")))?;
+            let engine = Arc::new(Engine::open(dir, options).map_err(open_failure)?);
+            let mut handle = lessor_engine { engine: Some(engine.clone()), runtime: Some(runtime), expirer: None };
+            handle.block_on(engine.recover()).map_err(Failure::from)?;
+            let expirer = handle.runtime.as_ref().map(|rt| rt.spawn(engine.run_expirer()));
+            handle.expirer = expirer;
+            write_out(engine_out, Box::into_raw(Box::new(handle)));
+            Ok(())
+        })();
+        finish(result, err_out)
+    })
+}
+
+/// Stops the expirer, waits for the log to be durable, releases the data
+/// directory and frees `engine`. NULL is a no-op.
+///
+/// No other call may be using `engine` at the same time or afterwards. Leases
+/// stay recorded: the next `lessor_engine_open` resumes their expiry.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_engine_free(engine: *mut lessor_engine) {
+    ffi_panic_boundary(|| {
+        // The C contract: a non-NULL `engine` came from `Box::into_raw` in
+        // `lessor_engine_open`, and the caller frees it once, with no call in flight.
+        free_box(engine)
+    })
+}
+
+fn engine_ref<'a>(engine: *mut lessor_engine) -> Result<&'a lessor_engine, Failure> {
+    not_null(engine, "engine")?;
+    // SAFETY: `engine` is not NULL and points to a live engine from
+    // `lessor_engine_open`; only shared references are ever made to it.
+    Ok(unsafe { &*engine })
+}
+
+/// Issues a new credential: reads `creds_path` (`<mount>/creds/<role>`, e.g.
+/// `"database/creds/readonly"`) with `token`, which creates the database user.
+///
+/// On success `*credential_out` receives the credential, owned by the caller and
+/// freed with `lessor_credential_free`. On failure it is untouched and, if
+/// `err_out` is not NULL, `*err_out` receives an error (`LESSOR_PERMISSION_DENIED`
+/// for a bad token, `LESSOR_NOT_FOUND` for an unknown role, `LESSOR_DATABASE` when
+/// the database refused). Thread-safe; blocks the calling thread until done.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_issue(
+    engine: *mut lessor_engine,
+    token: *const c_char,
+    creds_path: *const c_char,
+    credential_out: *mut *mut lessor_credential,
+    err_out: *mut *mut lessor_error,
+) -> lessor_status {
+    ffi_panic_boundary(|| {
+        let result = (|| {
+            let handle = engine_ref(engine)?;
+            let token = arg_str(token, "token")?;
+            let path = arg_str(creds_path, "creds_path")?;
+            not_null(credential_out, "credential_out")?;
+            let mut credential = handle.block_on(handle.engine().issue(token, path)).map_err(Failure::from)?;
+            let mut password = std::mem::take(&mut credential.password).into_bytes();
+            if password.contains(&0) {
+                password.zeroize();
+                return Err(Failure::new(lessor_status::LESSOR_CORRUPT, "the issued password contains a NUL byte"));
+            }
+            password.push(0);
+            let out = lessor_credential {
+                lease_id: c_string(credential.lease_id.as_str()),
+                username: c_string(credential.username.as_str()),
+                password,
+                ttl_s: i64::try_from(credential.lease_duration).unwrap_or(i64::MAX),
+            };
+            write_out(credential_out, Box::into_raw(Box::new(out)));
+            Ok(())
+        })();
+        finish(result, err_out)
+    })
+}
+
+/// Renews lease `lease_id` by `increment_s` seconds from now (0 = the role's
+/// default TTL; negative is `LESSOR_INVALID_ARGUMENT`), capped by the role's max TTL.
+///
+/// On success `*ttl_s_out` receives the seconds the lease now has left. On
+/// failure it is untouched and `*err_out` (if not NULL) receives an error.
+/// Thread-safe; blocks the calling thread until done.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_renew(
+    engine: *mut lessor_engine,
+    token: *const c_char,
+    lease_id: *const c_char,
+    increment_s: i64,
+    ttl_s_out: *mut i64,
+    err_out: *mut *mut lessor_error,
+) -> lessor_status {
+    ffi_panic_boundary(|| {
+        let result = (|| {
+            let handle = engine_ref(engine)?;
+            let token = arg_str(token, "token")?;
+            let lease_id = arg_str(lease_id, "lease_id")?;
+            not_null(ttl_s_out, "ttl_s_out")?;
+            let increment = u64::try_from(increment_s)
+                .map_err(|_| Failure::invalid(format!("increment_s must be 0 or positive, got {increment_s}")))?;
+            let renewed = handle.block_on(handle.engine().renew(token, lease_id, increment)).map_err(Failure::from)?;
+            write_out(ttl_s_out, i64::try_from(renewed.lease_duration).unwrap_or(i64::MAX));
+            Ok(())
+        })();
+        finish(result, err_out)
+    })
+}
+
+/// Revokes lease `lease_id` now: drops its database user. Thread-safe; blocks the
+/// calling thread until done. On failure `*err_out` (if not NULL) receives an error.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_revoke(
+    engine: *mut lessor_engine,
+    token: *const c_char,
+    lease_id: *const c_char,
+    err_out: *mut *mut lessor_error,
+) -> lessor_status {
+    ffi_panic_boundary(|| {
+        let result = (|| {
+            let handle = engine_ref(engine)?;
+            let token = arg_str(token, "token")?;
+            let lease_id = arg_str(lease_id, "lease_id")?;
+            handle.block_on(handle.engine().revoke(token, lease_id)).map_err(Failure::from)?;
+            Ok(())
+        })();
+        finish(result, err_out)
+    })
+}
+
+fn parse_operation(operation: &str) -> Result<Operation, Failure> {
+    match operation {
+        "create" => Ok(Operation::Create),
+        "read" => Ok(Operation::Read),
+        "update" | "write" => Ok(Operation::Update),
+        "delete" => Ok(Operation::Delete),
+        "list" => Ok(Operation::List),
+        other => Err(Failure::invalid(format!(
+            "unknown operation \"{other}\": use create, read, update (or write), delete or list"
+        ))),
+    }
+}
+
+/// Performs any request, in Vault's shapes: `operation` is "create", "read",
+/// "update" (or "write"), "delete" or "list"; `path` e.g. "sys/mounts/database";
+/// `data_json` a JSON object, or NULL for none.
+///
+/// On success `*response_json_out` receives the response as a JSON object
+/// (`request_id`, `lease_id`, `lease_duration`, `renewable`, `data`, `warnings`,
+/// `auth`), a NUL-terminated string owned by the caller and freed with
+/// `lessor_string_free` (which zeroizes it: it may hold secrets). On failure it
+/// is untouched and `*err_out` (if not NULL) receives an error. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_request(
+    engine: *mut lessor_engine,
+    token: *const c_char,
+    operation: *const c_char,
+    path: *const c_char,
+    data_json: *const c_char,
+    response_json_out: *mut *mut c_char,
+    err_out: *mut *mut lessor_error,
+) -> lessor_status {
+    ffi_panic_boundary(|| {
+        let result = (|| {
+            let handle = engine_ref(engine)?;
+            let token = arg_str(token, "token")?;
+            let operation = parse_operation(arg_str(operation, "operation")?)?;
+            let path = arg_str(path, "path")?;
+            let data = match opt_arg_str(data_json, "data_json")? {
+                None => Value::Null,
+                Some(text) => serde_json::from_str(text)
+                    .map_err(|e| Failure::invalid(format!("data_json is not valid JSON: {e}")))?,
+            };
+            not_null(response_json_out, "response_json_out")?;
+            let response =
+                handle.block_on(handle.engine().request(token, operation, path, data)).map_err(Failure::from)?;
+            let mut json = response.to_json().to_string();
+            let out = c_string(json.as_str());
+            json.zeroize();
+            write_out(response_json_out, out.into_raw());
+            Ok(())
+        })();
+        finish(result, err_out)
+    })
+}
+
+fn credential_ref<'a>(credential: *const lessor_credential) -> Option<&'a lessor_credential> {
+    // SAFETY: a non-NULL `credential` points to a live credential from `lessor_issue`.
+    unsafe { credential.as_ref() }
+}
+
+/// The lease ID of `credential` (for `lessor_renew` / `lessor_revoke`). Owned by
+/// `credential`: valid until `lessor_credential_free`, do not free. NULL if
+/// `credential` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_credential_lease_id(credential: *const lessor_credential) -> *const c_char {
+    ffi_panic_boundary(|| credential_ref(credential).map_or(std::ptr::null(), |c| c.lease_id.as_ptr()))
+}
+
+/// The database username of `credential`. Owned by `credential`: valid until
+/// `lessor_credential_free`, do not free. NULL if `credential` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_credential_username(credential: *const lessor_credential) -> *const c_char {
+    ffi_panic_boundary(|| credential_ref(credential).map_or(std::ptr::null(), |c| c.username.as_ptr()))
+}
+
+/// The database password of `credential`. Owned by `credential`: valid until
+/// `lessor_credential_free`, which overwrites it with zeros; do not free. lessor
+/// keeps no copy. NULL if `credential` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_credential_password(credential: *const lessor_credential) -> *const c_char {
+    ffi_panic_boundary(|| credential_ref(credential).map_or(std::ptr::null(), |c| c.password.as_ptr().cast()))
+}
+
+/// Seconds the credential's lease had left when it was issued; -1 if
+/// `credential` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_credential_ttl_s(credential: *const lessor_credential) -> i64 {
+    ffi_panic_boundary(|| credential_ref(credential).map_or(-1, |c| c.ttl_s))
+}
+
+/// Overwrites the password with zeros and frees `credential`. NULL is a no-op.
+/// Does not revoke the lease (see `lessor_revoke`).
+#[unsafe(no_mangle)]
+pub extern "C" fn lessor_credential_free(credential: *mut lessor_credential) {
+    ffi_panic_boundary(|| {
+        // The C contract: a non-NULL `credential` came from `Box::into_raw` in
+        // `lessor_issue`, and the caller frees it once.
+        free_box(credential)
+    })
+}
