@@ -134,6 +134,7 @@ pub struct Engine {
     pub(crate) expirer: Mutex<crate::expiry::expirer::ExpirerState>,
     expiry: crate::expiry::ExpiryOptions,
     pub(crate) plugin_factory: Option<crate::plugin::PluginFactory>,
+    log_options: LogOptions,
     /// Leases whose revocation is running now.
     pub(crate) revocations_in_flight: Mutex<std::collections::HashSet<String>>,
     /// Serializes the spending of `num_uses` tokens.
@@ -284,6 +285,7 @@ impl Engine {
             )),
             expiry: options.expiry.clone(),
             plugin_factory: options.plugin_factory.clone(),
+            log_options: options.log.clone(),
             revocations_in_flight: Mutex::default(),
             snapshotter,
         })
@@ -353,6 +355,10 @@ impl Engine {
 
     pub fn log_stats(&self) -> &WriterStats {
         self.log.stats()
+    }
+
+    pub fn log_options(&self) -> &LogOptions {
+        &self.log_options
     }
 
     pub fn expiry_options(&self) -> &crate::expiry::ExpiryOptions {

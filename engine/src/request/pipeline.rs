@@ -122,6 +122,15 @@ impl Engine {
         match self.serve(token, operation, path, data, &mut audit).await {
             Ok(Handled { mut events, mut response }) => {
                 events.push(audit.into());
+                // Effects beyond one append's limit (revoking thousands of leases)
+                // go in chunks; the audit record rides in the last, so the request
+                // is acknowledged only once all of it is durable. The chunks are
+                // independent intents: a crash between them is finished by retrying.
+                let chunk = self.log_options().request_events_max;
+                while events.len() > chunk {
+                    let rest = events.split_off(chunk);
+                    self.append(std::mem::replace(&mut events, rest)).await.map_err(io_error)?;
+                }
                 self.append(events).await.map_err(io_error)?;
                 response.request_id = request_id;
                 Ok(response)
