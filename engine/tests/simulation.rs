@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 const T0: i64 = 1_700_000_000_000;
 const TICK_MS: u64 = 1_000;
-const STEPS: usize = 250;
+const STEPS: usize = 1_500;
 
 struct Sim {
     seed: u64,
@@ -299,7 +299,7 @@ fn seeds() -> Vec<u64> {
     if let Some(seed) = std::env::var("LESSOR_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![seed];
     }
-    let n = std::env::var("LESSOR_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
+    let n = std::env::var("LESSOR_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
     (0..n).map(|i| 0x5EED_0000 + i).collect()
 }
 
