@@ -101,10 +101,33 @@ fn deadline(lease: &Lease) -> i64 {
     }
 }
 
+/// FxHash: the expirer's index is keyed by lease ids, whose random part lessor
+/// generates itself, so a keyed (DoS-resistant) hash buys nothing and SipHash
+/// showed up in the restart profile.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
 #[derive(Debug)]
 pub(crate) struct ExpirerState {
-    wheel: Wheel<String>,
-    armed: HashMap<String, Key>,
+    /// Lease ids are shared between the wheel and the index: one allocation each.
+    wheel: Wheel<Arc<str>>,
+    armed: HashMap<Arc<str>, Key, FxBuild>,
     synced: bool,
     semaphores: HashMap<MountKey, Arc<Semaphore>>,
 }
@@ -113,24 +136,26 @@ impl ExpirerState {
     pub(crate) fn new(now_ms: i64, tick_ms: u64) -> ExpirerState {
         ExpirerState {
             wheel: Wheel::new(now_ms, tick_ms),
-            armed: HashMap::new(),
+            armed: HashMap::default(),
             synced: false,
             semaphores: HashMap::new(),
         }
+    }
+
+    fn insert(&mut self, deadline_ms: i64, lease_id: &str) {
+        let id: Arc<str> = Arc::from(lease_id);
+        let key = self.wheel.insert(deadline_ms, id.clone());
+        self.armed.insert(id, key);
     }
 
     fn arm(&mut self, state: &State, lease_id: &str) {
         match (state.leases.get(lease_id), self.armed.get(lease_id).copied()) {
             (Some(lease), Some(key)) => {
                 if !self.wheel.reset(key, deadline(lease)) {
-                    let key = self.wheel.insert(deadline(lease), lease_id.to_string());
-                    self.armed.insert(lease_id.to_string(), key);
+                    self.insert(deadline(lease), lease_id);
                 }
             }
-            (Some(lease), None) => {
-                let key = self.wheel.insert(deadline(lease), lease_id.to_string());
-                self.armed.insert(lease_id.to_string(), key);
-            }
+            (Some(lease), None) => self.insert(deadline(lease), lease_id),
             (None, Some(key)) => {
                 self.wheel.cancel(key);
                 self.armed.remove(lease_id);
@@ -144,10 +169,9 @@ impl ExpirerState {
             // Start-up (every live lease re-armed; the overdue ones fire at once)
             // or too many changes to list.
             self.wheel = Wheel::with_capacity(now_ms, self.wheel.tick_ms(), state.leases.len());
-            self.armed.clear();
+            self.armed = HashMap::with_capacity_and_hasher(state.leases.len(), FxBuild::default());
             for (id, lease) in &state.leases {
-                let key = self.wheel.insert(deadline(lease), id.clone());
-                self.armed.insert(id.clone(), key);
+                self.insert(deadline(lease), id);
             }
             self.synced = true;
             return;
@@ -184,12 +208,12 @@ impl Engine {
         let (due, more_due) = {
             let mut expirer = self.expirer.lock().expect("expirer lock poisoned");
             self.with_state(|s| expirer.sync(s, changes, now));
-            let mut out: Vec<Expired<String>> = Vec::new();
+            let mut out: Vec<Expired<Arc<str>>> = Vec::new();
             expirer.wheel.advance(now, &mut out, options.fire_batch_max);
             for e in &out {
                 expirer.armed.remove(&e.value);
             }
-            (out.into_iter().map(|e| e.value).collect::<Vec<_>>(), expirer.wheel.needs_advance(now))
+            (out.into_iter().map(|e| e.value.to_string()).collect::<Vec<_>>(), expirer.wheel.needs_advance(now))
         };
         let in_flight = self.revocations_in_flight.lock().expect("in-flight lock poisoned").clone();
         let mut busy = Vec::new();
@@ -219,8 +243,7 @@ impl Engine {
         if !busy.is_empty() {
             let mut expirer = self.expirer.lock().expect("expirer lock poisoned");
             for id in busy {
-                let key = expirer.wheel.insert(now + options.tick_ms as i64, id.clone());
-                expirer.armed.insert(id, key);
+                expirer.insert(now + options.tick_ms as i64, &id);
             }
         }
         let mut tasks = tokio::task::JoinSet::new();
