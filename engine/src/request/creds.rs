@@ -391,8 +391,7 @@ impl Engine {
                 Ok(Handled { events: vec![IssueCompleted { lease_id }.into()], response })
             }
             Err(e) if !intent_durable.load(Ordering::SeqCst) => {
-                // Rolled back before COMMIT: no user exists. If the intent reached
-                // the log anyway, its outcome says so.
+                // Rolled back before COMMIT: no user exists; the outcome says so.
                 self.fail_issue_intent(&lease_id, &e).await;
                 Err(database_error(e))
             }
@@ -530,12 +529,12 @@ impl Engine {
         Ok(pending.len())
     }
 
+    /// Records that an issue rolled back. The intent was enqueued first, so this
+    /// outcome lands after it in the log even if the intent is not applied yet.
     async fn fail_issue_intent(&self, lease_id: &str, error: &PluginError) {
-        if self.with_state(|s| s.leases.contains_key(lease_id)) {
-            let failed = crate::event::IssueFailed { lease_id: lease_id.to_string(), error: error.to_string() };
-            if let Err(e) = self.append(vec![failed.into()]).await {
-                tracing::error!(error = %e, lease_id, "cannot record a failed issue; recovery will revoke it");
-            }
+        let failed = crate::event::IssueFailed { lease_id: lease_id.to_string(), error: error.to_string() };
+        if let Err(e) = self.append(vec![failed.into()]).await {
+            tracing::error!(error = %e, lease_id, "cannot record a failed issue; recovery will revoke it");
         }
     }
 
