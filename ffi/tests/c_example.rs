@@ -40,7 +40,7 @@ fn run_issue_c(wrapper: Option<&[&str]>) {
     let lib_dir = profile_dir();
     assert!(
         lib_dir.join("liblessor.so").exists(),
-        "{} is missing: build it with `cargo build -p lessor-ffi`",
+        "{} is missing: run the suite with ./scripts/test, or `cargo build -p lessor-ffi` first",
         lib_dir.join("liblessor.so").display()
     );
     let tmp = tempfile::tempdir().unwrap();

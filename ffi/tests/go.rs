@@ -10,7 +10,11 @@ use std::process::{Command, Stdio};
 fn go_binding_end_to_end_against_postgresql() {
     let exe = std::env::current_exe().unwrap();
     let lib_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
-    assert!(lib_dir.join("liblessor.so").exists(), "liblessor.so is missing from {}", lib_dir.display());
+    assert!(
+        lib_dir.join("liblessor.so").exists(),
+        "liblessor.so is missing from {}: run the suite with ./scripts/test, or `cargo build -p lessor-ffi` first",
+        lib_dir.display()
+    );
     let package = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("go");
     let tmp = tempfile::tempdir().unwrap();
     let binary = tmp.path().join("lessor.test");

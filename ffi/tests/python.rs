@@ -10,7 +10,11 @@ use std::process::{Command, Stdio};
 fn python_binding_end_to_end_against_postgresql() {
     let exe = std::env::current_exe().unwrap();
     let lib = exe.parent().and_then(|deps| deps.parent()).unwrap().join("liblessor.so");
-    assert!(lib.exists(), "{} is missing: build it with `cargo build -p lessor-ffi`", lib.display());
+    assert!(
+        lib.exists(),
+        "{} is missing: run the suite with ./scripts/test, or `cargo build -p lessor-ffi` first",
+        lib.display()
+    );
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/tests");
 
