@@ -207,36 +207,8 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 /// Vault's `{{expiration}}`: `YYYY-MM-DD HH:MM:SS+0000`, in UTC. The caller adds
 /// the 5 s grace Vault gives.
 pub fn expiration_text(unix_ms: i64) -> String {
-    let t = Civil::from_unix_s(unix_ms.div_euclid(1000));
+    let t = crate::clock::Civil::from_unix_s(unix_ms.div_euclid(1000));
     format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}+0000", t.year, t.month, t.day, t.hour, t.minute, t.second)
-}
-
-/// A UTC calendar time.
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-}
-
-impl Civil {
-    /// Howard Hinnant's `civil_from_days`.
-    fn from_unix_s(unix_s: i64) -> Self {
-        let days = unix_s.div_euclid(86_400);
-        let secs = unix_s.rem_euclid(86_400) as u32;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Civil { year, month, day, hour: secs / 3600, minute: secs / 60 % 60, second: secs % 60 }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -450,7 +422,7 @@ impl Eval<'_, '_> {
 /// `2006 01 02 15 04 05`, `T`, `Z` and punctuation; any other letter or digit is
 /// refused rather than printed differently from Go.
 fn format_timestamp(layout: &str, unix_s: i64) -> Result<String, String> {
-    let t = Civil::from_unix_s(unix_s);
+    let t = crate::clock::Civil::from_unix_s(unix_s);
     let mut out = String::new();
     let mut rest = layout;
     while let Some(c) = rest.chars().next() {
