@@ -1,0 +1,66 @@
+//! What the binding tests (Python, Go) share: where liblessor.so is, the
+//! environment that points a binding's test at a database, and the handshake in
+//! which the Rust side checks the server between the binding's steps.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+
+use lessor_tests::pg::TestDb;
+
+/// The directory holding `liblessor.so` next to this test binary.
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    assert!(
+        dir.join("liblessor.so").exists(),
+        "liblessor.so is missing from {}: run the suite with ./scripts/test, or `cargo build -p lessor-ffi` first",
+        dir.display()
+    );
+    dir
+}
+
+/// A username prefix unique to this test's database.
+pub fn prefix(tag: &str, db: &TestDb) -> String {
+    format!("{tag}{}", &db.dbname()[db.dbname().len() - 8..]).replace(['_', '-'], "x")
+}
+
+/// Points a binding's test at `db`, issuing usernames that start with `prefix`.
+pub fn database_env<'c>(command: &'c mut Command, db: &TestDb, prefix: &str) -> &'c mut Command {
+    command
+        .env("LESSOR_PG_URL", db.url_template())
+        .env("LESSOR_PG_USER", db.admin_username())
+        .env("LESSOR_PG_PASSWORD", db.admin_password())
+        .env("LESSOR_PREFIX", prefix)
+        .env("LESSOR_TEST_HANDSHAKE", "1")
+}
+
+/// The handshake: the binding prints `ISSUED <user>` and waits for a line; we
+/// check the role exists; it revokes and prints `REVOKED <user>`; we check the
+/// role is gone. With `end`, waits for that line too. Returns nothing: it asserts.
+pub fn handshake(child: &mut Child, who: &str, db: &TestDb, prefix: &str, end: Option<&str>) {
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_with = |start: &str| -> String {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            println!("{who}: {line}");
+            if let Some(rest) = line.strip_prefix(start) {
+                return rest.to_string();
+            }
+        }
+        panic!("the {who} tests ended before printing {start:?} (see their output above)");
+    };
+    let username = next_with("ISSUED ");
+    assert!(username.starts_with(&format!("{prefix}-")), "{username}");
+    assert!(db.role_exists(&username), "role {username} should exist after issue");
+    stdin.write_all(b"\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(next_with("REVOKED "), username);
+    assert!(!db.role_exists(&username), "role {username} should be gone after revoke");
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    if let Some(end) = end {
+        next_with(end);
+    }
+}
