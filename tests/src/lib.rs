@@ -3,4 +3,4 @@
 //! * [`pg`]: a throwaway PostgreSQL server per test binary and a database per test.
 
 pub mod lessor;
-pub mod pg;
+pub use lessor_pgtemp as pg;

@@ -1,7 +1,7 @@
-//! Throwaway PostgreSQL for tests: one real server per test binary, one database per test.
+//! Throwaway PostgreSQL for tests, benches and `lessor dev`: one real server per process, one database per user of it.
 //!
 //! ```no_run
-//! use lessor_tests::pg;
+//! use lessor_pgtemp as pg;
 //!
 //! let db = pg::database("issue_and_revoke");
 //! // Hand these to the engine as a connection's `connection_url` / root credentials:
