@@ -1,11 +1,27 @@
-//! `lessor`: the command-line tool.
+//! `lessor`: the command-line tool. Operators get Vault's CLI (`secrets`, `read`,
+//! `write`, `lease`, `token`, `policy`) over a data directory; auditors get
+//! `lessor audit …` over the log alone; newcomers start with `lessor dev`.
 //!
-//! For now it only answers `--version` and `--help`. The Vault-like subcommands
-//! (mounts, connections, roles, leases, tokens) and the forensic tools over the log
-//! (verify, replay, query, export) arrive later as `clap` subcommands on [`Cli`],
-//! each a thin call into `lessor-engine`.
+//! Every command is a thin call into `lessor-engine`; exit status 0 is success, 1
+//! a local error (bad flags or input, nothing was sent), 2 an error the engine
+//! returned — as Vault's CLI.
 
-use clap::Parser;
+mod audit;
+mod data;
+mod dev;
+mod flags;
+mod operator;
+mod output;
+mod run;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use output::Format;
+use session::Location;
 
 /// Replay allocates a few short strings per event; mimalloc keeps that cheap
 /// (glibc's malloc costs a third of replay throughput here; see the README).
@@ -14,13 +30,145 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Dynamic, short-lived database credentials from an event-sourced engine.
 ///
-/// Subcommands arrive in later releases; this build only prints its version and help.
+/// Flags may be written Vault's way (`-path=db`) or with two dashes.
 #[derive(Debug, Parser)]
 #[command(name = "lessor", version, arg_required_else_help = true)]
-struct Cli {}
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let Cli {} = Cli::parse();
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// The data directory (log, snapshots, master.key).
+    #[arg(short = 'd', long = "data-dir", env = "LESSOR_DATA_DIR", global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The token to authenticate with.
+    #[arg(long, env = "LESSOR_TOKEN", global = true, hide_env_values = true, value_name = "T")]
+    token: Option<String>,
+    /// The master key file (default: <DIR>/master.key).
+    #[arg(long = "master-key-file", env = "LESSOR_MASTER_KEY_FILE", global = true, value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, env = "LESSOR_FORMAT", global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+impl Global {
+    fn location(&self) -> Result<Location, Failure> {
+        let data_dir = self.data_dir.clone().ok_or_else(|| {
+            Failure::Local(
+                "no data directory: pass -d DIR or set LESSOR_DATA_DIR (`lessor init -d DIR` creates one)".into(),
+            )
+        })?;
+        Ok(Location { data_dir, key_file: self.master_key_file.clone() })
+    }
+
+    fn token(&self) -> Result<&str, Failure> {
+        self.token.as_deref().ok_or_else(|| {
+            Failure::Local("no token: pass -token=T or set LESSOR_TOKEN (`lessor init` prints the root token)".into())
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Initialize a new data directory; prints the root token once.
+    Init,
+    /// Enable, list and disable secrets engines (mounts).
+    Secrets {
+        #[command(subcommand)]
+        command: operator::SecretsCommand,
+    },
+    /// Write data to a path (`key=value`, `key=@file`, `key=-`, `@file.json`, `-`).
+    Write(operator::WriteArgs),
+    /// Read a path (reading `<mount>/creds/<role>` issues a credential).
+    Read(operator::ReadArgs),
+    /// List the keys under a path.
+    List(operator::PathArgs),
+    /// Delete a path.
+    Delete(operator::PathArgs),
+    /// Renew, revoke, look up and list leases.
+    Lease {
+        #[command(subcommand)]
+        command: operator::LeaseCommand,
+    },
+    /// Create, look up and revoke tokens.
+    Token {
+        #[command(subcommand)]
+        command: operator::TokenCommand,
+    },
+    /// Write, read, list and delete ACL policies.
+    Policy {
+        #[command(subcommand)]
+        command: operator::PolicyCommand,
+    },
+    /// Host the engine in the foreground (expirer and revocations) until SIGINT or SIGTERM.
+    Run,
+    /// The guided tour: a throwaway PostgreSQL and data directory; issue, log in,
+    /// renew, revoke, audit; then clean up.
+    Dev(dev::DevArgs),
+    /// Forensic tools over the log (no master key needed).
+    Audit(audit::AuditArgs),
+}
+
+/// How a command failed, which decides the exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad flags or input; nothing was sent to the engine (exit 1).
+    Local(String),
+    /// The engine refused or failed (exit 2).
+    Engine(String),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Local(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(flags::normalize(std::env::args())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(Failure::Local(message)) => {
+            eprintln!("Error: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Engine(message)) => {
+            eprintln!("Error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Init => operator::init(global),
+        Command::Secrets { command } => operator::secrets(global, command),
+        Command::Write(args) => operator::write(global, args),
+        Command::Read(args) => operator::read(global, args),
+        Command::List(args) => operator::list(global, args),
+        Command::Delete(args) => operator::delete(global, args),
+        Command::Lease { command } => operator::lease(global, command),
+        Command::Token { command } => operator::token(global, command),
+        Command::Policy { command } => operator::policy(global, command),
+        Command::Run => run::run(&global.location()?),
+        Command::Dev(args) => dev::dev(args),
+        Command::Audit(args) => {
+            let location = global.location()?;
+            audit::run(&location.data_dir, location.key_file.as_deref(), args).map_err(Failure::Engine)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -31,5 +179,23 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vault_spelled_commands_parse() {
+        let parse = |s: &str| Cli::try_parse_from(flags::normalize(s.split(' ').map(str::to_string)));
+        let cli = parse("lessor secrets enable -path=db-prod database").unwrap();
+        assert!(
+            matches!(cli.command, Command::Secrets { command: operator::SecretsCommand::Enable(ref a) } if a.path.as_deref() == Some("db-prod"))
+        );
+        let cli = parse("lessor token create -policy=a -policy=b -ttl=1h -display-name=app-A -format=json").unwrap();
+        assert_eq!(cli.global.format, Format::Json);
+        assert!(
+            matches!(cli.command, Command::Token { command: operator::TokenCommand::Create(ref a) } if a.policy == ["a", "b"])
+        );
+        assert!(parse("lessor write -f database/rotate-root/my-postgresql").is_ok());
+        assert!(parse("lessor lease revoke -prefix -force database/creds/").is_ok());
+        assert!(parse("lessor lease renew -increment=1h database/creds/x/y").is_ok());
+        assert!(parse("lessor secrets enable").is_err(), "the engine type is required");
     }
 }

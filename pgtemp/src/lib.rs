@@ -188,10 +188,16 @@ pub fn ca_cert_path() -> Option<PathBuf> {
 /// For tests that stop or restart the server; it ignores `LESSOR_TEST_DATABASE_URL`.
 /// Panics loudly when PostgreSQL is missing or does not start.
 pub fn private_cluster() -> Cluster {
-    match Cluster::start_new() {
+    match try_private_cluster() {
         Ok(cluster) => cluster,
         Err(message) => panic!("lessor-tests: could not start a private PostgreSQL cluster: {message}"),
     }
+}
+
+/// As [`private_cluster`], returning why the cluster did not start (the message
+/// names the missing package) instead of panicking: for `lessor dev`.
+pub fn try_private_cluster() -> Result<Cluster, String> {
+    Cluster::start_new()
 }
 
 // ------------------------------------------------------------------------------------

@@ -1,0 +1,472 @@
+//! The operator's commands, spelled as Vault's CLI spells them. Each builds one
+//! request for the engine's pipeline and prints the reply the way Vault does.
+
+use std::process::ExitCode;
+
+use lessor_engine::Engine;
+use lessor_engine::request::{ErrorKind, Operation, RequestError, Response};
+use serde_json::{Value, json};
+
+use crate::output::{self, Format};
+use crate::session::Session;
+use crate::{Failure, Global};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SecretsCommand {
+    /// Enable a secrets engine (`database`) at a path.
+    Enable(EnableArgs),
+    /// List the enabled secrets engines.
+    List,
+    /// Disable the secrets engine at a path, revoking all of its leases.
+    Disable { path: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnableArgs {
+    /// Mount path (default: the engine type).
+    #[arg(long)]
+    pub path: Option<String>,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Default lease TTL for the mount (e.g. 1h).
+    #[arg(long = "default-lease-ttl")]
+    pub default_lease_ttl: Option<String>,
+    /// Maximum lease TTL for the mount (e.g. 24h).
+    #[arg(long = "max-lease-ttl")]
+    pub max_lease_ttl: Option<String>,
+    /// The engine type: `database`.
+    pub engine_type: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    /// Write with no data (e.g. `write -f database/rotate-root/NAME`).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub path: String,
+    /// `key=value`, `key=@file`, `key=-`, or one `@file.json` or `-`.
+    pub data: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// Print only this field of the data.
+    #[arg(long)]
+    pub field: Option<String>,
+    pub path: String,
+    /// Query parameters as `key=value`.
+    pub data: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PathArgs {
+    pub path: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LeaseCommand {
+    /// Renew a lease; the new TTL counts from now.
+    Renew {
+        /// Requested TTL from now (e.g. 1h); default: the role's default TTL.
+        #[arg(long)]
+        increment: Option<String>,
+        id: String,
+    },
+    /// Revoke a lease, or every lease under a prefix.
+    Revoke {
+        /// Treat ID as a prefix and revoke every lease under it.
+        #[arg(long)]
+        prefix: bool,
+        /// With -prefix: forget the leases even if the database refuses (sudo).
+        #[arg(long)]
+        force: bool,
+        id: String,
+    },
+    /// Show a lease's issue time, expiry and TTL.
+    Lookup { id: String },
+    /// List lease ids under a prefix.
+    List { prefix: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a child token of the caller's.
+    Create(TokenCreateArgs),
+    /// Look up a token (default: the caller's own).
+    Lookup {
+        /// Treat the argument as an accessor.
+        #[arg(long)]
+        accessor: bool,
+        token: Option<String>,
+    },
+    /// Revoke a token, its children and its leases.
+    Revoke {
+        /// Treat the argument as an accessor.
+        #[arg(long)]
+        accessor: bool,
+        /// Revoke the caller's own token.
+        #[arg(long = "self")]
+        self_: bool,
+        token: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenCreateArgs {
+    /// A policy for the token; repeat for several.
+    #[arg(long)]
+    pub policy: Vec<String>,
+    #[arg(long)]
+    pub ttl: Option<String>,
+    #[arg(long = "explicit-max-ttl")]
+    pub explicit_max_ttl: Option<String>,
+    #[arg(long = "display-name")]
+    pub display_name: Option<String>,
+    /// Uses before the token is revoked (0 = unlimited).
+    #[arg(long = "use-limit")]
+    pub use_limit: Option<u64>,
+    /// Create a token with no parent.
+    #[arg(long)]
+    pub orphan: bool,
+    #[arg(long = "no-default-policy")]
+    pub no_default_policy: bool,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub renewable: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Upload a policy from a file (or `-` for stdin).
+    Write { name: String, file: String },
+    /// Print a policy's rules.
+    Read { name: String },
+    /// List the policies.
+    List,
+    /// Delete a policy.
+    Delete { name: String },
+}
+
+/// `lessor init`: creates the data directory and prints the root token once.
+pub fn init(global: &Global) -> Result<ExitCode, Failure> {
+    let location = global.location()?;
+    let (engine, root) = Engine::init(&location.data_dir, location.options())
+        .map_err(|e| Failure::Engine(format!("cannot initialize {}: {e}", location.data_dir.display())))?;
+    engine.close();
+    let key_file = location.key_file.clone().unwrap_or_else(|| location.data_dir.join("master.key"));
+    match global.format {
+        Format::Json => {
+            let v = json!({ "root_token": root.expose(), "master_key_file": key_file.display().to_string() });
+            println!("{}", output::json(&v));
+        }
+        Format::Table => {
+            println!("Initial Root Token: {}", root.expose());
+            println!();
+            println!("The root token is shown only once: lessor stores only a keyed hash of it.");
+            println!("Master key: {} (keep a copy off this host; without it the log", key_file.display());
+            println!("can still be audited, but no credential can be issued).");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the directory and sends one request; prints nothing.
+fn send(global: &Global, operation: Operation, path: &str, data: Value) -> Result<Response, Failure> {
+    send_raw(global, operation, path, data)?.map_err(|e| engine_error(operation, path, &e))
+}
+
+/// As [`send`], keeping the engine's error for callers that branch on its kind.
+fn send_raw(
+    global: &Global,
+    operation: Operation,
+    path: &str,
+    data: Value,
+) -> Result<Result<Response, RequestError>, Failure> {
+    let token = global.token()?;
+    let session = Session::open(&global.location()?).map_err(Failure::Engine)?;
+    let reply = session.request(token, operation, path, data);
+    session.close();
+    Ok(reply)
+}
+
+fn engine_error(operation: Operation, path: &str, e: &RequestError) -> Failure {
+    let verb = match operation {
+        Operation::Read => "reading",
+        Operation::List => "listing",
+        Operation::Delete => "deleting",
+        Operation::Create | Operation::Update => "writing data to",
+    };
+    Failure::Engine(format!("{verb} {path}: {e}"))
+}
+
+/// Prints a reply in the chosen format; `success` is what a reply without data says.
+fn print_response(global: &Global, response: &Response, success: &str) {
+    if let Some(w) = output::warnings(response) {
+        eprint!("{w}");
+    }
+    match global.format {
+        Format::Json => println!("{}", output::json(&response.to_json())),
+        Format::Table => {
+            let rows = output::response_rows(response);
+            if rows.is_empty() {
+                println!("{success}");
+            } else {
+                print!("{}", output::table(&rows));
+            }
+        }
+    }
+}
+
+fn print_list(global: &Global, response: &Response, empty: &str) -> ExitCode {
+    let keys = output::list_keys(response);
+    match global.format {
+        Format::Json => println!("{}", output::json(&json!(keys))),
+        Format::Table if keys.is_empty() => {
+            eprintln!("{empty}");
+            return ExitCode::from(2);
+        }
+        Format::Table => print!("{}", output::keys(&keys)),
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn secrets(global: &Global, command: SecretsCommand) -> Result<ExitCode, Failure> {
+    match command {
+        SecretsCommand::Enable(args) => {
+            let path = args.path.clone().unwrap_or_else(|| args.engine_type.clone());
+            let path = path.trim_matches('/');
+            let mut data = json!({ "type": args.engine_type, "description": args.description });
+            if let Some(ttl) = args.default_lease_ttl {
+                data["default_lease_ttl"] = ttl.into();
+            }
+            if let Some(ttl) = args.max_lease_ttl {
+                data["max_lease_ttl"] = ttl.into();
+            }
+            send(global, Operation::Update, &format!("sys/mounts/{path}"), data)?;
+            println!("Success! Enabled the {} secrets engine at: {path}/", args.engine_type);
+        }
+        SecretsCommand::List => {
+            let response = send(global, Operation::Read, "sys/mounts", Value::Null)?;
+            let data = response.data.clone().unwrap_or_default();
+            match global.format {
+                Format::Json => println!("{}", output::json(&Value::Object(data))),
+                Format::Table => {
+                    let mut rows: Vec<(String, String)> = data
+                        .iter()
+                        .map(|(path, m)| {
+                            let kind = m.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+                            let description = m.get("description").and_then(Value::as_str).unwrap_or("");
+                            (path.clone(), format!("{kind:<12}{description}"))
+                        })
+                        .collect();
+                    rows.sort();
+                    let width = rows.iter().map(|(p, _)| p.len()).max().unwrap_or(4).max(4);
+                    println!("{:<width$}    {:<12}Description", "Path", "Type");
+                    println!("{:<width$}    {:<12}-----------", "----", "----");
+                    for (path, rest) in rows {
+                        println!("{path:<width$}    {rest}");
+                    }
+                }
+            }
+        }
+        SecretsCommand::Disable { path } => {
+            let path = path.trim_matches('/').to_string();
+            send(global, Operation::Delete, &format!("sys/mounts/{path}"), Value::Null)?;
+            println!("Success! Disabled the secrets engine (if it existed) at: {path}/");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn write(global: &Global, args: WriteArgs) -> Result<ExitCode, Failure> {
+    if args.data.is_empty() && !args.force {
+        return Err(Failure::Local(format!(
+            "no data to write to {}: give key=value pairs, or -f to write without data",
+            args.path
+        )));
+    }
+    let data = crate::data::parse(&args.data, &mut std::io::stdin().lock()).map_err(Failure::Local)?;
+    let response = send(global, Operation::Update, &args.path, data)?;
+    print_response(global, &response, &format!("Success! Data written to: {}", args.path));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn read(global: &Global, args: ReadArgs) -> Result<ExitCode, Failure> {
+    let data = crate::data::parse(&args.data, &mut std::io::stdin().lock()).map_err(Failure::Local)?;
+    let data = if args.data.is_empty() { Value::Null } else { data };
+    let response = match send_raw(global, Operation::Read, &args.path, data)? {
+        Ok(response) => response,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            eprintln!("No value found at {}: {e}", args.path);
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(engine_error(Operation::Read, &args.path, &e)),
+    };
+    if let Some(field) = &args.field {
+        let value = response
+            .data
+            .as_ref()
+            .and_then(|d| d.get(field))
+            .ok_or_else(|| Failure::Engine(format!("field \"{field}\" is not in the reply from {}", args.path)))?;
+        println!("{}", output::value(value));
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_response(global, &response, &format!("No data at {}", args.path));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(global: &Global, args: PathArgs) -> Result<ExitCode, Failure> {
+    let response = send(global, Operation::List, &args.path, Value::Null)?;
+    Ok(print_list(global, &response, &format!("No value found at {}", args.path)))
+}
+
+pub fn delete(global: &Global, args: PathArgs) -> Result<ExitCode, Failure> {
+    send(global, Operation::Delete, &args.path, Value::Null)?;
+    println!("Success! Data deleted (if it existed) at: {}", args.path);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn lease(global: &Global, command: LeaseCommand) -> Result<ExitCode, Failure> {
+    match command {
+        LeaseCommand::Renew { increment, id } => {
+            let mut data = json!({ "lease_id": id });
+            if let Some(increment) = increment {
+                data["increment"] = increment.into();
+            }
+            let response = send(global, Operation::Update, "sys/leases/renew", data)?;
+            print_response(global, &response, "Success! Renewed the lease.");
+        }
+        LeaseCommand::Revoke { prefix, force, id } => {
+            if force && !prefix {
+                return Err(Failure::Local("-force works only with -prefix: lease revoke -prefix -force ID".into()));
+            }
+            let id = id.trim_start_matches('/');
+            let (path, data) = match (prefix, force) {
+                (true, true) => (format!("sys/leases/revoke-force/{id}"), Value::Null),
+                (true, false) => (format!("sys/leases/revoke-prefix/{id}"), Value::Null),
+                _ => ("sys/leases/revoke".to_string(), json!({ "lease_id": id })),
+            };
+            let response = send(global, Operation::Update, &path, data)?;
+            if let Some(w) = output::warnings(&response) {
+                eprint!("{w}");
+            }
+            match (prefix, force) {
+                (true, true) => println!("Success! Force-revoked any leases with prefix: {id}"),
+                (true, false) => println!("Success! Revoked any leases with prefix: {id}"),
+                _ => println!("Success! Revoked lease: {id}"),
+            }
+        }
+        LeaseCommand::Lookup { id } => {
+            let response = send(global, Operation::Update, "sys/leases/lookup", json!({ "lease_id": id }))?;
+            print_response(global, &response, "");
+        }
+        LeaseCommand::List { prefix } => {
+            let prefix = prefix.trim_start_matches('/');
+            let response = send(global, Operation::List, &format!("sys/leases/lookup/{prefix}"), Value::Null)?;
+            return Ok(print_list(global, &response, &format!("No leases found under {prefix}")));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn token(global: &Global, command: TokenCommand) -> Result<ExitCode, Failure> {
+    match command {
+        TokenCommand::Create(args) => {
+            let mut data = json!({
+                "policies": args.policy,
+                "no_parent": args.orphan,
+                "no_default_policy": args.no_default_policy,
+                "renewable": args.renewable,
+            });
+            for (field, value) in
+                [("ttl", args.ttl), ("explicit_max_ttl", args.explicit_max_ttl), ("display_name", args.display_name)]
+            {
+                if let Some(v) = value {
+                    data[field] = v.into();
+                }
+            }
+            if let Some(uses) = args.use_limit {
+                data["num_uses"] = uses.into();
+            }
+            let response = send(global, Operation::Update, "auth/token/create", data)?;
+            print_response(global, &response, "");
+        }
+        TokenCommand::Lookup { accessor, token } => {
+            let (path, data) = match (accessor, token) {
+                (true, Some(a)) => ("auth/token/lookup-accessor", json!({ "accessor": a })),
+                (true, None) => {
+                    return Err(Failure::Local("-accessor needs the accessor: token lookup -accessor A".into()));
+                }
+                (false, Some(t)) => ("auth/token/lookup", json!({ "token": t })),
+                (false, None) => ("auth/token/lookup-self", Value::Null),
+            };
+            let response = send(global, Operation::Update, path, data)?;
+            print_response(global, &response, "");
+        }
+        TokenCommand::Revoke { accessor, self_, token } => {
+            let (path, data) = match (self_, accessor, token) {
+                (true, _, None) => ("auth/token/revoke-self", Value::Null),
+                (true, _, Some(_)) => {
+                    return Err(Failure::Local(
+                        "-self takes no token: it revokes the one you authenticate with".into(),
+                    ));
+                }
+                (false, true, Some(a)) => ("auth/token/revoke-accessor", json!({ "accessor": a })),
+                (false, false, Some(t)) => ("auth/token/revoke", json!({ "token": t })),
+                (false, _, None) => {
+                    return Err(Failure::Local("which token? token revoke TOKEN, -accessor A, or -self".into()));
+                }
+            };
+            send(global, Operation::Update, path, data)?;
+            println!("Success! Revoked token (if it existed)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn policy(global: &Global, command: PolicyCommand) -> Result<ExitCode, Failure> {
+    match command {
+        PolicyCommand::Write { name, file } => {
+            let text = if file == "-" {
+                crate::data::read_stdin().map_err(Failure::Local)?
+            } else {
+                crate::data::read_file(&file).map_err(Failure::Local)?
+            };
+            send(global, Operation::Update, &format!("sys/policy/{name}"), json!({ "policy": text }))?;
+            println!("Success! Uploaded policy: {name}");
+        }
+        PolicyCommand::Read { name } => {
+            let response = send(global, Operation::Read, &format!("sys/policy/{name}"), Value::Null)?;
+            match global.format {
+                Format::Json => println!("{}", output::json(&response.to_json())),
+                Format::Table => {
+                    let rules = response.data.as_ref().and_then(|d| d.get("rules").or_else(|| d.get("policy")));
+                    println!("{}", rules.and_then(Value::as_str).unwrap_or_default());
+                }
+            }
+        }
+        PolicyCommand::List => {
+            let response = send(global, Operation::List, "sys/policy", Value::Null)?;
+            let names = output::list_keys(&response);
+            let names = if names.is_empty() {
+                response
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("policies"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .unwrap_or_default()
+            } else {
+                names
+            };
+            match global.format {
+                Format::Json => println!("{}", output::json(&json!(names))),
+                Format::Table => names.iter().for_each(|n| println!("{n}")),
+            }
+        }
+        PolicyCommand::Delete { name } => {
+            send(global, Operation::Delete, &format!("sys/policy/{name}"), Value::Null)?;
+            println!("Success! Deleted policy: {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,154 @@
+//! Printing replies the way Vault's CLI does: `Key  Value` tables by default,
+//! the whole JSON reply with `-format=json`.
+
+use std::fmt::Write as _;
+
+use lessor_engine::request::Response;
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Seconds in Go's duration style, as Vault prints them: `768h`, `1h30m`, `45s`.
+pub fn duration(seconds: u64) -> String {
+    if seconds == 0 {
+        return "0s".to_string();
+    }
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut out = String::new();
+    if h > 0 {
+        let _ = write!(out, "{h}h");
+    }
+    if m > 0 {
+        let _ = write!(out, "{m}m");
+    }
+    if s > 0 {
+        let _ = write!(out, "{s}s");
+    }
+    out
+}
+
+/// A value as Vault's table shows it: strings bare, lists as `[a b]`, maps as `map[k:v]`.
+pub fn value(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!("[{}]", items.iter().map(value).collect::<Vec<_>>().join(" ")),
+        Value::Object(map) => {
+            format!("map[{}]", map.iter().map(|(k, v)| format!("{k}:{}", value(v))).collect::<Vec<_>>().join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A two-column table with Vault's `Key`/`---` header and aligned values.
+pub fn table(rows: &[(String, String)]) -> String {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0).max(3);
+    let mut out = format!("{:<width$}    Value\n{:<width$}    -----\n", "Key", "---");
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<width$}    {v}");
+    }
+    out
+}
+
+/// Vault prints warnings before the data, on stderr.
+pub fn warnings(response: &Response) -> Option<String> {
+    let warnings = response.warnings.as_ref().filter(|w| !w.is_empty())?;
+    let mut out = String::from("WARNING! The following warnings were returned from lessor:\n\n");
+    for w in warnings {
+        let _ = writeln!(out, "  * {w}\n");
+    }
+    Some(out)
+}
+
+/// The rows Vault shows for a reply: lease fields first, then the token (`auth`)
+/// fields, then `data`'s keys in order.
+pub fn response_rows(response: &Response) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    if !response.lease_id.is_empty() {
+        rows.push(("lease_id".to_string(), response.lease_id.clone()));
+        rows.push(("lease_duration".to_string(), duration(response.lease_duration)));
+        rows.push(("lease_renewable".to_string(), response.renewable.to_string()));
+    }
+    if let Some(auth) = &response.auth {
+        let duration = if auth.lease_duration == 0 { "∞".to_string() } else { duration(auth.lease_duration) };
+        rows.push(("token".to_string(), auth.client_token.clone()));
+        rows.push(("token_accessor".to_string(), auth.accessor.clone()));
+        rows.push(("token_duration".to_string(), duration));
+        rows.push(("token_renewable".to_string(), auth.renewable.to_string()));
+        rows.push(("token_policies".to_string(), value(&auth.token_policies.clone().into())));
+        rows.push(("policies".to_string(), value(&auth.policies.clone().into())));
+    }
+    if let Some(data) = &response.data {
+        rows.extend(data_rows(data));
+    }
+    rows
+}
+
+pub fn data_rows(data: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut keys: Vec<&String> = data.keys().collect();
+    keys.sort();
+    keys.into_iter().map(|k| (k.clone(), value(&data[k]))).collect()
+}
+
+/// `vault list` output: a `Keys` column.
+pub fn keys(keys: &[String]) -> String {
+    let mut out = String::from("Keys\n----\n");
+    for k in keys {
+        let _ = writeln!(out, "{k}");
+    }
+    out
+}
+
+/// The `keys` of a list reply, or none.
+pub fn list_keys(response: &Response) -> Vec<String> {
+    response
+        .data
+        .as_ref()
+        .and_then(|d| d.get("keys"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+pub fn json(v: &Value) -> String {
+    serde_json::to_string_pretty(v).expect("JSON values always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(duration(3600), "1h");
+        assert_eq!(duration(5400), "1h30m");
+        assert_eq!(duration(2_764_800), "768h");
+        assert_eq!(duration(45), "45s");
+        assert_eq!(duration(0), "0s");
+    }
+
+    #[test]
+    fn table_aligns_and_lists_like_vault() {
+        let t = table(&[("lease_id".into(), "a/b".into()), ("ttl".into(), value(&json!(["x", "y"])))]);
+        assert_eq!(t, "Key         Value\n---         -----\nlease_id    a/b\nttl         [x y]\n");
+    }
+
+    #[test]
+    fn lease_reply_rows_come_first_then_sorted_data() {
+        let response = Response {
+            lease_id: "database/creds/r/abc".into(),
+            lease_duration: 3600,
+            renewable: true,
+            data: Some(json!({"username": "v-u", "password": "p"}).as_object().unwrap().clone()),
+            ..Response::default()
+        };
+        let keys: Vec<String> = response_rows(&response).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["lease_id", "lease_duration", "lease_renewable", "password", "username"]);
+    }
+}

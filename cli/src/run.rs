@@ -1,0 +1,32 @@
+//! `lessor run`: hosts the engine in the foreground — recovery, then the expirer
+//! revoking leases as they expire — until SIGINT or SIGTERM. While it runs it
+//! holds the directory lock, so other commands say which process has it.
+
+use std::process::ExitCode;
+
+use crate::Failure;
+use crate::session::{Location, Session};
+
+pub fn run(location: &Location) -> Result<ExitCode, Failure> {
+    let session = Session::open(location).map_err(Failure::Engine)?;
+    let (leases, last_lsn) = (session.engine().with_state(|s| s.leases.len()), session.engine().last_lsn());
+    eprintln!(
+        "lessor {} running on {} (pid {}): {leases} lease(s), log at LSN {last_lsn}. Stop with Ctrl-C or SIGTERM.",
+        env!("CARGO_PKG_VERSION"),
+        location.data_dir.display(),
+        std::process::id(),
+    );
+    let signal = session.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => Ok::<_, std::io::Error>("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    })?;
+    eprintln!("{signal}: stopping the expirer and flushing the log");
+    session.close();
+    eprintln!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
