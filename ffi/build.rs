@@ -24,6 +24,14 @@ fn main() {
     // Rerun when the header is edited or deleted by hand, so a build restores it.
     println!("cargo::rerun-if-changed={}", header_path.display());
 
+    // A versioned SONAME, so programs linked against one ABI never load another:
+    // `liblessor.so.MAJOR`, or `liblessor.so.0.MINOR` while the major version is 0
+    // (in 0.x every minor release may break the ABI).
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
+    let minor = env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets the version");
+    let soname = if major == "0" { format!("liblessor.so.0.{minor}") } else { format!("liblessor.so.{major}") };
+    println!("cargo::rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+
     let mut config =
         cbindgen::Config::from_file(&config_path).unwrap_or_else(|e| panic!("reading {}: {e}", config_path.display()));
     // The version defines come from Cargo.toml, so they can never drift from it.
