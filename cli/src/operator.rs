@@ -183,7 +183,11 @@ fn send_raw(
 ) -> Result<Result<Response, RequestError>, Failure> {
     let token = global.token()?;
     let session = Session::open(&global.location()?).map_err(Failure::Engine)?;
+    let pending_before = session.pending_revocations();
     let reply = session.request(token, operation, path, data);
+    if reply.is_ok() {
+        session.finish_pending(pending_before).map_err(Failure::Engine)?;
+    }
     session.close();
     Ok(reply)
 }

@@ -78,6 +78,34 @@ impl Session {
         self.block_on(self.engine().request(token, operation, path, data))
     }
 
+    /// Leases whose revocation is recorded but not finished.
+    pub fn pending_revocations(&self) -> usize {
+        self.engine().with_state(|s| {
+            s.leases.values().filter(|l| !matches!(l.status, lessor_engine::state::LeaseStatus::Active)).count()
+        })
+    }
+
+    /// Runs the revocations a request only recorded (revoke-prefix, token and mount
+    /// revocation queue them, as Vault does) so a one-shot command leaves none
+    /// behind. Called only when the request added some (`pending_before`): leases
+    /// already failing — a database outage — are left to the expirer's backoff
+    /// rather than retried by every command. Failures stay recorded.
+    pub fn finish_pending(&self, pending_before: usize) -> Result<(), String> {
+        if self.pending_revocations() <= pending_before {
+            return Ok(());
+        }
+        let recovered =
+            self.block_on(self.engine().recover()).map_err(|e| format!("cannot finish revocations: {e}"))?;
+        if recovered.revoke_failed > 0 {
+            eprintln!(
+                "warning: {} revocation(s) failed; they stay recorded and are retried (see `lessor lease list` and \
+                 sys/leases?type=irrevocable)",
+                recovered.revoke_failed
+            );
+        }
+        Ok(())
+    }
+
     pub fn close(mut self) {
         self.shutdown();
     }
