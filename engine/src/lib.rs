@@ -25,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod encoding;

@@ -171,6 +171,12 @@ impl Keys {
         ed25519_dalek::SigningKey::from_bytes(&self.checkpoint_seed).verifying_key().to_bytes()
     }
 
+    /// Ed25519 signature of `message` under the checkpoint key (C2SP signed notes).
+    pub fn sign_checkpoint(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::ed25519::signature::Signer;
+        ed25519_dalek::SigningKey::from_bytes(&self.checkpoint_seed).sign(message).to_bytes()
+    }
+
     /// Encrypts `plaintext`; `context` (e.g. `connection database/ pg`) is bound as
     /// associated data, so a sealed value cannot be moved to another field.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Sealed, KeyError> {
