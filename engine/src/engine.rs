@@ -270,7 +270,8 @@ impl Engine {
         {
             return Err(OpenError::WrongMasterKey);
         }
-        let log = Log::start(storage, &options.log, summary, options.clock.now_ms(), sink)?;
+        let checkpointer = keys.as_ref().map(|keys| checkpointer(keys.clone(), &shared));
+        let log = Log::start(storage, &options.log, summary, options.clock.now_ms(), sink, checkpointer)?;
         Ok(Engine {
             shared,
             log,
@@ -392,6 +393,20 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Signs checkpoints with the engine's key, continuing from the newest one logged.
+fn checkpointer(keys: Arc<Keys>, shared: &Shared) -> log::Checkpointer {
+    let last =
+        shared.applied.read().expect("state lock poisoned").state.last_checkpoint.as_ref().map(|c| (c.lsn, c.ts_ms));
+    log::Checkpointer {
+        interval_ms: 0,
+        last_lsn: last.map_or(0, |(lsn, _)| lsn),
+        since_ts_ms: last.map(|(_, ts)| ts),
+        sign: Box::new(move |lsn, chain, ts_ms| {
+            Event::Checkpoint(crate::audit::SignedCheckpoint::sign(&keys, lsn, chain, ts_ms).to_event())
+        }),
     }
 }
 

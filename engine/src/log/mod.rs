@@ -23,7 +23,7 @@ use crate::event::{Entry, Event, TailTruncated};
 pub use format::Chain;
 pub use recovery::{ScanError, ScanSummary, fuzz_recover};
 use storage::Storage;
-pub use writer::{AppendError, Appended, DurableSink, WriterStats};
+pub use writer::{AppendError, Appended, Checkpointer, DurableSink, WriterStats};
 
 /// Limits and sizes of a log. Every queue and batch is bounded (I7).
 #[derive(Clone, Debug)]
@@ -36,6 +36,10 @@ pub struct LogOptions {
     pub batch_events_max: usize,
     /// Events one append call may carry.
     pub request_events_max: usize,
+    /// With a checkpoint signer (an engine holding the master key), a signed
+    /// checkpoint is logged at every segment seal and, once this much log time has
+    /// passed since the last one, after the next batch; 0 = only at seals.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for LogOptions {
@@ -45,6 +49,7 @@ impl Default for LogOptions {
             append_queue_depth_max: 4096,
             batch_events_max: 8192,
             request_events_max: 1024,
+            checkpoint_interval_ms: 10 * 60 * 1000,
         }
     }
 }
@@ -101,13 +106,15 @@ impl Log {
 
     /// Repairs a torn tail as the decision table says, starts the writer after the
     /// scanned end, and — if a tail was cut — appends `TailTruncated` (stamped
-    /// `now_ms`) so the repair is itself on the record.
+    /// `now_ms`) so the repair is itself on the record. With a `checkpointer` the
+    /// writer logs signed checkpoints (see [`LogOptions::checkpoint_interval_ms`]).
     pub fn start(
         storage: Arc<dyn Storage>,
         options: &LogOptions,
         summary: &ScanSummary,
         now_ms: i64,
         sink: DurableSink,
+        mut checkpointer: Option<Checkpointer>,
     ) -> Result<Log, LogOpenError> {
         validate(options)?;
         let io = |file: &str| {
@@ -135,6 +142,12 @@ impl Log {
                 (file, format::SEGMENT_HEADER_BYTES as u64)
             }
         };
+        if let Some(cp) = &mut checkpointer {
+            cp.interval_ms = options.checkpoint_interval_ms;
+            if cp.since_ts_ms.is_none() && summary.records > 0 {
+                cp.since_ts_ms = Some(summary.last_ts_ms);
+            }
+        }
         let stats = Arc::new(WriterStats::default());
         let writer = writer::Writer {
             storage,
@@ -148,6 +161,8 @@ impl Log {
             sink,
             stats: stats.clone(),
             failed: None,
+            checkpointer,
+            sealed_since_checkpoint: false,
         };
         let (tx, rx) = mpsc::channel(options.append_queue_depth_max);
         let thread = std::thread::Builder::new()

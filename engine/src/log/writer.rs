@@ -50,6 +50,35 @@ pub enum AppendError {
     TooMany { events: usize, max: usize },
 }
 
+/// Builds the signed `Checkpoint` event for the record `(lsn, chain, ts_ms)`.
+pub type CheckpointSigner = Box<dyn FnMut(Lsn, &Chain, i64) -> Event + Send>;
+
+/// Signs checkpoints on the writer thread, where the chain is known exactly: after
+/// a batch that sealed a segment, or once `interval_ms` of log time passed since
+/// the last checkpoint, the writer appends a `Checkpoint` event covering the last
+/// record before it, in the same write and fsync as the batch.
+pub struct Checkpointer {
+    /// Set from [`super::LogOptions::checkpoint_interval_ms`]; 0 = only at seals.
+    pub interval_ms: u64,
+    /// The LSN the newest checkpoint covers (0: none yet).
+    pub last_lsn: Lsn,
+    /// Log time the interval counts from: the newest checkpoint's, else the log's
+    /// first record seen.
+    pub since_ts_ms: Option<i64>,
+    /// Builds the signed `Checkpoint` event for `(lsn, chain, ts_ms)` of a record.
+    pub sign: CheckpointSigner,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("interval_ms", &self.interval_ms)
+            .field("last_lsn", &self.last_lsn)
+            .field("since_ts_ms", &self.since_ts_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Request {
     pub ts_ms: i64,
     /// Events with their payloads, encoded by the appender (off the writer thread).
@@ -77,6 +106,9 @@ pub(crate) struct Writer {
     pub sink: DurableSink,
     pub stats: Arc<WriterStats>,
     pub failed: Option<String>,
+    pub checkpointer: Option<Checkpointer>,
+    /// A segment was sealed and no checkpoint has been written since.
+    pub sealed_since_checkpoint: bool,
 }
 
 impl Writer {
@@ -130,6 +162,7 @@ impl Writer {
                 self.last_ts_ms = ts_ms;
                 acks.push(Appended { first_lsn, last_lsn: self.next_lsn - 1, ts_ms });
             }
+            self.checkpoint_if_due(buf, entries)?;
             self.write_and_sync(buf)
         })();
         match result {
@@ -153,6 +186,38 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Appends a signed checkpoint of the current head to the batch when a segment
+    /// was sealed or the interval has passed. After the batch's requests, so every
+    /// request's records stay contiguous.
+    fn checkpoint_if_due(&mut self, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) -> std::io::Result<()> {
+        let Some(mut cp) = self.checkpointer.take() else { return Ok(()) };
+        let result = (|| {
+            let head = self.next_lsn - 1;
+            let since = *cp.since_ts_ms.get_or_insert(self.last_ts_ms);
+            let interval_passed = cp.interval_ms > 0 && self.last_ts_ms.saturating_sub(since) >= cp.interval_ms as i64;
+            if head == 0 || head <= cp.last_lsn || !(self.sealed_since_checkpoint || interval_passed) {
+                return Ok(());
+            }
+            let (chain, ts_ms) = (self.last_chain, self.last_ts_ms);
+            let event = (cp.sign)(head, &chain, ts_ms);
+            let payload = event.encode_payload();
+            let size = (RECORD_OVERHEAD_BYTES + payload.len()) as u64;
+            let segment_has_records = self.segment_bytes + buf.len() as u64 > SEGMENT_HEADER_BYTES as u64;
+            if segment_has_records && self.segment_bytes + buf.len() as u64 + size > self.segment_bytes_max {
+                self.rotate(buf)?;
+            }
+            self.last_chain = format::encode_record(buf, &chain, self.next_lsn, ts_ms, event.kind().code(), &payload);
+            entries.push(Entry { lsn: self.next_lsn, ts_ms, event });
+            self.next_lsn += 1;
+            cp.last_lsn = head;
+            cp.since_ts_ms = Some(ts_ms);
+            self.sealed_since_checkpoint = false;
+            Ok(())
+        })();
+        self.checkpointer = Some(cp);
+        result
     }
 
     fn write_and_sync(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
@@ -193,6 +258,7 @@ impl Writer {
         self.storage.sync_dir()?;
         self.file = file;
         self.segment_bytes = SEGMENT_HEADER_BYTES as u64;
+        self.sealed_since_checkpoint = true;
         tracing::debug!(segment = %name, "log segment started");
         Ok(())
     }
