@@ -418,7 +418,8 @@ impl Deadlines {
 ///   did, if in the window). A lease explicitly revoked
 ///   before its expiry did not expire; a lease renewed past `to` did not either. A
 ///   lease that expires and is revoked by the expirer in the window is in both
-///   `expired` and `revoked` (reason `expired`): two facts, both true;
+///   `expired` and `revoked` (reason `expired`): two facts, both true. Each
+///   lease is listed once per expiry instant;
 /// - **roles** and **policies**: creations, updates and deletions (a role goes
 ///   with its mount when the mount is disabled).
 pub fn diff(
@@ -499,6 +500,10 @@ fn push_expiry(
 ) {
     // A renewal to an instant already past the window's start is not an expiry in it.
     let Some(lease) = state.leases.get(&id).filter(|_| at > from_ms) else { return };
+    // An overdue lease touched again (a failed revocation, say) is the same expiry.
+    if index.get(&id).is_some_and(|&i| out[i].expire_time_ms == at) {
+        return;
+    }
     index.insert(id.clone(), out.len());
     out.push(Expiry {
         lease_id: id,
