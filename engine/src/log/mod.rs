@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::event::{Entry, Event, TailTruncated};
+use crate::event::{Entry, Event, Lsn, TailTruncated};
 pub use format::Chain;
 pub use recovery::{ScanError, ScanSummary, fuzz_recover};
 use storage::Storage;
@@ -130,8 +130,8 @@ impl Log {
             }
             storage.sync_dir().map_err(io(&torn.segment))?;
         }
-        let (file, segment_bytes) = match summary.segments.last() {
-            Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.valid_bytes),
+        let (file, segment_bytes, segment_name) = match summary.segments.last() {
+            Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.valid_bytes, seg.name.clone()),
             None => {
                 let name = format::segment_name(summary.next_lsn);
                 let header = format::SegmentHeader { first_lsn: summary.next_lsn, prev_chain: summary.last_chain };
@@ -139,7 +139,7 @@ impl Log {
                 file.write_all(&header.encode()).map_err(io(&name))?;
                 file.sync_data().map_err(io(&name))?;
                 storage.sync_dir().map_err(io(&name))?;
-                (file, format::SEGMENT_HEADER_BYTES as u64)
+                (file, format::SEGMENT_HEADER_BYTES as u64, name)
             }
         };
         if let Some(cp) = &mut checkpointer {
@@ -160,7 +160,9 @@ impl Log {
             batch_events_max: options.batch_events_max,
             sink,
             stats: stats.clone(),
-            failed: None,
+            segment_name,
+            batch_segments: Vec::new(),
+            cut_back: None,
             checkpointer,
             sealed_since_checkpoint: false,
         };

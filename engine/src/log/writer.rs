@@ -4,10 +4,15 @@
 //! and only then wakes every waiter. The queue is bounded, so a burst becomes
 //! backpressure on the appenders instead of memory growth (I7).
 //!
-//! After any write or sync error the writer is *failed*: it never writes again and
-//! every later append gets [`AppendError::Failed`] until the log is reopened (I6).
-//! After a failed fsync the kernel may have dropped the dirty pages, so retrying
-//! could report success for data that never reached the disk.
+//! After a write or sync error (disk full, EIO) the batch fails as a whole (I6):
+//! before any of its appenders hears back, the writer cuts the log back to where
+//! it stood after the last durable batch — removes segments the batch created,
+//! truncates the active segment to its durable length (made durable itself) —
+//! and forgets the batch's LSNs, so nothing of it stays on disk or in the state.
+//! The next append is written afresh, so once the disk works again the log goes
+//! on without a reopen. Bytes whose fsync failed are never synced "again": the
+//! kernel may have dropped those dirty pages, so they are cut, not retried. If the
+//! cut itself fails, every append gets [`AppendError::Failed`] until it succeeds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,9 +43,9 @@ pub struct Appended {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppendError {
-    #[error("log write failed: {cause}; the log refuses further writes until the engine is reopened")]
+    #[error("log write failed: {cause}; nothing of this append was kept (the log takes the next append afresh)")]
     Io { cause: String },
-    #[error("the log failed earlier ({cause}) and refuses writes until the engine is reopened")]
+    #[error("the log cannot be cut back after a failed write ({cause}) and refuses writes until that succeeds")]
     Failed { cause: String },
     #[error("the log is closed")]
     Closed,
@@ -79,6 +84,28 @@ impl std::fmt::Debug for Checkpointer {
     }
 }
 
+/// Where the log stood before a batch: a failed batch is rolled back to it.
+struct Mark {
+    segment_name: String,
+    segment_bytes: u64,
+    next_lsn: Lsn,
+    last_chain: Chain,
+    last_ts_ms: i64,
+    sealed_since_checkpoint: bool,
+    /// The checkpointer's `(last_lsn, since_ts_ms)`.
+    checkpoint: Option<(Lsn, Option<i64>)>,
+}
+
+/// The disk's part of rolling a failed batch back.
+#[derive(Debug)]
+pub(crate) struct CutBack {
+    /// The segment that was active before the batch, and its durable length.
+    segment_name: String,
+    len: u64,
+    /// Segments the failed batch(es) created.
+    created: Vec<String>,
+}
+
 pub(crate) struct Request {
     pub ts_ms: i64,
     /// Events with their payloads, encoded by the appender (off the writer thread).
@@ -105,7 +132,12 @@ pub(crate) struct Writer {
     pub batch_events_max: usize,
     pub sink: DurableSink,
     pub stats: Arc<WriterStats>,
-    pub failed: Option<String>,
+    /// The active segment's file name.
+    pub segment_name: String,
+    /// Segments the batch being written created (removed if it fails).
+    pub batch_segments: Vec<String>,
+    /// A failed batch not yet cut off the disk: done before anything else is written.
+    pub cut_back: Option<CutBack>,
     pub checkpointer: Option<Checkpointer>,
     /// A segment was sealed and no checkpoint has been written since.
     pub sealed_since_checkpoint: bool,
@@ -128,7 +160,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if let Some(cause) = &self.failed {
+            if let Err(e) = self.finish_cut_back() {
+                let cause = e.to_string();
+                tracing::error!(error = %cause, "cannot cut the log back after a failed write; refusing this batch");
                 for req in batch.drain(..) {
                     let _ = req.reply.send(Err(AppendError::Failed { cause: cause.clone() }));
                 }
@@ -142,6 +176,8 @@ impl Writer {
     fn commit(&mut self, batch: &mut Vec<Request>, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) {
         buf.clear();
         entries.clear();
+        let mark = self.mark();
+        self.batch_segments.clear();
         let mut acks = Vec::with_capacity(batch.len());
         let result = (|| -> std::io::Result<()> {
             for req in batch.iter_mut() {
@@ -179,13 +215,83 @@ impl Writer {
             }
             Err(e) => {
                 let cause = e.to_string();
-                tracing::error!(error = %cause, "log write failed; refusing further writes");
-                self.failed = Some(cause.clone());
+                tracing::error!(error = %cause, "log write failed; cutting the batch back off the log");
+                buf.clear();
+                entries.clear();
+                self.roll_back(mark);
+                if let Err(e) = self.finish_cut_back() {
+                    tracing::error!(error = %e, "cannot cut the log back yet; retrying before the next write");
+                }
                 for req in batch.drain(..) {
                     let _ = req.reply.send(Err(AppendError::Io { cause: cause.clone() }));
                 }
             }
         }
+    }
+
+    /// Where the log stands now, between batches.
+    fn mark(&self) -> Mark {
+        Mark {
+            segment_name: self.segment_name.clone(),
+            segment_bytes: self.segment_bytes,
+            next_lsn: self.next_lsn,
+            last_chain: self.last_chain,
+            last_ts_ms: self.last_ts_ms,
+            sealed_since_checkpoint: self.sealed_since_checkpoint,
+            checkpoint: self.checkpointer.as_ref().map(|cp| (cp.last_lsn, cp.since_ts_ms)),
+        }
+    }
+
+    /// Forgets a failed batch: back to `mark` in memory, and the disk's part
+    /// queued for [`Writer::finish_cut_back`].
+    fn roll_back(&mut self, mark: Mark) {
+        let created = std::mem::take(&mut self.batch_segments);
+        let cut = match self.cut_back.take() {
+            // An earlier cut still pending goes back further; this batch's own
+            // segments go too.
+            Some(mut pending) => {
+                pending.created.extend(created);
+                pending
+            }
+            None => CutBack { segment_name: mark.segment_name.clone(), len: mark.segment_bytes, created },
+        };
+        self.cut_back = Some(cut);
+        self.segment_name = mark.segment_name;
+        self.segment_bytes = mark.segment_bytes;
+        self.next_lsn = mark.next_lsn;
+        self.last_chain = mark.last_chain;
+        self.last_ts_ms = mark.last_ts_ms;
+        self.sealed_since_checkpoint = mark.sealed_since_checkpoint;
+        if let (Some(cp), Some((last_lsn, since_ts_ms))) = (&mut self.checkpointer, mark.checkpoint) {
+            cp.last_lsn = last_lsn;
+            cp.since_ts_ms = since_ts_ms;
+        }
+    }
+
+    /// Cuts a failed batch off the disk: its new segments removed (and that made
+    /// durable first, so a crash cannot leave a segment after a gap), then the
+    /// active segment truncated to its durable length and reopened. Idempotent;
+    /// on error it stays pending.
+    fn finish_cut_back(&mut self) -> std::io::Result<()> {
+        let Some(cut) = self.cut_back.take() else { return Ok(()) };
+        let result = (|| {
+            for name in cut.created.iter().rev() {
+                match self.storage.remove(name) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            if !cut.created.is_empty() {
+                self.storage.sync_dir()?;
+            }
+            self.storage.truncate(&cut.segment_name, cut.len)?;
+            self.file = self.storage.open_append(&cut.segment_name)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            self.cut_back = Some(cut);
+        }
+        result
     }
 
     /// Appends a signed checkpoint of the current head to the batch when a segment
@@ -252,12 +358,14 @@ impl Writer {
         let header = SegmentHeader { first_lsn: self.next_lsn, prev_chain: self.last_chain };
         let name = format::segment_name(self.next_lsn);
         let mut file = self.storage.create_new(&name)?;
+        self.batch_segments.push(name.clone());
         file.write_all(&header.encode())?;
         file.sync_data()?;
         // The new file's name must be durable before records in it are acknowledged.
         self.storage.sync_dir()?;
         self.file = file;
         self.segment_bytes = SEGMENT_HEADER_BYTES as u64;
+        self.segment_name = name.clone();
         self.sealed_since_checkpoint = true;
         tracing::debug!(segment = %name, "log segment started");
         Ok(())
