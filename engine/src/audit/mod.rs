@@ -95,6 +95,17 @@ pub fn load_keys(dir: &Path, key_file: Option<&Path>) -> Result<Keys, KeyLoadErr
     Ok(keys)
 }
 
+/// The checkpoint public key from the log's first record (`EngineInitialized`),
+/// or `None` for a log that was never initialized.
+pub fn public_key(dir: &Path) -> Result<Option<[u8; 32]>, ReadError> {
+    let mut reader = Reader::open(dir)?;
+    let Some(rec) = reader.next_record()? else { return Ok(None) };
+    Ok(match rec.decode()? {
+        Event::EngineInitialized(init) => Some(init.checkpoint_public_key),
+        _ => None,
+    })
+}
+
 /// `hmac-sha256:<hex>`: the keyed hash the engine stores for token secrets, which
 /// is also how exports name values they must not show.
 pub fn hash_value(keys: &Keys, value: &str) -> String {

@@ -374,22 +374,41 @@ fn push_fields(line: &mut String, map: &Map<String, Value>) {
             Value::Null => continue,
             Value::String(s) if s.is_empty() => continue,
             Value::Array(a) if a.is_empty() => continue,
-            Value::Number(n) if k.ends_with("time_ms") || k == "ts_ms" => match n.as_i64() {
-                Some(ms) => rfc3339_ms(ms),
-                None => n.to_string(),
-            },
+            Value::Number(n) if is_duration(k) => n.as_u64().map_or_else(|| n.to_string(), duration),
+            Value::Number(n) if k.ends_with("_ms") => n.as_i64().map_or_else(|| n.to_string(), rfc3339_ms),
             Value::String(s) => quote(s),
             Value::Array(a) => {
                 a.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), quote)).collect::<Vec<_>>().join(",")
             }
             other => other.to_string(),
         };
-        let k = k.strip_suffix("_ms").filter(|_| k.ends_with("time_ms") || k == "ts_ms").unwrap_or(k);
+        let k = k.strip_suffix("_ms").unwrap_or(k);
         line.push(' ');
         line.push_str(k);
         line.push('=');
         line.push_str(&text);
     }
+}
+
+/// Millisecond fields that hold a span; every other `_ms` field is an instant.
+fn is_duration(key: &str) -> bool {
+    key.ends_with("ttl_ms") || key.ends_with("lifetime_ms")
+}
+
+/// Milliseconds as Vault prints durations: `768h`, `1h30m`, `45s`, `0s`.
+fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    let (h, m, sec, rest) = (s / 3600, s / 60 % 60, s % 60, ms % 1000);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (sec, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if rest > 0 {
+        out.push_str(&format!("{rest}ms"));
+    }
+    if out.is_empty() { "0s".into() } else { out }
 }
 
 fn quote(s: &str) -> String {
@@ -420,6 +439,17 @@ mod tests {
         assert_eq!(event_json(&entry, &[0; 32])["event"]["token_hash"], format!("hmac-sha256:{}", "06".repeat(32)));
         let conn = Entry { lsn: 1, ts_ms: 0, event: sample(EventKind::ConnectionWritten) };
         assert_eq!(event_json(&conn, &[0; 32])["event"]["password"], "sealed");
+    }
+
+    #[test]
+    fn text_lines_show_times_and_durations() {
+        let entry = Entry { lsn: 7, ts_ms: 1_795_600_800_123, event: sample(EventKind::TokenCreated) };
+        let line = event_text(&entry, &[0xab; 32]);
+        assert!(line.starts_with("       7  2026-11-25T10:00:00.123Z  TokenCreated "), "{line}");
+        assert!(line.contains(" ttl=1h ") && line.contains(" explicit_max_ttl=0s "), "{line}");
+        assert!(line.contains(" expire_time=2023-11-14T23:13:20.000Z "), "{line}");
+        assert!(line.ends_with("chain=abababababababab"), "{line}");
+        assert_eq!(duration(5_400_500), "1h30m500ms");
     }
 
     #[test]
