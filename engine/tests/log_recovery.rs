@@ -364,3 +364,64 @@ fn record_overhead_is_what_the_format_says() {
     format::encode_record(&mut out, &[0; 32], 1, 0, 1, &[0; 10]);
     assert_eq!(out.len(), RECORD_OVERHEAD_BYTES + 10);
 }
+
+/// Row 3 at open, with a snapshot: records the snapshot covers are not re-hashed
+/// (their edit goes unnoticed by open, which starts from the snapshot, but
+/// `audit verify` names it); an edit after the snapshot still refuses the open,
+/// and so does the same edit once the snapshot is gone.
+#[test]
+fn open_trusts_the_chain_the_snapshot_covers_and_audit_verify_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+    let mut rng = SplitMix64(17);
+    for _ in 0..6 {
+        engine.append_unchecked_blocking(vec![generated_event(&mut rng, 20)]).unwrap();
+    }
+    engine.snapshot().unwrap().expect("a snapshot at LSN 6");
+    for _ in 0..2 {
+        engine.append_unchecked_blocking(vec![generated_event(&mut rng, 20)]).unwrap();
+    }
+    let digest = engine.digest();
+    engine.close();
+    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let pristine = std::fs::read(&seg).unwrap();
+    let header = &pristine[..SEGMENT_HEADER_BYTES];
+    let records = parse_records(&pristine);
+    let verify = |dir: &Path| {
+        let options = lessor_engine::audit::VerifyOptions { exported: None, progress: None };
+        lessor_engine::audit::verify(dir, options).map(|_| ()).map_err(|e| e.to_string())
+    };
+
+    // Before the snapshot (LSN 3): open starts from the snapshot, same state.
+    let mut edited = records.clone();
+    let last = edited[2].3.len() - 1;
+    edited[2].3[last] ^= 1;
+    std::fs::write(&seg, rewrite_with_valid_crcs(&edited, header)).unwrap();
+    let reopened = Engine::open(tmp.path(), options(1 << 20)).expect("the snapshot's records are trusted");
+    assert_eq!(reopened.digest(), digest);
+    reopened.close();
+    let err = verify(tmp.path()).unwrap_err();
+    assert!(err.contains("LSN 3") && err.contains(&segments(tmp.path())[0]), "audit verify names it: {err}");
+
+    // After the snapshot (LSN 7): refused, naming the record.
+    let mut edited = records.clone();
+    let last = edited[6].3.len() - 1;
+    edited[6].3[last] ^= 1;
+    std::fs::write(&seg, rewrite_with_valid_crcs(&edited, header)).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("hash chain broken") && err.contains("LSN 7"), "{err}");
+
+    // The first edit again, without the snapshot: the whole chain is checked.
+    let mut edited = records.clone();
+    let last = edited[2].3.len() - 1;
+    edited[2].3[last] ^= 1;
+    std::fs::write(&seg, rewrite_with_valid_crcs(&edited, header)).unwrap();
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("snap-") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let err = open_err(tmp.path());
+    assert!(err.contains("hash chain broken") && err.contains("LSN 3"), "{err}");
+}

@@ -104,6 +104,16 @@ impl Log {
         recovery::scan(storage, visit)
     }
 
+    /// [`Log::recover`] for an open that starts from a snapshot at
+    /// `chain_trusted_through`: see [`recovery::scan_trusting`].
+    pub fn recover_trusting(
+        storage: &dyn Storage,
+        chain_trusted_through: Lsn,
+        visit: &mut dyn FnMut(recovery::Located<'_>, &format::RecordView<'_>) -> Result<(), String>,
+    ) -> Result<ScanSummary, ScanError> {
+        recovery::scan_trusting(storage, chain_trusted_through, visit)
+    }
+
     /// Repairs a torn tail as the decision table says, starts the writer after the
     /// scanned end, and — if a tail was cut — appends `TailTruncated` (stamped
     /// `now_ms`) so the repair is itself on the record. With a `checkpointer` the
