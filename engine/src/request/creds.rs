@@ -393,7 +393,12 @@ impl Engine {
             Err(e) if !intent_durable.load(Ordering::SeqCst) => {
                 // Rolled back before COMMIT: no user exists; the outcome says so.
                 self.fail_issue_intent(&lease_id, &e).await;
-                Err(database_error(e))
+                match e {
+                    // The intent could not be made durable (disk full, I/O error):
+                    // the log's failure, not the database's (I6).
+                    PluginError::Aborted(cause) => Err(RequestError::Io(cause)),
+                    e => Err(database_error(e)),
+                }
             }
             Err(e) => {
                 // COMMIT's fate is unknown: the user may exist. Revoke it now (or

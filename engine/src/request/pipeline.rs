@@ -127,11 +127,30 @@ impl Engine {
                 // is acknowledged only once all of it is durable. The chunks are
                 // independent intents: a crash between them is finished by retrying.
                 let chunk = self.log_options().request_events_max;
-                while events.len() > chunk {
+                let issued: Vec<String> = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::IssueCompleted(c) => Some(c.lease_id.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let mut appended = Ok(());
+                while appended.is_ok() && events.len() > chunk {
                     let rest = events.split_off(chunk);
-                    self.append(std::mem::replace(&mut events, rest)).await.map_err(io_error)?;
+                    appended = self.append(std::mem::replace(&mut events, rest)).await.map(drop);
                 }
-                self.append(events).await.map_err(io_error)?;
+                if appended.is_ok() {
+                    appended = self.append(events).await.map(drop);
+                }
+                if let Err(e) = appended {
+                    // The outcome of an issue did not become durable (disk full,
+                    // I/O error): its user may exist (COMMIT ran) and the caller
+                    // never gets the password. Revoke it now, as recovery would
+                    // after a restart; if that cannot be logged either, the lease
+                    // stays `Issuing`, revoked by recovery or at its expiry (I2).
+                    self.abandon_issues(&issued).await;
+                    return Err(io_error(e));
+                }
                 response.request_id = request_id;
                 Ok(response)
             }
@@ -200,6 +219,23 @@ impl Engine {
                 self.drop_plugin(&connection.mount, &connection.name);
                 let event = crate::event::ConnectionReset { mount: connection.mount, name: connection.name };
                 Ok(Handled { events: vec![event.into()], ..Handled::default() })
+            }
+        }
+    }
+
+    /// Revokes leases whose issue outcome could not be logged (see [`Engine::request`]).
+    async fn abandon_issues(&self, lease_ids: &[String]) {
+        for lease_id in lease_ids {
+            let plan = self.with_state(|s| {
+                s.leases
+                    .get(lease_id)
+                    .filter(|l| l.status == crate::state::LeaseStatus::Issuing)
+                    .map(|l| super::creds::plan_revoke(s, l, crate::event::RevokeReason::Recovery))
+            });
+            if let Some(plan) = plan
+                && let Err(e) = self.run_revoke(plan).await
+            {
+                tracing::error!(error = %e, lease_id, "cannot revoke an issue whose outcome was not logged yet");
             }
         }
     }
