@@ -210,7 +210,8 @@ impl Bar {
         if !std::io::stderr().is_terminal() {
             return Bar(None);
         }
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        // Hidden until the first report brings the total, so it never flashes 0/0.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
             .map(|s| s.progress_chars("=> "))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -221,7 +222,10 @@ impl Bar {
 
     fn update(&self, done: u64, total: u64) {
         if let Some(bar) = &self.0 {
-            bar.set_length(total);
+            if bar.length().is_none() {
+                bar.set_length(total);
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+            }
             bar.set_position(done);
         }
     }

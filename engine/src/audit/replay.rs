@@ -18,7 +18,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::reader::{Reader, Rec};
+use super::reader::{ReadError, Reader, Rec};
 use super::time::{serialize_ms, serialize_opt_ms};
 use super::{PROGRESS_EVERY_RECORDS, Progress, QueryError, report};
 use crate::event::{Entry, Event, EventKind, Lsn, RevokeReason};
@@ -94,25 +94,77 @@ enum Folded {
     SnapshotMismatch,
 }
 
-/// Folds records into `state` until the first one after `at_ms`.
+/// Entries per chunk handed from the reading thread to the folding one.
+const FOLD_CHUNK_ENTRIES: usize = 256;
+/// Chunks that may wait for the folder (I7: bounded memory in flight).
+const FOLD_CHUNKS_IN_FLIGHT: usize = 64;
+
+/// Where a scan for a replay stopped: the last record folded, its chain, how many
+/// were folded, and the first record after the instant.
+type Scanned = (Lsn, Chain, u64, Option<(Entry, Chain)>);
+
+/// Folds records into `state` until the first one after `at_ms`. Two stages, as
+/// the engine's own replay: this thread reads, verifies and decodes; a second one
+/// folds, so the two overlap.
 fn fold_until(
     mut reader: Reader,
-    mut state: State,
+    state: State,
     base: Option<(Lsn, Chain, String)>,
     at_ms: i64,
     progress: &mut Progress<'_>,
 ) -> Result<Folded, QueryError> {
     let (base_lsn, base_chain) = base.as_ref().map_or((0, GENESIS_CHAIN), |(l, c, _)| (*l, *c));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(FOLD_CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let folder = std::thread::Builder::new()
+            .name("lessor-audit-fold".into())
+            .spawn_scoped(scope, move || {
+                let mut state = state;
+                for chunk in rx {
+                    for entry in chunk {
+                        state.apply_owned(entry);
+                    }
+                }
+                state
+            })
+            .map_err(|source| ReadError::Io { file: "a replay thread".into(), source })?;
+        let scanned = scan_until(&mut reader, base_lsn, base_chain, at_ms, progress, &tx);
+        drop(tx);
+        let state = folder.join().expect("the audit fold thread panicked");
+        let Some((lsn, chain, events, next)) = scanned? else { return Ok(Folded::SnapshotMismatch) };
+        let snapshot = base.map(|(_, _, name)| name);
+        let replayed = ReplayedState { state, lsn, chain, snapshot, events_replayed: events };
+        Ok(Folded::Done(Box::new(Stopped { replayed, reader, next })))
+    })
+}
+
+/// The reading stage of [`fold_until`]: `None` when the log does not agree with
+/// the snapshot at `base_lsn`.
+fn scan_until(
+    reader: &mut Reader,
+    base_lsn: Lsn,
+    base_chain: Chain,
+    at_ms: i64,
+    progress: &mut Progress<'_>,
+    tx: &std::sync::mpsc::SyncSender<Vec<Entry>>,
+) -> Result<Option<Scanned>, QueryError> {
     let mut chain = base_chain;
     let mut lsn = base_lsn;
-    let mut anchored = base.is_none();
+    let mut anchored = base_lsn == 0;
     let mut events = 0u64;
     let mut next = None;
-    while let Some(rec) = reader.next_record()? {
+    let mut chunk = Vec::with_capacity(FOLD_CHUNK_ENTRIES);
+    let mut scanned = 0u64;
+    loop {
+        if scanned.is_multiple_of(PROGRESS_EVERY_RECORDS) {
+            report(progress, reader);
+        }
+        scanned += 1;
+        let Some(rec) = reader.next_record()? else { break };
         if rec.lsn <= base_lsn {
             if rec.lsn == base_lsn {
                 if rec.chain != base_chain {
-                    return Ok(Folded::SnapshotMismatch);
+                    return Ok(None);
                 }
                 anchored = true;
             }
@@ -123,31 +175,33 @@ fn fold_until(
             if rec.lsn != base_lsn + 1
                 || format::chain_next(&base_chain, rec.lsn, rec.ts_ms, rec.kind, rec.payload) != rec.chain
             {
-                return Ok(Folded::SnapshotMismatch);
+                return Ok(None);
             }
             anchored = true;
         }
+        let entry = Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event: rec.decode()? };
         if rec.ts_ms > at_ms {
-            next = Some((Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event: rec.decode()? }, rec.chain));
+            next = Some((entry, rec.chain));
             break;
         }
-        let entry = Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event: rec.decode()? };
         chain = rec.chain;
         lsn = rec.lsn;
-        state.apply_owned(entry);
+        chunk.push(entry);
         events += 1;
-        if events.is_multiple_of(PROGRESS_EVERY_RECORDS) {
-            report(progress, &reader);
+        if chunk.len() == FOLD_CHUNK_ENTRIES {
+            // A closed channel means the folder panicked; joining it says so.
+            let _ = tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(FOLD_CHUNK_ENTRIES)));
         }
     }
     if !anchored {
         // The log ends before the snapshot's LSN.
-        return Ok(Folded::SnapshotMismatch);
+        return Ok(None);
     }
-    report(progress, &reader);
-    let replayed =
-        ReplayedState { state, lsn, chain, snapshot: base.map(|(_, _, name)| name), events_replayed: events };
-    Ok(Folded::Done(Box::new(Stopped { replayed, reader, next })))
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk);
+    }
+    report(progress, reader);
+    Ok(Some((lsn, chain, events, next)))
 }
 
 fn replay_to(
