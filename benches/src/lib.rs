@@ -6,6 +6,8 @@
 //! replay throughput (see the README's figures for both; feature `system-alloc`
 //! measures without it).
 
+pub mod loadgen;
+
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

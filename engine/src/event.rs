@@ -2,8 +2,13 @@
 //!
 //! Every variant wraps its own body struct. On disk a record carries the variant's
 //! `kind` code (u16, explicit, never reused) and a payload of
-//! `[EVENT_VERSION] ‖ bincode(body)`, so one variant can change shape later while old
-//! logs still decode: the decoder dispatches on `(kind, version)`.
+//! `[version] ‖ bincode(body)`, so one variant can change shape later while old
+//! logs still decode: the decoder dispatches on `(kind, version)`. bincode is not
+//! self-describing (a field cannot simply be optional), so a variant that gains a
+//! field gets the next version ([`EventKind::version`]) and its old shape is kept
+//! as a private `…V1` struct that decodes into the new one with the value old logs
+//! implied. Versions so far: every kind 1, except `ConnectionWritten` 2
+//! (`scram_iterations`; v1 verifiers all had 4096).
 //!
 //! Bodies hold no plaintext secret (I5): passwords that must be kept are [`Sealed`]
 //! (AEAD ciphertext), tokens appear only as keyed hashes. Everything else is public
@@ -16,7 +21,8 @@ use crate::encoding::{self, DecodeError};
 /// Log sequence number: dense, starting at 1.
 pub type Lsn = u64;
 
-/// Version byte that starts every payload written by this build.
+/// The version byte every kind started at; [`EventKind::version`] is the one this
+/// build writes.
 pub const EVENT_VERSION: u8 = 1;
 
 /// An AEAD-encrypted secret (nonce + ciphertext with tag). Its `Debug` output never
@@ -146,6 +152,53 @@ pub struct ConnectionWritten {
     pub root_rotation_statements: Vec<String>,
     pub username_template: String,
     pub password_policy: String,
+    /// PBKDF2 rounds of the SCRAM verifiers lessor computes with
+    /// `scram-sha-256` (since version 2 of this event; version 1 meant 4096).
+    pub scram_iterations: u32,
+}
+
+/// `ConnectionWritten` as version 1 logged it: without `scram_iterations`.
+#[derive(Deserialize)]
+struct ConnectionWrittenV1 {
+    mount: String,
+    name: String,
+    plugin_name: String,
+    connection_url: String,
+    username: String,
+    password: Option<Sealed>,
+    allowed_roles: Vec<String>,
+    verify_connection: bool,
+    max_open_connections: u32,
+    max_idle_connections: u32,
+    max_connection_lifetime_ms: u64,
+    password_authentication: String,
+    root_rotation_statements: Vec<String>,
+    username_template: String,
+    password_policy: String,
+}
+
+impl From<ConnectionWrittenV1> for ConnectionWritten {
+    fn from(v1: ConnectionWrittenV1) -> Self {
+        ConnectionWritten {
+            mount: v1.mount,
+            name: v1.name,
+            plugin_name: v1.plugin_name,
+            connection_url: v1.connection_url,
+            username: v1.username,
+            password: v1.password,
+            allowed_roles: v1.allowed_roles,
+            verify_connection: v1.verify_connection,
+            max_open_connections: v1.max_open_connections,
+            max_idle_connections: v1.max_idle_connections,
+            max_connection_lifetime_ms: v1.max_connection_lifetime_ms,
+            password_authentication: v1.password_authentication,
+            root_rotation_statements: v1.root_rotation_statements,
+            username_template: v1.username_template,
+            password_policy: v1.password_policy,
+            // Version 1 computed verifiers with postgres-protocol: always 4096.
+            scram_iterations: crate::plugin::credentials::SCRAM_ITERATIONS_DEFAULT,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,7 +420,10 @@ pub enum EventDecodeError {
     UnknownKind(u16),
     #[error("empty payload for event kind {0}")]
     Empty(u16),
-    #[error("event kind {kind} has payload version {version}; this build reads version {EVENT_VERSION}")]
+    #[error(
+        "event kind {kind} has payload version {version}, which this build cannot read: the log was written by a \
+         newer lessor"
+    )]
     UnsupportedVersion { kind: u16, version: u8 },
     #[error("event kind {kind}: {source}")]
     Body {
@@ -424,9 +480,9 @@ macro_rules! events {
                 }
             }
 
-            /// Appends `[EVENT_VERSION] ‖ bincode(body)` to `out`.
+            /// Appends `[version] ‖ bincode(body)` to `out`.
             pub fn encode_payload_into(&self, out: &mut Vec<u8>) {
-                out.push(EVENT_VERSION);
+                out.push(self.kind().version());
                 match self {
                     $( Event::$name(body) => encoding::encode_into(body, out), )*
                 }
@@ -438,10 +494,12 @@ macro_rules! events {
                     return Err(EventDecodeError::UnknownKind(kind));
                 };
                 let (&version, body) = payload.split_first().ok_or(EventDecodeError::Empty(kind))?;
-                if version != EVENT_VERSION {
-                    return Err(EventDecodeError::UnsupportedVersion { kind, version });
-                }
                 let body_err = |source| EventDecodeError::Body { kind, source };
+                if version != kind_known.version() {
+                    return decode_older(kind_known, version, body)
+                        .ok_or(EventDecodeError::UnsupportedVersion { kind, version })?
+                        .map_err(body_err);
+                }
                 Ok(match kind_known {
                     $( EventKind::$name => Event::$name(encoding::decode(body).map_err(body_err)?), )*
                 })
@@ -456,6 +514,28 @@ macro_rules! events {
             }
         )*
     };
+}
+
+impl EventKind {
+    /// The payload version this build writes for the kind.
+    pub fn version(self) -> u8 {
+        match self {
+            EventKind::ConnectionWritten => 2,
+            _ => EVENT_VERSION,
+        }
+    }
+}
+
+/// Decodes an older version of a kind's payload into today's shape; `None` for a
+/// version this build never wrote (a newer one).
+fn decode_older(kind: EventKind, version: u8, body: &[u8]) -> Option<Result<Event, DecodeError>> {
+    match (kind, version) {
+        (EventKind::ConnectionWritten, 1) => Some(
+            encoding::decode::<ConnectionWrittenV1>(body)
+                .map(|v1| Event::ConnectionWritten(ConnectionWritten::from(v1))),
+        ),
+        _ => None,
+    }
 }
 
 events! {
@@ -558,6 +638,29 @@ mod tests {
             assert_eq!(want, got, "event encoding changed");
         }
         assert_eq!(golden.lines().count(), text.lines().count(), "event kinds added or removed");
+    }
+
+    /// Version 1 of `ConnectionWritten` (before `scram_iterations`), as the
+    /// golden file held it: still decodes, with the 4096 rounds v1 implied.
+    #[test]
+    fn connection_written_v1_still_decodes() {
+        let v1 = "010964617461626173652f0270671a706f737467726573716c2d64617461626173652d706c7567696e39706f73746772\
+                  6573716c3a2f2f7b7b757365726e616d657d7d3a7b7b70617373776f72647d7d406c6f63616c686f73743a353433322f\
+                  6170700a7661756c7461646d696e01050505050505050505050505030506ee01056170702d2a010402000870617373776f\
+                  72640136414c54455220524f4c4520227b7b757365726e616d657d7d2220574954482050415353574f524420277b7b7061\
+                  7373776f72647d7d270000";
+        let payload = hex::decode(v1.split_whitespace().collect::<String>()).unwrap();
+        let decoded = Event::decode(EventKind::ConnectionWritten.code(), &payload).unwrap();
+        assert_eq!(decoded, sample(EventKind::ConnectionWritten));
+        let Event::ConnectionWritten(c) = decoded else { unreachable!() };
+        assert_eq!(c.scram_iterations, 4096);
+        // Today's encoding is version 2 and round-trips.
+        let v2 = Event::ConnectionWritten(c).encode_payload();
+        assert_eq!(v2[0], 2);
+        // A version from the future is refused, not misread.
+        let mut future = v2.clone();
+        future[0] = 3;
+        assert_eq!(Event::decode(20, &future), Err(EventDecodeError::UnsupportedVersion { kind: 20, version: 3 }));
     }
 
     #[test]

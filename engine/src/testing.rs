@@ -46,6 +46,7 @@ pub fn sample(kind: EventKind) -> Event {
             root_rotation_statements: vec![s("ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}'")],
             username_template: s(""),
             password_policy: s(""),
+            scram_iterations: 4096,
         }
         .into(),
         EventKind::ConnectionDeleted => ConnectionDeleted { mount: s("database/"), name: s("pg") }.into(),

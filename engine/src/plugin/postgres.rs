@@ -18,6 +18,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::credentials::{SCRAM_ITERATIONS_DEFAULT, scram_sha256_verifier};
+use super::statements::updates_shared_catalog_rows;
 use super::template::{StatementVars, render_statement};
 use super::{CommitGate, DatabasePlugin, NewUser, PluginError, PluginFuture};
 
@@ -53,6 +55,30 @@ pub struct PostgresSettings {
     pub password_authentication: PasswordAuthentication,
     pub statement_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// PBKDF2 rounds of the verifiers computed for `ScramSha256`
+    /// (see [`scram_sha256_verifier`] for what a lower count buys).
+    pub scram_iterations: u32,
+    /// Run the statements that rewrite shared catalog rows (see
+    /// [`updates_shared_catalog_rows`]) one transaction at a time per connection
+    /// instead of only retrying their collisions. On by default: at 8 concurrent
+    /// issues of the article's role it is faster, and fails nothing (README, "Concurrent
+    /// GRANTs"); off only to measure the alternative.
+    pub serialize_shared_catalog_updates: bool,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        PostgresSettings {
+            connection_url: String::new(),
+            max_open_connections: MAX_OPEN_CONNECTIONS_DEFAULT,
+            max_connection_lifetime_ms: 0,
+            password_authentication: PasswordAuthentication::Password,
+            statement_timeout_ms: STATEMENT_TIMEOUT_MS_DEFAULT,
+            connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
+            scram_iterations: SCRAM_ITERATIONS_DEFAULT,
+            serialize_shared_catalog_updates: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresSettings {
@@ -60,6 +86,8 @@ impl std::fmt::Debug for PostgresSettings {
         f.debug_struct("PostgresSettings")
             .field("max_open_connections", &self.max_open_connections)
             .field("password_authentication", &self.password_authentication)
+            .field("scram_iterations", &self.scram_iterations)
+            .field("serialize_shared_catalog_updates", &self.serialize_shared_catalog_updates)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +95,10 @@ impl std::fmt::Debug for PostgresSettings {
 pub struct PostgresPlugin {
     pool: Pool,
     password_authentication: PasswordAuthentication,
+    scram_iterations: u32,
+    /// Held from a transaction's first statement that rewrites shared catalog rows
+    /// through its COMMIT, when serializing those (`None` when only retrying).
+    shared_catalog: Option<tokio::sync::Mutex<()>>,
     /// Client-side bound on one operation: the server's statement timeout plus the
     /// wait for a connection.
     op_timeout: Duration,
@@ -200,6 +232,8 @@ impl PostgresPlugin {
         Ok(PostgresPlugin {
             pool,
             password_authentication: settings.password_authentication,
+            scram_iterations: settings.scram_iterations,
+            shared_catalog: settings.serialize_shared_catalog_updates.then(|| tokio::sync::Mutex::new(())),
             op_timeout: Duration::from_millis(settings.statement_timeout_ms + 2 * settings.connect_timeout_ms),
             max_connection_lifetime: (settings.max_connection_lifetime_ms > 0)
                 .then(|| Duration::from_millis(settings.max_connection_lifetime_ms)),
@@ -231,10 +265,7 @@ impl PostgresPlugin {
     }
 
     fn password_for_sql(&self, password: &str) -> String {
-        match self.password_authentication {
-            PasswordAuthentication::Password => password.to_string(),
-            PasswordAuthentication::ScramSha256 => postgres_protocol::password::scram_sha_256(password.as_bytes()),
-        }
+        password_for_sql(self.password_authentication, self.scram_iterations, password)
     }
 
     async fn revoke_once(
@@ -244,12 +275,12 @@ impl PostgresPlugin {
         terminate_sessions: bool,
     ) -> Result<(), PluginError> {
         let mut client = self.client().await?;
-        // A role dropped behind our back is already revoked.
-        if !Self::role_exists(&client, username).await? {
-            return Ok(());
-        }
+        // No existence check first (a round trip on every revocation): a role
+        // dropped behind our back makes the statements fail, and `revoke_user`
+        // then finds it gone, which counts as revoked.
         let tx = client.transaction().await.map_err(db_error)?;
         let role = quote_identifier(username);
+        let mut held = None;
         if terminate_sessions || statements.is_empty() {
             // Membership lets a CREATEROLE (non-superuser) admin end the role's
             // sessions and drop what it owns; DROP ROLE removes it again.
@@ -265,16 +296,23 @@ impl PostgresPlugin {
             // database (tables, sequences, functions, schemas, the database
             // itself, default privileges — on any schema, with or without
             // `public`) goes with DROP OWNED; memberships go with DROP ROLE.
-            tx.batch_execute(&format!(
-                "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE IF EXISTS {role};"
-            ))
-            .await
-            .map_err(db_error)?;
+            // DROP OWNED rewrites the ACLs the role is in: serialized like GRANTs.
+            held = self.hold_shared_catalog().await;
+            tx.batch_execute(&default_revocation_sql(username)).await.map_err(db_error)?;
         } else {
             let vars = StatementVars { name: Some(username), password: None, expiration: None };
-            run_all(&tx, statements, &vars).await?;
+            run_all(&tx, statements, &vars, self.shared_catalog.as_ref(), &mut held).await?;
         }
-        tx.commit().await.map_err(db_error)
+        let committed = tx.commit().await.map_err(db_error);
+        drop(held);
+        committed
+    }
+
+    async fn hold_shared_catalog(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.shared_catalog {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
     }
 
     async fn role_exists(client: &tokio_postgres::Client, username: &str) -> Result<bool, PluginError> {
@@ -284,11 +322,36 @@ impl PostgresPlugin {
     }
 }
 
-/// Attempts at a creation transaction that collides with a concurrent one.
-pub const CREATE_ATTEMPTS_MAX: u32 = 8;
+/// Attempts at a creation or revocation transaction that collides with a
+/// concurrent one (another process's GRANTs: this one's are serialized).
+pub const CONFLICT_ATTEMPTS_MAX: u32 = 8;
+
+/// How `{{password}}` is written into SQL for a connection: the password, or a
+/// SCRAM-SHA-256 verifier of `scram_iterations` rounds. The load generator's
+/// raw-SQL baseline calls this too, so both pay the same for it.
+pub fn password_for_sql(mode: PasswordAuthentication, scram_iterations: u32, password: &str) -> String {
+    match mode {
+        PasswordAuthentication::Password => password.to_string(),
+        PasswordAuthentication::ScramSha256 => {
+            let mut fill = |buf: &mut [u8]| getrandom::fill(buf).expect("the OS random source failed");
+            scram_sha256_verifier(password, scram_iterations, &mut fill)
+                // Policies allow only printable ASCII; anything else gets
+                // postgres-protocol's verifier, which applies SASLprep itself.
+                .unwrap_or_else(|| postgres_protocol::password::scram_sha_256(password.as_bytes()))
+        }
+    }
+}
+
+/// The SQL of the default revocation (empty `revocation_statements`), after
+/// `GRANT <role> TO CURRENT_USER`: what lessor runs, and what the load
+/// generator's raw-SQL baseline runs for the same role.
+pub fn default_revocation_sql(username: &str) -> String {
+    let role = quote_identifier(username);
+    format!("REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE IF EXISTS {role};")
+}
 
 /// Errors after which the same transaction may simply run again.
-fn retryable(e: &PluginError) -> bool {
+pub fn retryable(e: &PluginError) -> bool {
     match e {
         PluginError::Database { message, sqlstate } => {
             matches!(sqlstate.as_deref(), Some("40001" | "40P01"))
@@ -299,14 +362,14 @@ fn retryable(e: &PluginError) -> bool {
 }
 
 /// 0–9 ms, so colliding retries spread out.
-fn jitter_ms() -> u64 {
+pub fn jitter_ms() -> u64 {
     let mut b = [0u8; 1];
     let _ = getrandom::fill(&mut b);
     u64::from(b[0] % 10)
 }
 
 /// The server's error verbatim (message, detail, hint) with its SQLSTATE.
-fn db_error(e: tokio_postgres::Error) -> PluginError {
+pub fn db_error(e: tokio_postgres::Error) -> PluginError {
     match e.as_db_error() {
         Some(db) => {
             let mut message = db.message().to_string();
@@ -327,12 +390,23 @@ pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-async fn run_all(
+/// Runs `statements` in `tx`. With `shared_catalog`, takes that lock (into
+/// `held`) before the first statement that rewrites shared catalog rows; the
+/// caller keeps it through COMMIT, as the collision lasts until then.
+async fn run_all<'l>(
     tx: &tokio_postgres::Transaction<'_>,
     statements: &[String],
     vars: &StatementVars<'_>,
+    shared_catalog: Option<&'l tokio::sync::Mutex<()>>,
+    held: &mut Option<tokio::sync::MutexGuard<'l, ()>>,
 ) -> Result<(), PluginError> {
     for statement in statements {
+        if let Some(lock) = shared_catalog
+            && held.is_none()
+            && updates_shared_catalog_rows(statement)
+        {
+            *held = Some(lock.lock().await);
+        }
         let sql = render_statement(statement, vars).map_err(|e| PluginError::Config(e.to_string()))?;
         tx.batch_execute(&sql).await.map_err(db_error)?;
     }
@@ -360,17 +434,23 @@ impl DatabasePlugin for PostgresPlugin {
             let mut attempt = 1;
             loop {
                 let tx = self.timed(async { client.transaction().await.map_err(db_error) }).await?;
-                match self.timed(run_all(&tx, user.statements, &vars)).await {
+                let mut held = None;
+                let ran = self.timed(run_all(&tx, user.statements, &vars, self.shared_catalog.as_ref(), &mut held));
+                match ran.await {
                     Ok(()) => {
                         // I1: the user becomes visible at COMMIT, and only once the
                         // intent is durable.
                         gate.await.map_err(PluginError::Aborted)?;
-                        return self.timed(async { tx.commit().await.map_err(db_error) }).await;
+                        let committed = self.timed(async { tx.commit().await.map_err(db_error) }).await;
+                        drop(held);
+                        return committed;
                     }
-                    Err(e) if retryable(&e) && attempt < CREATE_ATTEMPTS_MAX => {
-                        // Concurrent GRANTs on one table collide ("tuple concurrently
-                        // updated"); the transaction rolled back, so run it again.
+                    Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
+                        // GRANTs collide with a concurrent transaction ("tuple
+                        // concurrently updated"): another process's, or this one's
+                        // when not serializing. It rolled back; run it again.
                         drop(tx);
+                        drop(held);
                         tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
                         attempt += 1;
                     }
@@ -392,7 +472,7 @@ impl DatabasePlugin for PostgresPlugin {
             let vars = StatementVars { name: Some(username), password: None, expiration: Some(expiration) };
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db_error)?;
-            run_all(&tx, statements, &vars).await?;
+            run_all(&tx, statements, &vars, None, &mut None).await?;
             tx.commit().await.map_err(db_error)
         }))
     }
@@ -404,12 +484,20 @@ impl DatabasePlugin for PostgresPlugin {
         terminate_sessions: bool,
     ) -> PluginFuture<'a, ()> {
         Box::pin(self.timed(async move {
-            match self.revoke_once(username, statements, terminate_sessions).await {
-                // Dropped between the existence check and the statements (behind
-                // our back, or by a revocation elsewhere): revoked all the same.
-                Err(PluginError::Database { sqlstate: Some(code), .. })
-                    if code == "42704" && !Self::role_exists(&*self.client().await?, username).await? =>
-                {
+            let mut attempt = 1;
+            let result = loop {
+                match self.revoke_once(username, statements, terminate_sessions).await {
+                    Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
+                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                        attempt += 1;
+                    }
+                    other => break other,
+                }
+            };
+            match result {
+                // Failed because the role is gone (dropped behind our back, or by
+                // a revocation elsewhere): revoked all the same.
+                Err(PluginError::Database { .. }) if !Self::role_exists(&*self.client().await?, username).await? => {
                     Ok(())
                 }
                 other => other,
@@ -430,7 +518,7 @@ impl DatabasePlugin for PostgresPlugin {
             let vars = StatementVars { name: Some(username), password: Some(&sql_password), expiration: None };
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db_error)?;
-            run_all(&tx, statements, &vars).await?;
+            run_all(&tx, statements, &vars, None, &mut None).await?;
             tx.commit().await.map_err(db_error)
         }))
     }

@@ -92,6 +92,35 @@ pub fn normalize_statement_list(items: &[String]) -> Result<Vec<String>, Stateme
     Ok(statements)
 }
 
+/// Does `statement` rewrite catalog rows that the same statement for another
+/// credential rewrites too? `GRANT … ON` / `REVOKE … ON` update each object's ACL
+/// (its `pg_class` row, for tables), `ALTER DEFAULT PRIVILEGES` one `pg_default_acl`
+/// row, `DROP OWNED` / `REASSIGN OWNED` the ACLs of whatever the role touched. Two
+/// transactions doing so at once collide: the second waits for the first to commit,
+/// then fails with `tuple concurrently updated`. A `DO` block may do any of these.
+/// Role membership (`GRANT readers TO …`, `CREATE ROLE … IN ROLE readers`) only
+/// inserts rows, and does not collide.
+///
+/// ```
+/// use lessor_engine::plugin::statements::updates_shared_catalog_rows as shared;
+///
+/// assert!(shared(r#"GRANT SELECT ON ALL TABLES IN SCHEMA public TO "v-1""#));
+/// assert!(shared(r#"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO "v-1""#));
+/// assert!(!shared(r#"GRANT readers TO "v-1""#));
+/// assert!(!shared(r#"CREATE ROLE "v-1" WITH LOGIN PASSWORD 'p' IN ROLE readers"#));
+/// ```
+pub fn updates_shared_catalog_rows(statement: &str) -> bool {
+    let lower = statement.to_ascii_lowercase();
+    let mut words = lower.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("grant" | "revoke"), second) => second == Some("on") || words.any(|w| w == "on"),
+        (Some("alter"), Some("default")) => true,
+        (Some("drop" | "reassign"), Some("owned")) => true,
+        (Some("do"), _) => true,
+        _ => false,
+    }
+}
+
 /// PostgreSQL's `ident_start`: a letter, `_`, or any non-ASCII byte.
 fn ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b >= 0x80

@@ -20,7 +20,7 @@ use crate::event::{
     RevokeFailed, RevokeReason, RevokeStarted,
 };
 use crate::plugin::credentials::PasswordPolicy;
-use crate::plugin::postgres::{self, PasswordAuthentication, PostgresPlugin, PostgresSettings};
+use crate::plugin::postgres::{PasswordAuthentication, PostgresPlugin, PostgresSettings};
 use crate::plugin::template::{self, UsernameContext, UsernameTemplate};
 use crate::plugin::{DatabasePlugin, NewUser, PluginError};
 use crate::state::{Lease, State};
@@ -352,8 +352,8 @@ impl Engine {
             } else {
                 PasswordAuthentication::Password
             },
-            statement_timeout_ms: postgres::STATEMENT_TIMEOUT_MS_DEFAULT,
-            connect_timeout_ms: postgres::CONNECT_TIMEOUT_MS_DEFAULT,
+            scram_iterations: connection.scram_iterations,
+            ..PostgresSettings::default()
         };
         let plugin = PostgresPlugin::new(&settings).map_err(|e| RequestError::invalid(format!("connection: {e}")))?;
         Ok(Arc::new(plugin))

@@ -10,6 +10,7 @@ use super::input::Input;
 use super::pipeline::{Ctx, Handled, Plan};
 use super::{Operation, RequestError, Response};
 use crate::event::{ConnectionDeleted, ConnectionWritten, RoleDeleted, RoleWritten};
+use crate::plugin::credentials::{SCRAM_ITERATIONS_DEFAULT, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
 use crate::plugin::postgres::{self, MAX_OPEN_CONNECTIONS_DEFAULT};
 use crate::plugin::statements::normalize_statement_list;
 use crate::plugin::template::{self, StatementVars};
@@ -186,6 +187,9 @@ fn write_connection(ctx: &Ctx<'_>, mount: &str, name: &str, mut input: Input) ->
             "field \"password_authentication\" must be \"password\" or \"scram-sha-256\"",
         ));
     }
+    let scram_iterations = scram_iterations(&mut input, &password_authentication)?
+        .or_else(|| existing.map(|e| e.scram_iterations))
+        .unwrap_or(SCRAM_ITERATIONS_DEFAULT);
     let root_rotation_statements = match statements(&mut input, "root_rotation_statements")? {
         Some(s) => s,
         None => existing.map(|e| e.root_rotation_statements.clone()).unwrap_or_default(),
@@ -226,12 +230,39 @@ fn write_connection(ctx: &Ctx<'_>, mount: &str, name: &str, mut input: Input) ->
         root_rotation_statements,
         username_template,
         password_policy,
+        scram_iterations,
     };
     if verify_connection {
         Ok(Plan::VerifyThenWrite(Box::new(event)))
     } else {
         Ok(Plan::Done(Handled { events: vec![event.into()], ..Handled::default() }))
     }
+}
+
+/// `scram_iterations`: the PBKDF2 rounds of the SCRAM-SHA-256 verifiers lessor
+/// computes for this connection's users (and root rotations). PostgreSQL's 4096
+/// by default; a lower count saves CPU on every issue (lessor's) and every login
+/// (the server's), and costs no security for lessor's machine-generated passwords
+/// (about 119 bits with the default policy: past guessing at any count — see
+/// [`scram_sha256_verifier`](crate::plugin::credentials::scram_sha256_verifier)).
+/// Only lessor computes verifiers with `password_authentication=scram-sha-256`, so
+/// the setting is refused with `password`, where the server hashes the password
+/// itself at its own count.
+fn scram_iterations(input: &mut Input, password_authentication: &str) -> Result<Option<u32>, RequestError> {
+    let Some(value) = input.u64("scram_iterations", u64::from(SCRAM_ITERATIONS_MAX))? else { return Ok(None) };
+    if value < u64::from(SCRAM_ITERATIONS_MIN) {
+        return Err(RequestError::invalid(format!(
+            "field \"scram_iterations\" must be between {SCRAM_ITERATIONS_MIN} and {SCRAM_ITERATIONS_MAX} \
+             (PostgreSQL's default is {SCRAM_ITERATIONS_DEFAULT})"
+        )));
+    }
+    if password_authentication != "scram-sha-256" {
+        return Err(RequestError::invalid(
+            "field \"scram_iterations\" applies only when lessor computes the verifier: set \
+             password_authentication=scram-sha-256 too, or leave scram_iterations out",
+        ));
+    }
+    Ok(Some(value as u32))
 }
 
 /// Associated data binding a sealed root password to its connection.
@@ -254,6 +285,7 @@ fn read_connection(state: &State, mount: &str, name: &str, input: Input) -> Resu
             "max_idle_connections": c.max_idle_connections,
             "max_connection_lifetime": format!("{}s", c.max_connection_lifetime_ms / 1000),
             "password_authentication": c.password_authentication,
+            "scram_iterations": c.scram_iterations,
         },
         "allowed_roles": c.allowed_roles,
         "root_credentials_rotate_statements": c.root_rotation_statements,
@@ -275,8 +307,9 @@ pub(crate) fn role_warnings(creation: &[String], revocation: &[String]) -> Vec<S
     if grants_default_privileges && !revocation.is_empty() && !revokes_default_privileges {
         warnings.push(
             "creation_statements grant default privileges (ALTER DEFAULT PRIVILEGES … GRANT) but \
-             revocation_statements never revoke them, so DROP ROLE will fail with \"role cannot be dropped \
-             because some objects depend on it\" and every lease of this role will be unrevocable; add \
+             revocation_statements never revoke them, so their DROP ROLE fails with \"role cannot be dropped \
+             because some objects depend on it\"; lessor then finishes each revocation with its default \
+             revocation (DROP OWNED, DROP ROLE). To make the statements complete on their own, add \
              ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM \"{{name}}\"; before the DROP \
              ROLE, or leave revocation_statements empty to use lessor's default revocation"
                 .to_string(),
