@@ -1,0 +1,334 @@
+//! Database faults against a real PostgreSQL, with the expirer running:
+//!
+//! - the server stopped in the middle of a stream of issues (a crash-like
+//!   `pg_ctl stop -m immediate`), kept down past the revocation retry budget,
+//!   then started again;
+//! - `pg_terminate_backend` on lessor's pooled connections, between requests and
+//!   in the middle of a concurrent stream.
+//!
+//! Checked: while the database is unreachable every request fails cleanly (a
+//! database error naming the cause, never a hang); no lease is left `Issuing`
+//! once its request returned; no role exists without a lease (I2); once the
+//! database is back lessor reconnects by itself and every expiring lease is
+//! revoked, irrevocable ones included; nothing acknowledged is lost.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lessor_engine::EngineOptions;
+use lessor_engine::expiry::ExpiryOptions;
+use lessor_engine::request::{ErrorKind, Operation, RequestError};
+use lessor_engine::state::LeaseStatus;
+use lessor_tests::lessor::Lessor;
+use lessor_tests::pg;
+use serde_json::json;
+
+const CREATION: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+/// Bound of every wait for a condition (the conditions, not the times, are asserted).
+const WAIT_MAX: Duration = Duration::from_secs(120);
+
+fn lessor() -> Lessor {
+    let expiry = ExpiryOptions {
+        tick_ms: 100,
+        retry_ms_first: 100,
+        retry_ms_max: 400,
+        revoke_attempts_budget: 3,
+        ..ExpiryOptions::default()
+    };
+    Lessor::with_options(EngineOptions { snapshot_every_events: 0, expiry, ..EngineOptions::default() })
+}
+
+/// Polls `cond` (sleeping briefly) until it holds; panics naming `what` past [`WAIT_MAX`].
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WAIT_MAX, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// I2: every role of ours in `pg_roles` belongs to a lease of the live state.
+fn assert_no_orphan(l: &Lessor, db: &pg::TestDb, prefix: &str, when: &str) {
+    let users: Vec<String> = l.engine().with_state(|s| s.leases.values().map(|l| l.username.clone()).collect());
+    for role in db.roles_with_prefix(prefix) {
+        assert!(users.contains(&role), "{when}: role {role} has no lease (orphan)");
+    }
+}
+
+fn assert_none_issuing(l: &Lessor, when: &str) {
+    let issuing: Vec<String> = l.engine().with_state(|s| {
+        s.leases.values().filter(|l| l.status == LeaseStatus::Issuing).map(|l| l.lease_id.clone()).collect()
+    });
+    assert!(issuing.is_empty(), "{when}: leases left Issuing after their requests returned: {issuing:?}");
+}
+
+/// A database outage's error: a database error that says what happened.
+fn assert_clean_database_error(e: &RequestError, when: &str) {
+    assert_eq!(e.kind(), ErrorKind::Database, "{when}: {e}");
+    let text = e.to_string().to_lowercase();
+    let says = ["connect", "closed", "terminat", "shutting down", "did not answer", "error communicating", "refused"];
+    assert!(says.iter().any(|s| text.contains(s)), "{when}: the error does not say what happened: {e}");
+}
+
+/// What a stream of issues saw.
+#[derive(Debug, Default)]
+struct Stream {
+    acked: Vec<(String, String)>,
+    errors: Vec<RequestError>,
+}
+
+/// Runs `threads` issuers of `role` until `stop`; each acknowledged lease and each
+/// error is recorded, and `acks` counts the acknowledged ones as they come.
+fn issue_stream(l: &Lessor, role: &str, threads: usize, stop: &AtomicBool, acks: &AtomicUsize) -> Stream {
+    let path = format!("database/creds/{role}");
+    let results: Vec<Stream> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Stream::default();
+                    while !stop.load(Ordering::SeqCst) {
+                        match l.read(&path) {
+                            Ok(r) => {
+                                let user = r.data.unwrap()["username"].as_str().unwrap().to_string();
+                                mine.acked.push((r.lease_id, user));
+                                acks.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(e) => {
+                                mine.errors.push(e);
+                                // A refused connection fails fast: do not spin.
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all = Stream::default();
+    for r in results {
+        all.acked.extend(r.acked);
+        all.errors.extend(r.errors);
+    }
+    all
+}
+
+#[test]
+fn postgres_stopped_mid_stream_fails_issues_cleanly_and_every_expiring_lease_is_revoked_once_it_is_back() {
+    let mut cluster = pg::private_cluster();
+    let db = cluster.database("outage_stream");
+    let l = lessor();
+    l.connect(&db, "dbo", "");
+    l.write("database/roles/short", json!({"db_name": "pg", "creation_statements": CREATION, "default_ttl": "2s"}));
+    l.write("database/roles/long", json!({"db_name": "pg", "creation_statements": CREATION, "default_ttl": "1h"}));
+    let long: Vec<String> = (0..4).map(|_| l.read("database/creds/long").unwrap().lease_id).collect();
+    let expirer = l.rt.spawn(l.engine().clone().run_expirer());
+
+    // Issues stream on three threads; the server dies under them.
+    let stop = AtomicBool::new(false);
+    let acks = AtomicUsize::new(0);
+    let (stream, down_errors) = std::thread::scope(|s| {
+        let stream = s.spawn(|| issue_stream(&l, "short", 3, &stop, &acks));
+        wait_until("30 issues before the outage", || acks.load(Ordering::SeqCst) >= 30);
+        cluster.stop_immediate();
+        // While it is down: every kind of request fails cleanly.
+        let mut errors = Vec::new();
+        for i in 0..3 {
+            errors.push(l.read("database/creds/long").unwrap_err());
+            let renew = json!({"lease_id": long[i], "increment": "2h"});
+            errors.push(l.request(Operation::Update, "sys/leases/renew", renew).unwrap_err());
+        }
+        errors.push(l.request(Operation::Update, "sys/leases/revoke", json!({"lease_id": long[3]})).unwrap_err());
+        // Short leases expire meanwhile; their revocations fail past the budget.
+        wait_until("a lease marked irrevocable while the database is down", || {
+            l.engine().with_state(|s| s.leases.values().any(|l| l.irrevocable))
+        });
+        stop.store(true, Ordering::SeqCst);
+        (stream.join().unwrap(), errors)
+    });
+    assert!(stream.acked.len() >= 30, "{} issues acknowledged before the outage", stream.acked.len());
+    assert!(!stream.errors.is_empty(), "no issue failed while the database was down");
+    for (i, e) in stream.errors.iter().chain(&down_errors).enumerate() {
+        assert_clean_database_error(e, &format!("error {i} while the database was down"));
+    }
+    assert_none_issuing(&l, "while the database is down");
+    let irrevocable = l.engine().with_state(|s| s.leases.values().filter(|l| l.irrevocable).count());
+    // Acknowledged leases are all still there or legitimately expired.
+    let now = lessor_engine::clock::Clock::now_ms(l.engine().clock().as_ref());
+    l.engine().with_state(|s| {
+        for (lease, _) in &stream.acked {
+            if let Some(lease) = s.leases.get(lease) {
+                assert!(lease.status != LeaseStatus::Issuing, "{} acknowledged yet Issuing", lease.lease_id);
+            }
+        }
+        for id in &long {
+            assert!(s.leases.contains_key(id), "long lease {id} was lost during the outage");
+        }
+        assert!(matches!(s.leases[&long[3]].status, LeaseStatus::Revoking(_)), "the refused revoke left no intent");
+        assert!(
+            s.leases
+                .values()
+                .filter(|l| l.expire_time_ms > now)
+                .all(|l| l.status == LeaseStatus::Active || matches!(l.status, LeaseStatus::Revoking(_)))
+        );
+    });
+
+    cluster.start();
+    // lessor reconnects by itself: the pool's dead connections are replaced.
+    let mut attempts = 0;
+    wait_until("an issue succeeding after the restart", || {
+        attempts += 1;
+        match l.read("database/creds/long") {
+            Ok(_) => true,
+            Err(e) => {
+                assert_clean_database_error(&e, "right after the restart");
+                false
+            }
+        }
+    });
+    for i in 0..10 {
+        l.read("database/creds/long").unwrap_or_else(|e| panic!("issue {i} after reconnecting: {e}"));
+    }
+    l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": long[0], "increment": "2h"})).unwrap();
+    // The revocation refused during the outage had its intent logged: the expirer
+    // finishes it (revocation is idempotent), it is never forgotten.
+    wait_until("the revocation refused during the outage finished", || {
+        l.engine().with_state(|s| !s.leases.contains_key(&long[3]))
+    });
+    assert_no_orphan(&l, &db, "dbo-", "after the restart");
+
+    // Every short lease — expired during the outage, irrevocable, or in doubt —
+    // is revoked by the running expirer.
+    wait_until("every short lease revoked", || {
+        l.engine().with_state(|s| s.leases.values().all(|l| l.role != "short"))
+            && db.roles_with_prefix("dbo-").len() == l.engine().with_state(|s| s.leases.len())
+    });
+    assert_no_orphan(&l, &db, "dbo-", "after the expirer caught up");
+    for (lease, user) in &stream.acked {
+        assert!(!db.role_exists(user), "expired lease {lease}: role {user} survived");
+    }
+    l.write("sys/leases/revoke-prefix/database/creds/long/", json!({}));
+    wait_until("every long lease revoked", || l.engine().with_state(|s| s.leases.is_empty()));
+    assert!(db.roles_with_prefix("dbo-").is_empty());
+    expirer.abort();
+    let mut kinds: Vec<String> = stream.errors.iter().chain(&down_errors).map(|e| e.to_string()).collect();
+    kinds.sort();
+    kinds.dedup();
+    println!("errors seen during the outage: {kinds:#?}");
+    println!(
+        "outage: {} issues acknowledged before it, {} requests failed cleanly during it, {irrevocable} leases \
+         irrevocable, reconnected after {attempts} attempt(s), every lease revoked, 0 orphans",
+        stream.acked.len(),
+        stream.errors.len() + down_errors.len()
+    );
+}
+
+/// Terminates every backend lessor holds in `db`'s database.
+fn terminate_lessor_backends(db: &pg::TestDb) -> usize {
+    let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+               WHERE datname = current_database() AND application_name = 'lessor'";
+    db.superuser_scalar(sql).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn terminated_pooled_connections_are_replaced_and_requests_between_fail_cleanly_without_orphans() {
+    let db = pg::database("terminate");
+    let l = lessor();
+    l.connect(&db, "dbt", "");
+    l.write("database/roles/r", json!({"db_name": "pg", "creation_statements": CREATION, "default_ttl": "1h"}));
+    let mut acked: Vec<String> = Vec::new();
+    let mut failures = Vec::new();
+    let mut terminated = 0;
+    for round in 0..6 {
+        // Fill the pool, then kill every connection in it.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| l.read("database/creds/r").unwrap());
+            }
+        });
+        let killed = terminate_lessor_backends(&db);
+        assert!(killed >= 1, "round {round}: no lessor connection to terminate");
+        terminated += killed;
+        // Requests right after: each succeeds or fails cleanly; within a few
+        // attempts (at most one per dead pooled connection) they succeed again.
+        let mut ok_in_a_row = 0;
+        let mut tries = 0;
+        while ok_in_a_row < 8 {
+            tries += 1;
+            assert!(tries <= 8 + 4 + 1, "round {round}: requests keep failing after the connections were terminated");
+            match l.read("database/creds/r") {
+                Ok(r) => {
+                    acked.push(r.lease_id);
+                    ok_in_a_row += 1;
+                }
+                Err(e) => {
+                    assert_clean_database_error(&e, &format!("round {round}, issue {tries}"));
+                    failures.push(e.to_string());
+                    ok_in_a_row = 0;
+                }
+            }
+            assert_none_issuing(&l, &format!("round {round}"));
+        }
+        assert_no_orphan(&l, &db, "dbt-", &format!("round {round}"));
+        // Renew and revoke work on the fresh connections.
+        let renew = json!({"lease_id": acked[0], "increment": format!("{}m", 90 + round)});
+        l.request(Operation::Update, "sys/leases/renew", renew).unwrap();
+        let gone = acked.pop().unwrap();
+        l.request(Operation::Update, "sys/leases/revoke", json!({"lease_id": gone})).unwrap();
+    }
+
+    // Terminations in the middle of a concurrent stream: transactions die between
+    // their statements and COMMIT, or inside COMMIT.
+    let stop = AtomicBool::new(false);
+    let acks = AtomicUsize::new(0);
+    let stream = std::thread::scope(|s| {
+        let stream = s.spawn(|| issue_stream(&l, "r", 3, &stop, &acks));
+        for k in 1..=8 {
+            wait_until("issues between terminations", || acks.load(Ordering::SeqCst) >= 15 * k);
+            terminated += terminate_lessor_backends(&db);
+        }
+        stop.store(true, Ordering::SeqCst);
+        stream.join().unwrap()
+    });
+    for (i, e) in stream.errors.iter().enumerate() {
+        assert_clean_database_error(e, &format!("stream error {i}"));
+    }
+    assert_none_issuing(&l, "after the stream");
+    // A COMMIT whose fate was unknown was revoked at once or left for the expirer.
+    l.rt.block_on(l.engine().expire_due()).unwrap();
+    wait_until("revocations in doubt finished", || {
+        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.engine().with_state(|s| s.leases.values().all(|l| l.status == LeaseStatus::Active))
+    });
+    assert_no_orphan(&l, &db, "dbt-", "after the stream");
+    l.engine().with_state(|s| {
+        for (lease, _) in &stream.acked {
+            assert!(s.leases.contains_key(lease), "acknowledged lease {lease} lost");
+        }
+        for lease in &acked {
+            assert!(s.leases.contains_key(lease), "acknowledged lease {lease} lost");
+        }
+    });
+    for (_, user) in &stream.acked {
+        assert!(db.role_exists(user), "acknowledged user {user} is gone");
+    }
+    l.write("sys/leases/revoke-prefix/database/creds/r/", json!({}));
+    wait_until("every lease revoked", || {
+        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.engine().with_state(|s| s.leases.is_empty())
+    });
+    assert!(db.roles_with_prefix("dbt-").is_empty());
+    let mut kinds: Vec<String> = failures.iter().cloned().chain(stream.errors.iter().map(|e| e.to_string())).collect();
+    kinds.sort();
+    kinds.dedup();
+    println!("errors seen after terminations: {kinds:#?}");
+    println!(
+        "terminations: {terminated} pooled connections terminated, {} + {} issues acknowledged, {} + {} failed \
+         cleanly, 0 orphans",
+        acked.len(),
+        stream.acked.len(),
+        failures.len(),
+        stream.errors.len()
+    );
+}
