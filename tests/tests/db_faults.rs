@@ -134,9 +134,9 @@ fn postgres_stopped_mid_stream_fails_issues_cleanly_and_every_expiring_lease_is_
         cluster.stop_immediate();
         // While it is down: every kind of request fails cleanly.
         let mut errors = Vec::new();
-        for i in 0..3 {
+        for lease in &long[..3] {
             errors.push(l.read("database/creds/long").unwrap_err());
-            let renew = json!({"lease_id": long[i], "increment": "2h"});
+            let renew = json!({"lease_id": lease, "increment": "2h"});
             errors.push(l.request(Operation::Update, "sys/leases/renew", renew).unwrap_err());
         }
         errors.push(l.request(Operation::Update, "sys/leases/revoke", json!({"lease_id": long[3]})).unwrap_err());
