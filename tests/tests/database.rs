@@ -55,7 +55,7 @@ fn default_acl_mentions(db: &pg::TestDb, user: &str) -> bool {
 }
 
 #[test]
-fn article_walkthrough_warns_about_default_privileges_and_the_fixed_role_revokes_cleanly() {
+fn article_walkthrough_warns_about_default_privileges_and_still_revokes_cleanly() {
     let db = article_db("article");
     let l = Lessor::new();
     let suffix = if db.tls_available() { "?sslmode=require" } else { "" };
@@ -83,22 +83,19 @@ fn article_walkthrough_warns_about_default_privileges_and_the_fixed_role_revokes
     assert_eq!(rows[0][0].as_deref(), Some("2"));
     assert!(query_as(&db, &user, &password, "INSERT INTO public.items VALUES (3)").is_err(), "read-only");
 
-    // The article's revocation cannot drop the role: its default privileges remain.
-    let err = revoke(&l, &lease).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Database);
-    assert!(err.to_string().contains("cannot be dropped because some objects depend on it"), "{err}");
-    assert!(err.to_string().contains("hint") && err.to_string().contains("REVOKE ALL ON TABLES"), "{err}");
-    assert!(db.role_exists(&user));
-    let recorded = l.engine().with_state(|s| s.leases[&lease].revoke_error.clone().unwrap());
-    assert!(recorded.contains("depend on it") && recorded.contains("hint"), "the lease records it: {recorded}");
-
-    // Fix the role as the warning says: the pending revocation uses the role's
-    // current statements and now succeeds.
-    l.write("database/roles/app-readonly", json!({ "revocation_statements": FIXED_REVOCATION }));
+    // The article's revocation alone cannot drop the role (its default privileges
+    // remain); lessor finishes with its default revocation, so the lease ends.
     revoke(&l, &lease).unwrap();
     assert!(!db.role_exists(&user), "role gone from pg_roles");
     assert!(!default_acl_mentions(&db, &user), "pg_default_acl holds nothing of it");
     assert!(l.engine().with_state(|s| !s.leases.contains_key(&lease)));
+
+    // The role fixed as the warning says revokes on its own statements.
+    l.write("database/roles/app-readonly", json!({ "revocation_statements": FIXED_REVOCATION }));
+    let (fixed_lease, fixed_user, _) = issue(&l, "app-readonly");
+    revoke(&l, &fixed_lease).unwrap();
+    assert!(!db.role_exists(&fixed_user));
+    assert!(!default_acl_mentions(&db, &fixed_user));
 
     // I5: neither the root password nor the issued one is anywhere at rest.
     l.engine().snapshot().unwrap();

@@ -500,6 +500,18 @@ impl DatabasePlugin for PostgresPlugin {
                 Err(PluginError::Database { .. }) if !Self::role_exists(&*self.client().await?, username).await? => {
                     Ok(())
                 }
+                // Custom statements that leave something the role holds — the
+                // article's own statements leave its default privileges — would
+                // make the lease irrevocable forever (Vault's known pain). They ran
+                // and rolled back; the default revocation drops what they missed.
+                Err(PluginError::Database { sqlstate: Some(code), .. })
+                    if code == "2BP01" && !statements.is_empty() =>
+                {
+                    tracing::warn!(
+                        "revocation_statements left objects depending on the role; finished with the default revocation"
+                    );
+                    self.revoke_once(username, &[], terminate_sessions).await
+                }
                 other => other,
             }
         }))
