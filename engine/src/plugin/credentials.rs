@@ -110,11 +110,15 @@ impl Default for PasswordPolicy {
     /// Vault's default: 20 characters, at least one of each of `A-Z`, `a-z`, `0-9`
     /// and `-`.
     fn default() -> Self {
-        PasswordPolicy::new(
-            20,
-            &[("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 1), ("abcdefghijklmnopqrstuvwxyz", 1), ("0123456789", 1), ("-", 1)],
-        )
-        .expect("the default password policy is valid")
+        // Built once: every issue without a policy of its own asks for it.
+        static DEFAULT: std::sync::LazyLock<PasswordPolicy> = std::sync::LazyLock::new(|| {
+            PasswordPolicy::new(
+                20,
+                &[("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 1), ("abcdefghijklmnopqrstuvwxyz", 1), ("0123456789", 1), ("-", 1)],
+            )
+            .expect("the default password policy is valid")
+        });
+        DEFAULT.clone()
     }
 }
 

@@ -289,9 +289,13 @@ enum Expr {
 }
 
 impl Default for UsernameTemplate {
-    /// [`DEFAULT_USERNAME_TEMPLATE`].
+    /// [`DEFAULT_USERNAME_TEMPLATE`], parsed once: every issue of a connection
+    /// without its own template asks for it (parsing showed in the issue profile).
     fn default() -> Self {
-        UsernameTemplate::parse(DEFAULT_USERNAME_TEMPLATE).expect("the default username template parses")
+        static DEFAULT: std::sync::LazyLock<UsernameTemplate> = std::sync::LazyLock::new(|| {
+            UsernameTemplate::parse(DEFAULT_USERNAME_TEMPLATE).expect("the default username template parses")
+        });
+        DEFAULT.clone()
     }
 }
 
