@@ -91,7 +91,7 @@ fn benches(c: &mut Criterion) {
             timed(iters, || {
                 let mut sink = std::io::sink();
                 audit::timeline(dir, &Filter::default(), None, &mut |entry, chain| {
-                    let _ = writeln!(sink, "{}", audit::event_json(entry, chain));
+                    let _ = writeln!(sink, "{}", audit::event_json_line(entry, chain));
                     ControlFlow::Continue(())
                 })
                 .unwrap();

@@ -390,8 +390,7 @@ fn timeline(out: &mut Out, dir: &Path, key_file: Option<&Path>, args: LogArgs) -
     let mut progress = |done, total| bar.update(done, total);
     let mut failed = None;
     let stats = audit::timeline(dir, &filter, Some(&mut progress), &mut |entry, chain| {
-        let line =
-            if args.jsonl { audit::event_json(entry, chain).to_string() } else { audit::event_text(entry, chain) };
+        let line = if args.jsonl { audit::event_json_line(entry, chain) } else { audit::event_text(entry, chain) };
         match out.line(&line) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {

@@ -33,7 +33,7 @@ pub use replay::{
     DiffReport, Expiry, IssuedLease, LeaseLife, LiveLease, PolicyChange, Renewal, ReplayOptions, ReplayedState,
     Revocation, RoleChange, StateAt, diff, replay_until, state_at, who_had,
 };
-pub use timeline::{Filter, TimelineStats, event_json, event_text, timeline};
+pub use timeline::{Filter, TimelineStats, event_json, event_json_line, event_text, timeline};
 pub use verify::{ExportedMatch, VerifyError, VerifyOptions, VerifyReport, verify};
 
 use crate::auth::keys::{KEY_FILE_NAME, KeyError, Keys, MasterKey};
