@@ -340,6 +340,12 @@ struct Torture {
     exported: Option<SignedCheckpoint>,
     verified_records: u64,
     child_stderr: PathBuf,
+    /// Kills that left a torn record at the end of the log.
+    torn_tails: u64,
+    /// Kills after which recovery found interrupted issues or revocations to finish.
+    kills_mid_operation: u64,
+    /// Interrupted issues and revocations recovery finished.
+    recovered: u64,
 }
 
 impl Torture {
@@ -391,7 +397,12 @@ impl Torture {
         loop {
             let rec = match reader.next_record() {
                 Ok(Some(rec)) => rec,
-                Ok(None) => break,
+                Ok(None) => {
+                    if reader.torn_tail().is_some() {
+                        self.torn_tails += 1;
+                    }
+                    break;
+                }
                 Err(e) => self.fail(format!("the log does not read back: {e}")),
             };
             if let Some((lsn, chain)) = self.history.last
@@ -533,6 +544,19 @@ impl Torture {
                             *e = (*e).max(v);
                         }
                         _ => self.fail(format!("unreadable child line: {line}")),
+                    }
+                }
+                ["READY", ..] => {
+                    // The child's own recovery (when the parent left it to it).
+                    let revoked: u64 = line
+                        .split("revoked: ")
+                        .nth(1)
+                        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    if revoked > 0 {
+                        self.kills_mid_operation += 1;
+                        self.recovered += revoked;
                     }
                 }
                 ["ERR", kind, ..] => {
@@ -693,12 +717,22 @@ impl Torture {
         }
     }
 
-    /// A restart as an operator does it: open, recover, one expirer pass.
-    fn restart_and_check(&mut self, rt: &tokio::runtime::Runtime) {
+    /// A restart as an operator does it: open, recover, one expirer pass. With
+    /// `recover` false only the replayed state is checked, and recovery is left
+    /// to the next child (which may be killed in the middle of it).
+    fn restart_and_check(&mut self, rt: &tokio::runtime::Runtime, recover: bool) {
         let engine =
             Arc::new(Engine::open(&self.dir, engine_options()).unwrap_or_else(|e| self.fail(format!("open: {e}"))));
         self.check_restarted(&engine);
-        rt.block_on(engine.recover()).unwrap_or_else(|e| self.fail(format!("recover: {e}")));
+        if !recover {
+            Arc::into_inner(engine).unwrap().close();
+            return;
+        }
+        let recovered = rt.block_on(engine.recover()).unwrap_or_else(|e| self.fail(format!("recover: {e}")));
+        if recovered.revoked + recovered.revoke_failed > 0 {
+            self.kills_mid_operation += 1;
+            self.recovered += recovered.revoked as u64;
+        }
         loop {
             let report = rt.block_on(engine.expire_due()).unwrap_or_else(|e| self.fail(format!("expire: {e}")));
             if !report.more_due {
@@ -765,6 +799,9 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_operation_and_leaves_no_orpha
         exported: None,
         verified_records: 0,
         child_stderr: tmp.path().join("child.stderr"),
+        torn_tails: 0,
+        kills_mid_operation: 0,
+        recovered: 0,
     };
     let mut rng = SplitMix64(seed);
     // A full verify after every cycle while the log is small; on long runs every
@@ -835,8 +872,16 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_operation_and_leaves_no_orpha
         let acked = t.take_lines(&lines);
         t.read_log();
         t.verify_log(cycle % verify_every == 0);
-        t.restart_and_check(&rt);
+        t.restart_and_check(&rt, rng.below(4) != 0);
         t.acks.checked += acked;
+        if (cycle + 1) % 100 == 0 {
+            println!(
+                "torture: {} cycles, {} acknowledged operations checked, {} log records",
+                cycle + 1,
+                t.acks.checked,
+                t.history.records
+            );
+        }
     }
     // The end: everything revoked, nothing left in PostgreSQL, the log verifies.
     t.cycle = cycles;
@@ -863,10 +908,14 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_operation_and_leaves_no_orpha
     println!(
         "torture: seed {seed}: {cycles} kill cycles survived ({early_kills} during start-up/recovery), {} acknowledged \
          operations checked, {} leases issued and {ended} ended legitimately, 0 orphans, {} log records verified; \
-         child errors by kind: {:?}",
+         {} kills left a torn tail, {} left issues or revocations half done ({} finished by recovery); child \
+         errors by kind: {:?}",
         t.acks.checked,
         t.history.leases.len(),
         t.verified_records,
+        t.torn_tails,
+        t.kills_mid_operation,
+        t.recovered,
         t.acks.errors
     );
     for sample in t.acks.error_samples.values() {
