@@ -715,6 +715,7 @@ pub fn run(args: LoadgenArgs) -> Result<Report, String> {
     // Cleanup runs whatever happened: every role of this run goes.
     let leftover = rt.block_on(cleanup(&server, &run_id));
     let (measurements, conditions) = outcome?;
+    let conditions = format!("{conditions}; {}", server.description);
     let leftover_roles = leftover?;
     let summaries = summarize(&measurements);
     std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
@@ -723,14 +724,7 @@ pub fn run(args: LoadgenArgs) -> Result<Report, String> {
     std::fs::write(&csv_path, csv(&measurements)).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
     std::fs::write(&svg_path, svg(&summaries, &conditions))
         .map_err(|e| format!("cannot write {}: {e}", svg_path.display()))?;
-    Ok(Report {
-        measurements,
-        summaries,
-        conditions: format!("{conditions}; {}", server.description),
-        leftover_roles,
-        csv_path,
-        svg_path,
-    })
+    Ok(Report { measurements, summaries, conditions, leftover_roles, csv_path, svg_path })
 }
 
 enum Dir {
@@ -1148,7 +1142,7 @@ pub fn svg(summaries: &[Summary], conditions: &str) -> String {
     let cols = 2usize;
     let rows = panels.len().div_ceil(cols).max(1);
     let width = cols as f64 * (pw + margin) + margin;
-    let height = rows as f64 * (ph + margin + 20.0) + margin + 30.0;
+    let height = rows as f64 * (ph + margin + 20.0) + margin + 60.0;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -1159,11 +1153,25 @@ pub fn svg(summaries: &[Summary], conditions: &str) -> String {
         out,
         r#"<text x="{margin}" y="20" font-size="13">Credentials per second against concurrency: raw SQL (grey) and lessor (blue)</text>"#
     );
-    let _ =
-        writeln!(out, r##"<text x="{margin}" y="36" fill="#555">{}</text>"##, xml_escape(truncate(conditions, 160)));
+    // The conditions, wrapped at their `; ` separators to fit the width.
+    let mut lines = vec![String::new()];
+    for part in conditions.split("; ") {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + part.len() > 120 {
+            lines.push(part.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push_str("; ");
+            }
+            line.push_str(part);
+        }
+    }
+    for (i, line) in lines.iter().take(3).enumerate() {
+        let _ = writeln!(out, r##"<text x="{margin}" y="{}" fill="#555">{}</text>"##, 36 + 14 * i, xml_escape(line));
+    }
     for (i, (set, phase)) in panels.iter().enumerate() {
         let x0 = margin + (i % cols) as f64 * (pw + margin);
-        let y0 = 50.0 + margin + (i / cols) as f64 * (ph + margin + 20.0);
+        let y0 = 80.0 + margin + (i / cols) as f64 * (ph + margin + 20.0);
         let points: Vec<&Summary> = summaries.iter().filter(|s| s.set == *set && s.phase == *phase).collect();
         let cs: Vec<usize> = points.iter().map(|s| s.concurrency).collect();
         let ymax = points.iter().map(|s| s.raw_per_s.max(s.lessor_per_s)).fold(1.0, f64::max) * 1.15;
