@@ -47,6 +47,35 @@ fn build(dir: &Path, count: usize) -> (i64, i64) {
     (snapshots[0], snapshots[1])
 }
 
+/// CPU time this process has used (all threads), from `/proc/self/stat`: on a
+/// busy machine, wall time says more about the neighbours than about the code.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// One more pass of `f` outside criterion, printing events per wall second and
+/// per CPU second (USER_HZ = 100 assumed, as on Linux x86-64).
+fn report_cpu(name: &str, events: usize, mut f: impl FnMut()) {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    f();
+    let (wall, cpu) = (wall.elapsed(), cpu.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a)));
+    let per = |d: Duration| events as f64 / d.as_secs_f64() / 1e6;
+    match cpu {
+        Some(cpu) => println!(
+            "  {name}: {:.2} s wall ({:.2} M events/s), {:.2} s CPU ({:.2} M events per CPU-second)",
+            wall.as_secs_f64(),
+            per(wall),
+            cpu.as_secs_f64(),
+            per(cpu)
+        ),
+        None => println!("  {name}: {:.2} s wall ({:.2} M events/s)", wall.as_secs_f64(), per(wall)),
+    }
+}
+
 fn timed(iters: u64, mut f: impl FnMut()) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
@@ -132,6 +161,22 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    report_cpu("verify", n, || drop(audit::verify(dir, VerifyOptions::default()).unwrap()));
+    report_cpu("timeline_scan_username", n, || {
+        audit::timeline(dir, &one_user, None, &mut |_, _| ControlFlow::Continue(())).unwrap();
+    });
+    report_cpu("timeline_jsonl_all", n, || {
+        let mut sink = std::io::sink();
+        audit::timeline(dir, &Filter::default(), None, &mut |entry, chain| {
+            let _ = writeln!(sink, "{}", audit::event_json_line(entry, chain));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    });
+    report_cpu("state_at_end_full_replay", n, || {
+        drop(audit::state_at(dir, end, ReplayOptions { use_snapshots: false }, None).unwrap())
+    });
 }
 
 criterion_group!(audit_benches, benches);
