@@ -698,6 +698,7 @@ fn log_counts(engine: &Engine) -> (u64, u64) {
 /// Runs the load generator. Blocks; starts its own runtime.
 pub fn run(args: LoadgenArgs) -> Result<Report, String> {
     validate(&args)?;
+    let load_before = load_average();
     let workers = args.concurrency.iter().copied().max().unwrap_or(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2.max(std::thread::available_parallelism().map_or(2, |n| n.get())))
@@ -715,7 +716,9 @@ pub fn run(args: LoadgenArgs) -> Result<Report, String> {
     // Cleanup runs whatever happened: every role of this run goes.
     let leftover = rt.block_on(cleanup(&server, &run_id));
     let (measurements, conditions) = outcome?;
-    let conditions = format!("{conditions}; {}", server.description);
+    // Other work on the machine moves every figure: the record says how much there was.
+    let conditions =
+        format!("{conditions}; {}; load average {load_before} before, {} after", server.description, load_average());
     let leftover_roles = leftover?;
     let summaries = summarize(&measurements);
     std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
@@ -725,6 +728,14 @@ pub fn run(args: LoadgenArgs) -> Result<Report, String> {
     std::fs::write(&svg_path, svg(&summaries, &conditions))
         .map_err(|e| format!("cannot write {}: {e}", svg_path.display()))?;
     Ok(Report { measurements, summaries, conditions, leftover_roles, csv_path, svg_path })
+}
+
+/// The 1-minute load average, as /proc/loadavg gives it ("?" elsewhere).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 enum Dir {
