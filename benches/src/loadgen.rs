@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lessor_engine::plugin::PluginError;
 use lessor_engine::plugin::credentials::{PasswordPolicy, SCRAM_ITERATIONS_DEFAULT, generate_password, random_alnum};
 use lessor_engine::plugin::postgres::{
     self, CONFLICT_ATTEMPTS_MAX, PasswordAuthentication, db_error, default_revocation_sql, jitter_ms, password_for_sql,
@@ -37,6 +36,7 @@ use lessor_engine::plugin::postgres::{
 };
 use lessor_engine::plugin::statements::{normalize_statement_list, updates_shared_catalog_rows};
 use lessor_engine::plugin::template::{StatementVars, expiration_text, render_statement};
+use lessor_engine::plugin::{CommitGate, DatabasePlugin, NewUser, PluginError, PluginFuture};
 use lessor_engine::request::Operation;
 use lessor_engine::{Engine, EngineOptions};
 use serde_json::{Value, json};
@@ -99,6 +99,11 @@ pub struct LoadgenArgs {
     /// both systems. `retry` builds lessor's plugin through a plugin factory.
     #[arg(long, default_value = "serialize")]
     pub grants: String,
+    /// `off` makes lessor wait for its issue intent to be durable *before* running
+    /// the creation SQL, instead of during it (DESIGN.md's overlap), to measure what
+    /// the overlap buys; builds lessor's plugin through a plugin factory.
+    #[arg(long, default_value = "on")]
+    pub intent_overlap: String,
     /// Where lessor's data directory (its log) lives; default a temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -122,6 +127,7 @@ impl Default for LoadgenArgs {
             scram_iterations: SCRAM_ITERATIONS_DEFAULT,
             tables: 4,
             grants: "serialize".into(),
+            intent_overlap: "on".into(),
             data_dir: None,
             out: PathBuf::from("target/lessor-bench"),
             no_progress: true,
@@ -765,6 +771,9 @@ fn validate(args: &LoadgenArgs) -> Result<(), String> {
     if !matches!(args.grants.as_str(), "serialize" | "retry") {
         return Err("--grants must be serialize or retry".into());
     }
+    if !matches!(args.intent_overlap.as_str(), "on" | "off") {
+        return Err("--intent-overlap must be on or off".into());
+    }
     if args.statements.is_empty() {
         return Err("--statements: give article, membership or a role's JSON file".into());
     }
@@ -812,8 +821,8 @@ async fn run_sets(
         PasswordAuthentication::Password
     };
     let mut options = EngineOptions::default();
-    if args.grants == "retry" {
-        options.plugin_factory = Some(retry_only_factory(server, workers, mode, args.scram_iterations));
+    if args.grants == "retry" || args.intent_overlap == "off" {
+        options.plugin_factory = Some(plugin_factory(server, workers, mode, args));
     }
     let (engine, root) =
         Engine::init(data_dir, options).map_err(|e| format!("lessor init in {}: {e}", data_dir.display()))?;
@@ -930,7 +939,7 @@ async fn run_sets(
         None => return Err("the engine is still in use after the run".into()),
     }
     let conditions = format!(
-        "PostgreSQL {version} (fsync {fsync}); {} CPUs; {} per round, {} rounds per system (ABBA); password_authentication {}{}; grants: {}; lessor log in {}",
+        "PostgreSQL {version} (fsync {fsync}); {} CPUs; {} per round, {} rounds per system (ABBA); password_authentication {}{}; grants: {}; intent overlap {}; lessor log in {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.per_round,
         args.rounds,
@@ -941,6 +950,7 @@ async fn run_sets(
             String::new()
         },
         args.grants,
+        args.intent_overlap,
         data_dir.display()
     );
     result.map(|m| (m, conditions))
@@ -1011,27 +1021,64 @@ async fn configure(
 
 /// lessor's plugin built as the engine would, but retrying colliding GRANTs
 /// instead of serializing them (`--grants retry`).
-fn retry_only_factory(
+fn plugin_factory(
     server: &Server,
     workers: usize,
     mode: PasswordAuthentication,
-    scram_iterations: u32,
+    args: &LoadgenArgs,
 ) -> lessor_engine::plugin::PluginFactory {
     let url = server
         .url_template
         .replace("{{username}}", &lessor_pgtemp::percent_encode(&server.admin_user))
         .replace("{{password}}", &lessor_pgtemp::percent_encode(&server.admin_password));
+    let (scram_iterations, serialize, overlap) =
+        (args.scram_iterations, args.grants == "serialize", args.intent_overlap == "on");
     lessor_engine::plugin::PluginFactory(Arc::new(move |_connection| {
         let settings = postgres::PostgresSettings {
             connection_url: url.clone(),
             max_open_connections: workers as u32,
             password_authentication: mode,
             scram_iterations,
-            serialize_shared_catalog_updates: false,
+            serialize_shared_catalog_updates: serialize,
             ..postgres::PostgresSettings::default()
         };
-        Ok(Arc::new(postgres::PostgresPlugin::new(&settings)?) as Arc<dyn lessor_engine::plugin::DatabasePlugin>)
+        let plugin: Arc<dyn DatabasePlugin> = Arc::new(postgres::PostgresPlugin::new(&settings)?);
+        Ok(if overlap { plugin } else { Arc::new(IntentFirst(plugin)) })
     }))
+}
+
+/// `--intent-overlap off`: the plugin waits for the intent to be durable before
+/// it runs any creation SQL, as a write path without the overlap would.
+#[derive(Debug)]
+struct IntentFirst(Arc<dyn DatabasePlugin>);
+
+impl DatabasePlugin for IntentFirst {
+    fn verify(&self) -> PluginFuture<'_, ()> {
+        self.0.verify()
+    }
+
+    fn create_user<'a>(&'a self, user: NewUser<'a>, gate: CommitGate<'a>) -> PluginFuture<'a, ()> {
+        Box::pin(async move {
+            gate.await.map_err(PluginError::Aborted)?;
+            self.0.create_user(user, Box::pin(async { Ok(()) })).await
+        })
+    }
+
+    fn renew_user<'a>(&'a self, username: &'a str, expiration: &'a str, s: &'a [String]) -> PluginFuture<'a, ()> {
+        self.0.renew_user(username, expiration, s)
+    }
+
+    fn revoke_user<'a>(&'a self, username: &'a str, s: &'a [String], terminate: bool) -> PluginFuture<'a, ()> {
+        self.0.revoke_user(username, s, terminate)
+    }
+
+    fn rotate_root<'a>(&'a self, username: &'a str, password: &'a str, s: &'a [String]) -> PluginFuture<'a, ()> {
+        self.0.rotate_root(username, password, s)
+    }
+
+    fn user_exists<'a>(&'a self, username: &'a str) -> PluginFuture<'a, bool> {
+        self.0.user_exists(username)
+    }
 }
 
 /// Drops every role of this run; returns those still there afterwards.

@@ -83,7 +83,8 @@ fn load_generator_against_a_server_reports_every_phase_and_leaves_no_roles() {
 }
 
 /// Without a URL it starts (and removes) its own cluster; retrying GRANTs instead
-/// of serializing them also succeeds, and a custom role file is accepted.
+/// of serializing them, and the intent made durable before the SQL instead of
+/// during it, also succeed; a custom role file is accepted.
 #[test]
 fn load_generator_on_a_throwaway_cluster_with_retried_grants_and_a_role_file() {
     let out = tempfile::tempdir().unwrap();
@@ -101,6 +102,7 @@ fn load_generator_on_a_throwaway_cluster_with_retried_grants_and_a_role_file() {
         statements: vec!["article".into(), role.display().to_string()],
         concurrency: vec![4],
         grants: "retry".into(),
+        intent_overlap: "off".into(),
         password_authentication: "scram-sha-256".into(),
         scram_iterations: 16,
         ..tiny(out.path())
