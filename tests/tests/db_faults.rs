@@ -332,3 +332,66 @@ fn terminated_pooled_connections_are_replaced_and_requests_between_fail_cleanly_
         stream.errors.len()
     );
 }
+
+/// A database slower than the lease's TTL: the expirer runs (every 100 ms) while
+/// a creation transaction that outlives the lease's 1 s TTL is still open.
+/// Whatever the order, no role may end up without a lease (I2): the expirer must
+/// not revoke an issue still in flight (its DROP ROLE would run before the
+/// CREATE commits, and the lease would be forgotten with the role left behind).
+#[test]
+fn a_creation_slower_than_the_lease_ttl_leaves_no_orphan() {
+    let db = pg::database("slow_create");
+    let l = lessor();
+    l.connect(&db, "dbs", "");
+    let slow = format!("{CREATION} SELECT pg_sleep(2);");
+    l.write("database/roles/slow", json!({"db_name": "pg", "creation_statements": slow, "default_ttl": "1s"}));
+    let expirer = l.rt.spawn(l.engine().clone().run_expirer());
+    let issued = l.read("database/creds/slow");
+    // Acknowledged or not, the role is tracked or gone once the expirer caught up.
+    // The lease expired during its own issue: the expirer ends it once it is issued.
+    wait_until("the slow lease ended", || l.engine().with_state(|s| s.leases.is_empty()));
+    let orphans = db.roles_with_prefix("dbs-");
+    assert!(
+        orphans.is_empty(),
+        "role {orphans:?} outlived its lease: the expirer revoked the issue while its CREATE was still running \
+         (issue answered {issued:?})"
+    );
+    expirer.abort();
+}
+
+/// A renewal slower than the time left on the lease: the expirer must not revoke
+/// the lease under a renewal in flight, or the caller is told of an expiry the
+/// lease no longer has (I3).
+#[test]
+fn a_renewal_slower_than_the_time_left_is_not_undone_by_the_expirer() {
+    let db = pg::database("slow_renew");
+    let l = lessor();
+    l.connect(&db, "dbr", "");
+    let slow_renew = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}'; SELECT pg_sleep(2);";
+    let role = json!({"db_name": "pg", "creation_statements": CREATION, "renew_statements": slow_renew,
+                      "default_ttl": "1s", "max_ttl": "1h"});
+    l.write("database/roles/r", role);
+    let lease = l.read("database/creds/r").unwrap();
+    let user = lease.data.as_ref().unwrap()["username"].as_str().unwrap().to_string();
+    let expirer = l.rt.spawn(l.engine().clone().run_expirer());
+    let renewed =
+        l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": lease.lease_id, "increment": "1h"}));
+    if let Ok(r) = &renewed {
+        assert!(r.lease_duration >= 3000, "{r:?}");
+        // Acknowledged for an hour: the lease and its role must still be there.
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            l.engine().with_state(|s| s.leases.get(&lease.lease_id).is_some_and(|l| l.status == LeaseStatus::Active)),
+            "renewal acknowledged for an hour, yet the lease was revoked"
+        );
+        assert!(db.role_exists(&user), "renewal acknowledged for an hour, yet role {user} was dropped");
+    }
+    expirer.abort();
+    l.write("sys/leases/revoke-prefix/database/creds/r/", json!({}));
+    wait_until("revoked", || {
+        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.engine().with_state(|s| s.leases.is_empty())
+    });
+    assert!(db.roles_with_prefix("dbr-").is_empty());
+    println!("slow renewal answered {:?}", renewed.map(|r| r.lease_duration));
+}

@@ -283,6 +283,7 @@ impl Worker {
 /// What the log says about one lease.
 #[derive(Debug, Clone)]
 struct LeaseLog {
+    username: String,
     accessor: String,
     expire_ms: i64,
     completed: bool,
@@ -351,13 +352,22 @@ struct Torture {
 impl Torture {
     fn fail(&self, what: impl std::fmt::Display) -> ! {
         panic!(
-            "seed {} cycle {}: {what}\n(reproduce: LESSOR_TORTURE_SEED={} LESSOR_TORTURE_CYCLES={} cargo test -p \
-             lessor-tests --test torture)",
+            "seed {} cycle {}: {what}\n(the data directory is kept at {}; reproduce: LESSOR_TORTURE_SEED={} \
+             LESSOR_TORTURE_CYCLES={} cargo test -p lessor-tests --test torture)",
             self.seed,
             self.cycle,
+            self.dir.display(),
             self.seed,
             self.cycle + 1
         )
+    }
+
+    /// What the log says about the lease of `username`, for failure messages.
+    fn log_of_user(&self, username: &str) -> String {
+        match self.history.leases.iter().find(|(_, l)| l.username == username) {
+            Some((id, l)) => format!("the log has lease {id} for it: {l:?}"),
+            None => "no IssueStarted in the log names it".to_string(),
+        }
     }
 
     /// Whether `accessor` or an ancestor of it had a revoke asked for.
@@ -427,6 +437,7 @@ impl Torture {
         match event {
             Event::IssueStarted(e) => {
                 let lease = LeaseLog {
+                    username: e.username,
                     accessor: e.accessor,
                     expire_ms: e.expire_time_ms,
                     completed: false,
@@ -670,7 +681,8 @@ impl Torture {
         for role in self.db.roles_with_prefix(PREFIX) {
             if !users.contains(&role) {
                 self.fail(format!(
-                    "role {role} exists in PostgreSQL but no lease of the replayed state tracks it (I2)"
+                    "role {role} exists in PostgreSQL but no lease of the replayed state tracks it (I2); {}",
+                    self.log_of_user(&role)
                 ));
             }
         }
@@ -694,7 +706,10 @@ impl Torture {
         }
         for role in self.db.roles_with_prefix(PREFIX) {
             if !users.contains(&role) {
-                self.fail(format!("role {role} survived recovery and an expirer pass without a lease (orphan)"));
+                self.fail(format!(
+                    "role {role} survived recovery and an expirer pass without a lease (orphan); {}",
+                    self.log_of_user(&role)
+                ));
             }
         }
         for (lease, (_, seq)) in &self.acks.leases {
@@ -756,8 +771,9 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_operation_and_leaves_no_orpha
     let cycles = env_u64("LESSOR_TORTURE_CYCLES").unwrap_or(150);
     println!("torture: seed {seed}, {cycles} kill cycles (LESSOR_TORTURE_SEED={seed} reproduces the choices)");
     let db = pg::database("torture");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
+    // Kept when a check fails (the message names it), removed after a pass.
+    let kept = tempfile::tempdir().unwrap().keep();
+    let dir = kept.join("data");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let root = {
         let (engine, root) = Engine::init(&dir, engine_options()).expect("init");
@@ -798,7 +814,7 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_operation_and_leaves_no_orpha
         acks: Acks::default(),
         exported: None,
         verified_records: 0,
-        child_stderr: tmp.path().join("child.stderr"),
+        child_stderr: kept.join("child.stderr"),
         torn_tails: 0,
         kills_mid_operation: 0,
         recovered: 0,
@@ -926,4 +942,5 @@ fn sigkill_at_seeded_moments_loses_no_acknowledged_operation_and_leaves_no_orpha
         "seed {seed}: only {} acknowledged operations in {cycles} cycles",
         t.acks.checked
     );
+    std::fs::remove_dir_all(&kept).unwrap();
 }

@@ -265,7 +265,12 @@ impl Engine {
             match result {
                 Ok(()) => report.revoked += 1,
                 Err(RequestError::Io(e)) => return Err(RequestError::Io(e)),
-                Err(RequestError::Busy(_)) => {}
+                Err(RequestError::Busy(_)) => {
+                    // A renewal or revocation claimed it meanwhile: look again next
+                    // tick (its outcome re-arms it too, but it may have none).
+                    let at = now + options.tick_ms as i64;
+                    self.expirer.lock().expect("expirer lock poisoned").insert(at, &lease.lease_id);
+                }
                 Err(e) => {
                     report.failed += 1;
                     let attempts = lease.revoke_attempts + 1;

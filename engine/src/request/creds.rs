@@ -365,6 +365,11 @@ impl Engine {
         let plugin = self.plugin_for(&plan.connection)?;
         let lease_id = plan.started.lease_id.clone();
         let username = plan.started.username.clone();
+        // While the creation runs the lease is `Issuing`: the expirer must leave it
+        // alone even past its expiry (a database slower than the TTL), or its
+        // DROP ROLE would run before the CREATE commits and the role would outlive
+        // the forgotten lease (I2).
+        let in_flight = InFlight::claim(&self.revocations_in_flight, &lease_id);
         let pending =
             self.submit(vec![plan.started.clone().into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
         let intent_durable = AtomicBool::new(false);
@@ -403,6 +408,7 @@ impl Engine {
             Err(e) => {
                 // COMMIT's fate is unknown: the user may exist. Revoke it now (or
                 // leave it to the revocation workers) — never leave it untracked (I2).
+                drop(in_flight);
                 let plan =
                     self.with_state(|s| s.leases.get(&lease_id).map(|l| plan_revoke(s, l, RevokeReason::Recovery)));
                 if let Some(plan) = plan {
@@ -417,6 +423,12 @@ impl Engine {
     pub(crate) async fn run_renew(&self, plan: RenewPlan) -> Result<Handled, RequestError> {
         let plugin = self.plugin_for(&plan.connection)?;
         let lease_id = plan.lease.lease_id.clone();
+        // One operation on a lease at a time: the expirer must not revoke a lease
+        // under a renewal in flight (a database slower than the time left), or the
+        // caller would be told of an expiry the lease no longer has (I3).
+        let Some(_in_flight) = InFlight::claim(&self.revocations_in_flight, &lease_id) else {
+            return Err(RequestError::Busy(format!("{lease_id} is being revoked or renewed; retry shortly")));
+        };
         let started = RenewStarted { lease_id: lease_id.clone(), expire_time_ms: plan.expire_time_ms };
         self.append(vec![started.into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
         let expiration = template::expiration_text(plan.expire_time_ms + EXPIRATION_MARGIN_MS);
@@ -429,8 +441,11 @@ impl Engine {
                     warnings: plan.warning.map(|w| vec![w]),
                     ..Response::default()
                 };
+                // Logged while the lease is still claimed, so the expirer next sees
+                // the new expiry (the request's audit record follows).
                 let done = RenewCompleted { lease_id, expire_time_ms: plan.expire_time_ms };
-                Ok(Handled { events: vec![done.into()], response })
+                self.append(vec![done.into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+                Ok(Handled { events: vec![], response })
             }
             Err(e) => {
                 // The old expiry stands (the caller never got the new TTL).
