@@ -433,7 +433,12 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        let unmounted = std::process::Command::new("umount").arg(self.dir.path()).status().is_ok_and(|s| s.success());
+        if !unmounted {
+            // Still busy (a failing test left a file open): detach it now, the
+            // kernel frees it once the last file closes.
+            let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        }
     }
 }
 
