@@ -5,8 +5,11 @@
 /// Rewrites Vault-style `-flag[=value]` arguments to `--flag[=value]`. Leaves
 /// alone: `-` (stdin), single-letter short flags (`-d`, `-f`), negative numbers,
 /// `k=v` data, and everything after `--`.
+///
+/// One more spelling: after `audit log`, `--token T` is the filter the issue names
+/// (`--token-secret`, hashed locally); everywhere else `--token` authenticates.
 pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     let mut passthrough = false;
     for arg in args {
         if passthrough || arg == "--" {
@@ -14,8 +17,13 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
             out.push(arg);
             continue;
         }
-        out.push(match arg.strip_prefix('-') {
+        let arg = match arg.strip_prefix('-') {
             Some(rest) if is_long_flag(rest) => format!("--{rest}"),
+            _ => arg,
+        };
+        let in_audit_log = out.windows(2).any(|w| w[0] == "audit" && w[1] == "log");
+        out.push(match arg.strip_prefix("--token") {
+            Some(rest) if in_audit_log && (rest.is_empty() || rest.starts_with('=')) => format!("--token-secret{rest}"),
             _ => arg,
         });
     }
@@ -43,6 +51,15 @@ mod tests {
         assert_eq!(n(&["secrets", "enable", "-path=db", "database"]), ["secrets", "enable", "--path=db", "database"]);
         assert_eq!(n(&["-format", "json"]), ["--format", "json"]);
         assert_eq!(n(&["token", "create", "-display-name=app-A"]), ["token", "create", "--display-name=app-A"]);
+    }
+
+    #[test]
+    fn token_after_audit_log_is_the_filter_elsewhere_the_credential() {
+        assert_eq!(n(&["audit", "log", "-token=lsr.x"]), ["audit", "log", "--token-secret=lsr.x"]);
+        assert_eq!(n(&["audit", "log", "--token", "lsr.x"]), ["audit", "log", "--token-secret", "lsr.x"]);
+        assert_eq!(n(&["-token=a", "audit", "log"]), ["--token=a", "audit", "log"]);
+        assert_eq!(n(&["read", "-token=a", "x"]), ["read", "--token=a", "x"]);
+        assert_eq!(n(&["audit", "log", "--token-secret=s"]), ["audit", "log", "--token-secret=s"]);
     }
 
     #[test]

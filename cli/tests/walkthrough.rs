@@ -145,6 +145,12 @@ fn the_article_walkthrough_runs_as_written() {
     let json: serde_json::Value = serde_json::from_str(&again).expect("-format=json prints JSON");
     assert!(json["lease_id"].as_str().unwrap().starts_with("database/creds/app-readonly/"), "{again}");
 
+    // The auditor's question, by the app's token (hashed locally): its issue is
+    // there, the root's is not.
+    let by_app = sh.ok(&["audit", "log", "-token", &app.token]);
+    assert!(by_app.contains(&app_user), "{by_app}");
+    assert!(!by_app.contains(&user), "{by_app}");
+
     // Errors: bad input is a local error (exit 1) naming the fix; an engine refusal is exit 2.
     let bad = sh.run(&["write", "database/roles/x", "novalue"]);
     assert_eq!(bad.status.code(), Some(1));
