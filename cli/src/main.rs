@@ -112,6 +112,13 @@ enum Command {
     Dev(dev::DevArgs),
     /// Forensic tools over the log (no master key needed).
     Audit(audit::AuditArgs),
+    /// The issuance load generator: lessor vs the same SQL run raw (runs the
+    /// `lessor-bench` binary beside this one; `lessor bench --help` for its flags).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// How a command failed, which decides the exit status.
@@ -164,11 +171,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Policy { command } => operator::policy(global, command),
         Command::Run => run::run(&global.location()?),
         Command::Dev(args) => dev::dev(args),
+        Command::Bench { args } => bench(&args),
         Command::Audit(args) => {
             let location = global.location()?;
             audit::run(&location.data_dir, location.key_file.as_deref(), args).map_err(Failure::Engine)
         }
     }
+}
+
+/// Runs `lessor-bench` from the directory holding this binary (where cargo and
+/// `scripts/install` put it), else from PATH. It is a separate binary because it
+/// links the engine's test support, which the `lessor` binary does not ship.
+fn bench(args: &[String]) -> Result<ExitCode, Failure> {
+    let sibling = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("lessor-bench")));
+    let program = sibling.filter(|p| p.exists()).unwrap_or_else(|| PathBuf::from("lessor-bench"));
+    let status = std::process::Command::new(&program).args(args).status().map_err(|e| {
+        Failure::Local(format!(
+            "cannot run {}: {e}; build it with `cargo build --release -p lessor-benches --bin lessor-bench`",
+            program.display()
+        ))
+    })?;
+    Ok(ExitCode::from(status.code().unwrap_or(2).clamp(0, 255) as u8))
 }
 
 #[cfg(test)]

@@ -206,3 +206,14 @@ fn lessor_dev_runs_start_to_finish() {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn lessor_bench_runs_the_load_generator_beside_it() {
+    let out = Command::new(LESSOR).args(["bench", "--help"]).output().expect("run lessor bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Usage: lessor-bench") && stdout.contains("--concurrency"), "{stdout}");
+    let bad = Command::new(LESSOR).args(["bench", "--rounds=x"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--rounds"));
+}
