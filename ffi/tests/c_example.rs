@@ -3,15 +3,11 @@
 //! PostgreSQL database: the issued role exists, and is gone after revoke; 8
 //! threads then issue and revoke through one handle.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-/// `target/debug` (or whichever profile directory holds this test binary).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
-}
 
 #[test]
 fn issue_c_end_to_end_against_postgresql() {
@@ -37,7 +33,7 @@ fn issue_c_under_valgrind() {
 
 fn run_issue_c(wrapper: Option<&[&str]>) {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let lib_dir = profile_dir();
+    let lib_dir = common::lib_dir();
     assert!(
         lib_dir.join("liblessor.so").exists(),
         "{} is missing: run the suite with ./scripts/test, or `cargo build -p lessor-ffi` first",

@@ -3,6 +3,8 @@
 //! and a C program builds against it through pkg-config alone, shared and static.
 //! (The debug build is installed here; the release build uses the same rules.)
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -40,8 +42,7 @@ fn install_gives_a_versioned_soname_a_pc_file_and_a_buildable_example() {
         .env("LESSOR_INSTALL_PROFILE", &profile));
 
     let version = env!("CARGO_PKG_VERSION");
-    let (major, minor) = (env!("CARGO_PKG_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MINOR"));
-    let soname = if major == "0" { format!("liblessor.so.0.{minor}") } else { format!("liblessor.so.{major}") };
+    let soname = common::soname();
     let lib = prefix.join("lib");
     let real = lib.join(format!("liblessor.so.{version}"));
     for file in [&real, &lib.join(&soname), &lib.join("liblessor.so"), &lib.join("liblessor.a")] {

@@ -1,6 +1,8 @@
 //! What the binding tests (Python, Go) share: where liblessor.so is, the
 //! environment that points a binding's test at a database, and the handshake in
 //! which the Rust side checks the server between the binding's steps.
+// Each test binary includes this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -8,7 +10,9 @@ use std::process::{Child, Command};
 
 use lessor_tests::pg::TestDb;
 
-/// The directory holding `liblessor.so` next to this test binary.
+/// The directory holding `liblessor.so` next to this test binary, made to look
+/// like an installed library directory: a program linked with `-llessor` records
+/// the SONAME (`liblessor.so.0.1`), so that name must resolve at run time too.
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
@@ -17,7 +21,19 @@ pub fn lib_dir() -> PathBuf {
         "liblessor.so is missing from {}: run the suite with ./scripts/test, or `cargo build -p lessor-ffi` first",
         dir.display()
     );
+    let link = dir.join(soname());
+    if std::fs::symlink_metadata(&link).is_err() {
+        // Another test may create it at the same moment: either way it exists after.
+        let _ = std::os::unix::fs::symlink("liblessor.so", &link);
+    }
+    assert!(link.exists(), "cannot create {}", link.display());
     dir
+}
+
+/// `liblessor.so.MAJOR`, or `liblessor.so.0.MINOR` in 0.x: the rule of ffi/build.rs.
+pub fn soname() -> String {
+    let (major, minor) = (env!("CARGO_PKG_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MINOR"));
+    if major == "0" { format!("liblessor.so.0.{minor}") } else { format!("liblessor.so.{major}") }
 }
 
 /// A username prefix unique to this test's database.
