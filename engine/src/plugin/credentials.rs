@@ -524,21 +524,8 @@ pub fn scram_sha256_verifier_with_salt(password: &str, iterations: u32, salt: &[
 
 /// Standard base64 with padding (RFC 4648), as PostgreSQL writes verifiers.
 fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use ::base64::Engine as _;
+    ::base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Unbiased indexes from a byte source, drawn in blocks; the block is wiped after.
@@ -795,19 +782,8 @@ mod tests {
     }
 
     fn base64_decode_for_test(text: &str) -> Vec<u8> {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut bits = 0u32;
-        let mut count = 0;
-        let mut out = Vec::new();
-        for c in text.bytes().filter(|&c| c != b'=') {
-            bits = (bits << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
-            count += 6;
-            if count >= 8 {
-                count -= 8;
-                out.push((bits >> count) as u8);
-            }
-        }
-        out
+        use ::base64::Engine as _;
+        ::base64::engine::general_purpose::STANDARD.decode(text).unwrap()
     }
 
     #[test]
