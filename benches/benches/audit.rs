@@ -47,33 +47,20 @@ fn build(dir: &Path, count: usize) -> (i64, i64) {
     (snapshots[0], snapshots[1])
 }
 
-/// CPU time this process has used (all threads), from `/proc/self/stat`: on a
-/// busy machine, wall time says more about the neighbours than about the code.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) start after ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// One more pass of `f` outside criterion, printing events per wall second and
-/// per CPU second (USER_HZ = 100 assumed, as on Linux x86-64).
+/// per CPU second.
 fn report_cpu(name: &str, events: usize, mut f: impl FnMut()) {
-    let (wall, cpu) = (Instant::now(), cpu_time());
+    let (wall, cpu) = (Instant::now(), lessor_benches::process_cpu());
     f();
-    let (wall, cpu) = (wall.elapsed(), cpu.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a)));
+    let (wall, cpu) = (wall.elapsed(), lessor_benches::process_cpu().saturating_sub(cpu));
     let per = |d: Duration| events as f64 / d.as_secs_f64() / 1e6;
-    match cpu {
-        Some(cpu) => println!(
-            "  {name}: {:.2} s wall ({:.2} M events/s), {:.2} s CPU ({:.2} M events per CPU-second)",
-            wall.as_secs_f64(),
-            per(wall),
-            cpu.as_secs_f64(),
-            per(cpu)
-        ),
-        None => println!("  {name}: {:.2} s wall ({:.2} M events/s)", wall.as_secs_f64(), per(wall)),
-    }
+    println!(
+        "  {name}: {:.2} s wall ({:.2} M events/s), {:.2} s CPU ({:.2} M events per CPU-second)",
+        wall.as_secs_f64(),
+        per(wall),
+        cpu.as_secs_f64(),
+        per(cpu)
+    );
 }
 
 fn timed(iters: u64, mut f: impl FnMut()) -> Duration {

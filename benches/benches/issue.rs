@@ -114,18 +114,6 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
     Setup { _dir: dir, engine, token }
 }
 
-/// CPU used by this process so far (user + system, all threads).
-fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the whole, properly aligned `rusage` we pass.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 #[derive(Clone, Copy)]
 enum Op {
     Issue,
@@ -163,7 +151,7 @@ fn timed_batch(rt: &tokio::runtime::Runtime, s: &Setup, op: Op) -> (Duration, Du
     };
     let stats = s.engine.log_stats();
     let before = (stats.events_written.load(Ordering::Relaxed), stats.batches_synced.load(Ordering::Relaxed));
-    let cpu = process_cpu();
+    let cpu = lessor_benches::process_cpu();
     let start = Instant::now();
     rt.block_on(async {
         match op {
@@ -192,7 +180,7 @@ fn timed_batch(rt: &tokio::runtime::Runtime, s: &Setup, op: Op) -> (Duration, Du
         }
     });
     let elapsed = start.elapsed();
-    let cpu = process_cpu().saturating_sub(cpu);
+    let cpu = lessor_benches::process_cpu().saturating_sub(cpu);
     let after = (stats.events_written.load(Ordering::Relaxed), stats.batches_synced.load(Ordering::Relaxed));
     (elapsed, cpu, (after.0 - before.0, after.1 - before.1))
 }

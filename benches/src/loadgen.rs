@@ -437,19 +437,6 @@ async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Clie
     Ok(client)
 }
 
-/// The CPU this process has used so far (user + system).
-fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a whole `rusage` into the pointer it is given, which
-    // points at a zeroed, properly sized and aligned value we own.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 /// How one system issues and revokes.
 trait Target: Send + Sync {
     /// Issues one credential; returns the handle its revocation needs.
@@ -586,7 +573,7 @@ async fn run_phase<T: Target + 'static>(
 ) -> PhaseResult {
     let next = Arc::new(AtomicUsize::new(0));
     let inputs = Arc::new(std::sync::Mutex::new(inputs.into_iter().map(Some).collect::<Vec<_>>()));
-    let cpu_before = process_cpu();
+    let cpu_before = crate::process_cpu();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..workers {
@@ -641,7 +628,7 @@ async fn run_phase<T: Target + 'static>(
         }
     }
     result.elapsed = start.elapsed();
-    result.cpu = process_cpu().saturating_sub(cpu_before);
+    result.cpu = crate::process_cpu().saturating_sub(cpu_before);
     result
 }
 
