@@ -4,7 +4,10 @@
 //! Run: `cargo bench -p lessor-benches --bench audit` (2,000,000 events by
 //! default; `LESSOR_AUDIT_BENCH_EVENTS=N` for another size). The log is the
 //! issuance stream of the other benches, one batch of 1,024 events per second of
-//! log time, with snapshots taken at 50% and 90% of it.
+//! log time, snapshotted and pruned as the engine does by default (a snapshot
+//! every 100,000 events; the two newest kept plus one per 1,000,000 as history).
+//! `state_at` is timed at the end, at the worst instant (just before the kept
+//! snapshot that ends the longest stretch without one) and before the first.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -14,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lessor_benches::bench_options;
-use lessor_engine::Engine;
 use lessor_engine::audit::{self, Filter, ReplayOptions, VerifyOptions};
 use lessor_engine::clock::ManualClock;
+use lessor_engine::log::snapshot;
+use lessor_engine::log::storage::ReadOnlyDir;
 use lessor_engine::testing::issuance_events;
+use lessor_engine::{Engine, EngineOptions};
 
 const T0: i64 = 1_700_000_000_000;
 const BATCH: usize = 1024;
@@ -26,25 +31,43 @@ fn events() -> usize {
     std::env::var("LESSOR_AUDIT_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000)
 }
 
-/// Writes `count` events, one batch per second of log time, snapshotting at 50%
-/// and 90%. Returns the timestamps of the two snapshots.
-fn build(dir: &Path, count: usize) -> (i64, i64) {
+/// A snapshot the engine kept: its LSN and timestamp.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    lsn: u64,
+    ts_ms: i64,
+}
+
+/// Writes `count` events, one batch per second of log time, with the engine's
+/// default snapshot cadence and retention. Returns the snapshots left, oldest
+/// first.
+fn build(dir: &Path, count: usize) -> Vec<Kept> {
     let clock = Arc::new(ManualClock::new(T0));
-    let options = lessor_engine::EngineOptions { clock: clock.clone(), ..bench_options() };
+    let defaults = EngineOptions::default();
+    let options = EngineOptions {
+        clock: clock.clone(),
+        snapshot_every_events: defaults.snapshot_every_events,
+        snapshot_history_every_events: defaults.snapshot_history_every_events,
+        ..bench_options()
+    };
     let engine = Engine::open(dir, options).expect("open bench dir");
-    let events = issuance_events(count, 42);
-    let mut snapshots = Vec::new();
-    for (i, chunk) in events.chunks(BATCH).enumerate() {
+    for chunk in issuance_events(count, 42).chunks(BATCH) {
         clock.advance_ms(1000);
         engine.append_unchecked_blocking(chunk.to_vec()).expect("append");
-        let done = (i + 1) * BATCH;
-        if snapshots.len() < 2 && done >= count * [5, 9][snapshots.len()] / 10 {
-            engine.snapshot().expect("snapshot");
-            snapshots.push(engine.with_state(|s| s.applied_ts_ms));
-        }
     }
     engine.close();
-    (snapshots[0], snapshots[1])
+    let storage = ReadOnlyDir::new(dir);
+    let mut kept: Vec<Kept> = snapshot::list_newest_first(&storage)
+        .expect("list snapshots")
+        .iter()
+        .map(|name| {
+            let s = snapshot::read(&storage, name).expect("snapshot reads back");
+            Kept { lsn: s.lsn, ts_ms: s.ts_ms }
+        })
+        .collect();
+    kept.reverse();
+    assert!(kept.len() >= 2, "the engine kept {} snapshots of {count} events", kept.len());
+    kept
 }
 
 /// One more pass of `f` outside criterion, printing events per wall second and
@@ -74,9 +97,21 @@ fn timed(iters: u64, mut f: impl FnMut()) -> Duration {
 fn benches(c: &mut Criterion) {
     let n = events();
     let tmp = tempfile::tempdir().unwrap();
-    let (snap_mid, snap_late) = build(tmp.path(), n);
+    let kept = build(tmp.path(), n);
     let dir = tmp.path();
     let end = T0 + 1000 * n.div_ceil(BATCH) as i64;
+    // The longest stretch between kept snapshots; the latest of equals, whose
+    // starting state is the largest.
+    let (from, to) =
+        kept.windows(2).map(|w| (w[0], w[1])).max_by_key(|(a, b)| (b.lsn - a.lsn, b.lsn)).expect("two snapshots");
+    let first = kept[0];
+    println!(
+        "  {} snapshots kept at LSNs {:?}; worst instant: just before LSN {} (from the one at {})",
+        kept.len(),
+        kept.iter().map(|k| k.lsn).collect::<Vec<_>>(),
+        to.lsn,
+        from.lsn
+    );
 
     let mut g = c.benchmark_group("audit");
     g.sample_size(10).throughput(Throughput::Elements(n as u64));
@@ -123,7 +158,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(1));
-    g.bench_function(BenchmarkId::new("state_at_end_from_snapshot_90pct", n), |b| {
+    g.bench_function(BenchmarkId::new("state_at_end_from_newest_snapshot", n), |b| {
         b.iter_custom(|iters| {
             timed(iters, || {
                 let s = audit::state_at(dir, end, ReplayOptions::default(), None).unwrap();
@@ -131,18 +166,19 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function(BenchmarkId::new("state_at_90pct_from_snapshot_50pct", n), |b| {
+    g.bench_function(BenchmarkId::new("state_at_worst_instant", n), |b| {
         b.iter_custom(|iters| {
             timed(iters, || {
-                let s = audit::state_at(dir, snap_late - 1, ReplayOptions::default(), None).unwrap();
-                assert!(s.snapshot.is_some());
+                let s = audit::state_at(dir, to.ts_ms - 1, ReplayOptions::default(), None).unwrap();
+                assert_eq!(s.snapshot, Some(snapshot::snapshot_name(from.lsn)));
+                assert!(s.lsn < to.lsn);
             })
         })
     });
-    g.bench_function(BenchmarkId::new("state_at_50pct_no_snapshot_before", n), |b| {
+    g.bench_function(BenchmarkId::new("state_at_before_first_snapshot", n), |b| {
         b.iter_custom(|iters| {
             timed(iters, || {
-                let s = audit::state_at(dir, snap_mid - 1, ReplayOptions::default(), None).unwrap();
+                let s = audit::state_at(dir, first.ts_ms - 1, ReplayOptions::default(), None).unwrap();
                 assert!(s.snapshot.is_none());
             })
         })

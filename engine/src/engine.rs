@@ -25,6 +25,11 @@ pub struct EngineOptions {
     /// Write a snapshot after this many events since the last one; 0 = only when
     /// [`Engine::snapshot`] is called.
     pub snapshot_every_events: u64,
+    /// Besides the two newest snapshots, keep the oldest one in every stretch of
+    /// this many LSNs as history, so forensic replay of an old instant
+    /// (`audit state --at`) starts near it instead of at LSN 1. Each costs the
+    /// state's size on disk; 0 = keep only the two newest.
+    pub snapshot_history_every_events: u64,
     pub clock: Arc<dyn Clock>,
     /// The master key, supplied by the embedder; takes precedence over `key_file`.
     pub master_key: Option<MasterKey>,
@@ -46,6 +51,7 @@ impl Default for EngineOptions {
         EngineOptions {
             log: LogOptions::default(),
             snapshot_every_events: 100_000,
+            snapshot_history_every_events: snapshot::SNAPSHOT_HISTORY_EVERY_EVENTS_DEFAULT,
             clock: Arc::new(SystemClock),
             master_key: None,
             key_file: None,
@@ -115,6 +121,8 @@ struct Shared {
     storage: Arc<dyn Storage>,
     /// One snapshot write at a time (background and explicit ones share file names).
     snapshot_writing: Mutex<()>,
+    /// [`EngineOptions::snapshot_history_every_events`].
+    snapshot_history_every_events: u64,
     /// Leases changed since the expirer last looked.
     lease_changes: Mutex<crate::expiry::expirer::LeaseChanges>,
 }
@@ -236,6 +244,7 @@ impl Engine {
             applied: RwLock::new(applied),
             storage: storage.clone(),
             snapshot_writing: Mutex::new(()),
+            snapshot_history_every_events: options.snapshot_history_every_events,
             lease_changes: Mutex::default(),
         });
         let snapshot_every = options.snapshot_every_events;
@@ -511,7 +520,7 @@ fn write_snapshot(shared: &Shared) -> std::io::Result<Option<String>> {
         }
         (applied.state.applied_lsn, applied.state.applied_ts_ms, applied.chain, applied.state.encode())
     };
-    snapshot::write(shared.storage.as_ref(), lsn, ts_ms, &chain, &body).map(Some)
+    snapshot::write(shared.storage.as_ref(), lsn, ts_ms, &chain, &body, shared.snapshot_history_every_events).map(Some)
 }
 
 fn spawn_snapshotter(shared: Arc<Shared>) -> (std_mpsc::SyncSender<()>, JoinHandle<()>) {

@@ -656,12 +656,21 @@ impl Sim {
     }
 }
 
+const SIM_SNAPSHOT_EVERY_EVENTS: u64 = 10_000;
+/// Smaller than the history, so most snapshots are pruned and old instants must
+/// start from the history ones.
+const SIM_SNAPSHOT_HISTORY_EVERY_EVENTS: u64 = 25_000;
+
 /// A directory holding a simulated history of `SIM_EVENTS` records over many
 /// segments, with snapshots and logged checkpoints.
 fn simulated_history(seed: u64) -> tempfile::TempDir {
     let dir = test_dir();
     let clock = Arc::new(ManualClock::new(T0));
-    let opts = EngineOptions { snapshot_every_events: 20_000, ..options(&clock, 256 * 1024) };
+    let opts = EngineOptions {
+        snapshot_every_events: SIM_SNAPSHOT_EVERY_EVENTS,
+        snapshot_history_every_events: SIM_SNAPSHOT_HISTORY_EVERY_EVENTS,
+        ..options(&clock, 256 * 1024)
+    };
     let (engine, _root) = Engine::init(dir.path(), opts).unwrap();
     let mut sim = Sim {
         rng: SplitMix64(seed),
@@ -994,6 +1003,13 @@ fn state_at_and_diff_agree_with_the_reference_over_100k_simulated_events() {
         let without = audit::state_at(dir.path(), t, no_snapshots, None).unwrap();
         snapshot_used |= with.snapshot.is_some();
         assert_eq!(without.snapshot, None);
+        if with.lsn >= 2 * SIM_SNAPSHOT_EVERY_EVENTS {
+            // A history snapshot lies at most a stretch plus a snapshot interval
+            // (and one batch) before any instant.
+            assert!(with.snapshot.is_some(), "at {t}: replayed from LSN 1");
+            let bound = SIM_SNAPSHOT_HISTORY_EVERY_EVENTS + SIM_SNAPSHOT_EVERY_EVENTS + 16;
+            assert!(with.events_replayed <= bound, "at {t}: {} events replayed", with.events_replayed);
+        }
         assert_eq!((with.lsn, with.chain), (without.lsn, without.chain), "at {t}");
         assert_eq!(with.leases, without.leases, "at {t}: snapshot and full replay disagree");
         let expected_lsn = entries.iter().take_while(|e| e.ts_ms <= t).count() as Lsn;

@@ -152,18 +152,69 @@ fn a_snapshot_from_another_log_is_ignored() {
     assert_eq!(Engine::open(a.path(), options(8192, 0)).unwrap().digest(), digest_a);
 }
 
-#[test]
-fn only_the_newest_snapshots_are_kept() {
+/// Writes one event and a snapshot `count` times; returns the snapshot LSNs left.
+fn snapshot_lsns_after(count: usize, history_every_events: u64) -> Vec<u64> {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = SplitMix64(79);
-    let engine = Engine::open(tmp.path(), options(8192, 0)).unwrap();
-    for _ in 0..5 {
+    let opts = EngineOptions { snapshot_history_every_events: history_every_events, ..options(8192, 0) };
+    let engine = Engine::open(tmp.path(), opts).unwrap();
+    for _ in 0..count {
         engine.append_unchecked_blocking(vec![generated_event(&mut rng, 30)]).unwrap();
         engine.snapshot().unwrap().unwrap();
     }
-    let mut names = snapshots(tmp.path());
-    names.sort();
-    assert_eq!(names, vec![snapshot::snapshot_name(4), snapshot::snapshot_name(5)]);
+    let mut lsns: Vec<u64> = snapshots(tmp.path()).iter().filter_map(|n| snapshot::parse_snapshot_name(n)).collect();
+    lsns.sort();
+    lsns
+}
+
+#[test]
+fn without_history_only_the_two_newest_snapshots_are_kept() {
+    assert_eq!(snapshot_lsns_after(5, 0), vec![4, 5]);
+}
+
+#[test]
+fn history_keeps_the_oldest_snapshot_of_every_stretch() {
+    // Stretches of 3 LSNs: [0,2] [3,5] [6,8] [9,11]; 10 and 11 are the newest two.
+    assert_eq!(snapshot_lsns_after(11, 3), vec![1, 3, 6, 9, 10, 11]);
+}
+
+proptest! {
+    /// Pruning after every write (as the engine does) loses at most one stretch of
+    /// replay: every snapshot ever written has a kept one at or before it less than
+    /// a stretch away, and the two newest are always kept.
+    #[test]
+    fn pruning_keeps_a_snapshot_within_a_stretch_of_every_written_one(
+        gaps in proptest::collection::vec(1u64..500, 1..200),
+        history_every_events in 0u64..2_000,
+    ) {
+        let mut written = Vec::new();
+        let mut kept: Vec<u64> = Vec::new();
+        let mut lsn = 0;
+        for gap in gaps {
+            lsn += gap;
+            written.push(lsn);
+            kept.push(lsn);
+            let prune = snapshot::to_prune(&kept, history_every_events);
+            prop_assert!(!prune.contains(&lsn), "the snapshot just written was pruned");
+            kept.retain(|l| !prune.contains(l));
+        }
+        let newest: Vec<u64> = written.iter().rev().take(snapshot::SNAPSHOTS_KEPT).copied().collect();
+        prop_assert!(newest.iter().all(|l| kept.contains(l)), "newest {newest:?} not all in {kept:?}");
+        if history_every_events == 0 {
+            prop_assert_eq!(kept.len(), written.len().min(snapshot::SNAPSHOTS_KEPT));
+        } else {
+            for s in &written {
+                prop_assert!(
+                    kept.iter().any(|k| k <= s && s - k < history_every_events),
+                    "written {s}: no kept snapshot within {history_every_events} before it in {kept:?}"
+                );
+            }
+            // One per stretch at most, besides the newest two.
+            let stretches: std::collections::BTreeSet<u64> =
+                written.iter().map(|l| l / history_every_events).collect();
+            prop_assert!(kept.len() <= stretches.len() + snapshot::SNAPSHOTS_KEPT);
+        }
+    }
 }
 
 #[test]

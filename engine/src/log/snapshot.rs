@@ -23,8 +23,12 @@ pub const SNAPSHOT_VERSION: u16 = 2;
 pub const SNAPSHOT_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 32 + 8 + 32;
 const _: () = assert!(SNAPSHOT_HEADER_BYTES == 96);
 
-/// Snapshots kept after a new one is written; older ones are removed.
+/// The newest snapshots always kept after a new one is written: open starts from
+/// the newest usable one, and the one before it covers a damaged newest.
 pub const SNAPSHOTS_KEPT: usize = 2;
+
+/// Default of `EngineOptions::snapshot_history_every_events`.
+pub const SNAPSHOT_HISTORY_EVERY_EVENTS_DEFAULT: u64 = 1_000_000;
 
 pub fn snapshot_name(lsn: Lsn) -> String {
     format!("snap-{lsn:020}.bin")
@@ -48,8 +52,40 @@ pub struct LoadedSnapshot {
     pub body: Vec<u8>,
 }
 
-/// Writes a snapshot atomically and prunes old ones. Returns the file name.
-pub fn write(storage: &dyn Storage, lsn: Lsn, ts_ms: i64, chain: &Chain, body: &[u8]) -> std::io::Result<String> {
+/// Which of the snapshots at `lsns` (any order) to remove once the newest is
+/// durable. The [`SNAPSHOTS_KEPT`] newest stay. Of the older ones, with
+/// `history_every_events > 0`, the oldest snapshot in each stretch of that many
+/// LSNs stays as history: forensic replay (`audit state --at`) of any instant then
+/// starts from a snapshot at most about one stretch plus one snapshot interval
+/// before it, instead of from LSN 1. A kept history snapshot stays kept: later
+/// snapshots have higher LSNs, so it remains the oldest of its stretch.
+pub fn to_prune(lsns: &[Lsn], history_every_events: u64) -> Vec<Lsn> {
+    let mut sorted = lsns.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let older = &sorted[..sorted.len().saturating_sub(SNAPSHOTS_KEPT)];
+    let mut prune = Vec::new();
+    let mut stretch_seen = None;
+    for &lsn in older {
+        let stretch = (history_every_events > 0).then(|| lsn / history_every_events);
+        if stretch.is_none() || stretch == stretch_seen {
+            prune.push(lsn);
+        }
+        stretch_seen = stretch;
+    }
+    prune
+}
+
+/// Writes a snapshot atomically and prunes old ones ([`to_prune`]). Returns the
+/// file name.
+pub fn write(
+    storage: &dyn Storage,
+    lsn: Lsn,
+    ts_ms: i64,
+    chain: &Chain,
+    body: &[u8],
+    history_every_events: u64,
+) -> std::io::Result<String> {
     let name = snapshot_name(lsn);
     let tmp = format!("{name}.tmp");
     let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
@@ -72,10 +108,12 @@ pub fn write(storage: &dyn Storage, lsn: Lsn, ts_ms: i64, chain: &Chain, body: &
     storage.rename(&tmp, &name)?;
     storage.sync_dir()?;
     // The new snapshot is durable; only now may older ones go.
-    let mut lsns: Vec<Lsn> = storage.list()?.iter().filter_map(|n| parse_snapshot_name(n)).collect();
-    lsns.sort_unstable();
-    for old in lsns.iter().rev().skip(SNAPSHOTS_KEPT) {
-        storage.remove(&snapshot_name(*old))?;
+    let lsns: Vec<Lsn> = storage.list()?.iter().filter_map(|n| parse_snapshot_name(n)).collect();
+    assert!(lsns.contains(&lsn), "the snapshot just written is not listed");
+    // A stray file with a higher LSN (another log's, ignored at open) must not
+    // push out the snapshot just written.
+    for old in to_prune(&lsns, history_every_events).into_iter().filter(|&old| old != lsn) {
+        storage.remove(&snapshot_name(old))?;
     }
     Ok(name)
 }
