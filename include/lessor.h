@@ -136,8 +136,13 @@ const char *lessor_version(void);
  * `"key_file"` (path of the master key file; default `<data_dir>/master.key`,
  * created with mode 0600 when it does not exist), `"master_key_hex"` (the master
  * key as 64 hex characters, supplied by the embedder; no key file is written),
- * `"segment_bytes_max"` (log segment size). An unknown key is
- * `LESSOR_INVALID_ARGUMENT`, and the message names it.
+ * `"segment_bytes_max"` (log segment size, bytes; default 64 MiB), `"fsync"`
+ * (`"always"`, the default: every acknowledged operation is on stable storage
+ * first; `"never"`: no fsync until the engine is freed — an acknowledged
+ * operation survives the process crashing but not a power loss, which can also
+ * leave database users the log does not know; for development and tests only).
+ * An unknown key or a bad value is `LESSOR_INVALID_ARGUMENT`, and the message
+ * names it.
  *
  * On success `*root_token_out` receives the root token, a NUL-terminated string
  * that the caller owns and frees with `lessor_string_free`. It is shown only

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use lessor_engine::clock::ManualClock;
 use lessor_engine::event::{Event, EventKind};
 use lessor_engine::log::storage::{FaultInjectingStorage, Faults, FsStorage, ReadOnlyDir, Storage};
-use lessor_engine::log::{AppendError, LogOptions, read_entries};
+use lessor_engine::log::{AppendError, FsyncPolicy, LogOptions, read_entries};
 use lessor_engine::testing::sample;
 use lessor_engine::{Engine, EngineOptions, OpenError};
 
@@ -66,6 +66,46 @@ fn fsync_failure_fails_the_append_cuts_it_off_and_the_log_goes_on() {
     let engine = Engine::open(tmp.path(), options()).unwrap();
     assert_eq!(durable_events(tmp.path()), vec![ev(1), ev(3), ev(4), ev(5)]);
     engine.append_unchecked_blocking(vec![ev(7)]).unwrap();
+}
+
+/// With `fsync: never` the writer calls no fsync until close, even across
+/// segment seals: a disk whose every fsync fails takes every append, what was
+/// acknowledged is there after close, and the close does sync. With `always` the same disk fails
+/// the first append.
+#[test]
+fn fsync_never_acknowledges_without_syncing_and_always_syncs_every_batch() {
+    for (policy, acked) in [(FsyncPolicy::Never, true), (FsyncPolicy::Always, false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let storage = faulty(tmp.path());
+        let opts = EngineOptions {
+            log: LogOptions {
+                fsync: policy,
+                segment_bytes_max: 2048,
+                checkpoint_interval_ms: 0,
+                ..LogOptions::default()
+            },
+            ..options()
+        };
+        let engine = Engine::open_with_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
+        storage.set_faults(Faults { fail_sync_in: Some(1), sticky: true, ..Faults::default() });
+        let results: Vec<_> = (1..=40).map(|i| engine.append_unchecked_blocking(vec![ev(i)])).collect();
+        let synced_before_close = storage.fired();
+        engine.close();
+        if acked {
+            assert!(results.iter().all(Result::is_ok), "{policy:?}: {results:?}");
+            assert!(!synced_before_close, "{policy:?} called fsync before close");
+            assert!(storage.fired(), "{policy:?}: a clean close must sync the log");
+            let events = durable_events(tmp.path());
+            assert_eq!(events, (1..=40).map(ev).collect::<Vec<_>>());
+            let segments = std::fs::read_dir(tmp.path()).unwrap().filter_map(Result::ok);
+            let segments = segments.filter(|e| e.file_name().to_string_lossy().ends_with(".log")).count();
+            assert!(segments > 2, "{policy:?}: only {segments} segments; the test must cross seals");
+        } else {
+            assert!(results.iter().all(Result::is_err), "{policy:?}: {results:?}");
+            assert!(storage.fired());
+        }
+        assert_eq!(FsyncPolicy::from_name(policy.name()), Some(policy));
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ::lessor_engine::auth::keys::{KeyError, MasterKey};
+use ::lessor_engine::log::FsyncPolicy;
 use ::lessor_engine::log::storage::LockError;
 use ::lessor_engine::request::Operation;
 use ::lessor_engine::{Engine, EngineOptions, OpenError};
@@ -115,9 +116,16 @@ fn parse_options(options_json: Option<&str>) -> Result<EngineOptions, Failure> {
                     .as_u64()
                     .ok_or_else(|| Failure::invalid("option segment_bytes_max must be a non-negative integer"))?;
             }
+            "fsync" => {
+                let names = || FsyncPolicy::ALL.map(|(_, n)| format!("\"{n}\"")).join(" or ");
+                options.log.fsync = value
+                    .as_str()
+                    .and_then(FsyncPolicy::from_name)
+                    .ok_or_else(|| Failure::invalid(format!("option fsync must be {}, not {value}", names())))?;
+            }
             other => {
                 return Err(Failure::invalid(format!(
-                    "unknown option \"{other}\" in options_json (known: key_file, master_key_hex, segment_bytes_max)"
+                    "unknown option \"{other}\" in options_json (known: key_file, master_key_hex, segment_bytes_max, fsync)"
                 )));
             }
         }
@@ -171,8 +179,13 @@ fn init_failure(e: impl std::error::Error) -> Failure {
 /// `"key_file"` (path of the master key file; default `<data_dir>/master.key`,
 /// created with mode 0600 when it does not exist), `"master_key_hex"` (the master
 /// key as 64 hex characters, supplied by the embedder; no key file is written),
-/// `"segment_bytes_max"` (log segment size). An unknown key is
-/// `LESSOR_INVALID_ARGUMENT`, and the message names it.
+/// `"segment_bytes_max"` (log segment size, bytes; default 64 MiB), `"fsync"`
+/// (`"always"`, the default: every acknowledged operation is on stable storage
+/// first; `"never"`: no fsync until the engine is freed — an acknowledged
+/// operation survives the process crashing but not a power loss, which can also
+/// leave database users the log does not know; for development and tests only).
+/// An unknown key or a bad value is `LESSOR_INVALID_ARGUMENT`, and the message
+/// names it.
 ///
 /// On success `*root_token_out` receives the root token, a NUL-terminated string
 /// that the caller owns and frees with `lessor_string_free`. It is shown only

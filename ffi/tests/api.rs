@@ -129,12 +129,22 @@ fn init_and_open_check_their_arguments() {
     );
     assert!(take_error(err).1.contains("root_token_out"));
     err = ptr::null_mut();
-    let unknown = c(r#"{"fsync": "never"}"#);
+    let unknown = c(r#"{"fsink": "never"}"#);
     assert_eq!(
         lessor_init(data.as_ptr(), unknown.as_ptr(), &mut token, &mut err),
         lessor_status::LESSOR_INVALID_ARGUMENT
     );
-    assert!(take_error(err).1.contains("\"fsync\""));
+    assert!(take_error(err).1.contains("\"fsink\""));
+    for bad_policy in [r#"{"fsync": "sometimes"}"#, r#"{"fsync": true}"#] {
+        err = ptr::null_mut();
+        let options = c(bad_policy);
+        assert_eq!(
+            lessor_init(data.as_ptr(), options.as_ptr(), &mut token, &mut err),
+            lessor_status::LESSOR_INVALID_ARGUMENT
+        );
+        let message = take_error(err).1;
+        assert!(message.contains("option fsync must be \"always\" or \"never\""), "{message}");
+    }
     err = ptr::null_mut();
     let not_json = c("{");
     assert_eq!(
@@ -207,6 +217,42 @@ fn init_and_open_check_their_arguments() {
     assert_eq!(lessor_engine_open(data.as_ptr(), key.as_ptr(), &mut second, &mut err), lessor_status::LESSOR_BUSY);
     take_error(err);
     assert!(second.is_null());
+    lessor_engine_free(engine);
+}
+
+/// `"fsync": "never"` opens and works, and what it acknowledged is there after
+/// `lessor_engine_free` and a reopen with the defaults.
+#[test]
+fn fsync_never_option_works_and_a_clean_free_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = c(dir.path().join("d").to_str().unwrap());
+    let never = c(r#"{"fsync": "never"}"#);
+    let mut token: *mut c_char = ptr::null_mut();
+    assert_eq!(lessor_init(data.as_ptr(), never.as_ptr(), &mut token, ptr::null_mut()), lessor_status::LESSOR_OK);
+    let mut engine: *mut lessor_engine = ptr::null_mut();
+    assert_eq!(
+        lessor_engine_open(data.as_ptr(), never.as_ptr(), &mut engine, ptr::null_mut()),
+        lessor_status::LESSOR_OK
+    );
+    let (update, mount, body) = (c("update"), c("sys/mounts/database"), c(r#"{"type":"database"}"#));
+    let mut out: *mut c_char = ptr::null_mut();
+    let status =
+        lessor_request(engine, token, update.as_ptr(), mount.as_ptr(), body.as_ptr(), &mut out, ptr::null_mut());
+    assert_eq!(status, lessor_status::LESSOR_OK);
+    lessor_string_free(out);
+    lessor_engine_free(engine);
+
+    let mut engine: *mut lessor_engine = ptr::null_mut();
+    assert_eq!(lessor_engine_open(data.as_ptr(), ptr::null(), &mut engine, ptr::null_mut()), lessor_status::LESSOR_OK);
+    let read = c("read");
+    let mut out: *mut c_char = ptr::null_mut();
+    let status = lessor_request(engine, token, read.as_ptr(), mount.as_ptr(), ptr::null(), &mut out, ptr::null_mut());
+    assert_eq!(status, lessor_status::LESSOR_OK);
+    // SAFETY: `out` is a NUL-terminated string from lessor_request.
+    let json: serde_json::Value = serde_json::from_str(unsafe { CStr::from_ptr(out) }.to_str().unwrap()).unwrap();
+    assert_eq!(json["data"]["type"], "database", "{json}");
+    lessor_string_free(out);
+    lessor_string_free(token);
     lessor_engine_free(engine);
 }
 

@@ -40,6 +40,40 @@ pub struct LogOptions {
     /// checkpoint is logged at every segment seal and, once this much log time has
     /// passed since the last one, after the next batch; 0 = only at seals.
     pub checkpoint_interval_ms: u64,
+    /// Whether an append waits for stable storage before it is acknowledged.
+    pub fsync: FsyncPolicy,
+}
+
+/// When the writer forces appended records to stable storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FsyncPolicy {
+    /// `fdatasync` after every batch (and the directory after a new segment)
+    /// before any appender hears back: an acknowledged append survives power loss.
+    #[default]
+    Always,
+    /// No fsync of records until the log is closed (a clean close syncs once): an
+    /// acknowledged append is in the kernel's page cache.
+    /// It survives the process crashing or being killed, not the machine: after a
+    /// power loss or kernel crash, acknowledged operations can be missing (recovery
+    /// cuts the torn tail as usual) and database users created for them are
+    /// orphans the log does not know. For development, tests and throwaway
+    /// engines; never for production.
+    Never,
+}
+
+impl FsyncPolicy {
+    /// Every policy with its name in options (`"always"`, `"never"`).
+    pub const ALL: [(FsyncPolicy, &'static str); 2] = [(FsyncPolicy::Always, "always"), (FsyncPolicy::Never, "never")];
+
+    /// The policy named `name` (as in [`FsyncPolicy::ALL`]).
+    pub fn from_name(name: &str) -> Option<FsyncPolicy> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(p, _)| *p)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(p, _)| *p == self).map(|(_, n)| *n).expect("every policy is named")
+    }
 }
 
 impl Default for LogOptions {
@@ -50,6 +84,7 @@ impl Default for LogOptions {
             batch_events_max: 8192,
             request_events_max: 1024,
             checkpoint_interval_ms: 10 * 60 * 1000,
+            fsync: FsyncPolicy::Always,
         }
     }
 }
@@ -168,6 +203,7 @@ impl Log {
             last_chain: summary.last_chain,
             last_ts_ms: summary.last_ts_ms,
             batch_events_max: options.batch_events_max,
+            fsync: options.fsync,
             sink,
             stats: stats.clone(),
             segment_name,

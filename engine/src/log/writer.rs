@@ -1,6 +1,6 @@
 //! Group commit: one thread owns the active segment. Appenders enqueue a request
 //! and wait; the writer takes everything queued (up to a limit), frames it, writes
-//! it, calls `fdatasync` once, hands the entries to the durable sink in LSN order,
+//! it, calls `fdatasync` once (unless [`FsyncPolicy::Never`]), hands the entries to the durable sink in LSN order,
 //! and only then wakes every waiter. The queue is bounded, so a burst becomes
 //! backpressure on the appenders instead of memory growth (I7).
 //!
@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::{Entry, Event, Lsn};
+use crate::log::FsyncPolicy;
 use crate::log::format::{self, Chain, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::log::storage::{Storage, StorageFile};
 
@@ -117,6 +118,7 @@ pub(crate) struct Request {
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub events_written: AtomicU64,
+    /// Batches written (each one `fdatasync`ed under [`FsyncPolicy::Always`]).
     pub batches_synced: AtomicU64,
     pub bytes_written: AtomicU64,
 }
@@ -130,6 +132,7 @@ pub(crate) struct Writer {
     pub last_chain: Chain,
     pub last_ts_ms: i64,
     pub batch_events_max: usize,
+    pub fsync: FsyncPolicy,
     pub sink: DurableSink,
     pub stats: Arc<WriterStats>,
     /// The active segment's file name.
@@ -169,6 +172,12 @@ impl Writer {
                 continue;
             }
             self.commit(&mut batch, &mut buf, &mut entries);
+        }
+        if self.fsync == FsyncPolicy::Never && self.cut_back.is_none() {
+            // A clean close leaves the log durable whatever the policy.
+            if let Err(e) = self.file.sync_data().and_then(|()| self.storage.sync_dir()) {
+                tracing::error!(error = %e, "cannot sync the log at close; the last appends may not survive a power loss");
+            }
         }
     }
 
@@ -341,7 +350,9 @@ impl Writer {
             "batch would overflow the segment"
         );
         self.file.write_all(buf)?;
-        self.file.sync_data()?;
+        if self.fsync == FsyncPolicy::Always {
+            self.file.sync_data()?;
+        }
         // After: what the file holds is what we account for.
         self.segment_bytes += buf.len() as u64;
         assert!(self.segment_bytes >= (SEGMENT_HEADER_BYTES + RECORD_OVERHEAD_BYTES) as u64);
@@ -360,9 +371,11 @@ impl Writer {
         let mut file = self.storage.create_new(&name)?;
         self.batch_segments.push(name.clone());
         file.write_all(&header.encode())?;
-        file.sync_data()?;
-        // The new file's name must be durable before records in it are acknowledged.
-        self.storage.sync_dir()?;
+        if self.fsync == FsyncPolicy::Always {
+            file.sync_data()?;
+            // The new file's name must be durable before records in it are acknowledged.
+            self.storage.sync_dir()?;
+        }
         self.file = file;
         self.segment_bytes = SEGMENT_HEADER_BYTES as u64;
         self.segment_name = name.clone();
