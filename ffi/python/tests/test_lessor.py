@@ -50,6 +50,19 @@ class ErrorsTest(unittest.TestCase):
             lessor.init(self.dir, {"bogus": 1})
         self.assertIn("bogus", str(ctx.exception))
 
+    def test_bad_fsync_policy_is_invalid(self):
+        with self.assertRaises(lessor.InvalidArgument) as ctx:
+            lessor.init(self.dir, {"fsync": "sometimes"})
+        self.assertIn('option fsync must be "always" or "never"', str(ctx.exception))
+
+    def test_fsync_never_keeps_everything_after_a_clean_close(self):
+        root = lessor.init(self.dir, {"fsync": "never"})
+        with lessor.Engine.open(self.dir, {"fsync": "never"}) as engine:
+            engine.request(root, "update", "sys/mounts/database", {"type": "database"})
+        with lessor.Engine.open(self.dir) as engine:
+            mount = engine.request(root, "read", "sys/mounts/database")
+            self.assertEqual(mount["data"]["type"], "database")
+
     def test_bad_token_is_permission_denied(self):
         lessor.init(self.dir)
         with lessor.Engine.open(self.dir) as engine:
