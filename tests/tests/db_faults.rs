@@ -10,7 +10,8 @@
 //! database error naming the cause, never a hang); no lease is left `Issuing`
 //! once its request returned; no role exists without a lease (I2); once the
 //! database is back lessor reconnects by itself and every expiring lease is
-//! revoked, irrevocable ones included; nothing acknowledged is lost.
+//! revoked, irrevocable ones included; nothing acknowledged is lost; and pooled
+//! connections the server closed between requests cost no request at all.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -232,13 +233,12 @@ fn terminate_lessor_backends(db: &pg::TestDb) -> usize {
 }
 
 #[test]
-fn terminated_pooled_connections_are_replaced_and_requests_between_fail_cleanly_without_orphans() {
+fn terminated_pooled_connections_are_replaced_without_failing_a_request_and_without_orphans() {
     let db = pg::database("terminate");
     let l = lessor();
     l.connect(&db, "dbt", "");
     l.write("database/roles/r", json!({"db_name": "pg", "creation_statements": CREATION, "default_ttl": "1h"}));
     let mut acked: Vec<String> = Vec::new();
-    let mut failures = Vec::new();
     let mut terminated = 0;
     for round in 0..6 {
         // Fill the pool, then kill every connection in it.
@@ -250,26 +250,25 @@ fn terminated_pooled_connections_are_replaced_and_requests_between_fail_cleanly_
         let killed = terminate_lessor_backends(&db);
         assert!(killed >= 1, "round {round}: no lessor connection to terminate");
         terminated += killed;
-        // Requests right after: each succeeds or fails cleanly; within a few
-        // attempts (at most one per dead pooled connection) they succeed again.
-        let mut ok_in_a_row = 0;
-        let mut tries = 0;
-        while ok_in_a_row < 8 {
-            tries += 1;
-            assert!(tries <= 8 + 4 + 1, "round {round}: requests keep failing after the connections were terminated");
-            match l.read("database/creds/r") {
-                Ok(r) => {
-                    acked.push(r.lease_id);
-                    ok_in_a_row += 1;
-                }
-                Err(e) => {
-                    assert_clean_database_error(&e, &format!("round {round}, issue {tries}"));
-                    failures.push(e.to_string());
-                    ok_in_a_row = 0;
-                }
-            }
-            assert_none_issuing(&l, &format!("round {round}"));
+        // Requests right after all succeed: a pooled connection the server closed
+        // is replaced at BEGIN (or, if the termination races the transaction,
+        // before COMMIT), as database/sql does for Vault — no request pays for it.
+        // Odd rounds meet the dead pool with a renew and a revoke first.
+        if round % 2 == 1 {
+            let renew = json!({"lease_id": acked[0], "increment": format!("{}m", 90 + round)});
+            l.request(Operation::Update, "sys/leases/renew", renew)
+                .unwrap_or_else(|e| panic!("round {round}: renew after terminating the pool: {e}"));
+            let gone = acked.pop().unwrap();
+            l.request(Operation::Update, "sys/leases/revoke", json!({"lease_id": gone}))
+                .unwrap_or_else(|e| panic!("round {round}: revoke after terminating the pool: {e}"));
         }
+        for i in 0..8 {
+            match l.read("database/creds/r") {
+                Ok(r) => acked.push(r.lease_id),
+                Err(e) => panic!("round {round}, issue {i} after terminating the pool: {e}"),
+            }
+        }
+        assert_none_issuing(&l, &format!("round {round}"));
         assert_no_orphan(&l, &db, "dbt-", &format!("round {round}"));
         // Renew and revoke work on the fresh connections.
         let renew = json!({"lease_id": acked[0], "increment": format!("{}m", 90 + round)});
@@ -319,16 +318,15 @@ fn terminated_pooled_connections_are_replaced_and_requests_between_fail_cleanly_
         l.engine().with_state(|s| s.leases.is_empty())
     });
     assert!(db.roles_with_prefix("dbt-").is_empty());
-    let mut kinds: Vec<String> = failures.iter().cloned().chain(stream.errors.iter().map(|e| e.to_string())).collect();
+    let mut kinds: Vec<String> = stream.errors.iter().map(|e| e.to_string()).collect();
     kinds.sort();
     kinds.dedup();
-    println!("errors seen after terminations: {kinds:#?}");
+    println!("errors seen in the stream: {kinds:#?}");
     println!(
-        "terminations: {terminated} pooled connections terminated, {} + {} issues acknowledged, {} + {} failed \
+        "terminations: {terminated} pooled connections terminated, {} + {} issues acknowledged, 0 + {} failed \
          cleanly, 0 orphans",
         acked.len(),
         stream.acked.len(),
-        failures.len(),
         stream.errors.len()
     );
 }

@@ -256,6 +256,53 @@ impl PostgresPlugin {
         }
     }
 
+    /// Pooled connections a stale one may be replaced by: the whole pool, and one
+    /// new connection.
+    fn stale_attempts_max(&self) -> usize {
+        self.pool.status().max_size + 1
+    }
+
+    /// `BEGIN` on a pooled connection. A connection the server closed while it sat
+    /// in the pool (`pg_terminate_backend`, a restart) fails at this first round
+    /// trip, before anything ran: it is discarded and the next one tried — what
+    /// Go's `database/sql` does for Vault with `ErrBadConn` — so a dead pooled
+    /// connection costs no request. A failure to open a new one is returned.
+    async fn begin(&self) -> Result<Tx, PluginError> {
+        let mut attempt = 1;
+        loop {
+            let client = self.client().await?;
+            match client.batch_execute("BEGIN").await {
+                Ok(()) => return Ok(Tx { client: Some(client), rollback_timeout: self.op_timeout }),
+                Err(e) if stale(&e) && attempt < self.stale_attempts_max() => {
+                    tracing::debug!(error = %e, "pooled connection was closed by the server; trying another");
+                    let _ = deadpool_postgres::Object::take(client);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    let _ = deadpool_postgres::Object::take(client);
+                    return Err(db_error(e));
+                }
+            }
+        }
+    }
+
+    /// [`PostgresPlugin::role_exists`] on a pooled connection, replacing stale
+    /// ones as [`PostgresPlugin::begin`] does (a read: safe to run again).
+    async fn role_exists_now(&self, username: &str) -> Result<bool, PluginError> {
+        let mut attempt = 1;
+        loop {
+            let client = self.client().await?;
+            match client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&username]).await {
+                Ok(row) => return Ok(row.is_some()),
+                Err(e) if stale(&e) && attempt < self.stale_attempts_max() => {
+                    let _ = deadpool_postgres::Object::take(client);
+                    attempt += 1;
+                }
+                Err(e) => return Err(db_error(e)),
+            }
+        }
+    }
+
     /// Bounds a whole operation in time (the server's statement timeout bounds
     /// each statement; this bounds waiting for the network too).
     async fn timed<T>(&self, op: impl Future<Output = Result<T, PluginError>>) -> Result<T, PluginError> {
@@ -274,22 +321,38 @@ impl PostgresPlugin {
         statements: &[String],
         terminate_sessions: bool,
     ) -> Result<(), PluginError> {
-        let mut client = self.client().await?;
         // No existence check first (a round trip on every revocation): a role
         // dropped behind our back makes the statements fail, and `revoke_user`
         // then finds it gone, which counts as revoked.
-        let tx = client.transaction().await.map_err(db_error)?;
-        let role = quote_identifier(username);
+        let tx = self.begin().await?;
         let mut held = None;
+        let ran = self.revoke_in(&tx, username, statements, terminate_sessions, &mut held).await;
+        let result = match ran {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(tx.abandon(e).await),
+        };
+        drop(held);
+        result
+    }
+
+    /// The statements of one revocation, in `tx`; `held` as for [`run_all`].
+    async fn revoke_in<'l>(
+        &'l self,
+        tx: &Tx,
+        username: &str,
+        statements: &[String],
+        terminate_sessions: bool,
+        held: &mut Option<tokio::sync::MutexGuard<'l, ()>>,
+    ) -> Result<(), PluginError> {
+        let role = quote_identifier(username);
         if terminate_sessions || statements.is_empty() {
             // Membership lets a CREATEROLE (non-superuser) admin end the role's
             // sessions and drop what it owns; DROP ROLE removes it again.
-            tx.batch_execute(&format!("GRANT {role} TO CURRENT_USER")).await.map_err(db_error)?;
+            tx.batch_execute(&format!("GRANT {role} TO CURRENT_USER")).await?;
         }
         if terminate_sessions {
             tx.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", &[&username])
-                .await
-                .map_err(db_error)?;
+                .await?;
         }
         if statements.is_empty() {
             // Default revocation: every privilege granted to the role in this
@@ -297,15 +360,21 @@ impl PostgresPlugin {
             // itself, default privileges — on any schema, with or without
             // `public`) goes with DROP OWNED; memberships go with DROP ROLE.
             // DROP OWNED rewrites the ACLs the role is in: serialized like GRANTs.
-            held = self.hold_shared_catalog().await;
-            tx.batch_execute(&default_revocation_sql(username)).await.map_err(db_error)?;
+            *held = self.hold_shared_catalog().await;
+            tx.batch_execute(&default_revocation_sql(username)).await
         } else {
             let vars = StatementVars { name: Some(username), password: None, expiration: None };
-            run_all(&tx, statements, &vars, self.shared_catalog.as_ref(), &mut held).await?;
+            run_all(tx, statements, &vars, self.shared_catalog.as_ref(), held).await
         }
-        let committed = tx.commit().await.map_err(db_error);
-        drop(held);
-        committed
+    }
+
+    /// `statements` in one transaction, committed (renew, rotate-root).
+    async fn run_in_transaction(&self, statements: &[String], vars: &StatementVars<'_>) -> Result<(), PluginError> {
+        let tx = self.begin().await?;
+        match run_all(&tx, statements, vars, None, &mut None).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(tx.abandon(e).await),
+        }
     }
 
     async fn hold_shared_catalog(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -313,12 +382,6 @@ impl PostgresPlugin {
             Some(lock) => Some(lock.lock().await),
             None => None,
         }
-    }
-
-    async fn role_exists(client: &tokio_postgres::Client, username: &str) -> Result<bool, PluginError> {
-        let row =
-            client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&username]).await.map_err(db_error)?;
-        Ok(row.is_some())
     }
 }
 
@@ -361,6 +424,16 @@ pub fn retryable(e: &PluginError) -> bool {
     }
 }
 
+/// The connection is gone (closed, reset, or SQLSTATE class 57P: terminated,
+/// shutdown): a transaction on it was rolled back by the server, uncommitted.
+fn connection_lost(e: &PluginError) -> bool {
+    match e {
+        PluginError::Connect(_) => true,
+        PluginError::Database { sqlstate: Some(code), .. } => code.starts_with("57P"),
+        _ => false,
+    }
+}
+
 /// 0–9 ms, so colliding retries spread out.
 pub fn jitter_ms() -> u64 {
     let mut b = [0u8; 1];
@@ -394,7 +467,7 @@ pub fn quote_identifier(name: &str) -> String {
 /// `held`) before the first statement that rewrites shared catalog rows; the
 /// caller keeps it through COMMIT, as the collision lasts until then.
 async fn run_all<'l>(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &Tx,
     statements: &[String],
     vars: &StatementVars<'_>,
     shared_catalog: Option<&'l tokio::sync::Mutex<()>>,
@@ -408,17 +481,94 @@ async fn run_all<'l>(
             *held = Some(lock.lock().await);
         }
         let sql = render_statement(statement, vars).map_err(|e| PluginError::Config(e.to_string()))?;
-        tx.batch_execute(&sql).await.map_err(db_error)?;
+        tx.client().batch_execute(&sql).await.map_err(db_error)?;
     }
     Ok(())
+}
+
+/// Whether a first round trip failed because the server had closed the
+/// connection: it was closed, reset, or answered with class 57P (operator
+/// intervention: terminated, server shutting down or starting). Nothing ran.
+fn stale(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => db.code().code().starts_with("57P"),
+        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+/// A transaction on a pooled connection it owns (so [`PostgresPlugin::begin`]
+/// can swap a stale connection for another). Dropped unfinished — an error, a
+/// timeout — it discards the connection, which ends the transaction on the server
+/// (rolled back), rather than return a connection mid-transaction to the pool.
+struct Tx {
+    client: Option<deadpool_postgres::Object>,
+    /// Longest a ROLLBACK may take before the connection is discarded instead.
+    rollback_timeout: Duration,
+}
+
+impl Tx {
+    fn client(&self) -> &tokio_postgres::Client {
+        self.client.as_ref().expect("a transaction holds its connection until it ends")
+    }
+
+    /// Queues `sql` on the transaction's connection.
+    async fn batch_execute(&self, sql: &str) -> Result<(), PluginError> {
+        self.client().batch_execute(sql).await.map_err(db_error)
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, PluginError> {
+        self.client().execute(sql, params).await.map_err(db_error)
+    }
+
+    /// COMMIT; the connection goes back to the pool only if that succeeded.
+    async fn commit(mut self) -> Result<(), PluginError> {
+        let client = self.client.take().expect("a transaction holds its connection until it ends");
+        match client.batch_execute("COMMIT").await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = deadpool_postgres::Object::take(client);
+                Err(db_error(e))
+            }
+        }
+    }
+
+    /// Ends the transaction after `error`, which it returns: rolled back when the
+    /// server answered (its connection is alive and goes back to the pool),
+    /// otherwise — no answer, a timeout — the connection is discarded.
+    async fn abandon(self, error: PluginError) -> PluginError {
+        if matches!(error, PluginError::Database { .. }) {
+            self.rollback().await;
+        }
+        error
+    }
+
+    /// ROLLBACK, keeping the connection for the pool when that worked.
+    async fn rollback(mut self) {
+        let client = self.client.take().expect("a transaction holds its connection until it ends");
+        let rolled_back = tokio::time::timeout(self.rollback_timeout, client.batch_execute("ROLLBACK")).await;
+        if !matches!(rolled_back, Ok(Ok(()))) {
+            let _ = deadpool_postgres::Object::take(client);
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = deadpool_postgres::Object::take(client);
+        }
+    }
 }
 
 impl DatabasePlugin for PostgresPlugin {
     fn verify(&self) -> PluginFuture<'_, ()> {
         Box::pin(self.timed(async move {
-            let client = self.client().await?;
-            client.simple_query("SELECT 1").await.map_err(db_error)?;
-            Ok(())
+            // A probe: a stale pooled connection is replaced, not reported.
+            self.role_exists_now("").await.map(drop)
         }))
     }
 
@@ -430,10 +580,9 @@ impl DatabasePlugin for PostgresPlugin {
                 password: Some(&sql_password),
                 expiration: Some(user.expiration),
             };
-            let mut client = self.timed(self.client()).await?;
             let mut attempt = 1;
             loop {
-                let tx = self.timed(async { client.transaction().await.map_err(db_error) }).await?;
+                let tx = self.timed(self.begin()).await?;
                 let mut held = None;
                 let ran = self.timed(run_all(&tx, user.statements, &vars, self.shared_catalog.as_ref(), &mut held));
                 match ran.await {
@@ -441,20 +590,28 @@ impl DatabasePlugin for PostgresPlugin {
                         // I1: the user becomes visible at COMMIT, and only once the
                         // intent is durable.
                         gate.await.map_err(PluginError::Aborted)?;
-                        let committed = self.timed(async { tx.commit().await.map_err(db_error) }).await;
+                        let committed = self.timed(tx.commit()).await;
                         drop(held);
                         return committed;
+                    }
+                    Err(e) if connection_lost(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
+                        // The server closed the connection mid-transaction (a
+                        // termination racing this request's BEGIN): nothing was
+                        // committed, so run it again on another connection.
+                        drop(tx);
+                        drop(held);
+                        attempt += 1;
                     }
                     Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
                         // GRANTs collide with a concurrent transaction ("tuple
                         // concurrently updated"): another process's, or this one's
-                        // when not serializing. It rolled back; run it again.
-                        drop(tx);
+                        // when not serializing. Roll back and run it again.
+                        tx.rollback().await;
                         drop(held);
                         tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
                         attempt += 1;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(tx.abandon(e).await),
                 }
             }
         })
@@ -470,10 +627,7 @@ impl DatabasePlugin for PostgresPlugin {
             let default = [RENEW_STATEMENT_DEFAULT.to_string()];
             let statements = if statements.is_empty() { &default[..] } else { statements };
             let vars = StatementVars { name: Some(username), password: None, expiration: Some(expiration) };
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(db_error)?;
-            run_all(&tx, statements, &vars, None, &mut None).await?;
-            tx.commit().await.map_err(db_error)
+            self.run_in_transaction(statements, &vars).await
         }))
     }
 
@@ -497,9 +651,7 @@ impl DatabasePlugin for PostgresPlugin {
             match result {
                 // Failed because the role is gone (dropped behind our back, or by
                 // a revocation elsewhere): revoked all the same.
-                Err(PluginError::Database { .. }) if !Self::role_exists(&*self.client().await?, username).await? => {
-                    Ok(())
-                }
+                Err(PluginError::Database { .. }) if !self.role_exists_now(username).await? => Ok(()),
                 // Custom statements that leave something the role holds — the
                 // article's own statements leave its default privileges — would
                 // make the lease irrevocable forever (Vault's known pain). They ran
@@ -528,18 +680,12 @@ impl DatabasePlugin for PostgresPlugin {
             let statements = if statements.is_empty() { &default[..] } else { statements };
             let sql_password = self.password_for_sql(new_password);
             let vars = StatementVars { name: Some(username), password: Some(&sql_password), expiration: None };
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(db_error)?;
-            run_all(&tx, statements, &vars, None, &mut None).await?;
-            tx.commit().await.map_err(db_error)
+            self.run_in_transaction(statements, &vars).await
         }))
     }
 
     fn user_exists<'a>(&'a self, username: &'a str) -> PluginFuture<'a, bool> {
-        Box::pin(self.timed(async move {
-            let client = self.client().await?;
-            Self::role_exists(&client, username).await
-        }))
+        Box::pin(self.timed(async move { self.role_exists_now(username).await }))
     }
 }
 
