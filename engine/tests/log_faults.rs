@@ -90,19 +90,22 @@ fn fsync_never_acknowledges_without_syncing_and_always_syncs_every_batch() {
         storage.set_faults(Faults { fail_sync_in: Some(1), sticky: true, ..Faults::default() });
         let results: Vec<_> = (1..=40).map(|i| engine.append_unchecked_blocking(vec![ev(i)])).collect();
         let synced_before_close = storage.fired();
+        let segments = std::fs::read_dir(tmp.path()).unwrap().filter_map(Result::ok);
+        let segments = segments.filter(|e| e.file_name().to_string_lossy().ends_with(".log")).count() as u64;
+        // The close must sync every segment written since open (the sealed ones
+        // and the active one) and the directory: the last of those syncs fails.
+        storage.set_faults(Faults { fail_sync_in: Some(segments + 1), ..Faults::default() });
         engine.close();
         if acked {
             assert!(results.iter().all(Result::is_ok), "{policy:?}: {results:?}");
             assert!(!synced_before_close, "{policy:?} called fsync before close");
-            assert!(storage.fired(), "{policy:?}: a clean close must sync the log");
+            assert!(storage.fired(), "{policy:?}: a clean close must sync all {segments} segments and the directory");
             let events = durable_events(tmp.path());
             assert_eq!(events, (1..=40).map(ev).collect::<Vec<_>>());
-            let segments = std::fs::read_dir(tmp.path()).unwrap().filter_map(Result::ok);
-            let segments = segments.filter(|e| e.file_name().to_string_lossy().ends_with(".log")).count();
             assert!(segments > 2, "{policy:?}: only {segments} segments; the test must cross seals");
         } else {
             assert!(results.iter().all(Result::is_err), "{policy:?}: {results:?}");
-            assert!(storage.fired());
+            assert!(synced_before_close);
         }
         assert_eq!(FsyncPolicy::from_name(policy.name()), Some(policy));
     }

@@ -204,6 +204,7 @@ impl Log {
             last_ts_ms: summary.last_ts_ms,
             batch_events_max: options.batch_events_max,
             fsync: options.fsync,
+            unsynced_sealed: Vec::new(),
             sink,
             stats: stats.clone(),
             segment_name,

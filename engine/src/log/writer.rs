@@ -1,7 +1,7 @@
 //! Group commit: one thread owns the active segment. Appenders enqueue a request
 //! and wait; the writer takes everything queued (up to a limit), frames it, writes
-//! it, calls `fdatasync` once (unless [`FsyncPolicy::Never`]), hands the entries to the durable sink in LSN order,
-//! and only then wakes every waiter. The queue is bounded, so a burst becomes
+//! it, calls `fdatasync` once (unless [`FsyncPolicy::Never`]), hands the entries
+//! to the durable sink in LSN order, and only then wakes every waiter. The queue is bounded, so a burst becomes
 //! backpressure on the appenders instead of memory growth (I7).
 //!
 //! After a write or sync error (disk full, EIO) the batch fails as a whole (I6):
@@ -133,6 +133,8 @@ pub(crate) struct Writer {
     pub last_ts_ms: i64,
     pub batch_events_max: usize,
     pub fsync: FsyncPolicy,
+    /// Under [`FsyncPolicy::Never`], segments sealed since open: synced at close.
+    pub unsynced_sealed: Vec<String>,
     pub sink: DurableSink,
     pub stats: Arc<WriterStats>,
     /// The active segment's file name.
@@ -175,10 +177,25 @@ impl Writer {
         }
         if self.fsync == FsyncPolicy::Never && self.cut_back.is_none() {
             // A clean close leaves the log durable whatever the policy.
-            if let Err(e) = self.file.sync_data().and_then(|()| self.storage.sync_dir()) {
+            if let Err(e) = self.sync_at_close() {
                 tracing::error!(error = %e, "cannot sync the log at close; the last appends may not survive a power loss");
             }
         }
+    }
+
+    /// Under [`FsyncPolicy::Never`]: every segment written since open (sealed
+    /// ones, then the active one), then the directory.
+    fn sync_at_close(&mut self) -> std::io::Result<()> {
+        for name in std::mem::take(&mut self.unsynced_sealed) {
+            match self.storage.open_append(&name) {
+                Ok(mut file) => file.sync_data()?,
+                // Removed since: a failed batch's segment, cut back.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.sync_data()?;
+        self.storage.sync_dir()
     }
 
     /// Writes one batch durably and answers every request in it.
@@ -375,6 +392,8 @@ impl Writer {
             file.sync_data()?;
             // The new file's name must be durable before records in it are acknowledged.
             self.storage.sync_dir()?;
+        } else {
+            self.unsynced_sealed.push(self.segment_name.clone());
         }
         self.file = file;
         self.segment_bytes = SEGMENT_HEADER_BYTES as u64;
