@@ -368,12 +368,22 @@ impl PostgresPlugin {
         }
     }
 
-    /// `statements` in one transaction, committed (renew, rotate-root).
+    /// `statements` in one transaction, committed (renew, rotate-root); run again
+    /// on a collision or a lost connection, as a creation is.
     async fn run_in_transaction(&self, statements: &[String], vars: &StatementVars<'_>) -> Result<(), PluginError> {
-        let tx = self.begin().await?;
-        match run_all(&tx, statements, vars, None, &mut None).await {
-            Ok(()) => tx.commit().await,
-            Err(e) => Err(tx.abandon(e).await),
+        let mut attempt = 1;
+        loop {
+            let tx = self.begin().await?;
+            match run_all(&tx, statements, vars, None, &mut None).await {
+                Ok(()) => return tx.commit().await,
+                Err(e) if connection_lost(&e) && attempt < CONFLICT_ATTEMPTS_MAX => drop(tx),
+                Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
+                    tx.rollback().await;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                }
+                Err(e) => return Err(tx.abandon(e).await),
+            }
+            attempt += 1;
         }
     }
 
@@ -385,8 +395,8 @@ impl PostgresPlugin {
     }
 }
 
-/// Attempts at a creation or revocation transaction that collides with a
-/// concurrent one (another process's GRANTs: this one's are serialized).
+/// Attempts at a transaction that collides with a concurrent one (another
+/// process's GRANTs: this one's are serialized) or loses its connection.
 pub const CONFLICT_ATTEMPTS_MAX: u32 = 8;
 
 /// How `{{password}}` is written into SQL for a connection: the password, or a
