@@ -393,3 +393,71 @@ fn a_renewal_slower_than_the_time_left_is_not_undone_by_the_expirer() {
     assert!(db.roles_with_prefix("dbr-").is_empty());
     println!("slow renewal answered {:?}", renewed.map(|r| r.lease_duration));
 }
+
+/// Lessor's connections to `db`'s database, and how many wait on a lock.
+fn lessor_backends(db: &pg::TestDb) -> (usize, usize) {
+    let sql = "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity \
+               WHERE datname = current_database() AND application_name = 'lessor'";
+    let row = db.superuser_query(sql).pop().expect("one row");
+    let n = |i: usize| row[i].as_deref().and_then(|v| v.parse().ok()).expect("a count");
+    (n(0), n(1))
+}
+
+/// Vault's `max_idle_connections`: once a burst has opened the whole pool (4
+/// issues held open together on an advisory lock), the idle connections beyond
+/// the limit are closed as they come back; 0, the default, keeps them all.
+#[test]
+fn max_idle_connections_closes_idle_connections_beyond_the_limit() {
+    const BARRIER_KEY: i64 = 734_001;
+    for (max_idle, open_after) in [(1u64, 1usize), (0, 4)] {
+        let db = pg::database(&format!("idle{max_idle}"));
+        let l = lessor();
+        l.write("sys/mounts/database", json!({"type": "database"}));
+        l.write(
+            "database/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": db.url_template(),
+                "username": db.admin_username(),
+                "password": db.admin_password(),
+                "allowed_roles": "*",
+                "username_template": "dbi-{{random 16}}",
+                "max_open_connections": 4,
+                "max_idle_connections": max_idle,
+            }),
+        );
+        let creation = format!("{CREATION} SELECT pg_advisory_xact_lock_shared({BARRIER_KEY});");
+        l.write("database/roles/r", json!({"db_name": "pg", "creation_statements": creation, "default_ttl": "1h"}));
+
+        // The barrier: a superuser session holds the lock until all 4 issues wait on it.
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let config = db.superuser_config();
+        let holder = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                client.batch_execute(&format!("SELECT pg_advisory_lock({BARRIER_KEY})")).await.unwrap();
+                locked_tx.send(()).unwrap();
+                tokio::task::spawn_blocking(move || release_rx.recv()).await.unwrap().unwrap();
+                client.batch_execute(&format!("SELECT pg_advisory_unlock({BARRIER_KEY})")).await.unwrap();
+            });
+        });
+        locked_rx.recv().unwrap();
+        std::thread::scope(|s| {
+            let issues: Vec<_> = (0..4).map(|_| s.spawn(|| l.read("database/creds/r"))).collect();
+            wait_until("4 issues waiting on the barrier", || lessor_backends(&db).1 == 4);
+            release_tx.send(()).unwrap();
+            for issue in issues {
+                issue.join().unwrap().unwrap_or_else(|e| panic!("max_idle_connections={max_idle}: issue: {e}"));
+            }
+        });
+        holder.join().unwrap();
+        wait_until(&format!("max_idle_connections={max_idle}: {open_after} connections left"), || {
+            lessor_backends(&db).0 == open_after
+        });
+        assert_eq!(l.engine().with_state(|s| s.leases.len()), 4);
+        drop(l);
+    }
+}

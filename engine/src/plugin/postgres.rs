@@ -51,6 +51,9 @@ pub struct PostgresSettings {
     /// With `{{username}}` / `{{password}}` already filled in.
     pub connection_url: String,
     pub max_open_connections: u32,
+    /// Idle connections kept open; more are closed as they come back (Vault's
+    /// `max_idle_connections`; 0 = as many as `max_open_connections`).
+    pub max_idle_connections: u32,
     pub max_connection_lifetime_ms: u64,
     pub password_authentication: PasswordAuthentication,
     pub statement_timeout_ms: u64,
@@ -71,6 +74,7 @@ impl Default for PostgresSettings {
         PostgresSettings {
             connection_url: String::new(),
             max_open_connections: MAX_OPEN_CONNECTIONS_DEFAULT,
+            max_idle_connections: 0,
             max_connection_lifetime_ms: 0,
             password_authentication: PasswordAuthentication::Password,
             statement_timeout_ms: STATEMENT_TIMEOUT_MS_DEFAULT,
@@ -94,6 +98,9 @@ impl std::fmt::Debug for PostgresSettings {
 
 pub struct PostgresPlugin {
     pool: Pool,
+    /// [`PostgresSettings::max_idle_connections`], resolved (never 0 unless the
+    /// pool is).
+    max_idle: usize,
     password_authentication: PasswordAuthentication,
     scram_iterations: u32,
     /// Held from a transaction's first statement that rewrites shared catalog rows
@@ -229,8 +236,14 @@ impl PostgresPlugin {
             .recycle_timeout(wait)
             .build()
             .map_err(config_error)?;
+        let max_open = settings.max_open_connections.max(1) as usize;
+        let max_idle = match settings.max_idle_connections as usize {
+            0 => max_open,
+            n => n.min(max_open),
+        };
         Ok(PostgresPlugin {
             pool,
+            max_idle,
             password_authentication: settings.password_authentication,
             scram_iterations: settings.scram_iterations,
             shared_catalog: settings.serialize_shared_catalog_updates.then(|| tokio::sync::Mutex::new(())),
@@ -272,7 +285,13 @@ impl PostgresPlugin {
         loop {
             let client = self.client().await?;
             match client.batch_execute("BEGIN").await {
-                Ok(()) => return Ok(Tx { client: Some(client), rollback_timeout: self.op_timeout }),
+                Ok(()) => {
+                    return Ok(Tx {
+                        client: Some(client),
+                        rollback_timeout: self.op_timeout,
+                        idle: IdleLimit { pool: self.pool.clone(), max: self.max_idle },
+                    });
+                }
                 Err(e) if stale(&e) && attempt < self.stale_attempts_max() => {
                     tracing::debug!(error = %e, "pooled connection was closed by the server; trying another");
                     let _ = deadpool_postgres::Object::take(client);
@@ -293,7 +312,11 @@ impl PostgresPlugin {
         loop {
             let client = self.client().await?;
             match client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&username]).await {
-                Ok(row) => return Ok(row.is_some()),
+                Ok(row) => {
+                    drop(client);
+                    IdleLimit { pool: self.pool.clone(), max: self.max_idle }.enforce();
+                    return Ok(row.is_some());
+                }
                 Err(e) if stale(&e) && attempt < self.stale_attempts_max() => {
                     let _ = deadpool_postgres::Object::take(client);
                     attempt += 1;
@@ -514,6 +537,29 @@ struct Tx {
     client: Option<deadpool_postgres::Object>,
     /// Longest a ROLLBACK may take before the connection is discarded instead.
     rollback_timeout: Duration,
+    idle: IdleLimit,
+}
+
+/// Vault's `max_idle_connections`: idle connections beyond `max` are closed as
+/// connections come back to the pool — unless requests are waiting for one, as
+/// Go's `database/sql` hands a released connection to a waiter first.
+struct IdleLimit {
+    pool: Pool,
+    max: usize,
+}
+
+impl IdleLimit {
+    fn enforce(&self) {
+        let status = self.pool.status();
+        if status.available > self.max && status.waiting == 0 {
+            let mut kept = 0;
+            // The connections removed are dropped with the result: closed.
+            drop(self.pool.retain(|_, _| {
+                kept += 1;
+                kept <= self.max
+            }));
+        }
+    }
 }
 
 impl Tx {
@@ -538,7 +584,11 @@ impl Tx {
     async fn commit(mut self) -> Result<(), PluginError> {
         let client = self.client.take().expect("a transaction holds its connection until it ends");
         match client.batch_execute("COMMIT").await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                drop(client);
+                self.idle.enforce();
+                Ok(())
+            }
             Err(e) => {
                 let _ = deadpool_postgres::Object::take(client);
                 Err(db_error(e))
@@ -560,7 +610,10 @@ impl Tx {
     async fn rollback(mut self) {
         let client = self.client.take().expect("a transaction holds its connection until it ends");
         let rolled_back = tokio::time::timeout(self.rollback_timeout, client.batch_execute("ROLLBACK")).await;
-        if !matches!(rolled_back, Ok(Ok(()))) {
+        if matches!(rolled_back, Ok(Ok(()))) {
+            drop(client);
+            self.idle.enforce();
+        } else {
             let _ = deadpool_postgres::Object::take(client);
         }
     }

@@ -346,6 +346,7 @@ impl Engine {
         let settings = PostgresSettings {
             connection_url: url,
             max_open_connections: connection.max_open_connections,
+            max_idle_connections: connection.max_idle_connections,
             max_connection_lifetime_ms: connection.max_connection_lifetime_ms,
             password_authentication: if connection.password_authentication == "scram-sha-256" {
                 PasswordAuthentication::ScramSha256
