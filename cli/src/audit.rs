@@ -134,10 +134,27 @@ pub struct LogArgs {
 }
 
 /// Runs one audit command against `data_dir`. `master_key_file` is the
-/// `LESSOR_MASTER_KEY_FILE` the user gave, if any.
-pub fn run(data_dir: &Path, master_key_file: Option<&Path>, args: AuditArgs) -> Result<ExitCode, String> {
+/// `LESSOR_MASTER_KEY_FILE` the user gave, if any. `format_json` (the global
+/// `-format=json`) means `--json`, and `--jsonl` for `audit log`.
+pub fn run(
+    data_dir: &Path,
+    master_key_file: Option<&Path>,
+    format_json: bool,
+    args: AuditArgs,
+) -> Result<ExitCode, String> {
     let mut out = Out::new();
-    let result = match args.command {
+    let mut command = args.command;
+    if format_json {
+        match &mut command {
+            AuditCommand::Verify { json, .. }
+            | AuditCommand::State { json, .. }
+            | AuditCommand::Diff { json, .. }
+            | AuditCommand::WhoHad { json, .. } => *json = true,
+            AuditCommand::Log(log) => log.jsonl = true,
+            AuditCommand::Checkpoint { .. } | AuditCommand::Hash { .. } => {}
+        }
+    }
+    let result = match command {
         AuditCommand::Verify { checkpoint, json } => verify(&mut out, data_dir, checkpoint.as_deref(), json),
         AuditCommand::Checkpoint { out: file, public_key, head } => {
             checkpoint(&mut out, data_dir, master_key_file, file.as_deref(), public_key, head)

@@ -174,7 +174,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Bench { args } => bench(&args),
         Command::Audit(args) => {
             let location = global.location()?;
-            audit::run(&location.data_dir, location.key_file.as_deref(), args).map_err(Failure::Engine)
+            let json = global.format == Format::Json;
+            audit::run(&location.data_dir, location.key_file.as_deref(), json, args).map_err(Failure::Engine)
         }
     }
 }

@@ -70,6 +70,13 @@ fn verify_then_tamper() {
     assert_eq!(text(&out.stderr), "", "no progress bar without a terminal");
     let report: Value = serde_json::from_str(&ok(d.dir.path(), "", &["audit", "verify", "--json"])).unwrap();
     assert_eq!(report["ok"], true);
+    // The global `-format=json` (Vault's flag) means the same for audit commands.
+    let same: Value = serde_json::from_str(&ok(d.dir.path(), "", &["audit", "verify", "-format=json"])).unwrap();
+    assert_eq!(same, report);
+    assert_eq!(
+        ok(d.dir.path(), "", &["-format=json", "audit", "log"]),
+        ok(d.dir.path(), "", &["audit", "log", "--jsonl"])
+    );
     let records = report["records"].as_u64().unwrap();
     assert!(records >= 8, "{report}");
 
