@@ -50,6 +50,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(value)
 }
 
+/// Decodes a `T` from the front of `reader`, reading no further than it: the
+/// caller says whether what follows is allowed (a snapshot's body must end there).
+pub fn decode_from_reader<T: DeserializeOwned>(mut reader: &mut dyn std::io::Read) -> Result<T, DecodeError> {
+    bincode::serde::decode_from_std_read::<T, _, _>(&mut reader, config())
+        .map_err(|e| DecodeError { message: e.to_string() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -426,9 +426,10 @@ struct Base {
 }
 
 fn load_snapshot(storage: &dyn Storage, name: &str) -> Result<Base, snapshot::SnapshotProblem> {
-    let loaded = snapshot::read(storage, name)?;
-    let state = State::decode(&loaded.body)
-        .map_err(|e| snapshot::SnapshotProblem { name: name.to_string(), what: format!("cannot decode state: {e}") })?;
+    let loaded = snapshot::read_decoded(storage, name, |body| {
+        State::decode_from_reader(body).map_err(|e| format!("cannot decode state: {e}"))
+    })?;
+    let state = loaded.value;
     if state.applied_lsn != loaded.lsn {
         return Err(snapshot::SnapshotProblem {
             name: name.to_string(),

@@ -32,6 +32,7 @@ pub mod encoding;
 mod engine;
 pub mod event;
 pub mod expiry;
+mod fxhash;
 pub mod log;
 pub mod plugin;
 pub mod request;

@@ -158,7 +158,7 @@ impl Sim {
             }
         }
         // Leases the expirer ended leave the model (they were due).
-        let live: BTreeSet<String> = self.engine().with_state(|s| s.leases.keys().cloned().collect());
+        let live: BTreeSet<String> = self.engine().with_state(|s| s.leases.keys().map(|k| k.to_string()).collect());
         let now = self.now();
         self.model.retain(|id, (_, expiry)| live.contains(id) || *expiry > now);
     }
@@ -202,7 +202,7 @@ impl Sim {
                 // Revoke the app token: all its leases go, on purpose.
                 let accessor = self.token_accessor.clone();
                 let owned: Vec<String> = self.engine().with_state(|s| {
-                    s.leases.values().filter(|l| l.accessor == accessor).map(|l| l.lease_id.clone()).collect()
+                    s.leases.values().filter(|l| *l.accessor == *accessor).map(|l| l.lease_id.to_string()).collect()
                 });
                 for id in owned {
                     if let Some((user, _)) = self.model.remove(&id) {
@@ -254,7 +254,7 @@ impl Sim {
             self.engine().with_state(|s| {
                 (
                     s.leases.values().map(|l| l.username.clone()).collect(),
-                    s.leases.iter().map(|(id, l)| (id.clone(), (l.status, l.expire_time_ms))).collect(),
+                    s.leases.iter().map(|(id, l)| (id.to_string(), (l.status, l.expire_time_ms))).collect(),
                 )
             });
         let db = self.plugin.db.lock().unwrap();

@@ -58,7 +58,7 @@ fn assert_no_orphan(l: &Lessor, db: &pg::TestDb, prefix: &str, when: &str) {
 
 fn assert_none_issuing(l: &Lessor, when: &str) {
     let issuing: Vec<String> = l.engine().with_state(|s| {
-        s.leases.values().filter(|l| l.status == LeaseStatus::Issuing).map(|l| l.lease_id.clone()).collect()
+        s.leases.values().filter(|l| l.status == LeaseStatus::Issuing).map(|l| l.lease_id.to_string()).collect()
     });
     assert!(issuing.is_empty(), "{when}: leases left Issuing after their requests returned: {issuing:?}");
 }
@@ -202,7 +202,7 @@ fn postgres_stopped_mid_stream_fails_issues_cleanly_and_every_expiring_lease_is_
     // Every short lease — expired during the outage, irrevocable, or in doubt —
     // is revoked by the running expirer.
     wait_until("every short lease revoked", || {
-        l.engine().with_state(|s| s.leases.values().all(|l| l.role != "short"))
+        l.engine().with_state(|s| s.leases.values().all(|l| &*l.role != "short"))
             && db.roles_with_prefix("dbo-").len() == l.engine().with_state(|s| s.leases.len())
     });
     assert_no_orphan(&l, &db, "dbo-", "after the expirer caught up");

@@ -127,7 +127,7 @@ fn revoking_a_token_or_disabling_the_mount_revokes_their_leases() {
     let report = l.rt.block_on(l.engine().expire_due()).unwrap();
     assert_eq!(report.revoked, 3, "the token's three leases, not root's");
     assert_eq!(roles_alive(&db, "casc-"), 1);
-    assert!(l.engine().with_state(|s| s.leases.contains_key(&root_lease)));
+    assert!(l.engine().with_state(|s| s.leases.contains_key(root_lease.as_str())));
     l.request(lessor_engine::request::Operation::Delete, "sys/mounts/database", serde_json::Value::Null).unwrap();
     l.rt.block_on(l.engine().expire_due()).unwrap();
     assert_eq!(roles_alive(&db, "casc-"), 0, "disabling the mount revoked the rest");

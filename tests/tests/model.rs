@@ -943,8 +943,8 @@ impl Run {
                     self.fail(format!("token {a}: engine {got:?}, model {t:?}"));
                 }
             }
-            let ids: BTreeSet<&String> = s.leases.keys().collect();
-            let model_ids: BTreeSet<&String> = self.m.leases.keys().collect();
+            let ids: BTreeSet<&str> = s.leases.keys().map(|k| &**k).collect();
+            let model_ids: BTreeSet<&str> = self.m.leases.keys().map(String::as_str).collect();
             if ids != model_ids {
                 self.fail(format!("leases: engine {ids:?}, model {model_ids:?}"));
             }
@@ -954,11 +954,11 @@ impl Run {
                     None => LeaseStatus::Active,
                     Some(reason) => LeaseStatus::Revoking(reason),
                 };
-                let same = got.mount == l.mount
-                    && got.role == l.role
-                    && got.connection == l.conn
+                let same = *got.mount == *l.mount
+                    && *got.role == *l.role
+                    && *got.connection == *l.conn
                     && got.username == l.username
-                    && got.accessor == l.accessor
+                    && *got.accessor == *l.accessor
                     && got.expire_time_ms == l.expire
                     && got.expire_time_max_ms == l.expire_max
                     && got.status == status;

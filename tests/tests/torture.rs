@@ -148,13 +148,13 @@ impl Worker {
             !mine || id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % WORKERS == worker
         };
         self.engine.with_state(|s| {
-            let active: Vec<&String> = s
+            let active: Vec<&str> = s
                 .leases
                 .values()
                 .filter(|l| l.status == LeaseStatus::Active && owned(&l.lease_id))
-                .map(|l| &l.lease_id)
+                .map(|l| &*l.lease_id)
                 .collect();
-            (!active.is_empty()).then(|| active[(n % active.len() as u64) as usize].clone())
+            (!active.is_empty()).then(|| active[(n % active.len() as u64) as usize].to_string())
         })
     }
 
@@ -696,7 +696,7 @@ impl Torture {
                 s.leases
                     .values()
                     .filter(|l| l.status != LeaseStatus::Active)
-                    .map(|l| (l.lease_id.clone(), l.status))
+                    .map(|l| (l.lease_id.to_string(), l.status))
                     .collect(),
                 s.leases.values().map(|l| l.username.clone()).collect(),
             )

@@ -75,9 +75,10 @@ fn snapshots_before(dir: &Path, at_ms: i64) -> Vec<String> {
 
 /// A snapshot's state and where it stands, if the file is sound.
 fn load_snapshot(dir: &Path, name: &str) -> Option<(State, Lsn, Chain)> {
-    let loaded = snapshot::read(&ReadOnlyDir::new(dir), name).ok()?;
-    let state = State::decode(&loaded.body).ok()?;
-    (state.applied_lsn == loaded.lsn).then_some((state, loaded.lsn, loaded.chain))
+    let loaded =
+        snapshot::read_decoded(&ReadOnlyDir::new(dir), name, |body| State::decode_from_reader(body).map_err(|e| e.to_string()))
+            .ok()?;
+    (loaded.value.applied_lsn == loaded.lsn).then_some((loaded.value, loaded.lsn, loaded.chain))
 }
 
 /// A replay that stopped at the first record after its instant.
@@ -299,12 +300,12 @@ fn live_lease(state: &State, lease: &crate::state::Lease) -> LiveLease {
         LeaseStatus::Revoking(r) => ("revoking", Some(reason_name(r))),
     };
     LiveLease {
-        lease_id: lease.lease_id.clone(),
-        mount: lease.mount.clone(),
-        role: lease.role.clone(),
+        lease_id: lease.lease_id.to_string(),
+        mount: lease.mount.to_string(),
+        role: lease.role.to_string(),
         username: lease.username.clone(),
-        accessor: lease.accessor.clone(),
-        display_name: state.tokens.get(&lease.accessor).map(|t| t.display_name.clone()),
+        accessor: lease.accessor.to_string(),
+        display_name: state.tokens.get(&*lease.accessor).map(|t| t.display_name.clone()),
         issue_time_ms: lease.issue_time_ms,
         expire_time_ms: lease.expire_time_ms,
         status,
@@ -499,8 +500,8 @@ pub fn diff(
     let mut deadlines = Deadlines::default();
     for (id, lease) in &state.leases {
         if lease.status == LeaseStatus::Active && lease.expire_time_ms > from_ms {
-            deadlines.queue.insert((lease.expire_time_ms, id.clone()));
-            deadlines.by_lease.insert(id.clone(), lease.expire_time_ms);
+            deadlines.queue.insert((lease.expire_time_ms, id.to_string()));
+            deadlines.by_lease.insert(id.to_string(), lease.expire_time_ms);
         }
     }
     let mut expired_index: HashMap<String, usize> = HashMap::new();
@@ -553,7 +554,7 @@ fn push_expiry(
     from_ms: i64,
 ) {
     // A renewal to an instant already past the window's start is not an expiry in it.
-    let Some(lease) = state.leases.get(&id).filter(|_| at > from_ms) else { return };
+    let Some(lease) = state.leases.get(id.as_str()).filter(|_| at > from_ms) else { return };
     // An overdue lease touched again (a failed revocation, say) is the same expiry.
     if index.get(&id).is_some_and(|&i| out[i].expire_time_ms == at) {
         return;
@@ -561,9 +562,9 @@ fn push_expiry(
     index.insert(id.clone(), out.len());
     out.push(Expiry {
         lease_id: id,
-        role: lease.role.clone(),
+        role: lease.role.to_string(),
         username: lease.username.clone(),
-        accessor: lease.accessor.clone(),
+        accessor: lease.accessor.to_string(),
         expire_time_ms: at,
         revoked_ms: None,
     });
@@ -574,27 +575,27 @@ fn record_change(state: &State, entry: &Entry, out: &mut DiffReport, expired_ind
     let (lsn, ts_ms) = (entry.lsn, entry.ts_ms);
     match &entry.event {
         Event::IssueCompleted(e) => {
-            if let Some(l) = state.leases.get(&e.lease_id)
+            if let Some(l) = state.leases.get(e.lease_id.as_str())
                 && l.status == LeaseStatus::Issuing
             {
                 out.issued.push(IssuedLease {
                     lsn,
                     ts_ms,
-                    lease_id: l.lease_id.clone(),
-                    role: l.role.clone(),
+                    lease_id: l.lease_id.to_string(),
+                    role: l.role.to_string(),
                     username: l.username.clone(),
-                    accessor: l.accessor.clone(),
-                    display_name: state.tokens.get(&l.accessor).map(|t| t.display_name.clone()),
+                    accessor: l.accessor.to_string(),
+                    display_name: state.tokens.get(&*l.accessor).map(|t| t.display_name.clone()),
                     expire_time_ms: l.expire_time_ms,
                 });
             }
         }
         Event::RenewCompleted(e) => {
-            if let Some(l) = state.leases.get(&e.lease_id) {
+            if let Some(l) = state.leases.get(e.lease_id.as_str()) {
                 out.renewed.push(Renewal {
                     lsn,
                     ts_ms,
-                    lease_id: l.lease_id.clone(),
+                    lease_id: l.lease_id.to_string(),
                     username: l.username.clone(),
                     previous_expire_time_ms: l.expire_time_ms,
                     expire_time_ms: e.expire_time_ms,
@@ -614,7 +615,7 @@ fn record_change(state: &State, entry: &Entry, out: &mut DiffReport, expired_ind
                     lsn,
                     ts_ms,
                     lease_id: id.to_string(),
-                    role: l.role.clone(),
+                    role: l.role.to_string(),
                     username: l.username.clone(),
                     reason,
                     forced,

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::wheel::{Expired, Key, Wheel};
 use crate::Engine;
+use crate::fxhash::FxBuild;
 use crate::event::{LeaseIrrevocable, RevokeReason};
 use crate::request::RequestError;
 use crate::request::creds::{RevokePlan, plan_revoke};
@@ -101,27 +102,6 @@ fn deadline(lease: &Lease) -> i64 {
     }
 }
 
-/// FxHash: the expirer's index is keyed by lease ids, whose random part lessor
-/// generates itself, so a keyed (DoS-resistant) hash buys nothing and SipHash
-/// showed up in the restart profile.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
 #[derive(Debug)]
 pub(crate) struct ExpirerState {
@@ -142,20 +122,26 @@ impl ExpirerState {
         }
     }
 
-    fn insert(&mut self, deadline_ms: i64, lease_id: &str) {
-        let id: Arc<str> = Arc::from(lease_id);
+    /// Arms `lease_id` at `deadline_ms`, sharing the state's copy of the id when
+    /// the lease is live.
+    fn insert(&mut self, deadline_ms: i64, lease_id: &str, state: &State) {
+        let id = state.leases.get_key_value(lease_id).map_or_else(|| Arc::from(lease_id), |(id, _)| id.clone());
+        self.insert_shared(deadline_ms, id);
+    }
+
+    fn insert_shared(&mut self, deadline_ms: i64, id: Arc<str>) {
         let key = self.wheel.insert(deadline_ms, id.clone());
         self.armed.insert(id, key);
     }
 
     fn arm(&mut self, state: &State, lease_id: &str) {
-        match (state.leases.get(lease_id), self.armed.get(lease_id).copied()) {
-            (Some(lease), Some(key)) => {
+        match (state.leases.get_key_value(lease_id), self.armed.get(lease_id).copied()) {
+            (Some((_, lease)), Some(key)) => {
                 if !self.wheel.reset(key, deadline(lease)) {
-                    self.insert(deadline(lease), lease_id);
+                    self.insert(deadline(lease), lease_id, state);
                 }
             }
-            (Some(lease), None) => self.insert(deadline(lease), lease_id),
+            (Some((id, lease)), None) => self.insert_shared(deadline(lease), id.clone()),
             (None, Some(key)) => {
                 self.wheel.cancel(key);
                 self.armed.remove(lease_id);
@@ -171,7 +157,7 @@ impl ExpirerState {
             self.wheel = Wheel::with_capacity(now_ms, self.wheel.tick_ms(), state.leases.len());
             self.armed = HashMap::with_capacity_and_hasher(state.leases.len(), FxBuild::default());
             for (id, lease) in &state.leases {
-                self.insert(deadline(lease), id);
+                self.insert_shared(deadline(lease), id.clone());
             }
             self.synced = true;
             return;
@@ -220,7 +206,7 @@ impl Engine {
         let plans: Vec<RevokePlan> = self.with_state(|s| {
             due.iter()
                 .filter_map(|id| {
-                    let lease = s.leases.get(id)?;
+                    let lease = s.leases.get(id.as_str())?;
                     if in_flight.contains(id) {
                         // Someone is revoking it right now; look again next tick.
                         busy.push(id.clone());
@@ -242,14 +228,16 @@ impl Engine {
         });
         if !busy.is_empty() {
             let mut expirer = self.expirer.lock().expect("expirer lock poisoned");
-            for id in busy {
-                expirer.insert(now + options.tick_ms as i64, &id);
-            }
+            self.with_state(|s| {
+                for id in busy {
+                    expirer.insert(now + options.tick_ms as i64, &id, s);
+                }
+            });
         }
         let mut tasks = tokio::task::JoinSet::new();
         for plan in plans {
             let semaphore = self.expirer.lock().expect("expirer lock poisoned").semaphore(
-                (plan.lease.mount.clone(), plan.lease.connection.clone()),
+                (plan.lease.mount.to_string(), plan.lease.connection.to_string()),
                 options.revocations_per_connection_max,
             );
             let engine = Arc::clone(self);
@@ -269,14 +257,14 @@ impl Engine {
                     // A renewal or revocation claimed it meanwhile: look again next
                     // tick (its outcome re-arms it too, but it may have none).
                     let at = now + options.tick_ms as i64;
-                    self.expirer.lock().expect("expirer lock poisoned").insert(at, &lease.lease_id);
+                    self.expirer.lock().expect("expirer lock poisoned").insert_shared(at, lease.lease_id.clone());
                 }
                 Err(e) => {
                     report.failed += 1;
                     let attempts = lease.revoke_attempts + 1;
                     if attempts >= options.revoke_attempts_budget && !lease.irrevocable {
                         let event =
-                            LeaseIrrevocable { lease_id: lease.lease_id.clone(), attempts, error: e.to_string() };
+                            LeaseIrrevocable { lease_id: lease.lease_id.to_string(), attempts, error: e.to_string() };
                         self.append(vec![event.into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
                         report.irrevocable += 1;
                     }

@@ -9,6 +9,8 @@
 //! Written to `<name>.tmp`, fsync'd, renamed, and the directory fsync'd, so a
 //! snapshot file either is whole or does not exist under its final name.
 
+use std::io::Read;
+
 use sha2::{Digest, Sha256};
 
 use crate::event::Lsn;
@@ -49,7 +51,16 @@ pub struct LoadedSnapshot {
     pub lsn: Lsn,
     pub ts_ms: i64,
     pub chain: Chain,
-    pub body: Vec<u8>,
+    /// The whole file: the body is not copied out of it, as a snapshot of a
+    /// million leases is hundreds of megabytes.
+    bytes: Vec<u8>,
+}
+
+impl LoadedSnapshot {
+    /// The encoded state.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[SNAPSHOT_HEADER_BYTES..]
+    }
 }
 
 /// Which of the snapshots at `lsns` (any order) to remove once the newest is
@@ -127,37 +138,125 @@ pub struct SnapshotProblem {
     pub what: String,
 }
 
+/// A snapshot's header, checked against its file name.
+#[derive(Debug)]
+struct Header {
+    lsn: Lsn,
+    ts_ms: i64,
+    chain: Chain,
+    body_len: u64,
+    body_sha256: [u8; 32],
+}
+
+fn parse_header(name: &str, bytes: &[u8; SNAPSHOT_HEADER_BYTES]) -> Result<Header, String> {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    if bytes[0..4] != SNAPSHOT_MAGIC.to_le_bytes() {
+        return Err("bad magic".into());
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != SNAPSHOT_VERSION {
+        return Err(format!("version {version}, this build reads {SNAPSHOT_VERSION}"));
+    }
+    let lsn = u64_at(8);
+    if parse_snapshot_name(name) != Some(lsn) {
+        return Err(format!("file name does not match its LSN {lsn}"));
+    }
+    let mut chain = [0u8; 32];
+    chain.copy_from_slice(&bytes[24..56]);
+    let mut body_sha256 = [0u8; 32];
+    body_sha256.copy_from_slice(&bytes[64..96]);
+    Ok(Header { lsn, ts_ms: u64_at(16) as i64, chain, body_len: u64_at(56), body_sha256 })
+}
+
 /// Reads and checks one snapshot file.
 pub fn read(storage: &dyn Storage, name: &str) -> Result<LoadedSnapshot, SnapshotProblem> {
     let problem = |what: String| SnapshotProblem { name: name.to_string(), what };
     let bytes = storage.read(name).map_err(|e| problem(e.to_string()))?;
-    if bytes.len() < SNAPSHOT_HEADER_BYTES {
+    let Some(header_bytes) = bytes.first_chunk::<SNAPSHOT_HEADER_BYTES>() else {
         return Err(problem("shorter than its header".into()));
+    };
+    let header = parse_header(name, header_bytes).map_err(problem)?;
+    if header.body_len != (bytes.len() - SNAPSHOT_HEADER_BYTES) as u64 {
+        let len = bytes.len() - SNAPSHOT_HEADER_BYTES;
+        return Err(problem(format!("body is {len} bytes, header says {}", header.body_len)));
     }
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    if bytes[0..4] != SNAPSHOT_MAGIC.to_le_bytes() {
-        return Err(problem("bad magic".into()));
-    }
-    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != SNAPSHOT_VERSION {
-        return Err(problem(format!("version {version}, this build reads {SNAPSHOT_VERSION}")));
-    }
-    let lsn = u64_at(8);
-    let ts_ms = u64_at(16) as i64;
-    let mut chain = [0u8; 32];
-    chain.copy_from_slice(&bytes[24..56]);
-    let body_len = u64_at(56);
-    if body_len != (bytes.len() - SNAPSHOT_HEADER_BYTES) as u64 {
-        return Err(problem(format!("body is {} bytes, header says {body_len}", bytes.len() - SNAPSHOT_HEADER_BYTES)));
-    }
-    let body = bytes[SNAPSHOT_HEADER_BYTES..].to_vec();
-    if Sha256::digest(&body)[..] != bytes[64..96] {
+    if Sha256::digest(&bytes[SNAPSHOT_HEADER_BYTES..])[..] != header.body_sha256 {
         return Err(problem("body checksum mismatch".into()));
     }
-    if parse_snapshot_name(name) != Some(lsn) {
-        return Err(problem(format!("file name does not match its LSN {lsn}")));
+    Ok(LoadedSnapshot { name: name.to_string(), lsn: header.lsn, ts_ms: header.ts_ms, chain: header.chain, bytes })
+}
+
+/// A snapshot's body decoded by [`read_decoded`], with its header's fields.
+#[derive(Debug)]
+pub struct DecodedSnapshot<T> {
+    pub name: String,
+    pub lsn: Lsn,
+    pub ts_ms: i64,
+    pub chain: Chain,
+    pub value: T,
+}
+
+/// Read buffer of [`read_decoded`].
+const SNAPSHOT_READ_BUFFER_BYTES: usize = 1 << 20;
+
+/// Reads and checks one snapshot file, handing its body to `decode` as a stream:
+/// the body is never held whole, so opening costs the decoded state and not also
+/// the hundreds of megabytes its encoding takes. `decode` must consume the whole
+/// body; what it returns is only used once the checksum over all of it matched.
+pub fn read_decoded<T>(
+    storage: &dyn Storage,
+    name: &str,
+    decode: impl FnOnce(&mut dyn Read) -> Result<T, String>,
+) -> Result<DecodedSnapshot<T>, SnapshotProblem> {
+    let problem = |what: String| SnapshotProblem { name: name.to_string(), what };
+    let mut file = storage.open_read(name).map_err(|e| problem(e.to_string()))?;
+    let mut header_bytes = [0u8; SNAPSHOT_HEADER_BYTES];
+    file.read_exact(&mut header_bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => problem("shorter than its header".into()),
+        _ => problem(e.to_string()),
+    })?;
+    let header = parse_header(name, &header_bytes).map_err(problem)?;
+    let mut body = std::io::BufReader::with_capacity(
+        SNAPSHOT_READ_BUFFER_BYTES,
+        Hashing { inner: file.take(header.body_len), sha256: Sha256::new(), read: 0 },
+    );
+    let decoded = decode(&mut body);
+    // The rest is hashed too: a damaged body is reported as such, not as whatever
+    // the decoder made of it.
+    let unread = std::io::copy(&mut body, &mut std::io::sink()).map_err(|e| problem(e.to_string()))?;
+    let Hashing { inner, sha256, read } = body.into_inner();
+    if read != header.body_len {
+        return Err(problem(format!("body is {read} bytes, header says {}", header.body_len)));
     }
-    Ok(LoadedSnapshot { name: name.to_string(), lsn, ts_ms, chain, body })
+    let mut file = inner.into_inner();
+    let mut rest = [0u8; 1];
+    if file.read(&mut rest).map_err(|e| problem(e.to_string()))? != 0 {
+        return Err(problem(format!("body is longer than the {} bytes its header says", header.body_len)));
+    }
+    if sha256.finalize()[..] != header.body_sha256 {
+        return Err(problem("body checksum mismatch".into()));
+    }
+    let value = decoded.map_err(problem)?;
+    if unread != 0 {
+        return Err(problem(format!("{unread} bytes of the body after the state")));
+    }
+    Ok(DecodedSnapshot { name: name.to_string(), lsn: header.lsn, ts_ms: header.ts_ms, chain: header.chain, value })
+}
+
+/// Hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    sha256: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// Snapshot file names, newest first.

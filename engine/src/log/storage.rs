@@ -26,6 +26,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
         *buf = self.read(name)?;
         Ok(())
     }
+    /// A file open for reading from its start, for what is too big to hold whole.
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(io::Cursor::new(self.read(name)?)))
+    }
     /// Creates a file that must not exist yet, open for appending.
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
     /// Opens an existing file for appending at its end.
@@ -195,6 +199,9 @@ impl Storage for ReadOnlyDir {
     fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         read_file_into(&self.dir.join(name), buf)
     }
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(File::open(self.dir.join(name))?))
+    }
     fn create_new(&self, _: &str) -> io::Result<Box<dyn StorageFile>> {
         Err(read_only("create"))
     }
@@ -242,6 +249,9 @@ impl Storage for FsStorage {
     }
     fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         read_file_into(&self.path(name), buf)
+    }
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(File::open(self.path(name))?))
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let f = OpenOptions::new().append(true).create_new(true).open(self.path(name))?;
@@ -404,6 +414,9 @@ impl Storage for FaultInjectingStorage {
     }
     fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         self.inner.read_into(name, buf)
+    }
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+        self.inner.open_read(name)
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         Ok(Box::new(FaultyFile { inner: self.inner.create_new(name)?, faults: self.faults.clone() }))

@@ -253,8 +253,8 @@ pub(crate) fn revoke_events(state: &State, accessor: &str, orphan_children: bool
     let mut events: Vec<Event> = state
         .leases
         .values()
-        .filter(|l| doomed.contains(&l.accessor) && !matches!(l.status, LeaseStatus::Revoking(_)))
-        .map(|l| RevokeStarted { lease_id: l.lease_id.clone(), reason: RevokeReason::TokenRevoked }.into())
+        .filter(|l| doomed.contains(&*l.accessor) && !matches!(l.status, LeaseStatus::Revoking(_)))
+        .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason: RevokeReason::TokenRevoked }.into())
         .collect();
     events.push(TokenRevoked { accessor: accessor.to_string(), orphan_children }.into());
     events

@@ -114,7 +114,7 @@ pub(crate) fn plan_issue(ctx: &Ctx<'_>, mount: &str, role_name: &str) -> Result<
         )));
     }
     if role.lease_count_max > 0 {
-        let live = state.leases.values().filter(|l| l.mount == mount && l.role == role_name).count() as u64;
+        let live = state.leases.values().filter(|l| *l.mount == *mount && *l.role == *role_name).count() as u64;
         if live >= role.lease_count_max {
             return Err(RequestError::Busy(format!(
                 "role \"{role_name}\" already has {live} live leases, its lease_count_max; revoke some or raise it"
@@ -182,11 +182,11 @@ pub(crate) fn plan_issue(ctx: &Ctx<'_>, mount: &str, role_name: &str) -> Result<
 /// The revocation statements to use: the role's current ones while it exists (so
 /// fixing a broken role heals its pending revocations), else the lease's copy.
 pub(crate) fn plan_revoke(state: &State, lease: &Lease, reason: RevokeReason) -> RevokePlan {
-    let role = state.roles.get(&(lease.mount.clone(), lease.role.clone()));
+    let role = state.roles.get(&(lease.mount.to_string(), lease.role.to_string()));
     RevokePlan {
         lease: lease.clone(),
         connection: state.connection_for(&lease.mount, &lease.connection).cloned(),
-        statements: role.map_or_else(|| lease.revocation_statements.clone(), |r| r.revocation_statements.clone()),
+        statements: role.map_or_else(|| lease.revocation_statements.to_vec(), |r| r.revocation_statements.clone()),
         terminate_sessions: role.is_some_and(|r| r.terminate_sessions),
         reason,
     }
@@ -220,8 +220,8 @@ pub(crate) fn plan_renew(ctx: &Ctx<'_>, lease: &Lease, increment_ms: Option<u64>
     if now >= lease.expire_time_max_ms {
         return Err(RequestError::invalid("past the max TTL, cannot renew"));
     }
-    let role = state.roles.get(&(lease.mount.clone(), lease.role.clone()));
-    let mount_default = state.mounts.get(&lease.mount).map_or(0, |m| m.default_lease_ttl_ms);
+    let role = state.roles.get(&(lease.mount.to_string(), lease.role.to_string()));
+    let mount_default = state.mounts.get(&*lease.mount).map_or(0, |m| m.default_lease_ttl_ms);
     let default_ms = ttl_or(role.map_or(0, |r| r.default_ttl_ms), ttl_or(mount_default, LEASE_TTL_MS_SYSTEM));
     let wanted_ms = increment_ms.filter(|&i| i > 0).unwrap_or(default_ms);
     let mut expire_time_ms = now.saturating_add(wanted_ms as i64);
@@ -423,7 +423,7 @@ impl Engine {
     /// Renew: intent, `VALID UNTIL` in the database, outcome (with the audit record).
     pub(crate) async fn run_renew(&self, plan: RenewPlan) -> Result<Handled, RequestError> {
         let plugin = self.plugin_for(&plan.connection)?;
-        let lease_id = plan.lease.lease_id.clone();
+        let lease_id = plan.lease.lease_id.to_string();
         // One operation on a lease at a time: the expirer must not revoke a lease
         // under a renewal in flight (a database slower than the time left), or the
         // caller would be told of an expiry the lease no longer has (I3).
@@ -562,7 +562,7 @@ impl Engine {
     /// Revokes one lease now: intent, database, outcome. A failure is recorded as
     /// an attempt (retried later) and returned with the database's own message.
     pub(crate) async fn run_revoke(&self, plan: RevokePlan) -> Result<(), RequestError> {
-        let lease_id = plan.lease.lease_id.clone();
+        let lease_id = plan.lease.lease_id.to_string();
         // One revocation of a lease at a time: the expirer and an explicit revoke
         // must not race each other's DROP ROLE.
         let Some(_in_flight) = InFlight::claim(&self.revocations_in_flight, &lease_id) else {

@@ -228,7 +228,7 @@ impl Engine {
         for lease_id in lease_ids {
             let plan = self.with_state(|s| {
                 s.leases
-                    .get(lease_id)
+                    .get(lease_id.as_str())
                     .filter(|l| l.status == crate::state::LeaseStatus::Issuing)
                     .map(|l| super::creds::plan_revoke(s, l, crate::event::RevokeReason::Recovery))
             });

@@ -4,6 +4,8 @@
 //! run the database side and record the outcome, so a crash in between is
 //! finished by recovery (DESIGN.md's recovery table), never forgotten.
 
+use std::ops::Bound;
+
 use serde_json::json;
 
 use super::creds;
@@ -84,7 +86,7 @@ fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled
             let mut keys: Vec<String> = ctx
                 .state
                 .leases
-                .range(prefix.clone()..)
+                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                 .take_while(|(id, _)| id.starts_with(&prefix))
                 .map(|(id, _)| {
                     let rest = &id[prefix.len()..];
@@ -107,7 +109,7 @@ fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled
             input.finish()?;
             let events = under(ctx.state, &prefix)
                 .into_iter()
-                .map(|l| RevokeForced { lease_id: l.lease_id.clone() }.into())
+                .map(|l| RevokeForced { lease_id: l.lease_id.to_string() }.into())
                 .collect();
             Ok(Handled { events, ..Handled::default() })
         }
@@ -121,13 +123,18 @@ fn find<'s>(state: &'s State, input: &mut Input) -> Result<&'s Lease, RequestErr
 }
 
 fn under<'s>(state: &'s State, prefix: &str) -> Vec<&'s Lease> {
-    state.leases.range(prefix.to_string()..).take_while(|(id, _)| id.starts_with(prefix)).map(|(_, l)| l).collect()
+    state
+        .leases
+        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(|(id, _)| id.starts_with(prefix))
+        .map(|(_, l)| &**l)
+        .collect()
 }
 
 fn revoke(leases: &[&Lease], reason: RevokeReason) -> Vec<Event> {
     leases
         .iter()
         .filter(|l| !matches!(l.status, LeaseStatus::Revoking(_)))
-        .map(|l| RevokeStarted { lease_id: l.lease_id.clone(), reason }.into())
+        .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason }.into())
         .collect()
 }

@@ -143,8 +143,8 @@ fn disable(state: &State, path: &str) -> Handled {
     let mut events: Vec<Event> = state
         .leases
         .values()
-        .filter(|l| l.mount == path && !matches!(l.status, LeaseStatus::Revoking(_)))
-        .map(|l| RevokeStarted { lease_id: l.lease_id.clone(), reason: RevokeReason::MountDisabled }.into())
+        .filter(|l| *l.mount == *path && !matches!(l.status, LeaseStatus::Revoking(_)))
+        .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason: RevokeReason::MountDisabled }.into())
         .collect();
     events.push(MountDisabled { path: path.to_string() }.into());
     Handled { events, response: Response::default() }

@@ -1,5 +1,7 @@
 //! Lease lifecycle in the fold: intent → outcome for issue, renew and revoke.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::State;
@@ -19,22 +21,24 @@ pub enum LeaseStatus {
     Revoking(RevokeReason),
 }
 
-/// The engine's record of one credential.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The engine's record of one credential. The `Arc`s are shared with other leases
+/// (and the id with the table's key): see [`super::Leases`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Lease {
-    pub lease_id: String,
-    pub mount: String,
-    pub role: String,
-    pub connection: String,
+    pub lease_id: Arc<str>,
+    pub mount: Arc<str>,
+    pub role: Arc<str>,
+    pub connection: Arc<str>,
     pub username: String,
     /// Accessor of the owning token.
-    pub accessor: String,
+    pub accessor: Arc<str>,
     pub issue_time_ms: i64,
     pub expire_time_ms: i64,
     pub expire_time_max_ms: i64,
     pub last_renewal_time_ms: Option<i64>,
     pub renewable: bool,
-    pub revocation_statements: Vec<String>,
+    /// The statements in force when the lease was issued.
+    pub revocation_statements: Arc<[String]>,
     pub status: LeaseStatus,
     /// A renewal whose outcome is not logged yet: its target expiry.
     pub renewing_to_ms: Option<i64>,
@@ -46,19 +50,20 @@ pub struct Lease {
 }
 
 pub(super) fn issue_started(state: &mut State, e: IssueStarted, ts: i64) {
+    let leases = &mut state.leases;
     let lease = Lease {
-        lease_id: e.lease_id,
-        mount: e.mount,
-        role: e.role,
-        connection: e.connection,
+        lease_id: Arc::from(e.lease_id),
+        mount: leases.share(e.mount),
+        role: leases.share(e.role),
+        connection: leases.share(e.connection),
         username: e.username,
-        accessor: e.accessor,
+        accessor: leases.share(e.accessor),
         issue_time_ms: ts,
         expire_time_ms: e.expire_time_ms,
         expire_time_max_ms: e.expire_time_max_ms,
         last_renewal_time_ms: None,
         renewable: e.renewable,
-        revocation_statements: e.revocation_statements,
+        revocation_statements: leases.share_statements(e.revocation_statements),
         status: LeaseStatus::Issuing,
         renewing_to_ms: None,
         revoke_attempts: 0,
@@ -66,7 +71,7 @@ pub(super) fn issue_started(state: &mut State, e: IssueStarted, ts: i64) {
         next_revoke_attempt_ms: None,
         irrevocable: false,
     };
-    state.leases.insert(lease.lease_id.clone(), lease);
+    leases.insert(lease);
 }
 
 pub(super) fn issue_completed(state: &mut State, e: IssueCompleted) {
@@ -79,7 +84,7 @@ pub(super) fn issue_completed(state: &mut State, e: IssueCompleted) {
 
 /// The creation transaction rolled back: no user exists, nothing to revoke.
 pub(super) fn issue_failed(state: &mut State, e: IssueFailed) {
-    if state.leases.get(&e.lease_id).is_some_and(|l| l.status == LeaseStatus::Issuing) {
+    if state.leases.get(e.lease_id.as_str()).is_some_and(|l| l.status == LeaseStatus::Issuing) {
         state.leases.remove(&e.lease_id);
     }
 }

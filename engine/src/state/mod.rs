@@ -6,6 +6,7 @@
 //! Decisions — is this allowed, does this exist — are made before an event is
 //! appended; the fold only records their consequences.
 
+mod lease_table;
 mod leases;
 mod tokens;
 
@@ -18,6 +19,7 @@ use crate::encoding;
 use crate::event::{
     Checkpoint, ConnectionWritten, EngineInitialized, Entry, Event, Lsn, MountEnabled, RoleWritten, RotateRootStarted,
 };
+pub use lease_table::Leases;
 pub use leases::{Lease, LeaseStatus};
 pub use tokens::Token;
 
@@ -68,7 +70,7 @@ pub struct State {
     /// LSN of the last policy write or delete: compiled ACLs older than it are stale.
     pub policies_changed_lsn: Lsn,
     /// Lease id → lease.
-    pub leases: BTreeMap<String, Lease>,
+    pub leases: Leases,
     /// Root rotations begun and not yet finished: recovery decides their outcome.
     pub rotations: BTreeMap<MountKey, RotateRootStarted>,
     pub last_checkpoint: Option<Checkpoint>,
@@ -192,7 +194,7 @@ impl State {
     }
 
     fn retire_connection(&mut self, key: MountKey, connection: ConnectionWritten) {
-        if self.leases.values().any(|l| l.mount == key.0 && l.connection == key.1) {
+        if self.leases.values().any(|l| *l.mount == *key.0 && *l.connection == *key.1) {
             self.retired_connections.insert(key, connection);
         }
     }
@@ -214,9 +216,18 @@ impl State {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<State, encoding::DecodeError> {
-        let mut state: State = encoding::decode(bytes)?;
-        state.token_index = state.tokens.values().map(|t| (t.token_hash, t.accessor.clone())).collect();
-        Ok(state)
+        Ok(encoding::decode::<State>(bytes)?.indexed())
+    }
+
+    /// [`State::decode`] from a stream, which it reads up to the state's end.
+    pub fn decode_from_reader(reader: &mut dyn std::io::Read) -> Result<State, encoding::DecodeError> {
+        Ok(encoding::decode_from_reader::<State>(reader)?.indexed())
+    }
+
+    /// Rebuilds what is derived, not encoded.
+    fn indexed(mut self) -> State {
+        self.token_index = self.tokens.values().map(|t| (t.token_hash, t.accessor.clone())).collect();
+        self
     }
 
     /// Accessors of every token below `accessor` in the token tree.
