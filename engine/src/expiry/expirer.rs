@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::wheel::{Expired, Key, Wheel};
+use super::armed::Armed;
+use super::wheel::{Expired, Wheel};
 use crate::Engine;
-use crate::fxhash::FxBuild;
 use crate::event::{LeaseIrrevocable, RevokeReason};
 use crate::request::RequestError;
 use crate::request::creds::{RevokePlan, plan_revoke};
@@ -107,7 +107,7 @@ fn deadline(lease: &Lease) -> i64 {
 pub(crate) struct ExpirerState {
     /// Lease ids are shared between the wheel and the index: one allocation each.
     wheel: Wheel<Arc<str>>,
-    armed: HashMap<Arc<str>, Key, FxBuild>,
+    armed: Armed,
     synced: bool,
     semaphores: HashMap<MountKey, Arc<Semaphore>>,
 }
@@ -116,7 +116,7 @@ impl ExpirerState {
     pub(crate) fn new(now_ms: i64, tick_ms: u64) -> ExpirerState {
         ExpirerState {
             wheel: Wheel::new(now_ms, tick_ms),
-            armed: HashMap::default(),
+            armed: Armed::default(),
             synced: false,
             semaphores: HashMap::new(),
         }
@@ -130,12 +130,12 @@ impl ExpirerState {
     }
 
     fn insert_shared(&mut self, deadline_ms: i64, id: Arc<str>) {
-        let key = self.wheel.insert(deadline_ms, id.clone());
-        self.armed.insert(id, key);
+        let key = self.wheel.insert(deadline_ms, id);
+        self.armed.insert(&self.wheel, key);
     }
 
     fn arm(&mut self, state: &State, lease_id: &str) {
-        match (state.leases.get_key_value(lease_id), self.armed.get(lease_id).copied()) {
+        match (state.leases.get_key_value(lease_id), self.armed.get(&self.wheel, lease_id)) {
             (Some((_, lease)), Some(key)) => {
                 if !self.wheel.reset(key, deadline(lease)) {
                     self.insert(deadline(lease), lease_id, state);
@@ -143,8 +143,8 @@ impl ExpirerState {
             }
             (Some((id, lease)), None) => self.insert_shared(deadline(lease), id.clone()),
             (None, Some(key)) => {
+                self.armed.remove(&self.wheel, lease_id);
                 self.wheel.cancel(key);
-                self.armed.remove(lease_id);
             }
             (None, None) => {}
         }
@@ -155,7 +155,7 @@ impl ExpirerState {
             // Start-up (every live lease re-armed; the overdue ones fire at once)
             // or too many changes to list.
             self.wheel = Wheel::with_capacity(now_ms, self.wheel.tick_ms(), state.leases.len());
-            self.armed = HashMap::with_capacity_and_hasher(state.leases.len(), FxBuild::default());
+            self.armed = Armed::with_capacity(state.leases.len());
             for (id, lease) in &state.leases {
                 self.insert_shared(deadline(lease), id.clone());
             }
@@ -197,7 +197,7 @@ impl Engine {
             let mut out: Vec<Expired<Arc<str>>> = Vec::new();
             expirer.wheel.advance(now, &mut out, options.fire_batch_max);
             for e in &out {
-                expirer.armed.remove(&e.value);
+                expirer.armed.remove_fired(&e.value, e.key);
             }
             (out.into_iter().map(|e| e.value.to_string()).collect::<Vec<_>>(), expirer.wheel.needs_advance(now))
         };

@@ -2,6 +2,7 @@
 //! per armed lease and is driven by the caller's `now`; it never reads a clock, so a
 //! manual clock runs a year of expiries in milliseconds and replay stays deterministic.
 
+mod armed;
 pub mod expirer;
 pub mod wheel;
 

@@ -229,6 +229,14 @@ impl<V> Wheel<V> {
         self.lookup(key).map(|i| self.slab[i as usize].deadline_ms)
     }
 
+    /// The entry armed at slab index `index`, with its current key; `None` if the
+    /// slot is free.
+    pub fn at_index(&self, index: u32) -> Option<(Key, &V)> {
+        let e = self.slab.get(index as usize)?;
+        let value = e.value.as_ref().filter(|_| e.list != FREE)?;
+        Some((Key { index, generation: e.generation }, value))
+    }
+
     /// The value armed under `key`; `None` for a stale key.
     pub fn get(&self, key: Key) -> Option<&V> {
         self.lookup(key).and_then(|i| self.slab[i as usize].value.as_ref())
