@@ -253,7 +253,7 @@ impl Sim {
         let (lease_users, leases): (BTreeSet<String>, BTreeMap<String, (LeaseStatus, i64)>) =
             self.engine().with_state(|s| {
                 (
-                    s.leases.values().map(|l| l.username.clone()).collect(),
+                    s.leases.values().map(|l| l.username.to_string()).collect(),
                     s.leases.iter().map(|(id, l)| (id.to_string(), (l.status, l.expire_time_ms))).collect(),
                 )
             });

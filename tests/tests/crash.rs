@@ -72,7 +72,10 @@ fn sigkill_at_random_moments_leaves_no_orphan_and_loses_no_acknowledged_lease() 
         l.open();
         l.rt.block_on(l.engine().recover()).unwrap();
         let (live_users, live_ids): (Vec<String>, Vec<String>) = l.engine().with_state(|s| {
-            (s.leases.values().map(|l| l.username.clone()).collect(), s.leases.keys().map(|k| k.to_string()).collect())
+            (
+                s.leases.values().map(|l| l.username.to_string()).collect(),
+                s.leases.keys().map(|k| k.to_string()).collect(),
+            )
         });
         for id in &acknowledged {
             assert!(live_ids.contains(id), "cycle {cycle}: acknowledged lease {id} is missing");

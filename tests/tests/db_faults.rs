@@ -50,7 +50,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// I2: every role of ours in `pg_roles` belongs to a lease of the live state.
 fn assert_no_orphan(l: &Lessor, db: &pg::TestDb, prefix: &str, when: &str) {
-    let users: Vec<String> = l.engine().with_state(|s| s.leases.values().map(|l| l.username.clone()).collect());
+    let users: Vec<String> = l.engine().with_state(|s| s.leases.values().map(|l| l.username.to_string()).collect());
     for role in db.roles_with_prefix(prefix) {
         assert!(users.contains(&role), "{when}: role {role} has no lease (orphan)");
     }

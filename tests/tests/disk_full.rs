@@ -123,7 +123,8 @@ impl Rig {
 
     /// I2, checked against the live engine: every role of ours belongs to a lease.
     fn assert_no_orphan(&self, when: &str) {
-        let users: Vec<String> = self.engine().with_state(|s| s.leases.values().map(|l| l.username.clone()).collect());
+        let users: Vec<String> =
+            self.engine().with_state(|s| s.leases.values().map(|l| l.username.to_string()).collect());
         for role in self.roles() {
             assert!(users.contains(&role), "{when}: role {role} exists in PostgreSQL but no lease tracks it (orphan)");
         }
@@ -182,7 +183,7 @@ fn mixed_requests(rig: &Rig, acked: &mut Acked, k: usize, tally: &mut Tally) {
             created.retain(|r| !roles_before.contains(r));
             if let Some(role) = created.first() {
                 let lease = rig.engine().with_state(|s| {
-                    s.leases.values().find(|l| &l.username == role).map(|l| (l.lease_id.clone(), l.status))
+                    s.leases.values().find(|l| *l.username == **role).map(|l| (l.lease_id.clone(), l.status))
                 });
                 panic!("{}: refused ({e}), yet role {role} exists (lease {lease:?})", when("issue"));
             }

@@ -957,7 +957,7 @@ impl Run {
                 let same = *got.mount == *l.mount
                     && *got.role == *l.role
                     && *got.connection == *l.conn
-                    && got.username == l.username
+                    && *got.username == *l.username
                     && *got.accessor == *l.accessor
                     && got.expire_time_ms == l.expire
                     && got.expire_time_max_ms == l.expire_max

@@ -677,7 +677,7 @@ impl Torture {
             }
         }
         // I2: every role of ours belongs to a lease of the replayed state.
-        let users: HashSet<String> = engine.with_state(|s| s.leases.values().map(|l| l.username.clone()).collect());
+        let users: HashSet<String> = engine.with_state(|s| s.leases.values().map(|l| l.username.to_string()).collect());
         for role in self.db.roles_with_prefix(PREFIX) {
             if !users.contains(&role) {
                 self.fail(format!(
@@ -698,7 +698,7 @@ impl Torture {
                     .filter(|l| l.status != LeaseStatus::Active)
                     .map(|l| (l.lease_id.to_string(), l.status))
                     .collect(),
-                s.leases.values().map(|l| l.username.clone()).collect(),
+                s.leases.values().map(|l| l.username.to_string()).collect(),
             )
         });
         if !in_doubt.is_empty() {

@@ -75,9 +75,10 @@ fn snapshots_before(dir: &Path, at_ms: i64) -> Vec<String> {
 
 /// A snapshot's state and where it stands, if the file is sound.
 fn load_snapshot(dir: &Path, name: &str) -> Option<(State, Lsn, Chain)> {
-    let loaded =
-        snapshot::read_decoded(&ReadOnlyDir::new(dir), name, |body| State::decode_from_reader(body).map_err(|e| e.to_string()))
-            .ok()?;
+    let loaded = snapshot::read_decoded(&ReadOnlyDir::new(dir), name, |body| {
+        State::decode_from_reader(body).map_err(|e| e.to_string())
+    })
+    .ok()?;
     (loaded.value.applied_lsn == loaded.lsn).then_some((loaded.value, loaded.lsn, loaded.chain))
 }
 
@@ -303,7 +304,7 @@ fn live_lease(state: &State, lease: &crate::state::Lease) -> LiveLease {
         lease_id: lease.lease_id.to_string(),
         mount: lease.mount.to_string(),
         role: lease.role.to_string(),
-        username: lease.username.clone(),
+        username: lease.username.to_string(),
         accessor: lease.accessor.to_string(),
         display_name: state.tokens.get(&*lease.accessor).map(|t| t.display_name.clone()),
         issue_time_ms: lease.issue_time_ms,
@@ -563,7 +564,7 @@ fn push_expiry(
     out.push(Expiry {
         lease_id: id,
         role: lease.role.to_string(),
-        username: lease.username.clone(),
+        username: lease.username.to_string(),
         accessor: lease.accessor.to_string(),
         expire_time_ms: at,
         revoked_ms: None,
@@ -583,7 +584,7 @@ fn record_change(state: &State, entry: &Entry, out: &mut DiffReport, expired_ind
                     ts_ms,
                     lease_id: l.lease_id.to_string(),
                     role: l.role.to_string(),
-                    username: l.username.clone(),
+                    username: l.username.to_string(),
                     accessor: l.accessor.to_string(),
                     display_name: state.tokens.get(&*l.accessor).map(|t| t.display_name.clone()),
                     expire_time_ms: l.expire_time_ms,
@@ -596,7 +597,7 @@ fn record_change(state: &State, entry: &Entry, out: &mut DiffReport, expired_ind
                     lsn,
                     ts_ms,
                     lease_id: l.lease_id.to_string(),
-                    username: l.username.clone(),
+                    username: l.username.to_string(),
                     previous_expire_time_ms: l.expire_time_ms,
                     expire_time_ms: e.expire_time_ms,
                 });
@@ -616,7 +617,7 @@ fn record_change(state: &State, entry: &Entry, out: &mut DiffReport, expired_ind
                     ts_ms,
                     lease_id: id.to_string(),
                     role: l.role.to_string(),
-                    username: l.username.clone(),
+                    username: l.username.to_string(),
                     reason,
                     forced,
                 });

@@ -102,7 +102,6 @@ fn deadline(lease: &Lease) -> i64 {
     }
 }
 
-
 #[derive(Debug)]
 pub(crate) struct ExpirerState {
     /// Lease ids are shared between the wheel and the index: one allocation each.

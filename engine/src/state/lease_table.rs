@@ -91,7 +91,7 @@ impl Leases {
     }
 
     /// The shared copy of a list of statements.
-    pub(crate) fn share_statements(&mut self, statements: Vec<String>) -> Arc<[String]> {
+    pub(crate) fn share_statements(&mut self, statements: Vec<String>) -> Arc<Vec<String>> {
         self.interner.statements(statements)
     }
 
@@ -115,7 +115,7 @@ impl Leases {
 #[derive(Clone, Default)]
 struct Interner {
     strs: HashSet<Arc<str>, FxBuild>,
-    statements: HashSet<Arc<[String]>, FxBuild>,
+    statements: HashSet<Arc<Vec<String>>, FxBuild>,
     /// Entries left by the last sweep.
     kept: usize,
 }
@@ -134,12 +134,12 @@ impl Interner {
         shared
     }
 
-    fn statements(&mut self, statements: Vec<String>) -> Arc<[String]> {
-        if let Some(shared) = self.statements.get(statements.as_slice()) {
+    fn statements(&mut self, statements: Vec<String>) -> Arc<Vec<String>> {
+        if let Some(shared) = self.statements.get(&statements) {
             return shared.clone();
         }
         self.sweep_if_grown();
-        let shared: Arc<[String]> = Arc::from(statements);
+        let shared = Arc::new(statements);
         self.statements.insert(shared.clone());
         shared
     }
@@ -207,7 +207,7 @@ impl<'de> Deserialize<'de> for Leases {
                         mount: table.share(w.mount),
                         role: table.share(w.role),
                         connection: table.share(w.connection),
-                        username: w.username,
+                        username: w.username.into_boxed_str(),
                         accessor: table.share(w.accessor),
                         issue_time_ms: w.issue_time_ms,
                         expire_time_ms: w.expire_time_ms,
@@ -218,7 +218,7 @@ impl<'de> Deserialize<'de> for Leases {
                         status: w.status,
                         renewing_to_ms: w.renewing_to_ms,
                         revoke_attempts: w.revoke_attempts,
-                        revoke_error: w.revoke_error,
+                        revoke_error: w.revoke_error.map(String::into_boxed_str),
                         next_revoke_attempt_ms: w.next_revoke_attempt_ms,
                         irrevocable: w.irrevocable,
                     };

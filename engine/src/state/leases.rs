@@ -29,7 +29,7 @@ pub struct Lease {
     pub mount: Arc<str>,
     pub role: Arc<str>,
     pub connection: Arc<str>,
-    pub username: String,
+    pub username: Box<str>,
     /// Accessor of the owning token.
     pub accessor: Arc<str>,
     pub issue_time_ms: i64,
@@ -38,12 +38,12 @@ pub struct Lease {
     pub last_renewal_time_ms: Option<i64>,
     pub renewable: bool,
     /// The statements in force when the lease was issued.
-    pub revocation_statements: Arc<[String]>,
+    pub revocation_statements: Arc<Vec<String>>,
     pub status: LeaseStatus,
     /// A renewal whose outcome is not logged yet: its target expiry.
     pub renewing_to_ms: Option<i64>,
     pub revoke_attempts: u32,
-    pub revoke_error: Option<String>,
+    pub revoke_error: Option<Box<str>>,
     pub next_revoke_attempt_ms: Option<i64>,
     /// The retry budget is spent; still retried, listed and force-revocable.
     pub irrevocable: bool,
@@ -56,7 +56,7 @@ pub(super) fn issue_started(state: &mut State, e: IssueStarted, ts: i64) {
         mount: leases.share(e.mount),
         role: leases.share(e.role),
         connection: leases.share(e.connection),
-        username: e.username,
+        username: e.username.into_boxed_str(),
         accessor: leases.share(e.accessor),
         issue_time_ms: ts,
         expire_time_ms: e.expire_time_ms,
@@ -123,7 +123,7 @@ pub(super) fn revoke_started(state: &mut State, e: RevokeStarted) {
 pub(super) fn revoke_failed(state: &mut State, e: RevokeFailed) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         lease.revoke_attempts = lease.revoke_attempts.max(e.attempt);
-        lease.revoke_error = Some(e.error);
+        lease.revoke_error = Some(e.error.into_boxed_str());
         lease.next_revoke_attempt_ms = Some(e.next_attempt_time_ms);
     }
 }
@@ -132,7 +132,7 @@ pub(super) fn irrevocable(state: &mut State, e: LeaseIrrevocable) {
     if let Some(lease) = state.leases.get_mut(&e.lease_id) {
         lease.irrevocable = true;
         lease.revoke_attempts = lease.revoke_attempts.max(e.attempts);
-        lease.revoke_error = Some(e.error);
+        lease.revoke_error = Some(e.error.into_boxed_str());
     }
 }
 
