@@ -133,6 +133,47 @@ fn a_damaged_snapshot_is_ignored_and_replay_takes_over() {
     assert_eq!(Engine::open(tmp.path(), options(8192, 0)).unwrap().digest(), digest);
 }
 
+/// The streamed snapshot read (the body is decoded as it is read, never held
+/// whole) still refuses every damaged file, naming what is wrong, and opens fall
+/// back to replay with the same digest.
+#[test]
+fn a_streamed_snapshot_read_refuses_truncated_extended_and_damaged_bodies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = SplitMix64(81);
+    let engine = Engine::open(tmp.path(), options(8192, 0)).unwrap();
+    for _ in 0..200 {
+        engine.append_unchecked_blocking(vec![generated_event(&mut rng, 30)]).unwrap();
+    }
+    let name = engine.snapshot().unwrap().unwrap();
+    let digest = engine.digest();
+    engine.close();
+    let path = tmp.path().join(&name);
+    let intact = std::fs::read(&path).unwrap();
+    let read = || {
+        snapshot::read_decoded(&ReadOnlyDir::new(tmp.path()), &name, |body| {
+            State::decode_from_reader(body).map_err(|e| e.to_string())
+        })
+        .map(|s| s.value.digest())
+        .map_err(|p| p.what)
+    };
+    assert_eq!(read(), Ok(digest));
+    let header = snapshot::SNAPSHOT_HEADER_BYTES;
+    let mut flipped = intact.clone();
+    flipped[header + (intact.len() - header) / 2] ^= 0x10;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated body", intact[..intact.len() - 7].to_vec(), "header says"),
+        ("a byte after the body", [intact.clone(), vec![0]].concat(), "longer than"),
+        ("a flipped byte mid-body", flipped, "checksum mismatch"),
+        ("cut inside the header", intact[..header - 1].to_vec(), "shorter than its header"),
+    ];
+    for (what, bytes, expected) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read().expect_err(what);
+        assert!(err.contains(expected), "{what}: {err}");
+        assert_eq!(Engine::open(tmp.path(), options(8192, 0)).unwrap().digest(), digest, "{what}");
+    }
+}
+
 #[test]
 fn a_snapshot_from_another_log_is_ignored() {
     let a = tempfile::tempdir().unwrap();
