@@ -258,6 +258,46 @@ proptest! {
     }
 }
 
+/// A deleted connection is kept (retired) while leases still need it for their
+/// revocation, and goes with the last of them — whether that lease is revoked,
+/// forced, or its issue failed — the same way after a snapshot round trip.
+#[test]
+fn a_retired_connection_goes_with_its_last_lease_also_after_a_snapshot() {
+    use lessor_engine::event::{Entry, EventKind, IssueFailed, IssueStarted, RevokeCompleted, RevokeForced};
+    use lessor_engine::testing::sample;
+    let issue = |id: &str| match sample(EventKind::IssueStarted) {
+        Event::IssueStarted(e) => Event::IssueStarted(IssueStarted { lease_id: id.into(), ..e }),
+        _ => unreachable!(),
+    };
+    let mut lsn = 0;
+    let mut apply = |state: &mut State, event: Event| {
+        lsn += 1;
+        state.apply(&Entry { lsn, ts_ms: 1_700_000_000_000 + lsn as i64, event });
+    };
+    let key = ("database/".to_string(), "pg".to_string());
+    let mut state = State::default();
+    apply(&mut state, sample(EventKind::ConnectionWritten));
+    for id in ["a", "b", "c"] {
+        apply(&mut state, issue(id));
+    }
+    apply(&mut state, sample(EventKind::ConnectionDeleted));
+    assert!(state.connections.is_empty() && state.retired_connections.contains_key(&key));
+    apply(&mut state, RevokeCompleted { lease_id: "a".into() }.into());
+    assert!(state.retired_connections.contains_key(&key), "two leases still need it");
+
+    let mut decoded = State::decode(&state.encode()).unwrap();
+    let step = |s: &mut State, lsn: u64, event: Event| {
+        s.apply(&Entry { lsn, ts_ms: 1_700_000_000_000 + lsn as i64, event });
+    };
+    for s in [&mut state, &mut decoded] {
+        step(s, lsn + 1, RevokeForced { lease_id: "b".into() }.into());
+        assert!(s.retired_connections.contains_key(&key), "lease c still needs it");
+        step(s, lsn + 2, IssueFailed { lease_id: "c".into(), error: "x".into() }.into());
+        assert!(s.retired_connections.is_empty(), "the last lease is gone: {:?}", s.retired_connections.keys());
+    }
+    assert_eq!(state.digest(), decoded.digest());
+}
+
 #[test]
 fn the_fold_reads_time_only_from_entries() {
     // Two replays of the same log at different wall-clock moments agree; a lease's

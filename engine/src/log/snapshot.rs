@@ -18,10 +18,11 @@ use crate::log::format::Chain;
 use crate::log::storage::Storage;
 
 pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"LSNP");
-/// Bumped whenever the encoded `State` changes shape (2: `ConnectionWritten`
-/// gained `scram_iterations`). A snapshot of another version is skipped — it is a
-/// cache — and the state is replayed from the log, which stays readable.
-pub const SNAPSHOT_VERSION: u16 = 2;
+/// Bumped whenever the encoded `State` changes shape or the fold that made it
+/// changes (2: `ConnectionWritten` gained `scram_iterations`; 3: a retired
+/// connection goes with its last lease). A snapshot of another version is skipped
+/// — it is a cache — and the state is replayed from the log, which stays readable.
+pub const SNAPSHOT_VERSION: u16 = 3;
 pub const SNAPSHOT_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 32 + 8 + 32;
 const _: () = assert!(SNAPSHOT_HEADER_BYTES == 96);
 

@@ -71,6 +71,13 @@ pub(super) fn issue_started(state: &mut State, e: IssueStarted, ts: i64) {
         next_revoke_attempt_ms: None,
         irrevocable: false,
     };
+    // Total fold: even a lease on a retired connection (no request makes one) is
+    // counted, so the connection it is revoked through stays.
+    if !state.retired_users.is_empty()
+        && let Some(users) = state.retired_users.get_mut(&(lease.mount.to_string(), lease.connection.to_string()))
+    {
+        *users += 1;
+    }
     leases.insert(lease);
 }
 
@@ -85,7 +92,7 @@ pub(super) fn issue_completed(state: &mut State, e: IssueCompleted) {
 /// The creation transaction rolled back: no user exists, nothing to revoke.
 pub(super) fn issue_failed(state: &mut State, e: IssueFailed) {
     if state.leases.get(e.lease_id.as_str()).is_some_and(|l| l.status == LeaseStatus::Issuing) {
-        state.leases.remove(&e.lease_id);
+        forget(state, &e.lease_id);
     }
 }
 
@@ -137,6 +144,19 @@ pub(super) fn irrevocable(state: &mut State, e: LeaseIrrevocable) {
 }
 
 /// Revocation succeeded (or was forced): the lease is gone.
+/// The lease is gone; a retired connection goes with the last lease using it.
 pub(super) fn forget(state: &mut State, lease_id: &str) {
-    state.leases.remove(lease_id);
+    let Some(lease) = state.leases.remove(lease_id) else { return };
+    if state.retired_users.is_empty() {
+        return;
+    }
+    let key = (lease.mount.to_string(), lease.connection.to_string());
+    if let Some(users) = state.retired_users.get_mut(&key) {
+        if *users <= 1 {
+            state.retired_users.remove(&key);
+            state.retired_connections.remove(&key);
+        } else {
+            *users -= 1;
+        }
+    }
 }

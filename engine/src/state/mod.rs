@@ -58,6 +58,10 @@ pub struct State {
     /// Connections deleted (or whose mount was disabled) while leases still used
     /// them: kept so those leases stay revocable.
     pub retired_connections: BTreeMap<MountKey, ConnectionWritten>,
+    /// Leases still using each retired connection: derived from `leases`, so not
+    /// encoded; the retired copy goes when its last lease does.
+    #[serde(skip)]
+    pub(crate) retired_users: std::collections::HashMap<MountKey, u64>,
     pub roles: BTreeMap<MountKey, RoleWritten>,
     /// Policy name → source text.
     pub policies: BTreeMap<String, String>,
@@ -133,6 +137,7 @@ impl State {
             Event::ConnectionWritten(e) => {
                 let key = (e.mount.clone(), e.name.clone());
                 self.retired_connections.remove(&key);
+                self.retired_users.remove(&key);
                 self.connections.insert(key, e);
             }
             Event::ConnectionDeleted(e) => {
@@ -194,7 +199,9 @@ impl State {
     }
 
     fn retire_connection(&mut self, key: MountKey, connection: ConnectionWritten) {
-        if self.leases.values().any(|l| *l.mount == *key.0 && *l.connection == *key.1) {
+        let users = self.leases.values().filter(|l| *l.mount == *key.0 && *l.connection == *key.1).count() as u64;
+        if users > 0 {
+            self.retired_users.insert(key.clone(), users);
             self.retired_connections.insert(key, connection);
         }
     }
@@ -227,6 +234,12 @@ impl State {
     /// Rebuilds what is derived, not encoded.
     fn indexed(mut self) -> State {
         self.token_index = self.tokens.values().map(|t| (t.token_hash, t.accessor.clone())).collect();
+        self.retired_users = self.retired_connections.keys().map(|k| (k.clone(), 0)).collect();
+        for lease in self.leases.values() {
+            if let Some(users) = self.retired_users.get_mut(&(lease.mount.to_string(), lease.connection.to_string())) {
+                *users += 1;
+            }
+        }
         self
     }
 
