@@ -144,7 +144,7 @@ pub struct Engine {
     pub(crate) plugin_factory: Option<crate::plugin::PluginFactory>,
     log_options: LogOptions,
     /// Leases whose revocation is running now.
-    pub(crate) revocations_in_flight: Mutex<std::collections::HashSet<String>>,
+    pub(crate) revocations_in_flight: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Serializes the spending of `num_uses` tokens.
     pub(crate) token_use_lock: tokio::sync::Mutex<()>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
@@ -296,7 +296,7 @@ impl Engine {
             expiry: options.expiry.clone(),
             plugin_factory: options.plugin_factory.clone(),
             log_options: options.log.clone(),
-            revocations_in_flight: Mutex::default(),
+            revocations_in_flight: Arc::default(),
             snapshotter,
         })
     }

@@ -120,9 +120,15 @@ fn article_role_with_empty_revocation_uses_the_default_revocation() {
         query_as(&db, &user, &password, "SELECT count(*) FROM public.items").unwrap()[0][0].as_deref(),
         Some("2")
     );
+    // A revocation request costs two durable appends: the intent (before the
+    // DROP), then the outcome together with the request's audit record.
+    let batches = || l.engine().log_stats().batches_synced.load(std::sync::atomic::Ordering::SeqCst);
+    let before = batches();
     revoke(&l, &lease).unwrap();
+    assert_eq!(batches() - before, 2, "intent, then outcome + audit record in one append");
     assert!(!db.role_exists(&user));
     assert!(!default_acl_mentions(&db, &user));
+    assert!(l.engine().with_state(|s| s.leases.is_empty()));
 }
 
 #[test]

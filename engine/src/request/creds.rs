@@ -32,22 +32,32 @@ pub const LEASE_ID_RANDOM_CHARS: usize = 24;
 /// `{{expiration}}` is the lease's expiry plus this (Vault's margin).
 pub const EXPIRATION_MARGIN_MS: i64 = 5_000;
 
-/// Marks a lease's revocation as running for as long as it lives.
-pub(crate) struct InFlight<'a> {
-    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+/// Lease ids whose revocation (or issue) is running: one at a time per lease.
+pub(crate) type InFlightSet = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// Marks a lease's revocation as running for as long as it lives. Owned (not a
+/// borrow of the engine), so a request can hold it until its outcome is durable.
+pub(crate) struct InFlight {
+    set: InFlightSet,
     lease_id: String,
 }
 
-impl<'a> InFlight<'a> {
-    fn claim(set: &'a std::sync::Mutex<std::collections::HashSet<String>>, lease_id: &str) -> Option<InFlight<'a>> {
+impl InFlight {
+    fn claim(set: &InFlightSet, lease_id: &str) -> Option<InFlight> {
         set.lock()
             .expect("in-flight lock poisoned")
             .insert(lease_id.to_string())
-            .then(|| InFlight { set, lease_id: lease_id.to_string() })
+            .then(|| InFlight { set: set.clone(), lease_id: lease_id.to_string() })
     }
 }
 
-impl Drop for InFlight<'_> {
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("InFlight").field(&self.lease_id).finish()
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
         if let Ok(mut set) = self.set.lock() {
             set.remove(&self.lease_id);
@@ -562,10 +572,21 @@ impl Engine {
     /// Revokes one lease now: intent, database, outcome. A failure is recorded as
     /// an attempt (retried later) and returned with the database's own message.
     pub(crate) async fn run_revoke(&self, plan: RevokePlan) -> Result<(), RequestError> {
+        let (_claim, completed) = self.revoke_to_outcome(plan).await?;
+        self.append(vec![completed]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+        Ok(())
+    }
+
+    /// A revocation up to its outcome: the intent made durable, the database user
+    /// dropped. On success returns the `RevokeCompleted` event, for the caller to
+    /// append — a request appends it with its audit record, one fsync instead of
+    /// two — together with the claim, to hold until that append is durable so no
+    /// other revocation of the lease starts meanwhile. A failure is logged here.
+    pub(crate) async fn revoke_to_outcome(&self, plan: RevokePlan) -> Result<(InFlight, Event), RequestError> {
         let lease_id = plan.lease.lease_id.to_string();
         // One revocation of a lease at a time: the expirer and an explicit revoke
         // must not race each other's DROP ROLE.
-        let Some(_in_flight) = InFlight::claim(&self.revocations_in_flight, &lease_id) else {
+        let Some(in_flight) = InFlight::claim(&self.revocations_in_flight, &lease_id) else {
             return Err(RequestError::Busy(format!("a revocation of {lease_id} is already running; retry shortly")));
         };
         let started = RevokeStarted { lease_id: lease_id.clone(), reason: plan.reason };
@@ -584,12 +605,7 @@ impl Engine {
             ))),
         };
         match result {
-            Ok(()) => {
-                self.append(vec![RevokeCompleted { lease_id }.into()])
-                    .await
-                    .map_err(|e| RequestError::Io(e.to_string()))?;
-                Ok(())
-            }
+            Ok(()) => Ok((in_flight, RevokeCompleted { lease_id }.into())),
             Err(e) => {
                 let e = with_revocation_hint(e);
                 let attempt = plan.lease.revoke_attempts + 1;

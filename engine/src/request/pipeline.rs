@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use super::creds::InFlight;
 use super::input::{Input, truncate};
 use super::router::{self, Route};
 use super::{Operation, RequestError, Response};
@@ -120,7 +121,9 @@ impl Engine {
             error: None,
         };
         match self.serve(token, operation, path, data, &mut audit).await {
-            Ok(Handled { mut events, mut response }) => {
+            Ok((Handled { mut events, mut response }, revocation)) => {
+                // A revocation's claim is held until its outcome is durable.
+                let _revocation = revocation;
                 events.push(audit.into());
                 // Effects beyond one append's limit (revoking thousands of leases)
                 // go in chunks; the audit record rides in the last, so the request
@@ -171,7 +174,7 @@ impl Engine {
         path: &str,
         data: Value,
         audit: &mut RequestRecorded,
-    ) -> Result<Handled, RequestError> {
+    ) -> Result<(Handled, Option<InFlight>), RequestError> {
         let keys = self.keys.clone().ok_or_else(|| {
             RequestError::PermissionDenied(
                 "the engine was opened without its master key (read-only); open it with the key file".into(),
@@ -204,23 +207,28 @@ impl Engine {
             let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo, lease_count_max };
             dispatch(&ctx, route, input)
         })?;
-        match plan {
-            Plan::Done(handled) => Ok(handled),
+        let handled = match plan {
+            Plan::Done(handled) => handled,
             Plan::VerifyThenWrite(connection) => {
                 let plugin = self.build_plugin(&connection)?;
                 plugin.verify().await.map_err(|e| RequestError::Database(format!("verifying the connection: {e}")))?;
-                Ok(Handled { events: vec![Event::ConnectionWritten(*connection)], ..Handled::default() })
+                Handled { events: vec![Event::ConnectionWritten(*connection)], ..Handled::default() }
             }
-            Plan::Issue(plan) => self.run_issue(*plan).await,
-            Plan::Revoke(plan) => self.run_revoke(*plan).await.map(|()| Handled::default()),
-            Plan::Renew(plan) => self.run_renew(*plan).await,
-            Plan::RotateRoot(plan) => self.run_rotate_root(*plan).await,
+            Plan::Issue(plan) => self.run_issue(*plan).await?,
+            Plan::Revoke(plan) => {
+                // The outcome rides in the request's own append, with its audit record.
+                let (claim, completed) = self.revoke_to_outcome(*plan).await?;
+                return Ok((Handled { events: vec![completed], ..Handled::default() }, Some(claim)));
+            }
+            Plan::Renew(plan) => self.run_renew(*plan).await?,
+            Plan::RotateRoot(plan) => self.run_rotate_root(*plan).await?,
             Plan::Reset(connection) => {
                 self.drop_plugin(&connection.mount, &connection.name);
                 let event = crate::event::ConnectionReset { mount: connection.mount, name: connection.name };
-                Ok(Handled { events: vec![event.into()], ..Handled::default() })
+                Handled { events: vec![event.into()], ..Handled::default() }
             }
-        }
+        };
+        Ok((handled, None))
     }
 
     /// Revokes leases whose issue outcome could not be logged (see [`Engine::request`]).
