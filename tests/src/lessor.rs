@@ -74,18 +74,28 @@ impl Lessor {
         if self.read("sys/mounts/database").is_err() {
             self.write("sys/mounts/database", json!({"type": "database"}));
         }
-        self.write(
-            "database/config/pg",
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": format!("{}{url_suffix}", db.url_template()),
-                "username": db.admin_username(),
-                "password": db.admin_password(),
-                "allowed_roles": "*",
-                "username_template": format!("{prefix}-{{{{random 16}}}}"),
-            }),
-        );
+        let extra = json!({
+            "connection_url": format!("{}{url_suffix}", db.url_template()),
+            "username_template": format!("{prefix}-{{{{random 16}}}}"),
+        });
+        self.write("database/config/pg", connection_json(db, extra));
     }
+}
+
+/// A connection to `db` as its admin role, allowing every role, with the fields of
+/// `extra` (a JSON object) added or replaced.
+pub fn connection_json(db: &TestDb, extra: Value) -> Value {
+    let mut config = json!({
+        "plugin_name": "postgresql-database-plugin",
+        "connection_url": db.url_template(),
+        "username": db.admin_username(),
+        "password": db.admin_password(),
+        "allowed_roles": "*",
+    });
+    if let (Value::Object(config), Value::Object(extra)) = (&mut config, extra) {
+        config.extend(extra);
+    }
+    config
 }
 
 impl Default for Lessor {

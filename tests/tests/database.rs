@@ -2,7 +2,7 @@
 //! revocation in awkward databases, concurrency, TLS, injection.
 
 use lessor_engine::request::{ErrorKind, Operation};
-use lessor_tests::lessor::Lessor;
+use lessor_tests::lessor::{Lessor, connection_json};
 use lessor_tests::pg;
 use serde_json::{Value, json};
 
@@ -264,16 +264,7 @@ fn hostile_names_and_values_cannot_inject_sql() {
     db.admin_execute("CREATE TABLE public.victim (id int)");
     let l = Lessor::new();
     l.write("sys/mounts/database", json!({"type": "database"}));
-    l.write(
-        "database/config/pg",
-        json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": db.url_template(),
-            "username": db.admin_username(),
-            "password": db.admin_password(),
-            "allowed_roles": "*",
-        }),
-    );
+    l.write("database/config/pg", connection_json(&db, json!({})));
     let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
     // A role name carrying SQL is refused outright.
     let err = l.request(Operation::Update, "database/roles/x'; DROP TABLE victim; --", json!({"db_name": "pg"}));

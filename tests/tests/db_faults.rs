@@ -20,7 +20,7 @@ use lessor_engine::EngineOptions;
 use lessor_engine::expiry::ExpiryOptions;
 use lessor_engine::request::{ErrorKind, Operation, RequestError};
 use lessor_engine::state::LeaseStatus;
-use lessor_tests::lessor::Lessor;
+use lessor_tests::lessor::{Lessor, connection_json};
 use lessor_tests::pg;
 use serde_json::json;
 
@@ -413,19 +413,12 @@ fn max_idle_connections_closes_idle_connections_beyond_the_limit() {
         let db = pg::database(&format!("idle{max_idle}"));
         let l = lessor();
         l.write("sys/mounts/database", json!({"type": "database"}));
-        l.write(
-            "database/config/pg",
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": db.url_template(),
-                "username": db.admin_username(),
-                "password": db.admin_password(),
-                "allowed_roles": "*",
-                "username_template": "dbi-{{random 16}}",
-                "max_open_connections": 4,
-                "max_idle_connections": max_idle,
-            }),
-        );
+        let extra = json!({
+            "username_template": "dbi-{{random 16}}",
+            "max_open_connections": 4,
+            "max_idle_connections": max_idle,
+        });
+        l.write("database/config/pg", connection_json(&db, extra));
         let creation = format!("{CREATION} SELECT pg_advisory_xact_lock_shared({BARRIER_KEY});");
         l.write("database/roles/r", json!({"db_name": "pg", "creation_statements": creation, "default_ttl": "1h"}));
 
