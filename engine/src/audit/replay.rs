@@ -55,21 +55,14 @@ pub struct ReplayedState {
     pub events_replayed: u64,
 }
 
-/// Header bytes of a snapshot file up to and including its timestamp.
-const SNAPSHOT_TS_END: usize = 24;
-
 /// Snapshot names whose timestamp is at or before `at_ms`, newest first. Only the
 /// header is read here; the body is checked when a snapshot is loaded.
 fn snapshots_before(dir: &Path, at_ms: i64) -> Vec<String> {
-    let Ok(names) = snapshot::list_newest_first(&ReadOnlyDir::new(dir)) else { return Vec::new() };
+    let storage = ReadOnlyDir::new(dir);
+    let Ok(names) = snapshot::list_newest_first(&storage) else { return Vec::new() };
     names
         .into_iter()
-        .filter(|name| {
-            let mut head = [0u8; SNAPSHOT_TS_END];
-            let read =
-                std::fs::File::open(dir.join(name)).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
-            read.is_ok() && i64::from_le_bytes(head[16..24].try_into().expect("8 bytes")) <= at_ms
-        })
+        .filter(|name| snapshot::read_header(&storage, name).is_ok_and(|stands| stands.ts_ms <= at_ms))
         .collect()
 }
 

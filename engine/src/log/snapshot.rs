@@ -45,25 +45,6 @@ pub fn parse_snapshot_name(name: &str) -> Option<Lsn> {
     digits.parse().ok()
 }
 
-/// A snapshot read back and checked.
-#[derive(Debug)]
-pub struct LoadedSnapshot {
-    pub name: String,
-    pub lsn: Lsn,
-    pub ts_ms: i64,
-    pub chain: Chain,
-    /// The whole file: the body is not copied out of it, as a snapshot of a
-    /// million leases is hundreds of megabytes.
-    bytes: Vec<u8>,
-}
-
-impl LoadedSnapshot {
-    /// The encoded state.
-    pub fn body(&self) -> &[u8] {
-        &self.bytes[SNAPSHOT_HEADER_BYTES..]
-    }
-}
-
 /// Which of the snapshots at `lsns` (any order) to remove once the newest is
 /// durable. The [`SNAPSHOTS_KEPT`] newest stay. Of the older ones, with
 /// `history_every_events > 0`, the oldest snapshot in each stretch of that many
@@ -169,22 +150,30 @@ fn parse_header(name: &str, bytes: &[u8; SNAPSHOT_HEADER_BYTES]) -> Result<Heade
     Ok(Header { lsn, ts_ms: u64_at(16) as i64, chain, body_len: u64_at(56), body_sha256 })
 }
 
-/// Reads and checks one snapshot file.
-pub fn read(storage: &dyn Storage, name: &str) -> Result<LoadedSnapshot, SnapshotProblem> {
+/// Where a snapshot stands, from its header alone (checked: magic, version, the
+/// LSN its name gives). The body is checked when it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stands {
+    pub lsn: Lsn,
+    pub ts_ms: i64,
+}
+
+/// Reads one snapshot's header: to choose a snapshot without reading bodies.
+pub fn read_header(storage: &dyn Storage, name: &str) -> Result<Stands, SnapshotProblem> {
+    let mut file =
+        storage.open_read(name).map_err(|e| SnapshotProblem { name: name.to_string(), what: e.to_string() })?;
+    let header = read_checked_header(name, &mut *file)?;
+    Ok(Stands { lsn: header.lsn, ts_ms: header.ts_ms })
+}
+
+fn read_checked_header(name: &str, file: &mut dyn Read) -> Result<Header, SnapshotProblem> {
     let problem = |what: String| SnapshotProblem { name: name.to_string(), what };
-    let bytes = storage.read(name).map_err(|e| problem(e.to_string()))?;
-    let Some(header_bytes) = bytes.first_chunk::<SNAPSHOT_HEADER_BYTES>() else {
-        return Err(problem("shorter than its header".into()));
-    };
-    let header = parse_header(name, header_bytes).map_err(problem)?;
-    if header.body_len != (bytes.len() - SNAPSHOT_HEADER_BYTES) as u64 {
-        let len = bytes.len() - SNAPSHOT_HEADER_BYTES;
-        return Err(problem(format!("body is {len} bytes, header says {}", header.body_len)));
-    }
-    if Sha256::digest(&bytes[SNAPSHOT_HEADER_BYTES..])[..] != header.body_sha256 {
-        return Err(problem("body checksum mismatch".into()));
-    }
-    Ok(LoadedSnapshot { name: name.to_string(), lsn: header.lsn, ts_ms: header.ts_ms, chain: header.chain, bytes })
+    let mut header_bytes = [0u8; SNAPSHOT_HEADER_BYTES];
+    file.read_exact(&mut header_bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => problem("shorter than its header".into()),
+        _ => problem(e.to_string()),
+    })?;
+    parse_header(name, &header_bytes).map_err(problem)
 }
 
 /// A snapshot's body decoded by [`read_decoded`], with its header's fields.
@@ -211,12 +200,7 @@ pub fn read_decoded<T>(
 ) -> Result<DecodedSnapshot<T>, SnapshotProblem> {
     let problem = |what: String| SnapshotProblem { name: name.to_string(), what };
     let mut file = storage.open_read(name).map_err(|e| problem(e.to_string()))?;
-    let mut header_bytes = [0u8; SNAPSHOT_HEADER_BYTES];
-    file.read_exact(&mut header_bytes).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => problem("shorter than its header".into()),
-        _ => problem(e.to_string()),
-    })?;
-    let header = parse_header(name, &header_bytes).map_err(problem)?;
+    let header = read_checked_header(name, &mut *file)?;
     let mut body = std::io::BufReader::with_capacity(
         SNAPSHOT_READ_BUFFER_BYTES,
         Hashing { inner: file.take(header.body_len), sha256: Sha256::new(), read: 0 },
