@@ -8,7 +8,8 @@
 //! field gets the next version ([`EventKind::version`]) and its old shape is kept
 //! as a private `…V1` struct that decodes into the new one with the value old logs
 //! implied. Versions so far: every kind 1, except `ConnectionWritten` 2
-//! (`scram_iterations`; v1 verifiers all had 4096).
+//! (`scram_iterations`; v1 verifiers all had 4096) and `RevokeForced` 2 (`error`:
+//! the database's refusal; v1 forgot leases without trying).
 //!
 //! Bodies hold no plaintext secret (I5): passwords that must be kept are [`Sealed`]
 //! (AEAD ciphertext), tokens appear only as keyed hashes. Everything else is public
@@ -73,6 +74,9 @@ pub enum RevokeReason {
     MountDisabled,
     /// Recovery found an issue intent without an outcome.
     Recovery,
+    /// `sys/leases/revoke-force`: the revocation runs; only if the database
+    /// refuses is the lease forgotten anyway ([`RevokeForced`]).
+    Forced,
 }
 
 /// The engine was initialized: what later opens check the master key against.
@@ -367,10 +371,31 @@ pub struct LeaseIrrevocable {
     pub error: String,
 }
 
-/// `revoke-force`: the lease is forgotten even though the database refused.
+/// `revoke-force`: the revocation ran and the database refused it, so the lease
+/// is forgotten anyway; the database user may still exist. (A forced revocation
+/// the database accepted ends in `RevokeCompleted` like any other.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokeForced {
     pub lease_id: String,
+    /// The database's refusal, as its `RevokeFailed` recorded it.
+    pub error: String,
+}
+
+/// Version 1 of `RevokeForced`: written by builds that forgot the lease without
+/// trying the revocation first.
+#[derive(Deserialize)]
+struct RevokeForcedV1 {
+    lease_id: String,
+}
+
+/// What a version 1 `RevokeForced` means, as its `error`.
+pub const REVOKE_FORCED_V1_ERROR: &str =
+    "forgotten without a revocation attempt (revoke-force before log format 2): the database user may still exist";
+
+impl From<RevokeForcedV1> for RevokeForced {
+    fn from(v1: RevokeForcedV1) -> Self {
+        RevokeForced { lease_id: v1.lease_id, error: REVOKE_FORCED_V1_ERROR.to_string() }
+    }
 }
 
 /// Intent to rotate a connection's root password; both passwords sealed, so
@@ -521,6 +546,7 @@ impl EventKind {
     pub fn version(self) -> u8 {
         match self {
             EventKind::ConnectionWritten => 2,
+            EventKind::RevokeForced => 2,
             _ => EVENT_VERSION,
         }
     }
@@ -534,6 +560,9 @@ fn decode_older(kind: EventKind, version: u8, body: &[u8]) -> Option<Result<Even
             encoding::decode::<ConnectionWrittenV1>(body)
                 .map(|v1| Event::ConnectionWritten(ConnectionWritten::from(v1))),
         ),
+        (EventKind::RevokeForced, 1) => {
+            Some(encoding::decode::<RevokeForcedV1>(body).map(|v1| Event::RevokeForced(RevokeForced::from(v1))))
+        }
         _ => None,
     }
 }
@@ -661,6 +690,21 @@ mod tests {
         let mut future = v2.clone();
         future[0] = 3;
         assert_eq!(Event::decode(20, &future), Err(EventDecodeError::UnsupportedVersion { kind: 20, version: 3 }));
+    }
+
+    /// Version 1 of `RevokeForced` (no `error`), as the golden file held it.
+    #[test]
+    fn revoke_forced_v1_still_decodes() {
+        let v1 = hex::decode("011f64617461626173652f63726564732f6170702d726561646f6e6c792f616263").unwrap();
+        let decoded = Event::decode(EventKind::RevokeForced.code(), &v1).unwrap();
+        assert_eq!(
+            decoded,
+            Event::RevokeForced(RevokeForced {
+                lease_id: "database/creds/app-readonly/abc".into(),
+                error: REVOKE_FORCED_V1_ERROR.into(),
+            })
+        );
+        assert_eq!(sample(EventKind::RevokeForced).encode_payload()[0], 2);
     }
 
     #[test]

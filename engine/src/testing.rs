@@ -131,7 +131,11 @@ pub fn sample(kind: EventKind) -> Event {
             error: s("connection refused"),
         }
         .into(),
-        EventKind::RevokeForced => RevokeForced { lease_id: s("database/creds/app-readonly/abc") }.into(),
+        EventKind::RevokeForced => RevokeForced {
+            lease_id: s("database/creds/app-readonly/abc"),
+            error: s("role \"v-app-x\" cannot be dropped because some objects depend on it"),
+        }
+        .into(),
         EventKind::RotateRootStarted => {
             RotateRootStarted { mount: s("database/"), name: s("pg"), old_password: sealed(7), new_password: sealed(8) }
                 .into()

@@ -544,7 +544,7 @@ impl Sim {
                 let reason = if self.rng.below(3) == 0 { RevokeReason::Prefix } else { RevokeReason::Explicit };
                 let mut out = vec![RevokeStarted { lease_id: id.clone(), reason }.into()];
                 match self.rng.below(20) {
-                    0 => out.push(RevokeForced { lease_id: id.clone() }.into()),
+                    0 => out.push(RevokeForced { lease_id: id.clone(), error: s("refused") }.into()),
                     1 | 2 => {
                         out.push(
                             RevokeFailed { lease_id: id, attempt: 1, error: s("down"), next_attempt_time_ms: now }
@@ -763,7 +763,8 @@ impl Reference {
                     l.irrevocable = true;
                 }
             }
-            Event::RevokeCompleted(RevokeCompleted { lease_id }) | Event::RevokeForced(RevokeForced { lease_id }) => {
+            Event::RevokeCompleted(RevokeCompleted { lease_id })
+            | Event::RevokeForced(RevokeForced { lease_id, .. }) => {
                 self.leases.remove(lease_id);
             }
             Event::RoleWritten(r) => {
@@ -800,6 +801,7 @@ fn reason(r: RevokeReason) -> &'static str {
         RevokeReason::TokenRevoked => "token revoked",
         RevokeReason::MountDisabled => "mount disabled",
         RevokeReason::Recovery => "recovery",
+        RevokeReason::Forced => "forced",
     }
 }
 

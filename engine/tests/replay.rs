@@ -290,7 +290,7 @@ fn a_retired_connection_goes_with_its_last_lease_also_after_a_snapshot() {
         s.apply(&Entry { lsn, ts_ms: 1_700_000_000_000 + lsn as i64, event });
     };
     for s in [&mut state, &mut decoded] {
-        step(s, lsn + 1, RevokeForced { lease_id: "b".into() }.into());
+        step(s, lsn + 1, RevokeForced { lease_id: "b".into(), error: "refused".into() }.into());
         assert!(s.retired_connections.contains_key(&key), "lease c still needs it");
         step(s, lsn + 2, IssueFailed { lease_id: "c".into(), error: "x".into() }.into());
         assert!(s.retired_connections.is_empty(), "the last lease is gone: {:?}", s.retired_connections.keys());

@@ -30,7 +30,9 @@ const T0: i64 = 1_700_000_000_000;
 const SYSTEM_TTL_MS: u64 = 768 * 3_600_000;
 const MOUNTS: [&str; 2] = ["database/", "db2/"];
 const CONNECTIONS: [&str; 2] = ["pg", "pg2"];
-const ROLES: [&str; 3] = ["r1", "r2", "r3"];
+// `r1x` shares a string prefix with `r1`: a lease prefix is a path, so
+// revoke-prefix of `database/creds/r1` must never reach `r1x`'s leases.
+const ROLES: [&str; 4] = ["r1", "r2", "r3", "r1x"];
 const POLICIES: [&str; 3] = ["p0", "p1", "p2"];
 const CREATION: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
 
@@ -730,7 +732,12 @@ impl Run {
     }
 
     fn revoke_prefix(&mut self) {
-        let prefix = ["database/creds/", "database/creds/r1/", "db2/", "database/creds/r2/"][self.below(4)].to_string();
+        let prefix =
+            ["database/creds/", "database/creds/r1/", "db2/", "database/creds/r2/", "database/creds/r1", "database"]
+                [self.below(6)]
+            .to_string();
+        // The model's own reading of Vault's rule: the `/` is implied.
+        let dir = if prefix.ends_with('/') { prefix.clone() } else { format!("{prefix}/") };
         let caller = if self.below(4) == 0 { self.pick_caller() } else { self.root.clone() };
         let reply = self.call(&caller, Operation::Update, &format!("sys/leases/revoke-prefix/{prefix}"), json!({}));
         let now = self.now();
@@ -739,7 +746,7 @@ impl Run {
             // Needs sudo: only root has it here.
             Ok((_, token)) if !token.policies.iter().any(|p| p == "root") => Err(ErrorKind::PermissionDenied),
             Ok(_) => {
-                self.m.start_revoking(RevokeReason::Prefix, |id, _| id.starts_with(&prefix));
+                self.m.start_revoking(RevokeReason::Prefix, |id, _| id.starts_with(&dir));
                 Ok(())
             }
         };
@@ -826,9 +833,12 @@ impl Run {
         self.m.retired.remove(&key);
         self.m.conns.insert(key, vec!["*".into()]);
         self.expect("standard connection", &reply, Ok(()));
-        for (role, default_ms, max_ms) in
-            [("r1", 30_000u64, 1_200_000u64), ("r2", 600_000, 7_200_000), ("r3", 3_600_000, 0)]
-        {
+        for (role, default_ms, max_ms) in [
+            ("r1", 30_000u64, 1_200_000u64),
+            ("r2", 600_000, 7_200_000),
+            ("r3", 3_600_000, 0),
+            ("r1x", 600_000, 7_200_000),
+        ] {
             let data = json!({"db_name": "pg", "creation_statements": CREATION, "default_ttl": default_ms / 1000, "max_ttl": max_ms / 1000});
             let reply = self.call(&root, Operation::Update, &format!("database/roles/{role}"), data);
             let r = MRole { db: CONNECTIONS[0].into(), default_ms, max_ms };

@@ -242,6 +242,7 @@ fn reason_name(reason: RevokeReason) -> &'static str {
         RevokeReason::TokenRevoked => "token revoked",
         RevokeReason::MountDisabled => "mount disabled",
         RevokeReason::Recovery => "recovery",
+        RevokeReason::Forced => "forced",
     }
 }
 
@@ -355,10 +356,15 @@ pub struct Revocation {
     pub role: String,
     pub username: String,
     /// Why the revocation started (`expired`, `explicit`, `prefix`, `token
-    /// revoked`, `mount disabled`, `recovery`), or `unknown` if no intent was logged.
+    /// revoked`, `mount disabled`, `recovery`, `forced`), or `unknown` if no
+    /// intent was logged.
     pub reason: &'static str,
-    /// `revoke -force`: forgotten although the database refused.
+    /// `revoke -force`: forgotten although the database refused, so the user may
+    /// still exist. A forced revocation the database accepted is not `forced`
+    /// here (its reason is).
     pub forced: bool,
+    /// What the database said when it refused (only when `forced`).
+    pub refusal: Option<String>,
 }
 
 /// A lease whose time ran out in the window. See [`diff`] for the exact rule.
@@ -599,7 +605,11 @@ fn record_change(state: &State, entry: &Entry, out: &mut DiffReport, expired_ind
         Event::RevokeCompleted(_) | Event::RevokeForced(_) => {
             let id = entry.event.lease_id().expect("lease event");
             if let Some(l) = state.leases.get(id) {
-                let forced = matches!(entry.event, Event::RevokeForced(_));
+                let refusal = match &entry.event {
+                    Event::RevokeForced(f) => Some(f.error.clone()),
+                    _ => None,
+                };
+                let forced = refusal.is_some();
                 let reason = match l.status {
                     LeaseStatus::Revoking(r) => reason_name(r),
                     _ if forced => "forced",
@@ -613,6 +623,7 @@ fn record_change(state: &State, entry: &Entry, out: &mut DiffReport, expired_ind
                     username: l.username.to_string(),
                     reason,
                     forced,
+                    refusal,
                 });
                 if let Some(&i) = expired_index.get(id) {
                     out.expired[i].revoked_ms.get_or_insert(ts_ms);
@@ -660,7 +671,10 @@ pub struct LeaseEnd {
     pub lsn: Lsn,
     #[serde(rename = "ts", serialize_with = "serialize_ms")]
     pub ts_ms: i64,
-    /// `revoked (<reason>)`, `revoke forced`, or `issue failed: <database error>`.
+    /// `revoked (<reason>)` (the user was dropped; `revoked (forced)` for a
+    /// revoke-force the database accepted), `revoke forced: … (<database
+    /// error>)` (forgotten, the user may still exist), or `issue failed:
+    /// <database error>`.
     pub how: String,
 }
 
@@ -793,7 +807,12 @@ pub fn who_had(
             Event::RevokeCompleted(_) => {
                 life.ended = end(format!("revoked ({})", life.revoke_reason.unwrap_or("no intent logged")));
             }
-            Event::RevokeForced(_) => life.ended = end("revoke forced".into()),
+            Event::RevokeForced(e) => {
+                life.ended = end(format!(
+                    "revoke forced: forgotten although the database refused, the user may still exist ({})",
+                    e.error
+                ));
+            }
             _ => {}
         }
         if life.ended.is_some() {

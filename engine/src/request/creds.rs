@@ -569,6 +569,56 @@ impl Engine {
         }
     }
 
+    /// `revoke-force`: every lease is revoked as usual; a lease the database
+    /// refuses to drop is then forgotten (`RevokeForced` with the refusal), so
+    /// the audit tells a dropped user from one that may still exist. The outcomes
+    /// ride in the request's append; their claims are held until it is durable.
+    pub(crate) async fn run_revoke_force(
+        &self,
+        plans: Vec<RevokePlan>,
+    ) -> Result<(Handled, Vec<InFlight>), RequestError> {
+        let mut events = Vec::with_capacity(plans.len());
+        let mut claims = Vec::with_capacity(plans.len());
+        let mut forced = Vec::new();
+        let mut busy = Vec::new();
+        for plan in plans {
+            let lease_id = plan.lease.lease_id.to_string();
+            match self.revoke_to_outcome(plan).await {
+                Ok((claim, completed)) => {
+                    claims.push(claim);
+                    events.push(completed);
+                }
+                // Another revocation of it is running; it finishes that one.
+                Err(RequestError::Busy(_)) => busy.push(lease_id),
+                // Nothing could be logged: stop, and say so (I6).
+                Err(RequestError::Io(e)) => return Err(RequestError::Io(e)),
+                Err(refusal) => {
+                    events.push(
+                        crate::event::RevokeForced { lease_id: lease_id.clone(), error: refusal.to_string() }.into(),
+                    );
+                    forced.push(lease_id);
+                }
+            }
+        }
+        let mut warnings = Vec::new();
+        if !forced.is_empty() {
+            warnings.push(format!(
+                "{} lease(s) forgotten although the database refused to drop their users, which may still log in: {}",
+                forced.len(),
+                listed(&forced)
+            ));
+        }
+        if !busy.is_empty() {
+            warnings.push(format!(
+                "{} lease(s) left to the revocation already running for them: {}",
+                busy.len(),
+                listed(&busy)
+            ));
+        }
+        let response = Response { warnings: (!warnings.is_empty()).then_some(warnings), ..Response::default() };
+        Ok((Handled { events, response }, claims))
+    }
+
     /// Revokes one lease now: intent, database, outcome. A failure is recorded as
     /// an attempt (retried later) and returned with the database's own message.
     pub(crate) async fn run_revoke(&self, plan: RevokePlan) -> Result<(), RequestError> {
@@ -619,6 +669,16 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+}
+
+/// The first few ids of a list, for a warning of bounded length.
+fn listed(ids: &[String]) -> String {
+    const SHOWN_MAX: usize = 10;
+    let shown = ids.iter().take(SHOWN_MAX).map(String::as_str).collect::<Vec<_>>().join(", ");
+    match ids.len().checked_sub(SHOWN_MAX) {
+        Some(more) if more > 0 => format!("{shown} and {more} more"),
+        _ => shown,
     }
 }
 

@@ -60,6 +60,8 @@ pub(crate) enum Plan {
     VerifyThenWrite(Box<crate::event::ConnectionWritten>),
     Issue(Box<super::creds::IssuePlan>),
     Revoke(Box<super::creds::RevokePlan>),
+    /// `revoke-force`: revoke each; forget only those the database refuses.
+    RevokeForce(Vec<super::creds::RevokePlan>),
     Renew(Box<super::creds::RenewPlan>),
     RotateRoot(Box<super::creds::RotatePlan>),
     /// Close the connection's pool; the next use reconnects from the stored config.
@@ -121,9 +123,9 @@ impl Engine {
             error: None,
         };
         match self.serve(token, operation, path, data, &mut audit).await {
-            Ok((Handled { mut events, mut response }, revocation)) => {
+            Ok((Handled { mut events, mut response }, revocations)) => {
                 // A revocation's claim is held until its outcome is durable.
-                let _revocation = revocation;
+                let _revocations = revocations;
                 events.push(audit.into());
                 // Effects beyond one append's limit (revoking thousands of leases)
                 // go in chunks; the audit record rides in the last, so the request
@@ -174,7 +176,7 @@ impl Engine {
         path: &str,
         data: Value,
         audit: &mut RequestRecorded,
-    ) -> Result<(Handled, Option<InFlight>), RequestError> {
+    ) -> Result<(Handled, Vec<InFlight>), RequestError> {
         let keys = self.keys.clone().ok_or_else(|| {
             RequestError::PermissionDenied(
                 "the engine was opened without its master key (read-only); open it with the key file".into(),
@@ -218,8 +220,9 @@ impl Engine {
             Plan::Revoke(plan) => {
                 // The outcome rides in the request's own append, with its audit record.
                 let (claim, completed) = self.revoke_to_outcome(*plan).await?;
-                return Ok((Handled { events: vec![completed], ..Handled::default() }, Some(claim)));
+                return Ok((Handled { events: vec![completed], ..Handled::default() }, vec![claim]));
             }
+            Plan::RevokeForce(plans) => return self.run_revoke_force(plans).await,
             Plan::Renew(plan) => self.run_renew(*plan).await?,
             Plan::RotateRoot(plan) => self.run_rotate_root(*plan).await?,
             Plan::Reset(connection) => {
@@ -228,7 +231,7 @@ impl Engine {
                 Handled { events: vec![event.into()], ..Handled::default() }
             }
         };
-        Ok((handled, None))
+        Ok((handled, Vec::new()))
     }
 
     /// Revokes leases whose issue outcome could not be logged (see [`Engine::request`]).

@@ -14,7 +14,7 @@ use super::pipeline::{Ctx, Handled, Plan};
 use super::router::Route;
 use super::{RequestError, Response};
 use crate::clock::rfc3339;
-use crate::event::{Event, RevokeForced, RevokeReason, RevokeStarted};
+use crate::event::{Event, RevokeReason, RevokeStarted};
 use crate::state::{Lease, LeaseStatus, State};
 
 /// Most lease ids one list returns.
@@ -32,6 +32,16 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
             let increment_ms = input.duration_ms("increment")?;
             input.finish()?;
             Ok(Plan::Renew(Box::new(creds::plan_renew(ctx, lease, increment_ms)?)))
+        }
+        Route::LeaseRevokeForce(prefix) => {
+            input.finish()?;
+            // Force still tries: the lease is forgotten only if the database
+            // refuses, so a healthy user never outlives its lease's record.
+            let plans = select(ctx.state, &prefix)?
+                .into_iter()
+                .map(|lease| creds::plan_revoke(ctx.state, lease, RevokeReason::Forced))
+                .collect();
+            Ok(Plan::RevokeForce(plans))
         }
         other => handle_local(ctx, other, input).map(Plan::Done),
     }
@@ -82,14 +92,13 @@ fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled
         }
         Route::LeaseLookup(Some(prefix)) => {
             input.finish()?;
-            // Vault lists the next path segment under the prefix, like a directory.
-            let mut keys: Vec<String> = ctx
-                .state
-                .leases
-                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-                .take_while(|(id, _)| id.starts_with(&prefix))
-                .map(|(id, _)| {
-                    let rest = &id[prefix.len()..];
+            // Vault lists the next path segment under the prefix, like a directory;
+            // the prefix is a path, so "database/creds/app" lists what is under
+            // "database/creds/app/" and never the leases of "app2".
+            let dir = list_dir(&prefix);
+            let mut keys: Vec<String> = under_dir(ctx.state, &dir)
+                .map(|lease| {
+                    let rest = &lease.lease_id[dir.len()..];
                     match rest.find('/') {
                         Some(i) => rest[..=i].to_string(),
                         None => rest.to_string(),
@@ -102,16 +111,8 @@ fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled
         }
         Route::LeaseRevokePrefix(prefix) => {
             input.finish()?;
-            let leases = under(ctx.state, &prefix);
+            let leases = select(ctx.state, &prefix)?;
             Ok(Handled { events: revoke(&leases, RevokeReason::Prefix), ..Handled::default() })
-        }
-        Route::LeaseRevokeForce(prefix) => {
-            input.finish()?;
-            let events = under(ctx.state, &prefix)
-                .into_iter()
-                .map(|l| RevokeForced { lease_id: l.lease_id.to_string() }.into())
-                .collect();
-            Ok(Handled { events, ..Handled::default() })
         }
         other => unreachable!("sys/leases handler got {other:?}"),
     }
@@ -122,13 +123,45 @@ fn find<'s>(state: &'s State, input: &mut Input) -> Result<&'s Lease, RequestErr
     state.leases.get(&id).ok_or_else(|| RequestError::not_found("lease not found"))
 }
 
-fn under<'s>(state: &'s State, prefix: &str) -> Vec<&'s Lease> {
+/// What `revoke-prefix/<prefix>` and `revoke-force/<prefix>` select, by Vault's
+/// rule: a prefix is a path. Without a trailing `/` it is first an exact lease id;
+/// otherwise (or when no lease has that id) it is a directory with the `/`
+/// implied, so `database/creds/app` selects `database/creds/app/…` and never
+/// `database/creds/app2/…`. The ACL checked the request path that carries this
+/// prefix verbatim, so what is selected is always at or under the path the
+/// caller was authorized for. An empty prefix (every lease in the engine) is
+/// refused.
+pub fn select<'s>(state: &'s State, prefix: &str) -> Result<Vec<&'s Lease>, RequestError> {
+    let bare = prefix.strip_suffix('/').unwrap_or(prefix);
+    if bare.is_empty() {
+        return Err(RequestError::invalid(
+            "lease prefix is empty: name a path such as database/creds/app (every lease under it) or a \
+             lease id; to end every lease of a mount, disable it (sys/mounts/<path>)",
+        ));
+    }
+    if !prefix.ends_with('/')
+        && let Some(lease) = state.leases.get(prefix)
+    {
+        return Ok(vec![lease]);
+    }
+    Ok(under_dir(state, &format!("{bare}/")).collect())
+}
+
+/// The directory a `sys/leases/lookup/<prefix>` list shows: the prefix with its
+/// `/` implied; the empty prefix is the top (the mounts).
+fn list_dir(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") }
+}
+
+/// Every lease whose id starts with `dir`, which is empty or ends with `/`.
+fn under_dir<'s>(state: &'s State, dir: &str) -> impl Iterator<Item = &'s Lease> {
+    debug_assert!(dir.is_empty() || dir.ends_with('/'), "a lease directory ends with '/': {dir:?}");
+    let dir = dir.to_string();
     state
         .leases
-        .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-        .take_while(|(id, _)| id.starts_with(prefix))
+        .range::<str, _>((Bound::Included(dir.as_str()), Bound::Unbounded))
+        .take_while(move |(id, _)| id.starts_with(dir.as_str()))
         .map(|(_, l)| &**l)
-        .collect()
 }
 
 fn revoke(leases: &[&Lease], reason: RevokeReason) -> Vec<Event> {
@@ -137,4 +170,108 @@ fn revoke(leases: &[&Lease], reason: RevokeReason) -> Vec<Event> {
         .filter(|l| !matches!(l.status, LeaseStatus::Revoking(_)))
         .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason }.into())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::select;
+    use crate::auth::policy::{Acl, Capabilities, parse_policy};
+    use crate::event::{Entry, Event, EventKind};
+    use crate::request::router::{self, Route};
+    use crate::state::State;
+
+    const ENDPOINT: &str = "sys/leases/revoke-prefix/";
+
+    fn state_with(lease_ids: &[String]) -> State {
+        let mut state = State::default();
+        for (i, id) in lease_ids.iter().enumerate() {
+            let Event::IssueStarted(mut started) = crate::testing::sample(EventKind::IssueStarted) else {
+                unreachable!()
+            };
+            started.lease_id = id.clone();
+            state.apply_owned(Entry { lsn: i as u64 + 1, ts_ms: 0, event: started.into() });
+        }
+        state
+    }
+
+    /// Paths of segments that are string prefixes of each other (`app`, `app2`,
+    /// `app-ro`, `a`), with or without a trailing `/`, so that string and path
+    /// prefixes disagree often; sometimes a raw string over the same alphabet.
+    fn pathish() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![Just("app"), Just("app2"), Just("app-ro"), Just("a"), Just("x1")];
+        let segments = (proptest::collection::vec(segment, 0..4), any::<bool>()).prop_map(|(segs, slash)| {
+            let mut path = segs.join("/");
+            if slash {
+                path.push('/');
+            }
+            path
+        });
+        prop_oneof![4 => segments, 1 => proptest::string::string_regex("[ap2/-]{0,10}").unwrap()]
+    }
+
+    proptest! {
+        /// Whatever path a policy grants on `revoke-prefix` (exactly, or as a
+        /// `*` glob) and whatever request path that policy lets through, every
+        /// lease the request selects lies at or under a path the policy grants:
+        /// the ACL and the match read the same normalized path.
+        #[test]
+        fn a_prefix_selects_only_leases_under_what_the_acl_granted(
+            ids in proptest::collection::vec(pathish(), 1..16),
+            granted in pathish(),
+            glob in any::<bool>(),
+            asked in pathish(),
+        ) {
+            let ids: Vec<String> = ids.into_iter().map(|id| format!("database/creds/{id}")).collect();
+            let state = state_with(&ids);
+            let pattern = format!("{ENDPOINT}database/creds/{granted}{}", if glob { "*" } else { "" });
+            let Ok(policy) = parse_policy("p", &format!(r#"path "{pattern}" {{ capabilities = ["update", "sudo"] }}"#))
+            else { return Ok(()) };
+            let acl = Acl::new([&policy]);
+            let Ok(path) = router::normalize_path(&format!("{ENDPOINT}database/creds/{asked}")) else { return Ok(()) };
+            if !acl.allows(&path, Capabilities::UPDATE.union(Capabilities::SUDO)) {
+                return Ok(());
+            }
+            let Ok(Route::LeaseRevokePrefix(prefix)) = router::route(&path, &state) else {
+                panic!("{path} does not route to revoke-prefix")
+            };
+            let Ok(selected) = select(&state, &prefix) else { return Ok(()) };
+            let granted_path = pattern.strip_prefix(ENDPOINT).unwrap();
+            for lease in selected {
+                let id = &*lease.lease_id;
+                let covered = match granted_path.strip_suffix('*') {
+                    // A glob grants every path that starts with it; the lease's own is one.
+                    Some(start) => id.starts_with(start),
+                    // An exact grant is that lease, or the directory of that path.
+                    None => {
+                        let dir = granted_path.strip_suffix('/').unwrap_or(granted_path);
+                        id == granted_path || id.starts_with(&format!("{dir}/"))
+                    }
+                };
+                prop_assert!(covered, "{path} (granted by {pattern}) selected {id}");
+                // And it is at or under the asked path itself.
+                let asked_dir = prefix.strip_suffix('/').unwrap_or(&prefix);
+                prop_assert!(id == prefix || id.starts_with(&format!("{asked_dir}/")), "{prefix} selected {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes_are_paths_and_empty_is_refused() {
+        let ids: Vec<String> =
+            ["app/1", "app/2", "app2/1", "app-readonly/1"].iter().map(|s| format!("database/creds/{s}")).collect();
+        let state = state_with(&ids);
+        let names = |prefix: &str| -> Vec<String> {
+            select(&state, prefix).unwrap().iter().map(|l| l.lease_id.to_string()).collect()
+        };
+        assert_eq!(names("database/creds/app"), ["database/creds/app/1", "database/creds/app/2"]);
+        assert_eq!(names("database/creds/app/"), ["database/creds/app/1", "database/creds/app/2"]);
+        assert_eq!(names("database/creds/app/1"), ["database/creds/app/1"]);
+        assert!(names("database/creds/ap").is_empty());
+        assert!(names("d").is_empty());
+        assert_eq!(names("database").len(), 4);
+        assert!(select(&state, "").is_err());
+        assert!(select(&state, "/").is_err());
+    }
 }
