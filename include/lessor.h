@@ -1,6 +1,37 @@
 /*
  * lessor.h: C API of liblessor (crate lessor-ffi).
  * SPDX-License-Identifier: Apache-2.0
+ *
+ * Handles
+ * -------
+ * lessor_engine, lessor_credential and lessor_error pointers, and the strings
+ * freed with lessor_string_free, are handles: lessor checks that a handle is a
+ * live object it handed out before it looks inside, by consulting a registry of
+ * the addresses of its live objects (it never reads a magic number or any other
+ * field from memory that may have been freed). So:
+ *
+ * - A freed lessor_engine, or a pointer that lessor_engine_open never returned,
+ *   makes every call taking it return LESSOR_INVALID_HANDLE, and a second
+ *   lessor_engine_free is a no-op. Engine addresses are never reused: an engine
+ *   is a small slot that stays allocated for the life of the process (a few
+ *   dozen bytes per lessor_engine_open; everything else the engine owns is
+ *   released by lessor_engine_free), so a freed engine is always recognised.
+ * - lessor_engine_free waits for the calls in flight on that engine in other
+ *   threads (a reader-writer lock: each call holds it shared, free exclusive);
+ *   a call that races with it is either waited for or gets
+ *   LESSOR_INVALID_HANDLE, and every call after it gets LESSOR_INVALID_HANDLE.
+ *   It must not be called from inside a call on the same engine.
+ * - Freeing a credential, error or string twice is a no-op, and reading a freed
+ *   credential or error gives the function's NULL / -1 / LESSOR_INVALID_HANDLE
+ *   answer. These objects are freed for real, so once the allocator has given
+ *   the same address to a new object of the same kind, a stale pointer cannot
+ *   be told apart from that new object.
+ * - A pointer lessor returned into an object (lessor_error_message,
+ *   lessor_credential_password, ...) is only valid until that object is freed;
+ *   reading it afterwards is the caller's use-after-free, which lessor cannot
+ *   see.
+ *
+ * These checks turn mistakes into statuses; they are not a licence to make them.
  */
 
 #ifndef LESSOR_H
@@ -73,6 +104,14 @@ enum lessor_status
    */
   LESSOR_NULL_PARAMETER = 8,
   /**
+   * A handle argument is not a live lessor object: a `lessor_engine` already
+   * freed by `lessor_engine_free` (or being freed), or a pointer that no lessor
+   * function returned as a handle of that type. The call did nothing. The
+   * error message names the argument. See "Handles" at the top of lessor.h for
+   * what lessor can and cannot detect.
+   */
+  LESSOR_INVALID_HANDLE = 9,
+  /**
    * A bug: Rust code panicked inside the call. The panic was caught at the
    * boundary, so the process is intact, but any lessor object passed to that
    * call should be treated as unusable and freed.
@@ -92,6 +131,8 @@ typedef uint32_t lessor_status;
  *
  * Opaque. Created by `lessor_issue`, freed by `lessor_credential_free`, which
  * overwrites the password with zeros. Immutable: readable from any thread.
+ * A freed credential passed back is recognised (see "Handles" above) and
+ * treated like NULL.
  */
 typedef struct lessor_credential lessor_credential;
 
@@ -101,7 +142,10 @@ typedef struct lessor_credential lessor_credential;
  *
  * Opaque. Created by `lessor_engine_open`, freed by `lessor_engine_free`.
  * Thread-safe: any number of threads may call lessor functions with the same
- * engine at once. Only `lessor_engine_free` must not race with other calls.
+ * engine at once, and `lessor_engine_free` waits for the calls in flight.
+ * Once freed, the pointer stays recognised: every call taking it returns
+ * `LESSOR_INVALID_HANDLE`, and a second `lessor_engine_free` is a no-op (see
+ * "Handles" above).
  */
 typedef struct lessor_engine lessor_engine;
 
@@ -110,7 +154,8 @@ typedef struct lessor_engine lessor_engine;
  *
  * Returned through the `err_out` parameter of fallible functions when the call
  * fails (and only then). The caller owns it and frees it with `lessor_error_free`.
- * An error is immutable: it may be read from any thread.
+ * An error is immutable: it may be read from any thread. A freed error passed
+ * back is recognised (see "Handles" above) and treated like NULL.
  */
 typedef struct lessor_error lessor_error;
 
@@ -180,8 +225,13 @@ lessor_status lessor_engine_open(const char *data_dir,
  * Stops the expirer, waits for the log to be durable, releases the data
  * directory and frees `engine`. NULL is a no-op.
  *
- * No other call may be using `engine` at the same time or afterwards. Leases
- * stay recorded: the next `lessor_engine_open` resumes their expiry.
+ * Calls on `engine` in flight in other threads are waited for (they finish
+ * normally); a call that races with this one is either waited for or returns
+ * `LESSOR_INVALID_HANDLE`, and every call afterwards returns
+ * `LESSOR_INVALID_HANDLE`. Freeing an engine again is a no-op, as is a pointer
+ * that no `lessor_engine_open` returned. When this returns, the directory is
+ * released. Leases stay recorded: the next `lessor_engine_open` resumes their
+ * expiry. Must not be called from inside a call on the same engine.
  */
 void lessor_engine_free(struct lessor_engine *engine);
 
@@ -247,38 +297,41 @@ lessor_status lessor_request(struct lessor_engine *engine,
 /**
  * The lease ID of `credential` (for `lessor_renew` / `lessor_revoke`). Owned by
  * `credential`: valid until `lessor_credential_free`, do not free. NULL if
- * `credential` is NULL.
+ * `credential` is NULL or not a live credential.
  */
 const char *lessor_credential_lease_id(const struct lessor_credential *credential);
 
 /**
  * The database username of `credential`. Owned by `credential`: valid until
- * `lessor_credential_free`, do not free. NULL if `credential` is NULL.
+ * `lessor_credential_free`, do not free. NULL if `credential` is NULL or not a
+ * live credential.
  */
 const char *lessor_credential_username(const struct lessor_credential *credential);
 
 /**
  * The database password of `credential`. Owned by `credential`: valid until
  * `lessor_credential_free`, which overwrites it with zeros; do not free. lessor
- * keeps no copy. NULL if `credential` is NULL.
+ * keeps no copy. NULL if `credential` is NULL or not a live credential.
  */
 const char *lessor_credential_password(const struct lessor_credential *credential);
 
 /**
  * Seconds the credential's lease had left when it was issued; -1 if
- * `credential` is NULL.
+ * `credential` is NULL or not a live credential.
  */
 int64_t lessor_credential_ttl_s(const struct lessor_credential *credential);
 
 /**
- * Overwrites the password with zeros and frees `credential`. NULL is a no-op.
- * Does not revoke the lease (see `lessor_revoke`).
+ * Overwrites the password with zeros and frees `credential`. NULL is a no-op,
+ * and so is a credential already freed (see "Handles" above). Does not revoke
+ * the lease (see `lessor_revoke`).
  */
 void lessor_credential_free(struct lessor_credential *credential);
 
 /**
- * Returns the status of `error`, or `LESSOR_NULL_PARAMETER` if `error` is NULL.
- * Thread-safe.
+ * Returns the status of `error`; `LESSOR_NULL_PARAMETER` if `error` is NULL,
+ * `LESSOR_INVALID_HANDLE` if it is not a live error (already freed, or not from
+ * lessor). Thread-safe.
  */
 lessor_status lessor_error_status(const struct lessor_error *error);
 
@@ -286,20 +339,22 @@ lessor_status lessor_error_status(const struct lessor_error *error);
  * Returns the message of `error`: NUL-terminated UTF-8, never containing a secret.
  *
  * The string is owned by `error` and valid until `lessor_error_free(error)`; do not
- * free it. Returns a static placeholder (not NULL) if `error` is NULL. Thread-safe.
+ * free it. Returns a static placeholder (not NULL) if `error` is NULL or not a
+ * live error. Thread-safe.
  */
 const char *lessor_error_message(const struct lessor_error *error);
 
 /**
- * Frees an error returned through an `err_out` parameter. NULL is a no-op.
- * Each error must be freed exactly once.
+ * Frees an error returned through an `err_out` parameter. NULL is a no-op, and
+ * so is an error that was already freed (see "Handles" above).
  */
 void lessor_error_free(struct lessor_error *error);
 
 /**
  * Frees a string returned by lessor (a root token, a response JSON), first
- * overwriting its bytes with zeros, as it may hold a secret. NULL is a no-op.
- * Never pass a string that lessor documents as owned by another object.
+ * overwriting its bytes with zeros, as it may hold a secret. NULL is a no-op,
+ * and so is a string that was already freed or that lessor did not return as
+ * the caller's to free (see "Handles" above).
  */
 void lessor_string_free(char *s);
 

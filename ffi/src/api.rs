@@ -3,7 +3,7 @@
 use std::ffi::{CString, c_char};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ::lessor_engine::auth::keys::{KeyError, MasterKey};
 use ::lessor_engine::log::FsyncPolicy;
@@ -13,7 +13,10 @@ use ::lessor_engine::{Engine, EngineOptions, OpenError};
 use serde_json::Value;
 use zeroize::Zeroize;
 
-use crate::error::{Failure, arg_str, c_string, finish, free_box, lessor_error, not_null, opt_arg_str, write_out};
+use crate::error::{
+    Failure, arg_str, c_string, finish, free_registered_box, lessor_error, not_null, opt_arg_str, string_out, write_out,
+};
+use crate::handle::{CREDENTIALS, ENGINES};
 use crate::panic::ffi_panic_boundary;
 use crate::status::lessor_status;
 
@@ -22,16 +25,28 @@ use crate::status::lessor_status;
 ///
 /// Opaque. Created by `lessor_engine_open`, freed by `lessor_engine_free`.
 /// Thread-safe: any number of threads may call lessor functions with the same
-/// engine at once. Only `lessor_engine_free` must not race with other calls.
+/// engine at once, and `lessor_engine_free` waits for the calls in flight.
+/// Once freed, the pointer stays recognised: every call taking it returns
+/// `LESSOR_INVALID_HANDLE`, and a second `lessor_engine_free` is a no-op (see
+/// "Handles" above).
 #[allow(non_camel_case_types)]
 #[derive(Debug)]
 pub struct lessor_engine {
+    /// `None` once freed. Every call holds the read lock while it uses the
+    /// engine; `lessor_engine_free` takes the write lock, so it waits for them.
+    /// The slot itself is never freed (see `handle`).
+    live: RwLock<Option<Box<LiveEngine>>>,
+}
+
+/// What a `lessor_engine` owns until `lessor_engine_free`.
+#[derive(Debug)]
+struct LiveEngine {
     engine: Option<Arc<Engine>>,
     runtime: Option<tokio::runtime::Runtime>,
     expirer: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl lessor_engine {
+impl LiveEngine {
     fn engine(&self) -> &Engine {
         self.engine.as_ref().expect("the engine lives until lessor_engine_free")
     }
@@ -41,7 +56,7 @@ impl lessor_engine {
     }
 }
 
-impl Drop for lessor_engine {
+impl Drop for LiveEngine {
     fn drop(&mut self) {
         if let Some(expirer) = self.expirer.take() {
             expirer.abort();
@@ -61,6 +76,8 @@ impl Drop for lessor_engine {
 ///
 /// Opaque. Created by `lessor_issue`, freed by `lessor_credential_free`, which
 /// overwrites the password with zeros. Immutable: readable from any thread.
+/// A freed credential passed back is recognised (see "Handles" above) and
+/// treated like NULL.
 #[allow(non_camel_case_types)]
 pub struct lessor_credential {
     lease_id: CString,
@@ -208,7 +225,7 @@ pub extern "C" fn lessor_init(
             let (engine, root) = Engine::init(dir, options).map_err(init_failure)?;
             let token = c_string(root.expose());
             engine.close();
-            write_out(root_token_out, token.into_raw());
+            write_out(root_token_out, string_out(token));
             Ok(())
         })();
         finish(result, err_out)
@@ -247,11 +264,16 @@ pub extern "C" fn lessor_engine_open(
                 .build()
                 .map_err(|e| Failure::new(lessor_status::LESSOR_IO, format!("cannot start the runtime: {e}")))?;
             let engine = Arc::new(Engine::open(dir, options).map_err(open_failure)?);
-            let mut handle = lessor_engine { engine: Some(engine.clone()), runtime: Some(runtime), expirer: None };
-            handle.block_on(engine.recover()).map_err(Failure::from)?;
-            let expirer = handle.runtime.as_ref().map(|rt| rt.spawn(engine.run_expirer()));
-            handle.expirer = expirer;
-            write_out(engine_out, Box::into_raw(Box::new(handle)));
+            let mut live = LiveEngine { engine: Some(engine.clone()), runtime: Some(runtime), expirer: None };
+            live.block_on(engine.recover()).map_err(Failure::from)?;
+            let expirer = live.runtime.as_ref().map(|rt| rt.spawn(engine.run_expirer()));
+            live.expirer = expirer;
+            // The slot is leaked on purpose: its address must never be reused, so
+            // that a freed handle is always recognised (see `handle`).
+            let slot: &'static lessor_engine =
+                Box::leak(Box::new(lessor_engine { live: RwLock::new(Some(Box::new(live))) }));
+            let ptr = std::ptr::from_ref(slot).cast_mut();
+            write_out(engine_out, ENGINES.insert(ptr));
             Ok(())
         })();
         finish(result, err_out)
@@ -261,22 +283,46 @@ pub extern "C" fn lessor_engine_open(
 /// Stops the expirer, waits for the log to be durable, releases the data
 /// directory and frees `engine`. NULL is a no-op.
 ///
-/// No other call may be using `engine` at the same time or afterwards. Leases
-/// stay recorded: the next `lessor_engine_open` resumes their expiry.
+/// Calls on `engine` in flight in other threads are waited for (they finish
+/// normally); a call that races with this one is either waited for or returns
+/// `LESSOR_INVALID_HANDLE`, and every call afterwards returns
+/// `LESSOR_INVALID_HANDLE`. Freeing an engine again is a no-op, as is a pointer
+/// that no `lessor_engine_open` returned. When this returns, the directory is
+/// released. Leases stay recorded: the next `lessor_engine_open` resumes their
+/// expiry. Must not be called from inside a call on the same engine.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_engine_free(engine: *mut lessor_engine) {
     ffi_panic_boundary(|| {
-        // The C contract: a non-NULL `engine` came from `Box::into_raw` in
-        // `lessor_engine_open`, and the caller frees it once, with no call in flight.
-        free_box(engine)
+        let Some(slot) = engine_slot(engine) else { return };
+        // The write lock waits for every call in flight (each holds the read lock).
+        let live = slot.live.write().unwrap_or_else(PoisonError::into_inner).take();
+        // Dropped after the lock is released: calls arriving now fail fast.
+        drop(live);
     })
 }
 
-fn engine_ref<'a>(engine: *mut lessor_engine) -> Result<&'a lessor_engine, Failure> {
+/// The slot `engine` points to, if it is one (NULL or not from
+/// `lessor_engine_open`: `None`). The slot may have been freed.
+fn engine_slot(engine: *mut lessor_engine) -> Option<&'static lessor_engine> {
+    if !ENGINES.contains(engine) {
+        return None;
+    }
+    // SAFETY: `engine` is in ENGINES, which holds only addresses of slots leaked
+    // by `lessor_engine_open`: valid for the rest of the process, and only ever
+    // shared (the slot's state is behind its RwLock).
+    Some(unsafe { &*engine })
+}
+
+/// Runs `f` with the live engine `engine`, keeping `lessor_engine_free` from
+/// freeing it until `f` returns. NULL is `LESSOR_NULL_PARAMETER`; a freed
+/// engine, or a pointer that is not an engine, is `LESSOR_INVALID_HANDLE`.
+fn with_engine<R>(engine: *mut lessor_engine, f: impl FnOnce(&LiveEngine) -> Result<R, Failure>) -> Result<R, Failure> {
     not_null(engine, "engine")?;
-    // SAFETY: `engine` is not NULL and points to a live engine from
-    // `lessor_engine_open`; only shared references are ever made to it.
-    Ok(unsafe { &*engine })
+    let slot = engine_slot(engine)
+        .ok_or_else(|| Failure::invalid_handle("engine is not a lessor_engine returned by lessor_engine_open"))?;
+    let live = slot.live.read().unwrap_or_else(PoisonError::into_inner);
+    let live = live.as_deref().ok_or_else(|| Failure::invalid_handle("engine was freed by lessor_engine_free"))?;
+    f(live)
 }
 
 /// Issues a new credential: reads `creds_path` (`<mount>/creds/<role>`, e.g.
@@ -296,8 +342,7 @@ pub extern "C" fn lessor_issue(
     err_out: *mut *mut lessor_error,
 ) -> lessor_status {
     ffi_panic_boundary(|| {
-        let result = (|| {
-            let handle = engine_ref(engine)?;
+        let result = with_engine(engine, |handle| {
             let token = arg_str(token, "token")?;
             let path = arg_str(creds_path, "creds_path")?;
             not_null(credential_out, "credential_out")?;
@@ -314,9 +359,9 @@ pub extern "C" fn lessor_issue(
                 password,
                 ttl_s: i64::try_from(credential.lease_duration).unwrap_or(i64::MAX),
             };
-            write_out(credential_out, Box::into_raw(Box::new(out)));
+            write_out(credential_out, CREDENTIALS.insert(Box::into_raw(Box::new(out))));
             Ok(())
-        })();
+        });
         finish(result, err_out)
     })
 }
@@ -337,8 +382,7 @@ pub extern "C" fn lessor_renew(
     err_out: *mut *mut lessor_error,
 ) -> lessor_status {
     ffi_panic_boundary(|| {
-        let result = (|| {
-            let handle = engine_ref(engine)?;
+        let result = with_engine(engine, |handle| {
             let token = arg_str(token, "token")?;
             let lease_id = arg_str(lease_id, "lease_id")?;
             not_null(ttl_s_out, "ttl_s_out")?;
@@ -347,7 +391,7 @@ pub extern "C" fn lessor_renew(
             let renewed = handle.block_on(handle.engine().renew(token, lease_id, increment)).map_err(Failure::from)?;
             write_out(ttl_s_out, i64::try_from(renewed.lease_duration).unwrap_or(i64::MAX));
             Ok(())
-        })();
+        });
         finish(result, err_out)
     })
 }
@@ -362,13 +406,12 @@ pub extern "C" fn lessor_revoke(
     err_out: *mut *mut lessor_error,
 ) -> lessor_status {
     ffi_panic_boundary(|| {
-        let result = (|| {
-            let handle = engine_ref(engine)?;
+        let result = with_engine(engine, |handle| {
             let token = arg_str(token, "token")?;
             let lease_id = arg_str(lease_id, "lease_id")?;
             handle.block_on(handle.engine().revoke(token, lease_id)).map_err(Failure::from)?;
             Ok(())
-        })();
+        });
         finish(result, err_out)
     })
 }
@@ -406,8 +449,7 @@ pub extern "C" fn lessor_request(
     err_out: *mut *mut lessor_error,
 ) -> lessor_status {
     ffi_panic_boundary(|| {
-        let result = (|| {
-            let handle = engine_ref(engine)?;
+        let result = with_engine(engine, |handle| {
             let token = arg_str(token, "token")?;
             let operation = parse_operation(arg_str(operation, "operation")?)?;
             let path = arg_str(path, "path")?;
@@ -422,55 +464,58 @@ pub extern "C" fn lessor_request(
             let mut json = response.to_json().to_string();
             let out = c_string(json.as_str());
             json.zeroize();
-            write_out(response_json_out, out.into_raw());
+            write_out(response_json_out, string_out(out));
             Ok(())
-        })();
+        });
         finish(result, err_out)
     })
 }
 
-fn credential_ref<'a>(credential: *const lessor_credential) -> Option<&'a lessor_credential> {
-    // SAFETY: a non-NULL `credential` points to a live credential from `lessor_issue`.
-    unsafe { credential.as_ref() }
+/// Runs `f` on the live credential `credential` (NULL, freed or not a
+/// credential: `None`), with the credential kept from being freed meanwhile.
+fn with_credential<R>(credential: *const lessor_credential, f: impl FnOnce(&lessor_credential) -> R) -> Option<R> {
+    CREDENTIALS.with_live(credential, || {
+        // SAFETY: `credential` is live in CREDENTIALS: it came from `Box::into_raw`
+        // in `lessor_issue` and is not freed while the registry's lock is held.
+        f(unsafe { &*credential })
+    })
 }
 
 /// The lease ID of `credential` (for `lessor_renew` / `lessor_revoke`). Owned by
 /// `credential`: valid until `lessor_credential_free`, do not free. NULL if
-/// `credential` is NULL.
+/// `credential` is NULL or not a live credential.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_credential_lease_id(credential: *const lessor_credential) -> *const c_char {
-    ffi_panic_boundary(|| credential_ref(credential).map_or(std::ptr::null(), |c| c.lease_id.as_ptr()))
+    ffi_panic_boundary(|| with_credential(credential, |c| c.lease_id.as_ptr()).unwrap_or(std::ptr::null()))
 }
 
 /// The database username of `credential`. Owned by `credential`: valid until
-/// `lessor_credential_free`, do not free. NULL if `credential` is NULL.
+/// `lessor_credential_free`, do not free. NULL if `credential` is NULL or not a
+/// live credential.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_credential_username(credential: *const lessor_credential) -> *const c_char {
-    ffi_panic_boundary(|| credential_ref(credential).map_or(std::ptr::null(), |c| c.username.as_ptr()))
+    ffi_panic_boundary(|| with_credential(credential, |c| c.username.as_ptr()).unwrap_or(std::ptr::null()))
 }
 
 /// The database password of `credential`. Owned by `credential`: valid until
 /// `lessor_credential_free`, which overwrites it with zeros; do not free. lessor
-/// keeps no copy. NULL if `credential` is NULL.
+/// keeps no copy. NULL if `credential` is NULL or not a live credential.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_credential_password(credential: *const lessor_credential) -> *const c_char {
-    ffi_panic_boundary(|| credential_ref(credential).map_or(std::ptr::null(), |c| c.password.as_ptr().cast()))
+    ffi_panic_boundary(|| with_credential(credential, |c| c.password.as_ptr().cast()).unwrap_or(std::ptr::null()))
 }
 
 /// Seconds the credential's lease had left when it was issued; -1 if
-/// `credential` is NULL.
+/// `credential` is NULL or not a live credential.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_credential_ttl_s(credential: *const lessor_credential) -> i64 {
-    ffi_panic_boundary(|| credential_ref(credential).map_or(-1, |c| c.ttl_s))
+    ffi_panic_boundary(|| with_credential(credential, |c| c.ttl_s).unwrap_or(-1))
 }
 
-/// Overwrites the password with zeros and frees `credential`. NULL is a no-op.
-/// Does not revoke the lease (see `lessor_revoke`).
+/// Overwrites the password with zeros and frees `credential`. NULL is a no-op,
+/// and so is a credential already freed (see "Handles" above). Does not revoke
+/// the lease (see `lessor_revoke`).
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_credential_free(credential: *mut lessor_credential) {
-    ffi_panic_boundary(|| {
-        // The C contract: a non-NULL `credential` came from `Box::into_raw` in
-        // `lessor_issue`, and the caller frees it once.
-        free_box(credential)
-    })
+    ffi_panic_boundary(|| free_registered_box(&CREDENTIALS, credential))
 }

@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString, c_char};
 use ::lessor_engine::request::{ErrorKind, RequestError};
 use zeroize::Zeroize;
 
+use crate::handle::{ERRORS, Registry, STRINGS};
 use crate::panic::ffi_panic_boundary;
 use crate::status::lessor_status;
 
@@ -12,7 +13,8 @@ use crate::status::lessor_status;
 ///
 /// Returned through the `err_out` parameter of fallible functions when the call
 /// fails (and only then). The caller owns it and frees it with `lessor_error_free`.
-/// An error is immutable: it may be read from any thread.
+/// An error is immutable: it may be read from any thread. A freed error passed
+/// back is recognised (see "Handles" above) and treated like NULL.
 #[allow(non_camel_case_types)]
 #[derive(Debug)]
 pub struct lessor_error {
@@ -34,6 +36,10 @@ impl Failure {
 
     pub(crate) fn invalid(message: impl Into<String>) -> Failure {
         Failure::new(lessor_status::LESSOR_INVALID_ARGUMENT, message)
+    }
+
+    pub(crate) fn invalid_handle(message: impl Into<String>) -> Failure {
+        Failure::new(lessor_status::LESSOR_INVALID_HANDLE, message)
     }
 }
 
@@ -70,10 +76,11 @@ pub(crate) fn finish(result: Result<(), Failure>, err_out: *mut *mut lessor_erro
         Err(failure) => {
             let status = failure.status;
             if !err_out.is_null() {
-                let error = Box::new(lessor_error { status, message: c_string(failure.message) });
+                let error =
+                    ERRORS.insert(Box::into_raw(Box::new(lessor_error { status, message: c_string(failure.message) })));
                 // SAFETY: `err_out` is not NULL, and the C caller promises it points to
                 // writable storage for one pointer.
-                unsafe { *err_out = Box::into_raw(error) };
+                unsafe { *err_out = error };
             }
             status
         }
@@ -111,73 +118,85 @@ pub(crate) fn write_out<T>(out: *mut T, value: T) {
     unsafe { out.write(value) };
 }
 
-/// Returns the status of `error`, or `LESSOR_NULL_PARAMETER` if `error` is NULL.
-/// Thread-safe.
+/// Hands `s` to C: the caller frees it with `lessor_string_free`.
+pub(crate) fn string_out(s: CString) -> *mut c_char {
+    STRINGS.insert(s.into_raw())
+}
+
+/// Returns the status of `error`; `LESSOR_NULL_PARAMETER` if `error` is NULL,
+/// `LESSOR_INVALID_HANDLE` if it is not a live error (already freed, or not from
+/// lessor). Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_error_status(error: *const lessor_error) -> lessor_status {
-    ffi_panic_boundary(|| match error_ref(error) {
-        Some(e) => e.status,
-        None => lessor_status::LESSOR_NULL_PARAMETER,
+    ffi_panic_boundary(|| {
+        if error.is_null() {
+            return lessor_status::LESSOR_NULL_PARAMETER;
+        }
+        with_error(error, |e| e.status).unwrap_or(lessor_status::LESSOR_INVALID_HANDLE)
     })
 }
 
 /// Returns the message of `error`: NUL-terminated UTF-8, never containing a secret.
 ///
 /// The string is owned by `error` and valid until `lessor_error_free(error)`; do not
-/// free it. Returns a static placeholder (not NULL) if `error` is NULL. Thread-safe.
+/// free it. Returns a static placeholder (not NULL) if `error` is NULL or not a
+/// live error. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_error_message(error: *const lessor_error) -> *const c_char {
-    ffi_panic_boundary(|| match error_ref(error) {
-        Some(e) => e.message.as_ptr(),
-        None => c"(no error: lessor_error_message was given NULL)".as_ptr(),
+    ffi_panic_boundary(|| {
+        if error.is_null() {
+            return c"(no error: lessor_error_message was given NULL)".as_ptr();
+        }
+        with_error(error, |e| e.message.as_ptr())
+            .unwrap_or(c"(invalid lessor_error: already freed, or not from lessor)".as_ptr())
     })
 }
 
-/// Frees an error returned through an `err_out` parameter. NULL is a no-op.
-/// Each error must be freed exactly once.
+/// Frees an error returned through an `err_out` parameter. NULL is a no-op, and
+/// so is an error that was already freed (see "Handles" above).
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_error_free(error: *mut lessor_error) {
-    ffi_panic_boundary(|| {
-        // The C contract: a non-NULL `error` came from `Box::into_raw` in `finish`, and the
-        // caller frees it once.
-        free_box(error)
-    })
+    ffi_panic_boundary(|| free_registered_box(&ERRORS, error))
 }
 
-/// Frees a `Box` handed to C; NULL is a no-op. Callers guarantee that `ptr` is
-/// NULL or came from `Box::into_raw` and is not used afterwards (the C contract).
-pub(crate) fn free_box<T>(ptr: *mut T) {
-    if !ptr.is_null() {
-        // SAFETY: the C contract: `ptr`/`s` came from this library and is freed once.
+/// Frees a `Box` handed to C and recorded in `registry`; NULL, and a pointer
+/// the registry does not hold (freed before, or never lessor's), are no-ops.
+pub(crate) fn free_registered_box<T>(registry: &Registry, ptr: *mut T) {
+    if registry.remove(ptr) {
+        // SAFETY: `ptr` was live in `registry`, which holds only pointers from
+        // `Box::into_raw` of a `T`; removing it made this call its only owner.
         drop(unsafe { Box::from_raw(ptr) });
     }
 }
 
-/// Zeroizes and frees a string handed to C; NULL is a no-op. Callers guarantee
-/// that `s` is NULL or came from `CString::into_raw` and is not used afterwards.
-fn free_c_string(s: *mut c_char) {
-    if !s.is_null() {
-        // SAFETY: the C contract: `ptr`/`s` came from this library and is freed once.
-        let owned = unsafe { CString::from_raw(s) };
-        owned.into_bytes_with_nul().zeroize();
-    }
-}
-
-fn error_ref<'a>(error: *const lessor_error) -> Option<&'a lessor_error> {
-    // SAFETY: a non-NULL `error` points to a live `lessor_error` made by this library.
-    unsafe { error.as_ref() }
+/// Runs `f` on the live error `error` (NULL or not live: `None`), with the error
+/// kept from being freed meanwhile.
+fn with_error<R>(error: *const lessor_error, f: impl FnOnce(&lessor_error) -> R) -> Option<R> {
+    ERRORS.with_live(error, || {
+        // SAFETY: `error` is live in ERRORS: it came from `Box::into_raw` in
+        // `finish` and is not freed while the registry's lock is held.
+        f(unsafe { &*error })
+    })
 }
 
 /// Frees a string returned by lessor (a root token, a response JSON), first
-/// overwriting its bytes with zeros, as it may hold a secret. NULL is a no-op.
-/// Never pass a string that lessor documents as owned by another object.
+/// overwriting its bytes with zeros, as it may hold a secret. NULL is a no-op,
+/// and so is a string that was already freed or that lessor did not return as
+/// the caller's to free (see "Handles" above).
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_string_free(s: *mut c_char) {
-    ffi_panic_boundary(|| {
-        // The C contract: a non-NULL `s` came from `CString::into_raw` in this library, and
-        // the caller frees it once.
-        free_c_string(s)
-    })
+    ffi_panic_boundary(|| free_registered_string(s))
+}
+
+/// Zeroizes and frees a string from [`string_out`]; NULL, and a pointer not in
+/// STRINGS (freed before, or never a string to free), are no-ops.
+fn free_registered_string(s: *mut c_char) {
+    if STRINGS.remove(s) {
+        // SAFETY: `s` was live in STRINGS, which holds only pointers from
+        // `CString::into_raw` (`string_out`); removing it made this call its only owner.
+        let owned = unsafe { CString::from_raw(s) };
+        owned.into_bytes_with_nul().zeroize();
+    }
 }
 
 /// Returns the name of status code `status` ("LESSOR_OK", ...) as a static string,

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod error;
+mod handle;
 pub mod panic;
 pub mod status;
 

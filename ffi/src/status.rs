@@ -31,6 +31,12 @@ pub enum lessor_status {
     LESSOR_BUSY = 7,
     /// A pointer argument that must not be NULL was NULL. The error message names it.
     LESSOR_NULL_PARAMETER = 8,
+    /// A handle argument is not a live lessor object: a `lessor_engine` already
+    /// freed by `lessor_engine_free` (or being freed), or a pointer that no lessor
+    /// function returned as a handle of that type. The call did nothing. The
+    /// error message names the argument. See "Handles" at the top of lessor.h for
+    /// what lessor can and cannot detect.
+    LESSOR_INVALID_HANDLE = 9,
     /// A bug: Rust code panicked inside the call. The panic was caught at the
     /// boundary, so the process is intact, but any lessor object passed to that
     /// call should be treated as unusable and freed.
@@ -39,7 +45,7 @@ pub enum lessor_status {
 
 impl lessor_status {
     /// Every status, in numeric order.
-    pub fn all() -> [lessor_status; 10] {
+    pub fn all() -> [lessor_status; 11] {
         [
             lessor_status::LESSOR_OK,
             lessor_status::LESSOR_INVALID_ARGUMENT,
@@ -50,6 +56,7 @@ impl lessor_status {
             lessor_status::LESSOR_CORRUPT,
             lessor_status::LESSOR_BUSY,
             lessor_status::LESSOR_NULL_PARAMETER,
+            lessor_status::LESSOR_INVALID_HANDLE,
             lessor_status::LESSOR_PANIC,
         ]
     }
@@ -66,6 +73,7 @@ impl lessor_status {
             lessor_status::LESSOR_CORRUPT => c"LESSOR_CORRUPT",
             lessor_status::LESSOR_BUSY => c"LESSOR_BUSY",
             lessor_status::LESSOR_NULL_PARAMETER => c"LESSOR_NULL_PARAMETER",
+            lessor_status::LESSOR_INVALID_HANDLE => c"LESSOR_INVALID_HANDLE",
             lessor_status::LESSOR_PANIC => c"LESSOR_PANIC",
         }
     }
@@ -92,6 +100,7 @@ mod tests {
             (LESSOR_CORRUPT, 6),
             (LESSOR_BUSY, 7),
             (LESSOR_NULL_PARAMETER, 8),
+            (LESSOR_INVALID_HANDLE, 9),
             (LESSOR_PANIC, 100),
         ];
         for (status, code) in codes {

@@ -51,6 +51,21 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Frees the engine (if not already: a second free is a no-op) and opens the
+    /// directory again.
+    fn reopen(&mut self) {
+        lessor_engine_free(self.engine);
+        let data = c(self._dir.path().join("data").to_str().unwrap());
+        let mut engine: *mut lessor_engine = ptr::null_mut();
+        assert_eq!(
+            lessor_engine_open(data.as_ptr(), ptr::null(), &mut engine, ptr::null_mut()),
+            lessor_status::LESSOR_OK
+        );
+        self.engine = engine;
+    }
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         lessor_engine_free(self.engine);
@@ -78,6 +93,7 @@ fn status_strings() {
     assert_eq!(name(0), "LESSOR_OK");
     assert_eq!(name(2), "LESSOR_PERMISSION_DENIED");
     assert_eq!(name(8), "LESSOR_NULL_PARAMETER");
+    assert_eq!(name(9), "LESSOR_INVALID_HANDLE");
     assert_eq!(name(100), "LESSOR_PANIC");
     assert_eq!(name(4242), "LESSOR_UNKNOWN_STATUS");
 }
@@ -361,4 +377,191 @@ fn issue_renew_revoke_check_every_argument() {
         lessor_revoke(e, wrong.as_ptr(), lease.as_ptr(), ptr::null_mut()),
         lessor_status::LESSOR_PERMISSION_DENIED
     );
+}
+
+/// Reads `sys/mounts` through `engine`: the status, with the error taken and freed.
+fn read_mounts(engine: *mut lessor_engine, token: *const c_char) -> (lessor_status, String) {
+    let (read, path) = (c("read"), c("sys/mounts"));
+    let mut out: *mut c_char = ptr::null_mut();
+    let mut err: *mut lessor_error = ptr::null_mut();
+    let status = lessor_request(engine, token, read.as_ptr(), path.as_ptr(), ptr::null(), &mut out, &mut err);
+    if status == lessor_status::LESSOR_OK {
+        assert!(err.is_null() && !out.is_null());
+        lessor_string_free(out);
+        (status, String::new())
+    } else {
+        assert!(out.is_null(), "out-parameters are written only on success");
+        take_error(err)
+    }
+}
+
+/// A freed engine is recognised by every call (issue 14, item 6): a status, not a
+/// crash; a second free is a no-op, and so is freeing a pointer that is not an engine.
+#[test]
+fn a_freed_engine_is_invalid_handle_and_a_second_free_is_a_no_op() {
+    let mut f = Fixture::new();
+    let (e, tok) = (f.engine, f.root.as_ptr());
+    assert_eq!(read_mounts(e, tok).0, lessor_status::LESSOR_OK);
+    lessor_engine_free(e);
+    lessor_engine_free(e);
+
+    let invalid = lessor_status::LESSOR_INVALID_HANDLE;
+    let (status, message) = read_mounts(e, tok);
+    assert_eq!(status, invalid);
+    assert!(message.contains("engine was freed"), "{message}");
+    let (path, lease) = (c("database/creds/x"), c("database/creds/x/y"));
+    let mut cred: *mut lessor_credential = ptr::null_mut();
+    let mut ttl: i64 = 7;
+    let check = |call: &mut dyn FnMut(*mut *mut lessor_error) -> lessor_status| {
+        let mut err: *mut lessor_error = ptr::null_mut();
+        assert_eq!(call(&mut err), invalid);
+        assert_eq!(take_error(err).0, invalid);
+    };
+    check(&mut |err| lessor_issue(e, tok, path.as_ptr(), &mut cred, err));
+    check(&mut |err| lessor_renew(e, tok, lease.as_ptr(), 60, &mut ttl, err));
+    check(&mut |err| lessor_revoke(e, tok, lease.as_ptr(), err));
+    assert!(cred.is_null());
+    assert_eq!(ttl, 7);
+
+    // A pointer that lessor_engine_open never returned (here: an error).
+    let mut err: *mut lessor_error = ptr::null_mut();
+    assert_eq!(lessor_issue(e, tok, path.as_ptr(), ptr::null_mut(), &mut err), invalid);
+    let not_an_engine = err.cast::<lessor_engine>();
+    let (status, message) = read_mounts(not_an_engine, tok);
+    assert_eq!(status, invalid);
+    assert!(message.contains("not a lessor_engine"), "{message}");
+    lessor_engine_free(not_an_engine);
+    assert_eq!(lessor_error_status(err), invalid, "the error was not freed as an engine");
+    lessor_error_free(err);
+    // The directory was released by the first free: it opens again.
+    f.reopen();
+    assert_eq!(read_mounts(f.engine, f.root.as_ptr()).0, lessor_status::LESSOR_OK);
+}
+
+/// Errors and strings freed twice, and read after free, are caught by their
+/// registries; a pointer of another kind is refused.
+#[test]
+fn errors_and_strings_freed_twice_are_no_ops() {
+    let f = Fixture::new();
+    let wrong = c("not-a-token");
+    let (read, path) = (c("read"), c("sys/mounts"));
+    let mut err: *mut lessor_error = ptr::null_mut();
+    let mut out: *mut c_char = ptr::null_mut();
+    let status =
+        lessor_request(f.engine, wrong.as_ptr(), read.as_ptr(), path.as_ptr(), ptr::null(), &mut out, &mut err);
+    assert_eq!(status, lessor_status::LESSOR_PERMISSION_DENIED);
+    // A string owned by the error is not a string to free.
+    lessor_string_free(lessor_error_message(err).cast_mut());
+    lessor_credential_free(err.cast());
+    assert_eq!(lessor_error_status(err), lessor_status::LESSOR_PERMISSION_DENIED);
+    lessor_error_free(err);
+    lessor_error_free(err);
+    assert_eq!(lessor_error_status(err), lessor_status::LESSOR_INVALID_HANDLE);
+    // SAFETY: lessor_error_message never returns NULL and its placeholders are static.
+    let message = unsafe { CStr::from_ptr(lessor_error_message(err)) }.to_str().unwrap();
+    assert!(message.contains("invalid lessor_error"), "{message}");
+
+    let status =
+        lessor_request(f.engine, f.root.as_ptr(), read.as_ptr(), path.as_ptr(), ptr::null(), &mut out, &mut err);
+    assert_eq!(status, lessor_status::LESSOR_OK);
+    lessor_string_free(out);
+    lessor_string_free(out);
+    assert!(lessor_credential_username(out.cast()).is_null());
+}
+
+/// `lessor_engine_free` while other threads are inside calls waits for them:
+/// every call succeeds or gets `LESSOR_INVALID_HANDLE`, nothing panics or hangs.
+#[test]
+fn engine_free_waits_for_calls_in_flight() {
+    const THREADS: usize = 4;
+    let mut f = Fixture::new();
+    for round in 0..20 {
+        #[derive(Clone, Copy)]
+        struct Shared(*mut lessor_engine, *const c_char);
+        // SAFETY: the engine is documented thread-safe, and the token outlives the threads.
+        unsafe impl Send for Shared {}
+        let shared = Shared(f.engine, f.root.as_ptr());
+        let started = std::sync::Barrier::new(THREADS + 1);
+        let outcomes = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let started = &started;
+                    scope.spawn(move || {
+                        let shared = shared;
+                        let mut calls = 0u64;
+                        loop {
+                            let (status, message) = read_mounts(shared.0, shared.1);
+                            calls += 1;
+                            if calls == 1 {
+                                started.wait();
+                            }
+                            if status != lessor_status::LESSOR_OK {
+                                return (status, message, calls);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            started.wait();
+            lessor_engine_free(shared.0);
+            workers.into_iter().map(|w| w.join().expect("a calling thread panicked")).collect::<Vec<_>>()
+        });
+        for (status, message, _) in outcomes {
+            assert_eq!(status, lessor_status::LESSOR_INVALID_HANDLE, "round {round}: {message}");
+        }
+        f.reopen();
+    }
+}
+
+/// A credential freed twice, and read after free, with a real issue.
+#[test]
+fn a_credential_freed_twice_is_a_no_op() {
+    let db = lessor_tests::pg::database("ffi_api_handles");
+    let prefix = format!("hx{}", &db.dbname()[db.dbname().len() - 8..]).replace(['_', '-'], "x");
+    let f = Fixture::new();
+    let (e, tok) = (f.engine, f.root.as_ptr());
+    let request = |operation: &str, path: &str, data: serde_json::Value| {
+        let (operation, path, data) = (c(operation), c(path), c(&data.to_string()));
+        let mut out: *mut c_char = ptr::null_mut();
+        let mut err: *mut lessor_error = ptr::null_mut();
+        let status = lessor_request(e, tok, operation.as_ptr(), path.as_ptr(), data.as_ptr(), &mut out, &mut err);
+        assert_eq!(status, lessor_status::LESSOR_OK, "{path:?}: {:?}", (!err.is_null()).then(|| take_error(err)));
+        lessor_string_free(out);
+    };
+    request("update", "sys/mounts/database", serde_json::json!({"type": "database"}));
+    request(
+        "update",
+        "database/config/pg",
+        serde_json::json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": db.url_template(),
+            "username": db.admin_username(),
+            "password": db.admin_password(),
+            "allowed_roles": "*",
+            "username_template": format!("{prefix}-{{{{random 16}}}}"),
+        }),
+    );
+    request(
+        "update",
+        "database/roles/app",
+        serde_json::json!({
+            "db_name": "pg",
+            "creation_statements":
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        }),
+    );
+    let path = c("database/creds/app");
+    let mut cred: *mut lessor_credential = ptr::null_mut();
+    assert_eq!(lessor_issue(e, tok, path.as_ptr(), &mut cred, ptr::null_mut()), lessor_status::LESSOR_OK);
+    // SAFETY: the lease ID of a live credential is a NUL-terminated string it owns.
+    let lease = unsafe { CStr::from_ptr(lessor_credential_lease_id(cred)) }.to_owned();
+    assert!(lessor_credential_ttl_s(cred) > 0);
+    lessor_credential_free(cred);
+    lessor_credential_free(cred);
+    assert!(lessor_credential_lease_id(cred).is_null());
+    assert!(lessor_credential_username(cred).is_null());
+    assert!(lessor_credential_password(cred).is_null());
+    assert_eq!(lessor_credential_ttl_s(cred), -1);
+    assert_eq!(lessor_revoke(e, tok, lease.as_ptr(), ptr::null_mut()), lessor_status::LESSOR_OK);
+    assert!(db.roles_with_prefix(&format!("{prefix}-")).is_empty());
 }
