@@ -432,3 +432,100 @@ fn typed_fast_paths_go_through_the_same_pipeline() {
     assert_eq!(audit[n - 2].path, "sys/leases/renew");
     assert_eq!((audit[n - 1].path.as_str(), audit[n - 1].outcome), ("sys/leases/revoke", Outcome::Error));
 }
+
+/// Writes `database/config/pg` with `fields` over a valid, unverified base.
+fn write_connection(h: &Harness, fields: Value) -> Result<Response, RequestError> {
+    let mut data = json!({
+        "plugin_name": "postgresql-database-plugin",
+        "connection_url": "postgresql://{{username}}:{{password}}@db.example:5432/app",
+        "username": "lessor_admin",
+        "password": "sealed-root-pw",
+        "allowed_roles": "*",
+        "verify_connection": false,
+    });
+    data.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    h.req(&h.root, Operation::Update, "database/config/pg", data)
+}
+
+#[test]
+fn a_password_inside_connection_url_is_refused_and_never_stored() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    for url in [
+        "postgresql://lessor_admin:adminpw@db.example:5432/app",
+        "postgresql://db.example:5432/app?user=lessor_admin&password=adminpw",
+        "host=db.example user=lessor_admin password=adminpw dbname=app",
+    ] {
+        let e = write_connection(&h, json!({ "connection_url": url })).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{url}: {e}");
+        let message = e.to_string();
+        assert!(message.contains("connection_url") && message.contains("field \"password\""), "{message}");
+        assert!(!message.contains("adminpw"), "the error repeats the secret: {message}");
+    }
+    // Nothing was written.
+    assert_eq!(
+        h.req(&h.root, Operation::Read, "database/config/pg", Value::Null).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // The templated form is accepted, and the password field is sealed.
+    write_connection(&h, json!({})).unwrap();
+    for file in files_under(h.dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        for needle in [&b"adminpw"[..], b"sealed-root-pw"] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds a password", file.display());
+        }
+    }
+}
+
+#[test]
+fn connection_urls_and_username_templates_that_cannot_work_are_refused_when_written() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    for (fields, names) in [
+        (json!({ "connection_url": "not a url" }), "connection_url"),
+        (json!({ "connection_url": "postgresql://{{user}}@db/app" }), "connection_url"),
+        (json!({ "connection_url": "postgresql://{{username}}:{{password}}@db/app?sslmode=sometimes" }), "sslmode"),
+        (json!({ "username_template": "{{ \"\" }}" }), "username_template"),
+        (json!({ "username_template": "v {{.RoleName}}" }), "username_template"),
+    ] {
+        let e = write_connection(&h, fields.clone()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{fields}: {e}");
+        assert!(e.to_string().contains(names), "{fields}: {e}");
+    }
+    assert_eq!(
+        h.req(&h.root, Operation::Read, "database/config/pg", Value::Null).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn a_password_an_older_log_holds_in_connection_url_is_masked_when_shown() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    write_connection(&h, json!({})).unwrap();
+    // What an older build let through: the URL itself carries the password.
+    let Event::ConnectionWritten(mut old) =
+        lessor_engine::testing::sample(lessor_engine::event::EventKind::ConnectionWritten)
+    else {
+        unreachable!()
+    };
+    old.mount = "database/".into();
+    old.name = "legacy".into();
+    old.connection_url = "postgresql://lessor_admin:adminpw@db.example:5432/app".into();
+    h.engine().append_unchecked_blocking(vec![old.into()]).unwrap();
+    let r = h.root(Operation::Read, "database/config/legacy", Value::Null);
+    let url = r.data.unwrap()["connection_details"]["connection_url"].as_str().unwrap().to_string();
+    assert_eq!(url, "postgresql://lessor_admin:*****@db.example:5432/app");
+    // And the auditor's renderings mask it too.
+    let (entries, _) = read_entries(&ReadOnlyDir::new(h.dir.path())).unwrap();
+    let entry =
+        entries.iter().rev().find(|e| matches!(&e.event, Event::ConnectionWritten(c) if c.name == "legacy")).unwrap();
+    let chain = [0u8; 32];
+    for shown in [
+        lessor_engine::audit::event_json(entry, &chain).to_string(),
+        lessor_engine::audit::event_json_line(entry, &chain),
+        lessor_engine::audit::event_text(entry, &chain),
+    ] {
+        assert!(!shown.contains("adminpw") && shown.contains("*****"), "{shown}");
+    }
+}

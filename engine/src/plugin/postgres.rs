@@ -211,6 +211,37 @@ fn tls_config(params: &TlsParams) -> Result<(SslMode, ClientConfig), PluginError
     Ok((mode, config))
 }
 
+/// Checks a `connection_url` template when it is written, so a URL that can
+/// never connect is refused then rather than at the first issue (even with
+/// `verify_connection=false`), and a literal password — which would be stored
+/// and shown in plaintext, since only the `password` field is sealed — is
+/// refused with the way to write it. Errors never repeat the URL.
+pub fn check_connection_url(template: &str) -> Result<(), String> {
+    const PROBE_USER: &str = "lessor-probe-user";
+    const PROBE_PASSWORD: &str = "lessor-probe-password";
+    let rendered = super::template::render_connection_url(template, PROBE_USER, PROBE_PASSWORD)
+        .map_err(|e| format!("{e}; it may use only {{{{username}}}} and {{{{password}}}}"))?;
+    let (url, tls) = take_tls_params(&rendered);
+    if !matches!(tls.mode.as_str(), "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full") {
+        return Err(format!(
+            "sslmode={} is not supported; use disable, prefer, require, verify-ca or verify-full",
+            super::template::mask_url_password(&tls.mode)
+        ));
+    }
+    let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
+        format!("is not a PostgreSQL connection URL ({e}); write it as postgresql://{{{{username}}}}:{{{{password}}}}@host:5432/db")
+    })?;
+    if config.get_hosts().is_empty() {
+        return Err("names no host; write it as postgresql://{{username}}:{{password}}@host:5432/db".into());
+    }
+    if config.get_password().is_some_and(|p| p != PROBE_PASSWORD.as_bytes()) {
+        return Err("holds a password, which would be stored and shown in plaintext: write \
+                    {{password}} in its place and give the password in the field \"password\" (stored sealed)"
+            .into());
+    }
+    Ok(())
+}
+
 impl PostgresPlugin {
     /// Builds the pool; connects lazily (call [`DatabasePlugin::verify`] to check).
     pub fn new(settings: &PostgresSettings) -> Result<PostgresPlugin, PluginError> {

@@ -145,6 +145,58 @@ pub fn render_connection_url(template: &str, username: &str, password: &str) -> 
     })
 }
 
+/// What a masked password reads as (Vault's mask).
+pub const PASSWORD_MASK: &str = "*****";
+
+/// `url` with every literal password replaced by [`PASSWORD_MASK`]: the one in a
+/// URL's user info (`postgresql://user:secret@host`) and any `password=` keyword
+/// or query parameter. A `{{password}}` placeholder is kept. New connections
+/// cannot hold a literal password (it is refused when written); this is for
+/// showing what older logs recorded.
+pub fn mask_url_password(url: &str) -> String {
+    let is_placeholder = |v: &str| v.chars().filter(|c| !c.is_whitespace()).collect::<String>() == "{{password}}";
+    let mut out = url.to_string();
+    if let Some(scheme_end) = url.find("://") {
+        let start = scheme_end + 3;
+        let end = url[start..].find(['/', '?']).map_or(url.len(), |i| start + i);
+        if let Some(at) = url[start..end].rfind('@')
+            && let Some(colon) = url[start..start + at].find(':')
+        {
+            let secret = &url[start + colon + 1..start + at];
+            if !secret.is_empty() && !is_placeholder(secret) {
+                out = format!("{}{PASSWORD_MASK}{}", &url[..start + colon + 1], &url[start + at..]);
+            }
+        }
+    }
+    // `password=` as a query parameter (`?…&password=x`) or a keyword (`password=x`
+    // or `password='x y'`), up to the next separator.
+    let mut masked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        let boundary = i == 0 || matches!(rest.as_bytes()[i - 1], b'?' | b'&' | b' ' | b'\t');
+        let value_start = i + "password=".len();
+        masked.push_str(&rest[..value_start]);
+        rest = &rest[value_start..];
+        if !boundary {
+            continue;
+        }
+        let value_end = if let Some(quoted) = rest.strip_prefix('\'') {
+            quoted.find('\'').map_or(rest.len(), |j| j + 2)
+        } else {
+            rest.find(['&', ' ', '\t']).unwrap_or(rest.len())
+        };
+        let value = &rest[..value_end];
+        masked.push_str(if value.is_empty() || is_placeholder(value.trim_matches('\'')) {
+            value
+        } else {
+            PASSWORD_MASK
+        });
+        rest = &rest[value_end..];
+    }
+    masked.push_str(rest);
+    masked
+}
+
 /// Appends `value` with every byte outside `A-Z a-z 0-9 - . _ ~` as `%XX`.
 pub fn percent_encode(value: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -922,6 +974,28 @@ mod tests {
         assert_eq!(expiration_text(951_782_400_000), "2000-02-29 00:00:00+0000");
         assert_eq!(expiration_text(4_107_542_399_000), "2100-02-28 23:59:59+0000");
         assert_eq!(expiration_text(-1), "1969-12-31 23:59:59+0000");
+    }
+
+    #[test]
+    fn literal_passwords_in_urls_are_masked() {
+        use super::mask_url_password as mask;
+        assert_eq!(mask("postgresql://admin:adminpw@db:5432/app"), "postgresql://admin:*****@db:5432/app");
+        assert_eq!(
+            mask("postgresql://admin:p%40ss@db/app?sslmode=require"),
+            "postgresql://admin:*****@db/app?sslmode=require"
+        );
+        assert_eq!(
+            mask("postgresql://{{username}}:{{password}}@db/app"),
+            "postgresql://{{username}}:{{password}}@db/app"
+        );
+        assert_eq!(mask("postgresql://admin@db/app"), "postgresql://admin@db/app");
+        assert_eq!(
+            mask("postgresql://db/app?user=a&password=hunter2&x=1"),
+            "postgresql://db/app?user=a&password=*****&x=1"
+        );
+        assert_eq!(mask("host=db password='a b' user=x"), "host=db password=***** user=x");
+        assert_eq!(mask("host=db password={{password}}"), "host=db password={{password}}");
+        assert_eq!(mask("host=db oldpassword=x"), "host=db oldpassword=x");
     }
 
     #[test]

@@ -152,6 +152,8 @@ fn write_connection(ctx: &Ctx<'_>, mount: &str, name: &str, mut input: Input) ->
             "field \"connection_url\" is required, e.g. postgresql://{{username}}:{{password}}@host:5432/db",
         ));
     };
+    postgres::check_connection_url(&connection_url)
+        .map_err(|e| RequestError::invalid(format!("field \"connection_url\" {e}")))?;
     let username = input.string("username")?.or_else(|| existing.map(|e| e.username.clone())).unwrap_or_default();
     let password = match input.string("password")? {
         Some(p) => Some(
@@ -204,8 +206,17 @@ fn write_connection(ctx: &Ctx<'_>, mount: &str, name: &str, mut input: Input) ->
         .or_else(|| existing.map(|e| e.username_template.clone()))
         .unwrap_or_default();
     if !username_template.is_empty() {
-        template::UsernameTemplate::parse(&username_template)
-            .map_err(|e| RequestError::invalid(format!("field \"username_template\": {e}")))?;
+        let invalid = |e: template::TemplateError| RequestError::invalid(format!("field \"username_template\": {e}"));
+        let parsed = template::UsernameTemplate::parse(&username_template).map_err(invalid)?;
+        // Rendered once with ordinary values (as Vault's plugins do when they
+        // initialize): a template that cannot give a valid name for them, such
+        // as one that is empty or holds a space, is refused now, not at issue.
+        let probe = template::UsernameContext {
+            display_name: "token-app",
+            role_name: "app-readonly",
+            unix_time_s: ctx.now_ms.div_euclid(1000),
+        };
+        parsed.render(&probe, &mut |n| "a".repeat(n)).map_err(invalid)?;
     }
     let password_policy =
         input.string("password_policy")?.or_else(|| existing.map(|e| e.password_policy.clone())).unwrap_or_default();
@@ -279,7 +290,8 @@ fn read_connection(state: &State, mount: &str, name: &str, input: Input) -> Resu
     let data = json!({
         "plugin_name": c.plugin_name,
         "connection_details": {
-            "connection_url": c.connection_url,
+            // Logs written before literal passwords were refused may hold one.
+            "connection_url": template::mask_url_password(&c.connection_url),
             "username": c.username,
             "max_open_connections": c.max_open_connections,
             "max_idle_connections": c.max_idle_connections,
