@@ -3,22 +3,34 @@
 The library is loaded from ``$LESSOR_LIBRARY``, else ``liblessor.so`` next to this
 package, else by name from the system's search path. An ``Engine`` is safe to use
 from several threads at once (the C library releases no Python objects and ctypes
-releases the GIL during each call).
+releases the GIL during each call); ``Engine.close()`` waits for the calls in
+flight in other threads, and every call after it raises ``EngineClosed``.
+
+Arguments are checked before they reach C: a string containing a NUL byte (C
+would see only the part before it) and an integer outside int64 (ctypes would
+wrap it), also inside ``data`` and ``options``, raise ``ArgumentError`` naming
+the argument.
 """
 
 import ctypes
 import json
+import operator
 import os
 import threading
 from collections import namedtuple
 
 __all__ = [
-    "init", "Engine", "Credential", "LessorError", "InvalidArgument", "PermissionDenied",
-    "NotFound", "DatabaseError", "IOError_", "Corrupt", "Busy", "NullParameter", "Panic",
-    "version",
+    "init", "Engine", "Credential", "LessorError", "InvalidArgument", "ArgumentError",
+    "PermissionDenied", "NotFound", "DatabaseError", "IOError_", "Corrupt", "Busy",
+    "NullParameter", "InvalidHandle", "EngineClosed", "Panic", "version",
 ]
 
 LESSOR_OK = 0
+LESSOR_INVALID_ARGUMENT = 1
+LESSOR_INVALID_HANDLE = 9
+
+_INT64_MIN = -(2 ** 63)
+_INT64_MAX = 2 ** 63 - 1
 
 
 class LessorError(Exception):
@@ -34,6 +46,16 @@ class LessorError(Exception):
 
 class InvalidArgument(LessorError):
     pass
+
+
+class ArgumentError(InvalidArgument, ValueError):
+    """An argument refused by the binding before calling C: a string with a NUL
+    byte, or an integer outside int64. ``argument`` names it (for a value inside
+    ``data`` or ``options``, with its place, e.g. ``data["config"]["ttl"]``)."""
+
+    def __init__(self, argument, reason):
+        super().__init__(LESSOR_INVALID_ARGUMENT, "%s %s" % (argument, reason))
+        self.argument = argument
 
 
 class PermissionDenied(LessorError):
@@ -64,13 +86,26 @@ class NullParameter(LessorError):
     pass
 
 
+class InvalidHandle(LessorError):
+    """LESSOR_INVALID_HANDLE: the C library was given a handle that is not live."""
+    pass
+
+
+class EngineClosed(InvalidHandle, ValueError):
+    """A call on an ``Engine`` after (or racing with) ``close()``. Also a
+    ``ValueError``, as calls on a closed engine raised before."""
+
+    def __init__(self, message="the engine is closed"):
+        super().__init__(LESSOR_INVALID_HANDLE, message)
+
+
 class Panic(LessorError):
     pass
 
 
 _CLASSES = {
     1: InvalidArgument, 2: PermissionDenied, 3: NotFound, 4: DatabaseError, 5: IOError_,
-    6: Corrupt, 7: Busy, 8: NullParameter, 100: Panic,
+    6: Corrupt, 7: Busy, 8: NullParameter, 9: InvalidHandle, 100: Panic,
 }
 
 Credential = namedtuple("Credential", ["lease_id", "username", "password", "ttl_s"])
@@ -157,15 +192,52 @@ def _enc(value, name):
         return None
     if not isinstance(value, str):
         raise TypeError("%s must be a str" % name)
+    index = value.find("\x00")
+    if index >= 0:
+        raise ArgumentError(name, "contains a NUL byte (at index %d): C would see only %r"
+                            % (index, value[:index]))
     return value.encode("utf-8")
 
 
+def _int64(value, name):
+    """``value`` as an int in int64's range (ctypes would silently wrap others)."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError("%s must be an integer, not %s" % (name, type(value).__name__)) from None
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ArgumentError(name, "is %d, outside the range of int64 [%d, %d]"
+                            % (value, _INT64_MIN, _INT64_MAX))
+    return value
+
+
+def _check_json_ints(value, name):
+    """Refuses an integer outside int64 anywhere inside ``value`` (a JSON value)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        _int64(value, name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_ints(item, "%s[%s]" % (name, json.dumps(key) if isinstance(key, str) else key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json_ints(item, "%s[%d]" % (name, index))
+
+
+def _json(value, name):
+    """``value`` (JSON-serialisable) as C's JSON text, its integers checked."""
+    _check_json_ints(value, name)
+    return json.dumps(value).encode("utf-8")
+
+
 def _options(options):
+    """``options``: None, a JSON string, or a dict."""
     if options is None:
         return None
     if isinstance(options, str):
-        return options.encode("utf-8")
-    return json.dumps(options).encode("utf-8")
+        return _enc(options, "options")
+    return _json(options, "options")
 
 
 def _take_string(ptr):
@@ -192,11 +264,39 @@ def init(data_dir, options=None):
     return _take_string(token)
 
 
+class _Call:
+    """Holds an engine open for the duration of one call (see ``Engine.close``)."""
+
+    __slots__ = ("_engine", "handle")
+
+    def __init__(self, engine):
+        self._engine = engine
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = self._engine._enter()
+        return self.handle
+
+    def __exit__(self, *exc):
+        self._engine._leave()
+        return False
+
+
 class Engine:
-    """An open engine; use as a context manager, or call ``close()``."""
+    """An open engine; use as a context manager, or call ``close()``.
+
+    Safe to share between threads. ``close()`` waits for the calls in flight in
+    other threads; every call made after ``close()`` began raises
+    ``EngineClosed``. Closing twice is a no-op. Do not call ``close()`` from
+    inside a call on the same engine (a signal handler, say): it would wait for
+    itself.
+    """
 
     def __init__(self, handle):
         self._handle = handle
+        self._cond = threading.Condition(threading.Lock())
+        self._calls = 0  # calls in flight
+        self._closing = False
 
     @classmethod
     def open(cls, data_dir, options=None):
@@ -208,9 +308,33 @@ class Engine:
         return cls(handle)
 
     def close(self):
-        if self._handle:
-            _load().lessor_engine_free(self._handle)
-            self._handle = None
+        """Waits for the calls in flight, then frees the engine (releasing the
+        data directory). Later calls raise ``EngineClosed``."""
+        cond = getattr(self, "_cond", None)
+        if cond is None:  # __init__ never ran to the end
+            return
+        with cond:
+            if self._closing:
+                # Closed, or being closed by another thread: wait until it is done.
+                while self._handle is not None:
+                    cond.wait()
+                return
+            self._closing = True
+            while self._calls:
+                cond.wait()
+            handle = self._handle
+        try:
+            if handle:
+                _load().lessor_engine_free(handle)
+        finally:
+            with cond:
+                self._handle = None
+                cond.notify_all()
+
+    @property
+    def closed(self):
+        """Whether ``close()`` has been called."""
+        return self._closing
 
     def __enter__(self):
         return self
@@ -225,19 +349,29 @@ class Engine:
         except Exception:
             pass
 
-    def _h(self):
-        if not self._handle:
-            raise ValueError("the engine is closed")
-        return self._handle
+    def _enter(self):
+        with self._cond:
+            if self._closing or not self._handle:
+                raise EngineClosed()
+            self._calls += 1
+            return self._handle
+
+    def _leave(self):
+        with self._cond:
+            self._calls -= 1
+            if not self._calls:
+                self._cond.notify_all()
 
     def request(self, token, operation, path, data=None):
         """Any request, in Vault's shapes; returns the response as a dict."""
         lib = _load()
         out = ctypes.c_void_p()
         err = _P()
-        body = None if data is None else json.dumps(data).encode("utf-8")
-        _check(lib.lessor_request(self._h(), _enc(token, "token"), _enc(operation, "operation"),
-                                  _enc(path, "path"), body, ctypes.byref(out), ctypes.byref(err)), err)
+        args = (_enc(token, "token"), _enc(operation, "operation"), _enc(path, "path"))
+        body = None if data is None else _json(data, "data")
+        with _Call(self) as handle:
+            status = lib.lessor_request(handle, *args, body, ctypes.byref(out), ctypes.byref(err))
+        _check(status, err)
         return json.loads(_take_string(out))
 
     def issue(self, token, creds_path):
@@ -245,8 +379,10 @@ class Engine:
         lib = _load()
         cred = _P()
         err = _P()
-        _check(lib.lessor_issue(self._h(), _enc(token, "token"), _enc(creds_path, "creds_path"),
-                                ctypes.byref(cred), ctypes.byref(err)), err)
+        args = (_enc(token, "token"), _enc(creds_path, "creds_path"))
+        with _Call(self) as handle:
+            status = lib.lessor_issue(handle, *args, ctypes.byref(cred), ctypes.byref(err))
+        _check(status, err)
         try:
             return Credential(
                 lease_id=lib.lessor_credential_lease_id(cred).decode(),
@@ -262,13 +398,17 @@ class Engine:
         lib = _load()
         ttl = ctypes.c_int64()
         err = _P()
-        _check(lib.lessor_renew(self._h(), _enc(token, "token"), _enc(lease_id, "lease_id"),
-                                int(increment_s), ctypes.byref(ttl), ctypes.byref(err)), err)
+        args = (_enc(token, "token"), _enc(lease_id, "lease_id"), _int64(increment_s, "increment_s"))
+        with _Call(self) as handle:
+            status = lib.lessor_renew(handle, *args, ctypes.byref(ttl), ctypes.byref(err))
+        _check(status, err)
         return ttl.value
 
     def revoke(self, token, lease_id):
         """Revokes a lease now (drops its database user)."""
         lib = _load()
         err = _P()
-        _check(lib.lessor_revoke(self._h(), _enc(token, "token"), _enc(lease_id, "lease_id"),
-                                 ctypes.byref(err)), err)
+        args = (_enc(token, "token"), _enc(lease_id, "lease_id"))
+        with _Call(self) as handle:
+            status = lib.lessor_revoke(handle, *args, ctypes.byref(err))
+        _check(status, err)
