@@ -19,7 +19,7 @@ use crate::log::format::{
     SegmentHeader,
 };
 use crate::log::recovery::list_segments;
-use crate::log::storage::ReadOnlyDir;
+use crate::log::storage::{ReadOnlyDir, open_regular_file};
 
 const READ_BUFFER_BYTES: usize = 1 << 20;
 
@@ -198,7 +198,10 @@ impl Reader {
         let seg = self.next_segment;
         let Some(info) = self.segments.get(seg) else { return Ok(false) };
         let last = seg + 1 == self.segments.len();
-        let mut file = BufReader::with_capacity(READ_BUFFER_BYTES, File::open(&info.path).map_err(self.io(seg))?);
+        let mut file = BufReader::with_capacity(
+            READ_BUFFER_BYTES,
+            open_regular_file(Path::new(&info.path)).map_err(self.io(seg))?,
+        );
         let mut header = [0u8; SEGMENT_HEADER_BYTES];
         let got = read_up_to(&mut file, &mut header).map_err(self.io(seg))?;
         let decoded = SegmentHeader::decode(&header[..got]);
@@ -354,7 +357,7 @@ impl Reader {
             return Err(self.damaged(seg, offset, self.expected_lsn, format!("{what} in a sealed segment")));
         }
         let mut rest = Vec::new();
-        let mut file = File::open(&self.segments[seg].path).map_err(self.io(seg))?;
+        let mut file = open_regular_file(Path::new(&self.segments[seg].path)).map_err(self.io(seg))?;
         file.seek(SeekFrom::Start(offset)).map_err(self.io(seg))?;
         file.read_to_end(&mut rest).map_err(self.io(seg))?;
         if valid_record_after(&rest) {

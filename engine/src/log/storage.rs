@@ -4,19 +4,37 @@
 //! [`FaultInjectingStorage`] is a test double that tears a write at a chosen byte or
 //! fails a `write`/`fsync` on a countdown, so crash and I/O-error paths are tested
 //! without a real crash (redb's crash backend is the model).
+//!
+//! **A data directory is private to the user running lessor.** [`FsStorage::open`]
+//! refuses a directory that is a symbolic link, is writable by group or others, or
+//! belongs to another user, and one holding a symbolic link or a special file:
+//! whoever can change the directory could otherwise make lessor (often run as root)
+//! overwrite any file through a planted link. Every file in it is opened with
+//! `O_NOFOLLOW` and checked to be a regular file on the opened descriptor; lessor
+//! creates the directory 0700 and every file 0600, whatever the umask.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The name of the lock file inside a data directory.
 pub const LOCK_FILE: &str = "LOCK";
+/// The mode of every file lessor creates in a data directory, whatever the umask.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of a data directory lessor creates, whatever the umask.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of missing parents created on the way to a new data directory: the
+/// umask may narrow it, never widen it, so no one else may rename the data
+/// directory away and put another in its place.
+const PARENT_DIR_MODE: u32 = 0o755;
 
 /// A directory of named files.
 pub trait Storage: Send + Sync + fmt::Debug {
-    /// Names of the regular files in the directory.
+    /// Names of the regular files in the directory. Subdirectories are skipped; a
+    /// symbolic link or a special file is an error ([`NotRegularFile`]).
     fn list(&self) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
@@ -54,6 +72,8 @@ pub trait StorageFile: Send + fmt::Debug {
 pub struct FsStorage {
     dir: PathBuf,
     canonical: PathBuf,
+    /// The directory itself, opened without following a link: what `sync_dir` syncs.
+    dir_handle: File,
     // Held for its lock; released when dropped (also when the process dies).
     _lock: File,
 }
@@ -70,7 +90,60 @@ pub enum LockError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "data directory {dir} is a symbolic link (to {target}); lessor does not follow a link to its data \
+         directory: give the directory itself"
+    )]
+    DirIsSymlink { dir: PathBuf, target: PathBuf },
+    #[error("data directory {dir} is not a directory")]
+    NotADirectory { dir: PathBuf },
+    #[error(
+        "data directory {dir} is writable by group or others (mode {mode:o}), who could replace its files; \
+         run `chmod 700 {dir}`"
+    )]
+    DirWritableByOthers { dir: PathBuf, mode: u32 },
+    #[error(
+        "{path} belongs to uid {owner}, not to uid {uid} that this process runs as, so that user controls \
+         this data directory; run `chown -R {uid} {dir}`, or run lessor as uid {owner}"
+    )]
+    OwnedByOther { dir: PathBuf, path: PathBuf, owner: u32, uid: u32 },
+    #[error(
+        "{path} has {links} hard links, so writing it would change another file too; remove it (lessor makes a new one)"
+    )]
+    HardLinked { path: PathBuf, links: u64 },
+    #[error(transparent)]
+    NotRegularFile(#[from] NotRegularFile),
 }
+
+/// A name in a data directory that is not a regular file: a symbolic link, a FIFO,
+/// a socket, a device. lessor never follows a link there nor opens anything else,
+/// so no link can make it read or write a file outside the directory. Storage
+/// operations report it inside their `io::Error` (`get_ref()` downcasts to it).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct NotRegularFile {
+    pub path: PathBuf,
+    /// What it is instead, e.g. "a symbolic link".
+    pub found: &'static str,
+}
+
+impl fmt::Display for NotRegularFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is {}, not a regular file: lessor opens only regular files in a data directory and never \
+             follows links there; put the file itself in its place, or remove it",
+            self.path.display(),
+            self.found
+        )?;
+        if self.path.file_name().is_some_and(|n| n == crate::auth::keys::KEY_FILE_NAME) {
+            f.write_str(" (a master key kept elsewhere is named with the key_file option, `--master-key-file`)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NotRegularFile {}
 
 /// Directories this process holds, so a second open in the same process is told
 /// so at once, and a lock briefly shared with a forked child (between its fork and
@@ -80,31 +153,49 @@ static HELD_HERE: Mutex<std::collections::BTreeSet<PathBuf>> = Mutex::new(std::c
 /// How long a lock that names this very process (yet is not held by it) is retried.
 const LOCK_FORK_WAIT_MS_MAX: u64 = 2_000;
 
+/// The most of `LOCK` read to name its holder.
+const LOCK_HOLDER_BYTES_MAX: usize = 256;
+
 impl FsStorage {
-    /// Opens (creating if missing) `dir` and takes its exclusive lock.
+    /// Opens (creating if missing, mode 0700) `dir` and takes its exclusive lock.
+    ///
+    /// Refuses a directory that is a symbolic link, is writable by group or others,
+    /// or belongs to another user than the one this process runs as; a `LOCK` that
+    /// is a link, not a regular file, another user's or hard-linked elsewhere; and
+    /// a directory holding any symbolic link or special file.
     pub fn open(dir: &Path) -> Result<FsStorage, LockError> {
+        // Without a trailing `/`: `link/` would resolve the link even with O_NOFOLLOW.
+        let dir: PathBuf = dir.components().collect();
+        let dir = dir.as_path();
         let io_err = |source| LockError::Io { dir: dir.to_path_buf(), source };
-        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let uid = process_uid().map_err(io_err)?;
+        let dir_handle = open_data_dir(dir, uid)?;
         let canonical = dir.canonicalize().map_err(io_err)?;
         let held_by_us =
             || LockError::Held { dir: dir.to_path_buf(), holder: format!("{} (this process)", std::process::id()) };
         if HELD_HERE.lock().expect("lock registry").contains(&canonical) {
             return Err(held_by_us());
         }
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(LOCK_FILE))
-            .map_err(io_err)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = open_regular(
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(FILE_MODE),
+            &lock_path,
+        )
+        .map_err(|e| refusal(dir, e))?;
+        // Checked on the open descriptor, before the lock is taken or a byte written.
+        let meta = lock.metadata().map_err(io_err)?;
+        if meta.uid() != uid {
+            return Err(LockError::OwnedByOther { dir: dir.to_path_buf(), path: lock_path, owner: meta.uid(), uid });
+        }
+        if meta.nlink() > 1 {
+            return Err(LockError::HardLinked { path: lock_path, links: meta.nlink() });
+        }
         let mut waited_ms = 0;
         loop {
             match lock.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = lock.read_to_string(&mut holder);
+                    let holder = read_holder(&lock);
                     let ours = holder.split(' ').next() == Some(std::process::id().to_string().as_str());
                     if ours && waited_ms < LOCK_FORK_WAIT_MS_MAX {
                         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -119,15 +210,20 @@ impl FsStorage {
         if !HELD_HERE.lock().expect("lock registry").insert(canonical.clone()) {
             return Err(held_by_us());
         }
-        // Record who holds the lock so a second opener can name us.
+        // Record who holds the lock so a second opener can name us: through the
+        // descriptor, only now that the lock is held (never by path).
         let record = (|| {
-            lock.set_len(0)?;
+            lock.set_permissions(Permissions::from_mode(FILE_MODE))?; // older versions left it 0644
             let exe =
                 std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-            writeln!(lock, "{} {}", std::process::id(), exe.unwrap_or_default())
+            let line = format!("{} {}\n", std::process::id(), exe.unwrap_or_default());
+            lock.set_len(0)?;
+            lock.write_all_at(line.as_bytes(), 0)
         })();
-        let storage = FsStorage { dir: dir.to_path_buf(), canonical, _lock: lock };
+        let storage = FsStorage { dir: dir.to_path_buf(), canonical, dir_handle, _lock: lock };
         record.map_err(io_err)?;
+        // Nothing in the directory may be a link or a special file.
+        list_dir(dir).map_err(|e| refusal(dir, e))?;
         Ok(storage)
     }
 
@@ -149,6 +245,89 @@ impl Drop for FsStorage {
     }
 }
 
+/// The uid this process creates and opens files as.
+///
+/// std has no `geteuid`, and libc's is `unsafe`, which this crate forbids. So: the
+/// kernel makes a new pipe's inode owned by the calling process's file-system uid
+/// (Linux: `current_fsuid()`, the effective uid unless `setfsuid` changed it; macOS
+/// and the BSDs: the effective uid) — the very identity files are created and
+/// permission-checked as — and `fstat` on it needs neither /proc nor a writable
+/// directory. A unit test checks it against the owner of a file just created.
+fn process_uid() -> io::Result<u32> {
+    let (reader, _writer) = io::pipe()?;
+    Ok(File::from(std::os::fd::OwnedFd::from(reader)).metadata()?.uid())
+}
+
+/// Opens the data directory (without following a link), creating it if missing —
+/// 0700 and any missing parent 0755, whatever the umask — and refuses one that
+/// someone else could change.
+fn open_data_dir(dir: &Path, uid: u32) -> Result<File, LockError> {
+    let io_err = |source| LockError::Io { dir: dir.to_path_buf(), source };
+    let symlinked =
+        || LockError::DirIsSymlink { dir: dir.to_path_buf(), target: std::fs::read_link(dir).unwrap_or_default() };
+    let mut created = false;
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(symlinked()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::DirBuilder::new().recursive(true).mode(PARENT_DIR_MODE).create(parent).map_err(io_err)?;
+            }
+            match std::fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+                Ok(()) => created = true,
+                // Made meanwhile by someone else: checked below like any existing one.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        Err(e) => return Err(io_err(e)),
+    }
+    let handle =
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY).open(dir).map_err(|e| {
+            match std::fs::symlink_metadata(dir) {
+                Ok(meta) if meta.file_type().is_symlink() => symlinked(),
+                Ok(meta) if !meta.is_dir() => LockError::NotADirectory { dir: dir.to_path_buf() },
+                _ => io_err(e),
+            }
+        })?;
+    if created {
+        // mkdir's mode was masked by the umask: set it exactly, on what was opened.
+        handle.set_permissions(Permissions::from_mode(DIR_MODE)).map_err(io_err)?;
+    }
+    let meta = handle.metadata().map_err(io_err)?;
+    if meta.uid() != uid {
+        return Err(LockError::OwnedByOther {
+            dir: dir.to_path_buf(),
+            path: dir.to_path_buf(),
+            owner: meta.uid(),
+            uid,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(LockError::DirWritableByOthers { dir: dir.to_path_buf(), mode });
+    }
+    Ok(handle)
+}
+
+/// An `io::Error` carrying [`NotRegularFile`] as the [`LockError`] variant, any
+/// other as `Io`.
+fn refusal(dir: &Path, e: io::Error) -> LockError {
+    if e.get_ref().is_some_and(|inner| inner.is::<NotRegularFile>()) {
+        let inner = e.into_inner().expect("checked above").downcast::<NotRegularFile>().expect("checked above");
+        return LockError::NotRegularFile(*inner);
+    }
+    LockError::Io { dir: dir.to_path_buf(), source: e }
+}
+
+/// The holder `LOCK` names, read from its start whatever the descriptor's offset.
+fn read_holder(lock: &File) -> String {
+    let mut buf = [0u8; LOCK_HOLDER_BYTES_MAX];
+    let n = lock.read_at(&mut buf, 0).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.lines().next().unwrap_or_default().to_string()
+}
+
 fn describe_holder(content: &str) -> String {
     let mut parts = content.splitn(2, ' ');
     match (parts.next(), parts.next()) {
@@ -158,8 +337,68 @@ fn describe_holder(content: &str) -> String {
     }
 }
 
+fn found(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else {
+        "a special file"
+    }
+}
+
+fn not_regular(path: &Path, file_type: std::fs::FileType) -> io::Error {
+    io::Error::other(NotRegularFile { path: path.to_path_buf(), found: found(file_type) })
+}
+
+/// Opens an existing file never through a symbolic link (`O_NOFOLLOW`) nor blocking
+/// on a FIFO (`O_NONBLOCK`, which changes nothing for a regular file), and checks on
+/// the opened descriptor that it is a regular file ([`NotRegularFile`] if not).
+fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    let file = match options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+        Ok(file) => file,
+        // ELOOP (Linux, macOS) or EMLINK (FreeBSD) for a link, ENXIO for a FIFO
+        // opened to write: say what is there instead.
+        Err(e) => {
+            return Err(match std::fs::symlink_metadata(path) {
+                Ok(meta) if !meta.file_type().is_file() => not_regular(path, meta.file_type()),
+                _ => e,
+            });
+        }
+    };
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(not_regular(path, file_type));
+    }
+    Ok(file)
+}
+
+/// [`open_regular`] for reading: how the auditor's reader opens segments too.
+pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    open_regular(OpenOptions::new().read(true), path)
+}
+
+/// Creates a file that must not exist (`O_EXCL`: not even as a link), mode 0600
+/// whatever the umask.
+fn create_private(path: &Path) -> io::Result<File> {
+    let file =
+        OpenOptions::new().append(true).create_new(true).mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    // The mode open was given was masked by the umask: set it exactly.
+    file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
 /// Read-only listing and reading of a directory without taking its lock: what the
-/// forensic tools use, so an auditor can read a directory a server holds.
+/// forensic tools use, so an auditor can read a directory a server holds. It
+/// follows no link and opens only regular files, like [`FsStorage`].
 #[derive(Debug, Clone)]
 pub struct ReadOnlyDir {
     dir: PathBuf,
@@ -171,14 +410,20 @@ impl ReadOnlyDir {
     }
 }
 
+/// The regular files of `dir`, sorted; subdirectories are skipped, and a symbolic
+/// link or special file is an error: a link is never followed, nor silently
+/// ignored (a segment replaced by a link must not just drop out of the log).
 fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_type()?.is_file()
-            && let Ok(name) = entry.file_name().into_string()
-        {
-            names.push(name);
+        let file_type = entry.file_type()?; // the entry itself (lstat), not a link's target
+        if file_type.is_file() {
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        } else if !file_type.is_dir() {
+            return Err(not_regular(&entry.path(), file_type));
         }
     }
     names.sort();
@@ -189,18 +434,30 @@ fn read_only(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, format!("{what} on a read-only view of the data directory"))
 }
 
+fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    read_file_into(path, &mut buf)?;
+    Ok(buf)
+}
+
+fn read_file_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    open_regular_file(path)?.read_to_end(buf)?;
+    Ok(())
+}
+
 impl Storage for ReadOnlyDir {
     fn list(&self) -> io::Result<Vec<String>> {
         list_dir(&self.dir)
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.dir.join(name))
+        read_whole(&self.dir.join(name))
     }
     fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         read_file_into(&self.dir.join(name), buf)
     }
     fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(File::open(self.dir.join(name))?))
+        Ok(Box::new(open_regular_file(&self.dir.join(name))?))
     }
     fn create_new(&self, _: &str) -> io::Result<Box<dyn StorageFile>> {
         Err(read_only("create"))
@@ -227,17 +484,11 @@ struct FsFile(File);
 
 impl StorageFile for FsFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+        io::Write::write_all(&mut self.0, buf)
     }
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
     }
-}
-
-fn read_file_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    File::open(path)?.read_to_end(buf)?;
-    Ok(())
 }
 
 impl Storage for FsStorage {
@@ -245,35 +496,35 @@ impl Storage for FsStorage {
         list_dir(&self.dir)
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.path(name))
+        read_whole(&self.path(name))
     }
     fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         read_file_into(&self.path(name), buf)
     }
     fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(File::open(self.path(name))?))
+        Ok(Box::new(open_regular_file(&self.path(name))?))
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let f = OpenOptions::new().append(true).create_new(true).open(self.path(name))?;
-        Ok(Box::new(FsFile(f)))
+        Ok(Box::new(FsFile(create_private(&self.path(name))?)))
     }
     fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let f = OpenOptions::new().append(true).open(self.path(name))?;
-        Ok(Box::new(FsFile(f)))
+        Ok(Box::new(FsFile(open_regular(OpenOptions::new().append(true), &self.path(name))?)))
     }
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-        let f = OpenOptions::new().write(true).open(self.path(name))?;
+        let f = open_regular(OpenOptions::new().write(true), &self.path(name))?;
         f.set_len(len)?;
         f.sync_all()
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        // rename(2) acts on the names themselves, never on what a link points to.
         std::fs::rename(self.path(from), self.path(to))
     }
     fn remove(&self, name: &str) -> io::Result<()> {
+        // As does unlink(2).
         std::fs::remove_file(self.path(name))
     }
     fn sync_dir(&self) -> io::Result<()> {
-        File::open(&self.dir)?.sync_all()
+        self.dir_handle.sync_all()
     }
 }
 
@@ -513,5 +764,66 @@ impl Storage for MemStorage {
     }
     fn sync_dir(&self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_uid_is_the_owner_of_a_file_it_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = create_private(&dir.path().join("f")).unwrap();
+        assert_eq!(process_uid().unwrap(), created.metadata().unwrap().uid());
+    }
+
+    #[test]
+    fn files_are_created_0600_and_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        create_private(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, FILE_MODE);
+        let target = dir.path().join("target");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(create_private(&link).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert!(!target.exists(), "created through a dangling link");
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(open_regular_file(&file).is_ok());
+        for (path, found) in [(&link, "a symbolic link"), (&sub, "a directory")] {
+            let err = open_regular_file(path).unwrap_err();
+            let not_regular = err.get_ref().and_then(|e| e.downcast_ref::<NotRegularFile>()).expect("NotRegularFile");
+            assert_eq!((not_regular.path.as_path(), not_regular.found), (path.as_path(), found));
+            for options in [OpenOptions::new().append(true), OpenOptions::new().write(true)] {
+                let err = open_regular(options, path).unwrap_err();
+                assert!(err.get_ref().is_some_and(|e| e.is::<NotRegularFile>()), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_holder_is_read_from_the_start_of_the_lock_file() {
+        // Waiting out a forked child reads the holder again and again: each read
+        // must see it, whatever an earlier read did to the descriptor's offset.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE);
+        std::fs::write(&path, b"123 lessor\n").unwrap();
+        let mut lock = File::open(&path).unwrap();
+        let mut all = String::new();
+        lock.read_to_string(&mut all).unwrap();
+        assert_eq!(read_holder(&lock), "123 lessor");
+        assert_eq!(read_holder(&lock), "123 lessor");
+        assert_eq!(describe_holder(&read_holder(&lock)), "123 (lessor)");
     }
 }
