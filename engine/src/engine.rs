@@ -153,7 +153,8 @@ pub struct Engine {
 impl Engine {
     /// Opens the data directory `dir`, taking its exclusive lock. The master key
     /// comes from `options.master_key`, else `options.key_file`, else
-    /// `<dir>/master.key` if present.
+    /// `<dir>/master.key` if present (never read through a link). A directory
+    /// someone else could change is refused ([`FsStorage::open`]).
     pub fn open(dir: impl AsRef<Path>, mut options: EngineOptions) -> Result<Engine, OpenError> {
         let dir = dir.as_ref();
         if !options.create_if_missing && !dir.is_dir() {
@@ -165,9 +166,11 @@ impl Engine {
         }
         if options.master_key.is_none() {
             let default_file = dir.join(KEY_FILE_NAME);
-            let file = options.key_file.clone().or_else(|| default_file.exists().then_some(default_file));
-            if let Some(file) = file {
-                options.master_key = Some(MasterKey::read_file(&file)?);
+            if let Some(file) = &options.key_file {
+                options.master_key = Some(MasterKey::read_file(file)?);
+            } else if default_file.symlink_metadata().is_ok() {
+                // Inside the data directory: never through a link.
+                options.master_key = Some(MasterKey::read_file_no_follow(&default_file)?);
             }
         }
         Engine::open_with_storage(Arc::new(storage), options)
@@ -186,19 +189,25 @@ impl Engine {
         if segments_exist {
             return Err(InitError::AlreadyInitialized { dir: dir.to_path_buf() });
         }
-        std::fs::create_dir_all(dir).map_err(|e| KeyError::Write { path: dir.display().to_string(), source: e })?;
+        // Creates the directory (0700) or refuses one others could change, before a
+        // key is written into it; the lock is held from here on.
+        let storage = FsStorage::open(dir).map_err(OpenError::from)?;
         if options.master_key.is_none() {
             let file = options.key_file.clone().unwrap_or_else(|| dir.join(KEY_FILE_NAME));
             // A key file left by an init that stopped before its log was written is
             // reused: nothing was encrypted under any other key yet.
-            let key = if file.exists() { MasterKey::read_file(&file)? } else { MasterKey::generate()? };
+            let key = match (file.exists(), options.key_file.is_some()) {
+                (true, true) => MasterKey::read_file(&file)?,
+                (true, false) => MasterKey::read_file_no_follow(&file)?,
+                (false, _) => MasterKey::generate()?,
+            };
             if !file.exists() {
                 key.write_new_file(&file)?;
             }
             options.master_key = Some(key);
         }
         options.create_if_missing = true;
-        let engine = Engine::open(dir, options)?;
+        let engine = Engine::open_with_storage(Arc::new(storage), options)?;
         let keys = engine.keys.clone().expect("init always has a key");
         let (root, events) = tokens::init_events(&keys)?;
         engine.log.append_blocking(engine.clock.now_ms(), events)?;

@@ -40,4 +40,4 @@ pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use engine::{Engine, EngineOptions, OpenError};
+pub use engine::{Engine, EngineOptions, InitError, OpenError};

@@ -79,12 +79,16 @@ pub enum KeyLoadError {
 /// against the key check the log's first record holds.
 pub fn load_keys(dir: &Path, key_file: Option<&Path>) -> Result<Keys, KeyLoadError> {
     let default = dir.join(KEY_FILE_NAME);
-    let file = match key_file {
-        Some(f) => f.to_path_buf(),
-        None if default.exists() => default,
+    let (file, key) = match key_file {
+        Some(f) => (f.to_path_buf(), MasterKey::read_file(f)?),
+        // Inside the data directory: never through a link.
+        None if default.symlink_metadata().is_ok() => {
+            let key = MasterKey::read_file_no_follow(&default)?;
+            (default, key)
+        }
         None => return Err(KeyLoadError::Missing { default }),
     };
-    let keys = Keys::derive(&MasterKey::read_file(&file)?);
+    let keys = Keys::derive(&key);
     let mut reader = Reader::open(dir)?;
     if let Some(rec) = reader.next_record()?
         && let Event::EngineInitialized(init) = rec.decode()?

@@ -23,6 +23,8 @@ use crate::event::Sealed;
 pub const MASTER_KEY_BYTES: usize = 32;
 /// File name of the key file `init` writes when the embedder supplies no key.
 pub const KEY_FILE_NAME: &str = "master.key";
+/// More than any key file holds (64 hex characters and a newline, or 32 bytes).
+const KEY_FILE_BYTES_MAX: usize = 4096;
 /// HKDF salt: versioned, so a future derivation scheme cannot collide with this one.
 const HKDF_SALT: &[u8] = b"lessor/v1";
 
@@ -54,8 +56,13 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("key file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
+    #[error(
+        "key file {path} is readable by others or writable by them (mode {mode:o}): only its owner may have \
+         access; run `chmod 600 {path}`"
+    )]
     Permissions { path: String, mode: u32 },
+    #[error("key file {path} is {found}, not a regular file; give the key file itself")]
+    NotRegularFile { path: String, found: &'static str },
     #[error("the operating system's random source failed: {0}")]
     Random(String),
 }
@@ -83,26 +90,79 @@ impl MasterKey {
         Ok(MasterKey(bytes))
     }
 
-    /// Reads a key file (raw or hex), refusing one that others can read.
+    /// Reads a key file (raw or hex), refusing one that group or others may read or
+    /// write. A link is followed (an operator-chosen path, e.g. a mounted secret);
+    /// what it leads to must be a regular file. See [`MasterKey::read_file_no_follow`].
     pub fn read_file(path: &Path) -> Result<MasterKey, KeyError> {
-        use std::os::unix::fs::PermissionsExt;
+        MasterKey::read_key_file(path, 0)
+    }
+
+    /// [`MasterKey::read_file`] for the key file inside a data directory
+    /// (`<dir>/master.key`): never through a symbolic link (`O_NOFOLLOW`).
+    pub fn read_file_no_follow(path: &Path) -> Result<MasterKey, KeyError> {
+        MasterKey::read_key_file(path, libc::O_NOFOLLOW)
+    }
+
+    fn read_key_file(path: &Path, flags: i32) -> Result<MasterKey, KeyError> {
+        use std::io::Read;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let shown = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| KeyError::Read { path: shown.clone(), source })?;
+        let read_err = |source| KeyError::Read { path: shown.clone(), source };
+        let not_regular = |file_type: std::fs::FileType| KeyError::NotRegularFile {
+            path: shown.clone(),
+            found: if file_type.is_symlink() {
+                "a symbolic link"
+            } else if file_type.is_dir() {
+                "a directory"
+            } else {
+                "a special file"
+            },
+        };
+        // O_NONBLOCK: a FIFO in its place must not hang the open (no effect on a file).
+        let opened = std::fs::OpenOptions::new().read(true).custom_flags(flags | libc::O_NONBLOCK).open(path);
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) => {
+                return Err(match std::fs::symlink_metadata(path) {
+                    Ok(meta) if flags & libc::O_NOFOLLOW != 0 && meta.file_type().is_symlink() => {
+                        not_regular(meta.file_type())
+                    }
+                    _ => read_err(e),
+                });
+            }
+        };
+        // Checked on what was opened, not on the path (which could change meanwhile).
+        let meta = file.metadata().map_err(read_err)?;
+        if !meta.file_type().is_file() {
+            return Err(not_regular(meta.file_type()));
+        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyError::Permissions { path: shown, mode });
         }
-        let mut bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: shown, source })?;
-        let key = MasterKey::from_slice(&bytes);
+        // Sized up front (a key file is 65 bytes), so no copy of the key is left
+        // behind in a reallocation; what is longer than any key is not read whole.
+        let mut bytes = Vec::with_capacity(KEY_FILE_BYTES_MAX + 1);
+        let read = file.take(KEY_FILE_BYTES_MAX as u64 + 1).read_to_end(&mut bytes).map_err(read_err);
+        let key = read.and_then(|_| MasterKey::from_slice(&bytes));
         bytes.zeroize();
         key
     }
 
-    /// Writes a new key file with mode 0600 (hex, one line); fails if it exists.
+    /// Writes a new key file with mode 0600 whatever the umask (hex, one line);
+    /// fails if anything of that name exists, a symbolic link included.
     pub fn write_new_file(&self, path: &Path) -> Result<(), KeyError> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let err = |source| KeyError::Write { path: path.display().to_string(), source };
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(err)?;
+        // The mode given to open was masked by the umask: set it exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
         let mut text = hex::encode(self.0);
         text.push('\n');
         let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
