@@ -1,6 +1,8 @@
 //! Builds the Go binding's tests (`ffi/go`, cgo over liblessor.so) and runs them
 //! against a throwaway PostgreSQL database, checking the issued role on the
-//! server between the steps.
+//! server between the steps. The same binary runs the tests that need no
+//! database: Close under calls from other goroutines (ErrClosed), and arguments
+//! refused before C (a NUL byte in a string, an integer outside int64).
 
 mod common;
 

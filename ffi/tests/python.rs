@@ -1,6 +1,8 @@
 //! Runs `ffi/python/tests/test_lessor.py` (unittest, ctypes over liblessor.so)
 //! against a throwaway PostgreSQL database, checking the issued role on the server
-//! between the steps.
+//! between the steps. The same run has the tests that need no database: close()
+//! under calls from other threads (EngineClosed), and arguments refused before C
+//! (a NUL byte in a string, an integer outside int64).
 
 mod common;
 
