@@ -529,3 +529,40 @@ fn a_password_an_older_log_holds_in_connection_url_is_masked_when_shown() {
         assert!(!shown.contains("adminpw") && shown.contains("*****"), "{shown}");
     }
 }
+
+#[test]
+fn a_caller_without_access_is_denied_before_learning_whether_a_route_exists() {
+    let h = Harness::new();
+    let (t, _) = h.token(&h.root, json!({"policies": ["default"]}));
+    for (op, path) in [
+        (Operation::Read, "no/such/engine"),
+        (Operation::Read, "auth/token/no-such-verb"),
+        (Operation::List, "sys/mounts/database/tune"),
+        (Operation::Delete, "sys/mounts"),
+    ] {
+        let e = h.req(&t, op, path, Value::Null).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{path}: {e}");
+        assert!(!e.to_string().contains("no handler") && !e.to_string().contains("unsupported"), "{e}");
+    }
+    // Root, and a caller granted the path, get the routing detail.
+    assert_eq!(h.req(&h.root, Operation::Read, "no/such/engine", Value::Null).unwrap_err().kind(), ErrorKind::NotFound);
+    policy(&h, "seer", r#"path "no/such/*" { capabilities = ["read"] }"#);
+    let (seer, _) = h.token(&h.root, json!({"policies": ["seer"]}));
+    let e = h.req(&seer, Operation::Read, "no/such/engine", Value::Null).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+#[test]
+fn a_request_the_acl_denies_spends_none_of_a_tokens_uses() {
+    let h = Harness::new();
+    let (t, _) = h.token(&h.root, json!({"num_uses": 2, "policies": ["default"]}));
+    for _ in 0..3 {
+        let e = h.req(&t, Operation::Read, "sys/mounts", Value::Null).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    }
+    let looked = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap().data.unwrap();
+    assert_eq!(looked["num_uses"], 1, "denied requests spent uses");
+    h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap();
+    let e = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap_err();
+    assert!(e.to_string().contains("no uses left"), "{e}");
+}

@@ -81,6 +81,10 @@ pub(crate) struct Ctx<'a> {
     pub lease_count_max: u64,
 }
 
+fn denied(refusal: TokenRefusal) -> RequestError {
+    RequestError::PermissionDenied(refusal.describe().to_string())
+}
+
 fn io_error(e: AppendError) -> RequestError {
     RequestError::Io(e.to_string())
 }
@@ -201,10 +205,32 @@ impl Engine {
         }
         let path = router::normalize_path(path)?;
         let input = Input::new(data)?;
+        // Route and authorize: the one check, run again on the state the
+        // handler sees (a policy may change while a use is being spent).
+        let check = |state: &State, caller: &Caller| -> Result<(Route, bool), RequestError> {
+            let route = match router::route(&path, state) {
+                Ok(route) => route,
+                // Routing detail only for callers who may see the path (Vault
+                // answers 403 to the others, before any routing error).
+                Err(e) => return Err(self.deny_unless_visible(state, caller, operation, &path).unwrap_or(e)),
+            };
+            let required = match route.required(operation, &path, exists(&route, state)) {
+                Ok(required) => required,
+                Err(e) => return Err(self.deny_unless_visible(state, caller, operation, &path).unwrap_or(e)),
+            };
+            let sudo = self.authorize(state, caller, &path, required)?;
+            Ok((route, sudo))
+        };
+        // A token with `num_uses` spends one only once the request is allowed:
+        // a denied request costs nothing, as in Vault.
+        let caller = if caller.token.num_uses > 0 {
+            self.with_state(|state| check(state, &caller).map(drop))?;
+            self.spend_use(&keys, caller, now_ms).await?
+        } else {
+            caller
+        };
         let plan = self.with_state(|state| {
-            let route = router::route(&path, state)?;
-            let required = route.required(operation, &path, exists(&route, state))?;
-            let sudo = self.authorize(state, &caller, &path, required)?;
+            let (route, sudo) = check(state, &caller)?;
             let lease_count_max = self.expiry_options().lease_count_max;
             let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo, lease_count_max };
             dispatch(&ctx, route, input)
@@ -251,24 +277,52 @@ impl Engine {
         }
     }
 
-    /// Resolves a token secret to a usable token; a token with `num_uses` spends
-    /// one use now (durably), so two concurrent requests cannot share the last one.
+    /// Resolves a token secret to a usable token.
     async fn authenticate(&self, keys: &Keys, secret: &str, now_ms: i64) -> Result<Caller, RequestError> {
-        let denied = |r: TokenRefusal| RequestError::PermissionDenied(r.describe().to_string());
         let hash = keys.hash_token(secret);
-        let lookup = || self.with_state(|s| s.token_by_hash(&hash).cloned()).ok_or(TokenRefusal::Unknown);
-        let token = lookup().map_err(denied)?;
+        let token =
+            self.with_state(|s| s.token_by_hash(&hash).cloned()).ok_or(TokenRefusal::Unknown).map_err(denied)?;
         tokens::usable(&token, now_ms).map_err(denied)?;
-        if token.num_uses == 0 {
-            return Ok(Caller { token, secret: secret.to_string() });
-        }
+        Ok(Caller { token, secret: secret.to_string() })
+    }
+
+    /// Spends one of a token's `num_uses`, durably and one at a time, so two
+    /// concurrent requests cannot share the last use. The caller sees its token
+    /// as it is after this use.
+    async fn spend_use(&self, keys: &Keys, caller: Caller, now_ms: i64) -> Result<Caller, RequestError> {
+        let hash = keys.hash_token(&caller.secret);
+        let lookup = || self.with_state(|s| s.token_by_hash(&hash).cloned()).ok_or(TokenRefusal::Unknown);
         let _one_at_a_time = self.token_use_lock.lock().await;
         let token = lookup().map_err(denied)?;
         tokens::usable(&token, now_ms).map_err(denied)?;
         self.append(vec![TokenUsed { accessor: token.accessor.clone() }.into()]).await.map_err(io_error)?;
-        // The caller sees its token as it is after this use.
         let token = lookup().unwrap_or(token);
-        Ok(Caller { token, secret: secret.to_string() })
+        Ok(Caller { token, ..caller })
+    }
+
+    /// For a caller whose ACL grants nothing for `operation` on `path`: the
+    /// permission error to answer instead of a routing or operation error, so
+    /// such a caller cannot map which paths exist.
+    fn deny_unless_visible(
+        &self,
+        state: &State,
+        caller: &Caller,
+        operation: Operation,
+        path: &str,
+    ) -> Option<RequestError> {
+        if caller.is_root() {
+            return None;
+        }
+        let wanted = match operation {
+            Operation::Create | Operation::Update => Capabilities::CREATE.union(Capabilities::UPDATE),
+            Operation::Read => Capabilities::READ,
+            Operation::Delete => Capabilities::DELETE,
+            Operation::List => Capabilities::LIST,
+        };
+        let granted = self.acl_for(state, &caller.token.policies).capabilities(path);
+        (granted.bits() & wanted.bits() == 0).then(|| {
+            RequestError::PermissionDenied(format!("\"{path}\" requires {}", router::operation_name(operation)))
+        })
     }
 
     /// The one authorization check: does the caller's ACL grant `required` on
