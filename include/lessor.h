@@ -229,8 +229,8 @@ lessor_status lessor_engine_open(const char *data_dir,
  * normally); a call that races with this one is either waited for or returns
  * `LESSOR_INVALID_HANDLE`, and every call afterwards returns
  * `LESSOR_INVALID_HANDLE`. Freeing an engine again is a no-op, as is a pointer
- * that no `lessor_engine_open` returned. When this returns, the directory is
- * released. Leases stay recorded: the next `lessor_engine_open` resumes their
+ * that no `lessor_engine_open` returned. When this returns (from any thread),
+ * the directory is released. Leases stay recorded: the next `lessor_engine_open` resumes their
  * expiry. Must not be called from inside a call on the same engine.
  */
 void lessor_engine_free(struct lessor_engine *engine);

@@ -180,17 +180,18 @@ func Open(dataDir, optionsJSON string) (*Engine, error) {
 }
 
 // Close waits for the calls in flight in other goroutines, then stops the
-// expirer and releases the data directory. Every call after it (or racing with
-// it) returns ErrClosed. Closing twice is a no-op. Do not call Close from inside
+// expirer and releases the data directory (released when any Close returns).
+// Every call after it (or racing with it) returns ErrClosed. Closing twice is a
+// no-op. Do not call Close from inside
 // a call on the same engine.
 func (e *Engine) Close() error {
 	e.mu.Lock() // waits for the calls in flight
-	handle := e.handle
-	e.handle = nil
-	e.mu.Unlock()
-	if handle != nil {
+	defer e.mu.Unlock()
+	if e.handle != nil {
+		// Freed with the lock held: a racing Close returns once the directory is released.
+		C.lessor_engine_free(e.handle)
+		e.handle = nil
 		runtime.SetFinalizer(e, nil)
-		C.lessor_engine_free(handle)
 	}
 	return nil
 }

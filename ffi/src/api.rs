@@ -287,17 +287,19 @@ pub extern "C" fn lessor_engine_open(
 /// normally); a call that races with this one is either waited for or returns
 /// `LESSOR_INVALID_HANDLE`, and every call afterwards returns
 /// `LESSOR_INVALID_HANDLE`. Freeing an engine again is a no-op, as is a pointer
-/// that no `lessor_engine_open` returned. When this returns, the directory is
-/// released. Leases stay recorded: the next `lessor_engine_open` resumes their
+/// that no `lessor_engine_open` returned. When this returns (from any thread),
+/// the directory is released. Leases stay recorded: the next `lessor_engine_open` resumes their
 /// expiry. Must not be called from inside a call on the same engine.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_engine_free(engine: *mut lessor_engine) {
     ffi_panic_boundary(|| {
         let Some(slot) = engine_slot(engine) else { return };
         // The write lock waits for every call in flight (each holds the read lock).
-        let live = slot.live.write().unwrap_or_else(PoisonError::into_inner).take();
-        // Dropped after the lock is released: calls arriving now fail fast.
-        drop(live);
+        let mut live = slot.live.write().unwrap_or_else(PoisonError::into_inner);
+        // Dropped with the lock held, so that a racing second free returns only
+        // once the directory is released too. Nothing the engine runs calls back
+        // into this API, so this cannot wait for itself.
+        drop(live.take());
     })
 }
 
