@@ -110,7 +110,8 @@ func (c *cstrings) add(name, s string) *C.char {
 		return nil
 	}
 	if i := strings.IndexByte(s, 0); i >= 0 {
-		c.err = &ArgumentError{Argument: name, Reason: fmt.Sprintf("contains a NUL byte (at index %d): C would see only %q", i, s[:i])}
+		// The value itself is not shown: it may be a secret (a token).
+		c.err = &ArgumentError{Argument: name, Reason: fmt.Sprintf("contains a NUL byte (at index %d), which C would take as the end of the string", i)}
 		return nil
 	}
 	p := C.CString(s)

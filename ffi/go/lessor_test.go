@@ -257,6 +257,9 @@ func TestNulInAStringIsRefused(t *testing.T) {
 	}
 	_, err = engine.Request(root+"\x00junk", "read", "sys/mounts", nil)
 	expectRefused(t, "token", err)
+	if strings.Contains(err.Error(), root) {
+		t.Fatalf("the message shows the token: %v", err)
+	}
 	_, err = engine.Request(root, "read\x00x", "sys/mounts", nil)
 	expectRefused(t, "operation", err)
 	_, err = engine.Issue(root, "database/creds/ro\x00x")

@@ -194,8 +194,9 @@ def _enc(value, name):
         raise TypeError("%s must be a str" % name)
     index = value.find("\x00")
     if index >= 0:
-        raise ArgumentError(name, "contains a NUL byte (at index %d): C would see only %r"
-                            % (index, value[:index]))
+        # The value itself is not shown: it may be a secret (a token).
+        raise ArgumentError(name, "contains a NUL byte (at index %d), which C would take as "
+                            "the end of the string" % index)
     return value.encode("utf-8")
 
 
