@@ -205,6 +205,41 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// clap keeps one value per id: an argument of a subcommand with a global's id
+    /// (`token`, `format`, …) reads the global's value and hides it from the
+    /// subcommand's help — `token revoke TOKEN` authenticated as TOKEN that way.
+    #[test]
+    fn no_subcommand_argument_shares_an_id_with_a_global_flag() {
+        let globals: Vec<String> =
+            Cli::command().get_arguments().filter(|a| a.is_global_set()).map(|a| a.get_id().to_string()).collect();
+        assert!(globals.contains(&"token".to_string()), "{globals:?}");
+        fn walk(command: &clap::Command, path: &str, globals: &[String]) {
+            for arg in command.get_arguments().filter(|a| !a.is_global_set()) {
+                let id = arg.get_id().as_str();
+                assert!(!globals.iter().any(|g| g == id), "`{path}` has an argument with the global id {id:?}");
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), globals);
+            }
+        }
+        walk(&Cli::command(), "lessor", &globals);
+    }
+
+    #[test]
+    fn token_positionals_are_the_target_and_the_global_token_the_caller() {
+        let parse = |s: &str| Cli::try_parse_from(flags::normalize(s.split(' ').map(str::to_string))).unwrap();
+        let cli = parse("lessor -token=lsr.caller token revoke lsr.target");
+        assert_eq!(cli.global.token.as_deref(), Some("lsr.caller"));
+        assert!(matches!(
+            cli.command,
+            Command::Token { command: operator::TokenCommand::Revoke { target: Some(ref t), self_: false, accessor: false } }
+                if t == "lsr.target"
+        ));
+        let cli = parse("lessor token lookup --token=lsr.caller");
+        assert!(matches!(cli.command, Command::Token { command: operator::TokenCommand::Lookup { target: None, .. } }));
+        assert_eq!(cli.global.token.as_deref(), Some("lsr.caller"));
+    }
+
     #[test]
     fn vault_spelled_commands_parse() {
         let parse = |s: &str| Cli::try_parse_from(flags::normalize(s.split(' ').map(str::to_string)));

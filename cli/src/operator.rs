@@ -88,26 +88,39 @@ pub enum LeaseCommand {
     List { prefix: String },
 }
 
+// The positional of `token lookup` and `token revoke` must not have the id
+// `token`: that is the global `--token` (LESSOR_TOKEN), and clap fills one id
+// from both — the command then authenticated as its argument, and with no
+// argument revoked or looked up the caller's own token as if it were one.
+// `id = "target"` keeps them apart (a test walks the whole command tree).
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Create a child token of the caller's.
     Create(TokenCreateArgs),
-    /// Look up a token (default: the caller's own).
+    /// Look up a token: TOKEN (auth/token/lookup), -accessor A
+    /// (auth/token/lookup-accessor), or with no argument the one you authenticate
+    /// with (auth/token/lookup-self).
     Lookup {
         /// Treat the argument as an accessor.
         #[arg(long)]
         accessor: bool,
-        token: Option<String>,
+        /// The token (or, with -accessor, the accessor) to look up; default: your own.
+        #[arg(id = "target", value_name = "TOKEN")]
+        target: Option<String>,
     },
-    /// Revoke a token, its children and its leases.
+    /// Revoke a token, its children and its leases: TOKEN (auth/token/revoke),
+    /// -accessor A (auth/token/revoke-accessor), or -self for the one you
+    /// authenticate with (auth/token/revoke-self).
     Revoke {
         /// Treat the argument as an accessor.
         #[arg(long)]
         accessor: bool,
-        /// Revoke the caller's own token.
+        /// Revoke the token you authenticate with (-token / LESSOR_TOKEN).
         #[arg(long = "self")]
         self_: bool,
-        token: Option<String>,
+        /// The token (or, with -accessor, the accessor) to revoke.
+        #[arg(id = "target", value_name = "TOKEN")]
+        target: Option<String>,
     },
 }
 
@@ -394,37 +407,66 @@ pub fn token(global: &Global, command: TokenCommand) -> Result<ExitCode, Failure
             let response = send(global, Operation::Update, "auth/token/create", data)?;
             print_response(global, &response, "");
         }
-        TokenCommand::Lookup { accessor, token } => {
-            let (path, data) = match (accessor, token) {
-                (true, Some(a)) => ("auth/token/lookup-accessor", json!({ "accessor": a })),
-                (true, None) => {
-                    return Err(Failure::Local("-accessor needs the accessor: token lookup -accessor A".into()));
-                }
-                (false, Some(t)) => ("auth/token/lookup", json!({ "token": t })),
-                (false, None) => ("auth/token/lookup-self", Value::Null),
-            };
+        TokenCommand::Lookup { accessor, target } => {
+            let (path, data) = token_lookup_request(accessor, target)?;
             let response = send(global, Operation::Update, path, data)?;
             print_response(global, &response, "");
         }
-        TokenCommand::Revoke { accessor, self_, token } => {
-            let (path, data) = match (self_, accessor, token) {
-                (true, _, None) => ("auth/token/revoke-self", Value::Null),
-                (true, _, Some(_)) => {
-                    return Err(Failure::Local(
-                        "-self takes no token: it revokes the one you authenticate with".into(),
-                    ));
-                }
-                (false, true, Some(a)) => ("auth/token/revoke-accessor", json!({ "accessor": a })),
-                (false, false, Some(t)) => ("auth/token/revoke", json!({ "token": t })),
-                (false, _, None) => {
-                    return Err(Failure::Local("which token? token revoke TOKEN, -accessor A, or -self".into()));
-                }
-            };
+        TokenCommand::Revoke { accessor, self_, target } => {
+            let (path, data) = token_revoke_request(accessor, self_, target)?;
             send(global, Operation::Update, path, data)?;
             println!("Success! Revoked token (if it existed)");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The request `token lookup` sends, as Vault's CLI chooses it. The caller always
+/// authenticates with the global token; the argument is only the request's data.
+fn token_lookup_request(accessor: bool, target: Option<String>) -> Result<(&'static str, Value), Failure> {
+    Ok(match (accessor, target) {
+        (true, Some(a)) => ("auth/token/lookup-accessor", json!({ "accessor": a })),
+        (true, None) => {
+            return Err(Failure::Local(
+                "Not enough arguments: token lookup -accessor ACCESSOR (the accessor is shown as token_accessor)"
+                    .into(),
+            ));
+        }
+        (false, Some(t)) => ("auth/token/lookup", json!({ "token": t })),
+        (false, None) => ("auth/token/lookup-self", Value::Null),
+    })
+}
+
+/// The request `token revoke` sends. As in Vault, no argument is an error, never
+/// the caller's own token: that takes -self.
+fn token_revoke_request(accessor: bool, self_: bool, target: Option<String>) -> Result<(&'static str, Value), Failure> {
+    Ok(match (self_, accessor, target) {
+        (true, true, _) => {
+            return Err(Failure::Local(
+                "-self and -accessor cannot be used together: -self revokes the token you authenticate with".into(),
+            ));
+        }
+        (true, false, None) => ("auth/token/revoke-self", Value::Null),
+        (true, false, Some(_)) => {
+            return Err(Failure::Local(
+                "Too many arguments: -self takes no TOKEN (it revokes the one you authenticate with); to revoke \
+                 another token, drop -self"
+                    .into(),
+            ));
+        }
+        (false, true, Some(a)) => ("auth/token/revoke-accessor", json!({ "accessor": a })),
+        (false, false, Some(t)) => ("auth/token/revoke", json!({ "token": t })),
+        (false, true, None) => {
+            return Err(Failure::Local("Not enough arguments: token revoke -accessor ACCESSOR".into()));
+        }
+        (false, false, None) => {
+            return Err(Failure::Local(
+                "Not enough arguments: token revoke TOKEN, token revoke -accessor ACCESSOR, or token revoke -self \
+                 to revoke the token you authenticate with"
+                    .into(),
+            ));
+        }
+    })
 }
 
 pub fn policy(global: &Global, command: PolicyCommand) -> Result<ExitCode, Failure> {
