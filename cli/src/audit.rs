@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lessor_engine::audit::{self, Filter, ReplayOptions, SignedCheckpoint, VerifyOptions};
 use lessor_engine::event::Outcome;
 
+use crate::term::{self, errln};
+
 /// Forensic replay over a data directory.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -196,7 +198,8 @@ impl From<String> for Stop {
     }
 }
 
-/// Buffered stdout that tells a closed pipe from a real error.
+/// Buffered stdout that tells a closed pipe from a real error. Everything in the
+/// log was written by some caller, so no line reaches the terminal raw.
 struct Out {
     w: BufWriter<std::io::Stdout>,
 }
@@ -206,8 +209,16 @@ impl Out {
         Out { w: BufWriter::with_capacity(1 << 16, std::io::stdout()) }
     }
 
+    /// One line of text, escaped ([`term::escape`]): a value holding a newline,
+    /// ESC or a bidi override shows as `\n`, `\x1b`, `\u{202e}`.
     fn line(&mut self, text: &str) -> Result<(), Stop> {
-        writeln!(self.w, "{text}").map_err(stop)
+        writeln!(self.w, "{}", term::escape(text)).map_err(stop)
+    }
+
+    /// JSON text (one JSON line, or a pretty document), kept valid JSON
+    /// ([`term::json_safe`]).
+    fn json(&mut self, text: String) -> Result<(), Stop> {
+        writeln!(self.w, "{}", term::json_safe(text)).map_err(stop)
     }
 
     fn flush(&mut self) -> Result<(), Stop> {
@@ -216,7 +227,12 @@ impl Out {
 }
 
 fn stop(e: std::io::Error) -> Stop {
-    if e.kind() == std::io::ErrorKind::BrokenPipe { Stop::Closed } else { Stop::Fail(format!("cannot write: {e}")) }
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        term::stdout_closed();
+        Stop::Closed
+    } else {
+        Stop::Fail(format!("cannot write: {e}"))
+    }
 }
 
 /// A byte progress bar on stderr, only when stderr is a terminal.
@@ -262,7 +278,7 @@ fn ts(ms: i64) -> String {
 
 fn json_line(out: &mut Out, value: &impl serde::Serialize) -> Result<ExitCode, Stop> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Stop::Fail(e.to_string()))?;
-    out.line(&text).map(|()| ExitCode::SUCCESS)
+    out.json(text).map(|()| ExitCode::SUCCESS)
 }
 
 fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> Result<ExitCode, Stop> {
@@ -285,7 +301,7 @@ fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> R
                 json_line(out, &serde_json::json!({ "ok": false, "error": e.to_string() }))?;
             }
             out.flush()?;
-            eprintln!("FAILED: {e}");
+            errln!("FAILED: {e}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -320,10 +336,12 @@ fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> R
     }
     if let Some(torn) = &report.torn_tail {
         out.flush()?;
-        eprintln!(
+        errln!(
             "warning: {} bytes at the end of {} (byte {}) are not a whole record: a write in progress, or a torn \
              write the next open cuts off",
-            torn.bytes, torn.file, torn.offset
+            torn.bytes,
+            torn.file,
+            torn.offset
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -369,10 +387,10 @@ fn checkpoint(
     match file {
         Some(path) => {
             std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            eprintln!("checkpoint for LSN {} ({}) written to {}", signed.lsn, ts(signed.ts_ms), path.display());
+            errln!("checkpoint for LSN {} ({}) written to {}", signed.lsn, ts(signed.ts_ms), path.display());
         }
         None => {
-            out.w.write_all(text.as_bytes()).map_err(stop)?;
+            out.w.write_all(term::escape_text(&text).as_bytes()).map_err(stop)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -407,8 +425,12 @@ fn timeline(out: &mut Out, dir: &Path, key_file: Option<&Path>, args: LogArgs) -
     let mut progress = |done, total| bar.update(done, total);
     let mut failed = None;
     let stats = audit::timeline(dir, &filter, Some(&mut progress), &mut |entry, chain| {
-        let line = if args.jsonl { audit::event_json_line(entry, chain) } else { audit::event_text(entry, chain) };
-        match out.line(&line) {
+        let written = if args.jsonl {
+            out.json(audit::event_json_line(entry, chain))
+        } else {
+            out.line(&audit::event_text(entry, chain))
+        };
+        match written {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
                 failed = Some(e);
@@ -423,7 +445,7 @@ fn timeline(out: &mut Out, dir: &Path, key_file: Option<&Path>, args: LogArgs) -
     let stats = stats.map_err(|e| e.to_string())?;
     if std::io::stderr().is_terminal() {
         out.flush()?;
-        eprintln!("{} of {} events matched", stats.matched, stats.scanned);
+        errln!("{} of {} events matched", stats.matched, stats.scanned);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -432,10 +454,13 @@ fn replay_options(no_snapshots: bool) -> ReplayOptions {
     ReplayOptions { use_snapshots: !no_snapshots }
 }
 
-/// Prints rows as left-aligned columns under a header.
+/// Prints rows as left-aligned columns under a header; cells are escaped first, so
+/// the columns line up with what the terminal shows.
 fn table(out: &mut Out, header: &[&str], rows: &[Vec<String>]) -> Result<(), Stop> {
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|row| row.iter().map(|cell| term::escape(cell).into_owned()).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -452,7 +477,7 @@ fn table(out: &mut Out, header: &[&str], rows: &[Vec<String>]) -> Result<(), Sto
         line
     };
     out.line(&render(header.to_vec()))?;
-    for row in rows {
+    for row in &rows {
         out.line(&render(row.iter().map(String::as_str).collect()))?;
     }
     Ok(())

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::Failure;
 use crate::output;
 use crate::session::{Location, Session};
+use crate::term::{out, outln};
 
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
@@ -98,9 +99,9 @@ fn percent_decode(text: &str) -> String {
 
 /// Prints a step's heading and the command that does the same from a shell.
 fn say(step: &str, command: &str) {
-    println!("\n==> {step}");
+    outln!("\n==> {step}");
     if !command.is_empty() {
-        println!("$ {command}");
+        outln!("$ {command}");
     }
 }
 
@@ -118,7 +119,7 @@ pub fn dev(args: DevArgs) -> Result<ExitCode, Failure> {
             say("Starting a throwaway PostgreSQL (initdb + pg_ctl on a free port)", "");
             let cluster = lessor_pgtemp::try_private_cluster().map_err(|e| failed("starting PostgreSQL", e))?;
             let db = cluster.database("lessor_dev");
-            println!("PostgreSQL {} on 127.0.0.1:{}, database {}", cluster.version(), cluster.port(), db.dbname());
+            outln!("PostgreSQL {} on 127.0.0.1:{}, database {}", cluster.version(), cluster.port(), db.dbname());
             let admin = AdminUrl::parse(&db.admin_url()).map_err(Failure::Local)?;
             _cluster = Some((cluster, db));
             admin
@@ -128,11 +129,11 @@ pub fn dev(args: DevArgs) -> Result<ExitCode, Failure> {
     let result = tour(data_dir.path(), &admin);
     if args.keep {
         let kept = data_dir.keep();
-        println!("\nThe data directory is kept at {}", kept.display());
+        outln!("\nThe data directory is kept at {}", kept.display());
     }
     match result {
         Ok(()) => {
-            println!("\nEvery step worked. Cleaning up the throwaway PostgreSQL and data directory.");
+            outln!("\nEvery step worked. Cleaning up the throwaway PostgreSQL and data directory.");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(e),
@@ -146,8 +147,8 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
     let (engine, root) = Engine::init(dir, location.options()).map_err(|e| failed("init", e))?;
     engine.close();
     let token = root.expose().to_string();
-    println!("Initial Root Token: {token}");
-    println!("$ export LESSOR_DATA_DIR={} LESSOR_TOKEN={token}", dir.display());
+    outln!("Initial Root Token: {token}");
+    outln!("$ export LESSOR_DATA_DIR={} LESSOR_TOKEN={token}", dir.display());
 
     let session = Session::open(&location).map_err(|e| failed("opening the engine", e))?;
     let request = |step: &str, operation: Operation, path: &str, data: Value| -> Result<Response, Failure> {
@@ -165,7 +166,7 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
 
     say("Enabling the database secrets engine", "lessor secrets enable database");
     request("secrets enable", Operation::Update, "sys/mounts/database", json!({"type": "database"}))?;
-    println!("Success! Enabled the database secrets engine at: database/");
+    outln!("Success! Enabled the database secrets engine at: database/");
 
     let config_path = format!("database/config/{CONNECTION}");
     say(
@@ -184,7 +185,7 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
         "password": admin.password,
     });
     request("writing the connection", Operation::Update, &config_path, config)?;
-    println!("Success! Data written to: {config_path}");
+    outln!("Success! Data written to: {config_path}");
 
     let role_path = format!("database/roles/{ROLE}");
     say(
@@ -202,12 +203,12 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
         "max_ttl": "24h",
     });
     request("writing the role", Operation::Update, &role_path, role)?;
-    println!("Success! Data written to: {role_path}");
+    outln!("Success! Data written to: {role_path}");
 
     let creds_path = format!("database/creds/{ROLE}");
     say("Issuing a credential: a new PostgreSQL user, just for this caller", &format!("lessor read {creds_path}"));
     let issued = request("issuing a credential", Operation::Read, &creds_path, Value::Null)?;
-    print!("{}", output::table(&output::response_rows(&issued)));
+    out!("{}", output::table(&output::response_rows(&issued)));
     let field = |name: &str| {
         issued
             .data
@@ -226,7 +227,7 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
     let rows = session
         .block_on(login_and_count(&admin.login_url(&username, &password)))
         .map_err(|e| failed("logging in with the credential", e))?;
-    println!("connected as {username}; SELECT sum(count) FROM inventory → {rows}");
+    outln!("connected as {username}; SELECT sum(count) FROM inventory → {rows}");
 
     say("Renewing the lease for 2 hours from now", &format!("lessor lease renew -increment=2h {lease_id}"));
     let before = session.block_on(valid_until(admin, &username)).map_err(|e| failed("reading pg_roles", e))?;
@@ -236,30 +237,26 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
         "sys/leases/renew",
         json!({"lease_id": lease_id, "increment": "2h"}),
     )?;
-    print!("{}", output::table(&output::response_rows(&renewed)));
+    out!("{}", output::table(&output::response_rows(&renewed)));
     let after = session.block_on(valid_until(admin, &username)).map_err(|e| failed("reading pg_roles", e))?;
-    println!(
-        "pg_roles.rolvaliduntil moved: {} → {}",
-        before.as_deref().unwrap_or("-"),
-        after.as_deref().unwrap_or("-")
-    );
+    outln!("pg_roles.rolvaliduntil moved: {} → {}", before.as_deref().unwrap_or("-"), after.as_deref().unwrap_or("-"));
     if before == after {
         return Err(failed("renewing the lease", "VALID UNTIL did not move in pg_roles"));
     }
 
     say("Revoking the lease: the database user is dropped now", &format!("lessor lease revoke {lease_id}"));
     request("revoking the lease", Operation::Update, "sys/leases/revoke", json!({"lease_id": lease_id}))?;
-    println!("Success! Revoked lease: {lease_id}");
+    outln!("Success! Revoked lease: {lease_id}");
     let gone = session.block_on(valid_until(admin, &username));
     match gone {
-        Err(e) if e.contains("no such role") => println!("pg_roles has no {username} any more"),
+        Err(e) if e.contains("no such role") => outln!("pg_roles has no {username} any more"),
         Err(e) => return Err(failed("checking pg_roles", e)),
         Ok(_) => return Err(failed("revoking the lease", format!("{username} is still in pg_roles"))),
     }
     if session.block_on(login_and_count(&admin.login_url(&username, &password))).is_ok() {
         return Err(failed("revoking the lease", "the revoked credential can still log in"));
     }
-    println!("logging in as {username} now fails, as it should");
+    outln!("logging in as {username} now fails, as it should");
     session.close();
 
     say("The audit trail: every step above, from the hash-chained log", "lessor audit log");

@@ -14,6 +14,7 @@ mod operator;
 mod output;
 mod run;
 mod session;
+mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 
 use output::Format;
 use session::Location;
+use term::errln;
 
 /// Replay allocates a few short strings per event; mimalloc keeps that cheap
 /// (glibc's malloc costs a third of replay throughput here; see the README).
@@ -137,24 +139,47 @@ impl From<std::io::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(flags::normalize(std::env::args())) {
+    let args = flags::normalize_os(std::env::args_os());
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
-        }
+        Err(e) => return parse_failure(&e, &args),
     };
-    match dispatch(cli) {
+    let code = match dispatch(cli) {
         Ok(code) => code,
         Err(Failure::Local(message)) => {
-            eprintln!("Error: {message}");
+            errln!("Error: {message}");
             ExitCode::from(1)
         }
         Err(Failure::Engine(message)) => {
-            eprintln!("Error: {message}");
+            errln!("Error: {message}");
             ExitCode::from(2)
         }
+    };
+    // A reader that closed stdout (`| head`) ends the output quietly; a write
+    // that failed otherwise (a full disk) lost output, which is an error.
+    match term::stdout_failure() {
+        Some(e) if code == ExitCode::SUCCESS => {
+            errln!("Error: cannot write the output to stdout: {e}");
+            ExitCode::from(1)
+        }
+        _ => code,
     }
+}
+
+/// Prints clap's error (or help) and picks the exit status; an argument that is not
+/// UTF-8 is named, since clap's message does not say which one it was.
+fn parse_failure(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    if e.kind() == clap::error::ErrorKind::InvalidUtf8 {
+        let which = flags::not_utf8(args, std::env::vars_os()).unwrap_or_else(|| "an argument".into());
+        errln!(
+            "Error: {which} is not valid UTF-8: tokens, request paths, names and data must be UTF-8 text (only \
+             the file and directory paths of -d, -master-key-file, -checkpoint and -out may be other bytes)"
+        );
+        return ExitCode::from(1);
+    }
+    // Help and errors go where clap sends them; a closed pipe is not a failure.
+    let _ = e.print();
+    if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {

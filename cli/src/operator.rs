@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::output::{self, Format};
 use crate::session::Session;
+use crate::term::{self, err, errln, out, outln};
 use crate::{Failure, Global};
 
 #[derive(Debug, clap::Subcommand)]
@@ -169,15 +170,25 @@ pub fn init(global: &Global) -> Result<ExitCode, Failure> {
     match global.format {
         Format::Json => {
             let v = json!({ "root_token": root.expose(), "master_key_file": key_file.display().to_string() });
-            println!("{}", output::json(&v));
+            outln!("{}", output::json(&v));
         }
         Format::Table => {
-            println!("Initial Root Token: {}", root.expose());
-            println!();
-            println!("The root token is shown only once: lessor stores only a keyed hash of it.");
-            println!("Master key: {} (keep a copy off this host; without it the log", key_file.display());
-            println!("can still be audited, but no credential can be issued).");
+            outln!("Initial Root Token: {}", root.expose());
+            outln!();
+            outln!("The root token is shown only once: lessor stores only a keyed hash of it.");
+            outln!("Master key: {} (keep a copy off this host; without it the log", key_file.display());
+            outln!("can still be audited, but no credential can be issued).");
         }
+    }
+    if term::stdout_lost() {
+        // Shown once and stored only as a hash: a root token that did not reach the
+        // reader is gone. Say so (never with the token) rather than exit quietly.
+        return Err(Failure::Local(format!(
+            "the root token could not be written to stdout (the reader closed it), and it is shown only once: \
+             {} is initialized but nobody holds its root token; remove that directory and run `lessor init` again \
+             with stdout open",
+            location.data_dir.display()
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -218,16 +229,16 @@ fn engine_error(operation: Operation, path: &str, e: &RequestError) -> Failure {
 /// Prints a reply in the chosen format; `success` is what a reply without data says.
 fn print_response(global: &Global, response: &Response, success: &str) {
     if let Some(w) = output::warnings(response) {
-        eprint!("{w}");
+        err!("{w}");
     }
     match global.format {
-        Format::Json => println!("{}", output::json(&response.to_json())),
+        Format::Json => outln!("{}", output::json(&response.to_json())),
         Format::Table => {
             let rows = output::response_rows(response);
             if rows.is_empty() {
-                println!("{success}");
+                outln!("{success}");
             } else {
-                print!("{}", output::table(&rows));
+                out!("{}", output::table(&rows));
             }
         }
     }
@@ -236,12 +247,12 @@ fn print_response(global: &Global, response: &Response, success: &str) {
 fn print_list(global: &Global, response: &Response, empty: &str) -> ExitCode {
     let keys = output::list_keys(response);
     match global.format {
-        Format::Json => println!("{}", output::json(&json!(keys))),
+        Format::Json => outln!("{}", output::json(&json!(keys))),
         Format::Table if keys.is_empty() => {
-            eprintln!("{empty}");
+            errln!("{empty}");
             return ExitCode::from(2);
         }
-        Format::Table => print!("{}", output::keys(&keys)),
+        Format::Table => out!("{}", output::keys(&keys)),
     }
     ExitCode::SUCCESS
 }
@@ -259,28 +270,28 @@ pub fn secrets(global: &Global, command: SecretsCommand) -> Result<ExitCode, Fai
                 data["max_lease_ttl"] = ttl.into();
             }
             send(global, Operation::Update, &format!("sys/mounts/{path}"), data)?;
-            println!("Success! Enabled the {} secrets engine at: {path}/", args.engine_type);
+            outln!("Success! Enabled the {} secrets engine at: {path}/", args.engine_type);
         }
         SecretsCommand::List => {
             let response = send(global, Operation::Read, "sys/mounts", Value::Null)?;
             let data = response.data.clone().unwrap_or_default();
             match global.format {
-                Format::Json => println!("{}", output::json(&Value::Object(data))),
+                Format::Json => outln!("{}", output::json(&Value::Object(data))),
                 Format::Table => {
                     let mut rows: Vec<(String, String)> = data
                         .iter()
                         .map(|(path, m)| {
-                            let kind = m.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-                            let description = m.get("description").and_then(Value::as_str).unwrap_or("");
-                            (path.clone(), format!("{kind:<12}{description}"))
+                            let kind = term::escape(m.get("type").and_then(Value::as_str).unwrap_or(""));
+                            let description = term::escape(m.get("description").and_then(Value::as_str).unwrap_or(""));
+                            (term::escape(path).into_owned(), format!("{kind:<12}{description}"))
                         })
                         .collect();
                     rows.sort();
-                    let width = rows.iter().map(|(p, _)| p.len()).max().unwrap_or(4).max(4);
-                    println!("{:<width$}    {:<12}Description", "Path", "Type");
-                    println!("{:<width$}    {:<12}-----------", "----", "----");
+                    let width = rows.iter().map(|(p, _)| p.chars().count()).max().unwrap_or(4).max(4);
+                    outln!("{:<width$}    {:<12}Description", "Path", "Type");
+                    outln!("{:<width$}    {:<12}-----------", "----", "----");
                     for (path, rest) in rows {
-                        println!("{path:<width$}    {rest}");
+                        outln!("{path:<width$}    {rest}");
                     }
                 }
             }
@@ -288,7 +299,7 @@ pub fn secrets(global: &Global, command: SecretsCommand) -> Result<ExitCode, Fai
         SecretsCommand::Disable { path } => {
             let path = path.trim_matches('/').to_string();
             send(global, Operation::Delete, &format!("sys/mounts/{path}"), Value::Null)?;
-            println!("Success! Disabled the secrets engine (if it existed) at: {path}/");
+            outln!("Success! Disabled the secrets engine (if it existed) at: {path}/");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -313,7 +324,7 @@ pub fn read(global: &Global, args: ReadArgs) -> Result<ExitCode, Failure> {
     let response = match send_raw(global, Operation::Read, &args.path, data)? {
         Ok(response) => response,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            eprintln!("No value found at {}: {e}", args.path);
+            errln!("No value found at {}: {e}", args.path);
             return Ok(ExitCode::from(2));
         }
         Err(e) => return Err(engine_error(Operation::Read, &args.path, &e)),
@@ -324,7 +335,7 @@ pub fn read(global: &Global, args: ReadArgs) -> Result<ExitCode, Failure> {
             .as_ref()
             .and_then(|d| d.get(field))
             .ok_or_else(|| Failure::Engine(format!("field \"{field}\" is not in the reply from {}", args.path)))?;
-        println!("{}", output::value(value));
+        outln!("{}", output::value(value));
         return Ok(ExitCode::SUCCESS);
     }
     print_response(global, &response, &format!("No data at {}", args.path));
@@ -338,7 +349,7 @@ pub fn list(global: &Global, args: PathArgs) -> Result<ExitCode, Failure> {
 
 pub fn delete(global: &Global, args: PathArgs) -> Result<ExitCode, Failure> {
     send(global, Operation::Delete, &args.path, Value::Null)?;
-    println!("Success! Data deleted (if it existed) at: {}", args.path);
+    outln!("Success! Data deleted (if it existed) at: {}", args.path);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -364,12 +375,12 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<ExitCode, Failure
             };
             let response = send(global, Operation::Update, &path, data)?;
             if let Some(w) = output::warnings(&response) {
-                eprint!("{w}");
+                err!("{w}");
             }
             match (prefix, force) {
-                (true, true) => println!("Success! Force-revoked any leases with prefix: {id}"),
-                (true, false) => println!("Success! Revoked any leases with prefix: {id}"),
-                _ => println!("Success! Revoked lease: {id}"),
+                (true, true) => outln!("Success! Force-revoked any leases with prefix: {id}"),
+                (true, false) => outln!("Success! Revoked any leases with prefix: {id}"),
+                _ => outln!("Success! Revoked lease: {id}"),
             }
         }
         LeaseCommand::Lookup { id } => {
@@ -415,7 +426,7 @@ pub fn token(global: &Global, command: TokenCommand) -> Result<ExitCode, Failure
         TokenCommand::Revoke { accessor, self_, target } => {
             let (path, data) = token_revoke_request(accessor, self_, target)?;
             send(global, Operation::Update, path, data)?;
-            println!("Success! Revoked token (if it existed)");
+            outln!("Success! Revoked token (if it existed)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -478,15 +489,15 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<ExitCode, Failu
                 crate::data::read_file(&file).map_err(Failure::Local)?
             };
             send(global, Operation::Update, &format!("sys/policy/{name}"), json!({ "policy": text }))?;
-            println!("Success! Uploaded policy: {name}");
+            outln!("Success! Uploaded policy: {name}");
         }
         PolicyCommand::Read { name } => {
             let response = send(global, Operation::Read, &format!("sys/policy/{name}"), Value::Null)?;
             match global.format {
-                Format::Json => println!("{}", output::json(&response.to_json())),
+                Format::Json => outln!("{}", output::json(&response.to_json())),
                 Format::Table => {
                     let rules = response.data.as_ref().and_then(|d| d.get("rules").or_else(|| d.get("policy")));
-                    println!("{}", rules.and_then(Value::as_str).unwrap_or_default());
+                    outln!("{}", rules.and_then(Value::as_str).unwrap_or_default());
                 }
             }
         }
@@ -505,13 +516,13 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<ExitCode, Failu
                 names
             };
             match global.format {
-                Format::Json => println!("{}", output::json(&json!(names))),
-                Format::Table => names.iter().for_each(|n| println!("{n}")),
+                Format::Json => outln!("{}", output::json(&json!(names))),
+                Format::Table => names.iter().for_each(|n| outln!("{}", term::escape(n))),
             }
         }
         PolicyCommand::Delete { name } => {
             send(global, Operation::Delete, &format!("sys/policy/{name}"), Value::Null)?;
-            println!("Success! Deleted policy: {name}");
+            outln!("Success! Deleted policy: {name}");
         }
     }
     Ok(ExitCode::SUCCESS)

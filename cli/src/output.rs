@@ -1,10 +1,13 @@
 //! Printing replies the way Vault's CLI does: `Key  Value` tables by default,
 //! the whole JSON reply with `-format=json`.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use lessor_engine::request::Response;
 use serde_json::{Map, Value};
+
+use crate::term;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -45,9 +48,12 @@ pub fn value(v: &Value) -> String {
     }
 }
 
-/// A two-column table with Vault's `Key`/`---` header and aligned values.
+/// A two-column table with Vault's `Key`/`---` header and aligned values. Keys
+/// and values are escaped ([`term::escape`]): one row per line, nothing raw.
 pub fn table(rows: &[(String, String)]) -> String {
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0).max(3);
+    let rows: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+        rows.iter().map(|(k, v)| (term::escape(k), term::escape(v))).collect();
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).max(3);
     let mut out = format!("{:<width$}    Value\n{:<width$}    -----\n", "Key", "---");
     for (k, v) in rows {
         let _ = writeln!(out, "{k:<width$}    {v}");
@@ -60,7 +66,7 @@ pub fn warnings(response: &Response) -> Option<String> {
     let warnings = response.warnings.as_ref().filter(|w| !w.is_empty())?;
     let mut out = String::from("WARNING! The following warnings were returned from lessor:\n\n");
     for w in warnings {
-        let _ = writeln!(out, "  * {w}\n");
+        let _ = writeln!(out, "  * {}\n", term::escape(w));
     }
     Some(out)
 }
@@ -95,11 +101,11 @@ pub fn data_rows(data: &Map<String, Value>) -> Vec<(String, String)> {
     keys.into_iter().map(|k| (k.clone(), value(&data[k]))).collect()
 }
 
-/// `vault list` output: a `Keys` column.
+/// `vault list` output: a `Keys` column, each key escaped.
 pub fn keys(keys: &[String]) -> String {
     let mut out = String::from("Keys\n----\n");
     for k in keys {
-        let _ = writeln!(out, "{k}");
+        let _ = writeln!(out, "{}", term::escape(k));
     }
     out
 }
@@ -115,8 +121,9 @@ pub fn list_keys(response: &Response) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Pretty JSON with no raw control or invisible character ([`term::json_safe`]).
 pub fn json(v: &Value) -> String {
-    serde_json::to_string_pretty(v).expect("JSON values always serialize")
+    term::json_safe(serde_json::to_string_pretty(v).expect("JSON values always serialize"))
 }
 
 #[cfg(test)]
@@ -137,6 +144,17 @@ mod tests {
     fn table_aligns_and_lists_like_vault() {
         let t = table(&[("lease_id".into(), "a/b".into()), ("ttl".into(), value(&json!(["x", "y"])))]);
         assert_eq!(t, "Key         Value\n---         -----\nlease_id    a/b\nttl         [x y]\n");
+    }
+
+    #[test]
+    fn table_keys_and_warnings_escape_what_a_caller_wrote() {
+        let t = table(&[("k\u{1b}[2J".into(), "v\n---         forged\u{7}".into())]);
+        assert_eq!(t, "Key         Value\n---         -----\nk\\x1b[2J    v\\n---         forged\\x07\n");
+        assert_eq!(keys(&["a\u{202e}b".into()]), "Keys\n----\na\\u{202e}b\n");
+        let response = Response { warnings: Some(vec!["w\u{9b}31m".into()]), ..Response::default() };
+        assert!(warnings(&response).unwrap().contains("  * w\\x9b31m\n"));
+        let j = json(&serde_json::json!({"p": "\u{1b}\u{7f}\u{202e}"}));
+        assert_eq!(j, "{\n  \"p\": \"\\u001b\\u007f\\u202e\"\n}");
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use crate::Failure;
 use crate::session::{Location, Session};
+use crate::term::errln;
 
 pub fn run(location: &Location) -> Result<ExitCode, Failure> {
     let session = Session::open(location).map_err(Failure::Engine)?;
     let (leases, last_lsn) = (session.engine().with_state(|s| s.leases.len()), session.engine().last_lsn());
-    eprintln!(
+    errln!(
         "lessor {} running on {} (pid {}): {leases} lease(s), log at LSN {last_lsn}. Stop with Ctrl-C or SIGTERM.",
         env!("CARGO_PKG_VERSION"),
         location.data_dir.display(),
@@ -25,8 +26,8 @@ pub fn run(location: &Location) -> Result<ExitCode, Failure> {
             _ = int.recv() => Ok("SIGINT"),
         }
     })?;
-    eprintln!("{signal}: stopping the expirer and flushing the log");
+    errln!("{signal}: stopping the expirer and flushing the log");
     session.close();
-    eprintln!("stopped cleanly");
+    errln!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,8 @@ use lessor_engine::request::{Operation, RequestError, Response};
 use lessor_engine::{Engine, EngineOptions};
 use serde_json::Value;
 
+use crate::term::errln;
+
 /// Where the engine lives and how to unlock it, from the global flags.
 #[derive(Clone, Debug)]
 pub struct Location {
@@ -50,7 +52,7 @@ impl Session {
             .block_on(engine.recover())
             .map_err(|e| format!("cannot finish interrupted operations: {e}"))?;
         if recovered.revoke_failed > 0 {
-            eprintln!(
+            errln!(
                 "warning: {} interrupted revocation(s) failed and will be retried by the expirer",
                 recovered.revoke_failed
             );
@@ -97,7 +99,7 @@ impl Session {
         let recovered =
             self.block_on(self.engine().recover()).map_err(|e| format!("cannot finish revocations: {e}"))?;
         if recovered.revoke_failed > 0 {
-            eprintln!(
+            errln!(
                 "warning: {} revocation(s) failed; they stay recorded and are retried (see `lessor lease list` and \
                  sys/leases?type=irrevocable)",
                 recovered.revoke_failed
