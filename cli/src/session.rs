@@ -1,14 +1,30 @@
 //! One open engine for the length of a command: the same start-up an embedder gets
 //! from `lessor_engine_open` (recovery, then the expirer), on a runtime of its own.
+//!
+//! The expirer is driven here, one [`Engine::expire_due`] pass at a time, and a
+//! pass is never cut short: closing waits (at most [`EXPIRER_GRACE`]) for the pass
+//! in progress, so a command does not exit with a revocation it started half done
+//! — whose retry the next command would then report. Warnings about revocations
+//! are worded from what the log records (each lease's `RevokeFailed` attempts),
+//! never from a count of calls that returned an error.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lessor_engine::request::{Operation, RequestError, Response};
+use lessor_engine::state::{LeaseStatus, State};
 use lessor_engine::{Engine, EngineOptions};
 use serde_json::Value;
+use tokio::sync::{Notify, watch};
 
-use crate::term::errln;
+use crate::term::{self, errln};
+
+/// How long closing waits for the revocations the expirer's pass is running.
+/// Past it they are interrupted: their intent is logged, and the next command (or
+/// `lessor run`) finishes them.
+pub const EXPIRER_GRACE: Duration = Duration::from_secs(10);
 
 /// Where the engine lives and how to unlock it, from the global flags.
 #[derive(Clone, Debug)]
@@ -24,41 +40,124 @@ impl Location {
     }
 }
 
-/// An engine opened for a command. Dropping it (or [`Session::close`]) stops the
-/// expirer and makes everything durable before the directory lock is released.
+/// An engine opened for a command. Dropping it (or [`Session::close`]) lets the
+/// expirer finish its pass, then makes everything durable before the directory
+/// lock is released.
 #[derive(Debug)]
 pub struct Session {
     runtime: tokio::runtime::Runtime,
     engine: Option<Arc<Engine>>,
-    expirer: Option<tokio::task::JoinHandle<()>>,
+    expirer: Option<Expirer>,
+    /// Recorded revocation failures per lease when the command began (after
+    /// recovery): what the closing report compares against.
+    attempts_at_start: Attempts,
+    grace: Duration,
+}
+
+/// The expirer task and how to talk to it.
+#[derive(Debug)]
+struct Expirer {
+    task: tokio::task::JoinHandle<()>,
+    /// `true`: stop after the pass in progress.
+    stop: watch::Sender<bool>,
+    /// Run a pass now instead of at the next tick.
+    kick: Arc<Notify>,
+    progress: watch::Receiver<Progress>,
+}
+
+/// Which passes the expirer started and settled (found nothing more due).
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    started: u64,
+    settled: u64,
+    /// The settled pass could not record its revocations (the log failed).
+    error: Option<String>,
+}
+
+/// `revoke_attempts` of every lease not active: the failures the log records.
+type Attempts = HashMap<Arc<str>, u32>;
+
+fn attempts(state: &State) -> Attempts {
+    state
+        .leases
+        .iter()
+        .filter(|(_, l)| !matches!(l.status, LeaseStatus::Active))
+        .map(|(id, l)| (id.clone(), l.revoke_attempts))
+        .collect()
+}
+
+/// The warning for revocations whose failure the log recorded since `before`
+/// (a `RevokeFailed` that raised a lease's attempt count), or `None`. `when` says
+/// when they ran ("during this command").
+fn failure_report(state: &State, before: &Attempts, when: &str) -> Option<String> {
+    let mut failed: Vec<_> = state
+        .leases
+        .iter()
+        .filter(|(id, l)| {
+            matches!(l.status, LeaseStatus::Revoking(_)) && l.revoke_attempts > before.get(*id).copied().unwrap_or(0)
+        })
+        .map(|(_, l)| l)
+        .collect();
+    failed.sort_by(|a, b| a.lease_id.cmp(&b.lease_id));
+    let first = failed.first()?;
+    let error = first.revoke_error.as_deref().unwrap_or("no error text recorded");
+    let more = if failed.len() > 1 { format!(" (and {} more)", failed.len() - 1) } else { String::new() };
+    let irrevocable = failed.iter().filter(|l| l.irrevocable).count();
+    let irrevocable = if irrevocable > 0 {
+        format!(
+            "; {irrevocable} spent the retry budget and are irrevocable (`lessor read sys/leases type=irrevocable`; \
+             `lessor lease revoke -prefix -force ID` forgets one the database refuses)"
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "warning: {} revocation(s) failed {when}; the log records each failure (`lessor audit log --lease ID`) and \
+         the expirer retries them with backoff{irrevocable}. {} (attempt {}): {}{more}",
+        failed.len(),
+        term::escape(&first.lease_id),
+        first.revoke_attempts,
+        term::escape(error),
+    ))
 }
 
 impl Session {
     /// Opens `location`, finishes what a crash interrupted and starts the expirer,
     /// so any command also revokes leases that expired while nothing ran.
     pub fn open(location: &Location) -> Result<Session, String> {
+        Session::open_with(location, location.options(), EXPIRER_GRACE)
+    }
+
+    fn open_with(location: &Location, options: EngineOptions, grace: Duration) -> Result<Session, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("lessor")
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        let engine = Engine::open(&location.data_dir, location.options())
+        let engine = Engine::open(&location.data_dir, options)
             .map_err(|e| format!("cannot open {}: {e}", location.data_dir.display()))?;
         let engine = Arc::new(engine);
-        let mut session = Session { runtime, engine: Some(engine.clone()), expirer: None };
-        let recovered = session
-            .runtime
-            .block_on(engine.recover())
-            .map_err(|e| format!("cannot finish interrupted operations: {e}"))?;
-        if recovered.revoke_failed > 0 {
-            errln!(
-                "warning: {} interrupted revocation(s) failed and will be retried by the expirer",
-                recovered.revoke_failed
-            );
+        let before = engine.with_state(attempts);
+        let mut session =
+            Session { runtime, engine: Some(engine.clone()), expirer: None, attempts_at_start: Attempts::new(), grace };
+        session.runtime.block_on(engine.recover()).map_err(|e| format!("cannot finish interrupted operations: {e}"))?;
+        if let Some(warning) = engine
+            .with_state(|s| failure_report(s, &before, "when retried at start-up (interrupted or failing before)"))
+        {
+            errln!("{warning}");
         }
-        session.expirer = Some(session.runtime.spawn(engine.clone().run_expirer()));
+        session.attempts_at_start = engine.with_state(attempts);
+        session.expirer = Some(session.start_expirer());
         Ok(session)
+    }
+
+    fn start_expirer(&self) -> Expirer {
+        let (stop, stopping) = watch::channel(false);
+        let (report, progress) = watch::channel(Progress::default());
+        let kick = Arc::new(Notify::new());
+        let task = self.runtime.spawn(expire(self.engine().clone(), stopping, kick.clone(), report));
+        Expirer { task, stop, kick, progress }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -82,43 +181,66 @@ impl Session {
 
     /// Leases whose revocation is recorded but not finished.
     pub fn pending_revocations(&self) -> usize {
-        self.engine().with_state(|s| {
-            s.leases.values().filter(|l| !matches!(l.status, lessor_engine::state::LeaseStatus::Active)).count()
-        })
+        self.engine().with_state(|s| s.leases.values().filter(|l| !matches!(l.status, LeaseStatus::Active)).count())
     }
 
     /// Runs the revocations a request only recorded (revoke-prefix, token and mount
     /// revocation queue them, as Vault does) so a one-shot command leaves none
-    /// behind. Called only when the request added some (`pending_before`): leases
-    /// already failing — a database outage — are left to the expirer's backoff
-    /// rather than retried by every command. Failures stay recorded.
+    /// behind: one expirer pass now, waited for. Called only when the request added
+    /// some (`pending_before`). The pass runs what is due — these, and leases
+    /// whose retry backoff is over; the expirer is the one runner of revocations,
+    /// so none is raced. Failures stay recorded; the closing report names them.
     pub fn finish_pending(&self, pending_before: usize) -> Result<(), String> {
         if self.pending_revocations() <= pending_before {
             return Ok(());
         }
-        let recovered =
-            self.block_on(self.engine().recover()).map_err(|e| format!("cannot finish revocations: {e}"))?;
-        if recovered.revoke_failed > 0 {
-            errln!(
-                "warning: {} revocation(s) failed; they stay recorded and are retried (see `lessor lease list` and \
-                 sys/leases?type=irrevocable)",
-                recovered.revoke_failed
-            );
+        let Some(expirer) = &self.expirer else { return Ok(()) };
+        let mut progress = expirer.progress.clone();
+        // A pass numbered above this one starts after the request's changes.
+        let after = progress.borrow().started;
+        expirer.kick.notify_one();
+        let settled = self
+            .block_on(progress.wait_for(|p| p.settled > after))
+            .map(|p| p.clone())
+            .map_err(|_| "cannot finish revocations: the expirer stopped".to_string())?;
+        match settled.error {
+            Some(e) => Err(format!("cannot finish revocations: {e}")),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub fn close(mut self) {
         self.shutdown();
     }
 
+    #[cfg(test)]
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.expirer.as_ref().expect("the expirer runs").stop.subscribe()
+    }
+
     fn shutdown(&mut self) {
         if let Some(expirer) = self.expirer.take() {
-            expirer.abort();
-            // Let the aborted task unwind so no revocation holds the engine.
-            let _ = self.runtime.block_on(expirer);
+            let _ = expirer.stop.send(true);
+            let mut task = expirer.task;
+            let grace = self.grace;
+            let finished = self.runtime.block_on(async { tokio::time::timeout(grace, &mut task).await }).is_ok();
+            if !finished {
+                task.abort();
+                // Let the aborted task unwind so no revocation holds the engine.
+                let _ = self.runtime.block_on(task);
+                errln!(
+                    "warning: revocations the expirer was running did not finish within {} s and were interrupted: \
+                     the log holds their intent (RevokeStarted), and the next command or `lessor run` finishes them",
+                    self.grace.as_secs_f64()
+                );
+            }
         }
         if let Some(engine) = self.engine.take() {
+            if let Some(warning) =
+                engine.with_state(|s| failure_report(s, &self.attempts_at_start, "during this command"))
+            {
+                errln!("{warning}");
+            }
             match Arc::try_unwrap(engine) {
                 Ok(engine) => engine.close(),
                 // A task still holds it: dropping our reference closes it when the
@@ -132,5 +254,237 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The expirer loop: a pass ([`Engine::expire_due`]) now, then one every tick or
+/// when kicked, until `stop`. `stop` is looked at only between passes, so the
+/// revocations a pass started finish (or fail, recorded) before the loop ends —
+/// and the first pass always runs, so every command revokes what expired while
+/// nothing ran.
+async fn expire(
+    engine: Arc<Engine>,
+    mut stop: watch::Receiver<bool>,
+    kick: Arc<Notify>,
+    report: watch::Sender<Progress>,
+) {
+    let tick = Duration::from_millis(engine.expiry_options().tick_ms.max(1));
+    let mut pass = 0u64;
+    let mut last_error: Option<String> = None;
+    loop {
+        pass += 1;
+        report.send_modify(|p| p.started = pass);
+        let result = engine.expire_due().await;
+        let more_due = matches!(&result, Ok(r) if r.more_due);
+        let error = result.err().map(|e| e.to_string());
+        if let Some(e) = error.as_ref().filter(|e| last_error.as_ref() != Some(*e)) {
+            errln!("warning: the expirer cannot record revocations ({e}); it retries every tick");
+        }
+        last_error.clone_from(&error);
+        if !more_due {
+            report.send_modify(|p| {
+                p.settled = pass;
+                p.error = error;
+            });
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if more_due {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = kick.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use lessor_engine::clock::ManualClock;
+    use lessor_engine::event::ConnectionWritten;
+    use lessor_engine::plugin::{CommitGate, DatabasePlugin, NewUser, PluginError, PluginFactory, PluginFuture};
+    use lessor_engine::state::LeaseStatus;
+    use serde_json::json;
+
+    use super::*;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    /// A database whose revocations are held until released, or refused.
+    #[derive(Debug, Default)]
+    struct HeldDatabase {
+        /// Notified when a revocation reaches the database.
+        started: Notify,
+        /// A revocation returns once this is notified.
+        release: Notify,
+        /// Refuse every revocation with this message instead.
+        refuse: Mutex<Option<String>>,
+        revoked: Mutex<Vec<String>>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Plugin(Arc<HeldDatabase>);
+
+    impl DatabasePlugin for Plugin {
+        fn verify(&self) -> PluginFuture<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn create_user<'a>(&'a self, _user: NewUser<'a>, gate: CommitGate<'a>) -> PluginFuture<'a, ()> {
+            Box::pin(async move { gate.await.map_err(PluginError::Aborted) })
+        }
+        fn renew_user<'a>(&'a self, _: &'a str, _: &'a str, _: &'a [String]) -> PluginFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn revoke_user<'a>(&'a self, username: &'a str, _: &'a [String], _: bool) -> PluginFuture<'a, ()> {
+            Box::pin(async move {
+                self.0.started.notify_one();
+                let refused = self.0.refuse.lock().unwrap().clone();
+                if let Some(message) = refused {
+                    return Err(PluginError::Database { message, sqlstate: None });
+                }
+                self.0.release.notified().await;
+                self.0.revoked.lock().unwrap().push(username.to_string());
+                Ok(())
+            })
+        }
+        fn rotate_root<'a>(&'a self, _: &'a str, _: &'a str, _: &'a [String]) -> PluginFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn user_exists<'a>(&'a self, _: &'a str) -> PluginFuture<'a, bool> {
+            Box::pin(async { Ok(true) })
+        }
+    }
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        db: Arc<HeldDatabase>,
+        lease_id: String,
+    }
+
+    impl Fixture {
+        fn location(&self) -> Location {
+            Location { data_dir: self.dir.path().to_path_buf(), key_file: None }
+        }
+
+        fn options(&self) -> EngineOptions {
+            let plugin = Plugin(self.db.clone());
+            let factory = move |_: &ConnectionWritten| Ok(Arc::new(plugin.clone()) as Arc<dyn DatabasePlugin>);
+            EngineOptions {
+                clock: self.clock.clone(),
+                plugin_factory: Some(PluginFactory(Arc::new(factory))),
+                ..self.location().options()
+            }
+        }
+
+        fn lease(&self) -> Option<lessor_engine::state::Lease> {
+            let engine = Engine::open(self.dir.path(), self.options()).unwrap();
+            let lease = engine.with_state(|s| s.leases.get(self.lease_id.as_str()).cloned());
+            engine.close();
+            lease
+        }
+    }
+
+    /// A data directory with one lease (TTL 1h) whose expiry has passed.
+    fn expired_lease() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut fixture = Fixture { dir, clock, db: Arc::default(), lease_id: String::new() };
+        let (engine, root) = Engine::init(fixture.dir.path(), fixture.options()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ok = |path: &str, operation, data| {
+            rt.block_on(engine.request(root.expose(), operation, path, data)).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        ok("sys/mounts/database", Operation::Update, json!({"type": "database"}));
+        ok(
+            "database/config/pg",
+            Operation::Update,
+            json!({"plugin_name": "postgresql-database-plugin", "allowed_roles": "*", "username": "admin",
+                   "password": "pw", "connection_url": "postgresql://{{username}}:{{password}}@h/db"}),
+        );
+        ok(
+            "database/roles/app",
+            Operation::Update,
+            json!({"db_name": "pg", "default_ttl": "1h", "creation_statements": "CREATE ROLE \"{{name}}\";"}),
+        );
+        fixture.lease_id = ok("database/creds/app", Operation::Read, Value::Null).lease_id;
+        engine.close();
+        fixture.clock.advance_ms(2 * 3_600_000);
+        fixture
+    }
+
+    #[test]
+    fn close_waits_for_the_revocation_the_expirer_started() {
+        let f = expired_lease();
+        let session = Session::open_with(&f.location(), f.options(), Duration::from_secs(600)).unwrap();
+        // The first pass always runs: the expired lease's revocation reaches the
+        // database. The database answers only once closing has begun, so a close
+        // that cut the pass short (the old abort) would leave it half done.
+        session.block_on(f.db.started.notified());
+        let mut stopping = session.stopping();
+        let db = f.db.clone();
+        session.runtime.spawn(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            db.release.notify_one();
+        });
+        session.close();
+        assert_eq!(f.db.revoked.lock().unwrap().len(), 1, "the database user was dropped");
+        assert_eq!(f.lease(), None, "the revocation's outcome is in the log: the lease is gone");
+    }
+
+    #[test]
+    fn past_the_grace_an_interrupted_revocation_is_handed_over_not_reported_failed() {
+        let f = expired_lease();
+        let session = Session::open_with(&f.location(), f.options(), Duration::from_millis(1)).unwrap();
+        session.block_on(f.db.started.notified());
+        session.close(); // the database never answers: interrupted after the grace
+        let lease = f.lease().expect("still recorded");
+        assert!(matches!(lease.status, LeaseStatus::Revoking(_)), "{lease:?}");
+        assert_eq!(lease.revoke_attempts, 0, "no failure was recorded, so none may be reported");
+
+        // The next command finishes it at start-up, and has no failure to report.
+        f.db.release.notify_one();
+        let before = Engine::open(f.dir.path(), f.options()).unwrap();
+        let attempts_before = before.with_state(attempts);
+        before.close();
+        let session = Session::open_with(&f.location(), f.options(), Duration::from_secs(600)).unwrap();
+        assert_eq!(session.engine().with_state(|s| failure_report(s, &attempts_before, "at start-up")), None);
+        session.close();
+        assert_eq!(f.lease(), None);
+        assert_eq!(f.db.revoked.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_failure_warning_is_worded_from_the_recorded_failure() {
+        let f = expired_lease();
+        *f.db.refuse.lock().unwrap() = Some("role \"v-x\" cannot be dropped\u{1b}[2J".into());
+        let session = Session::open_with(&f.location(), f.options(), Duration::from_secs(600)).unwrap();
+        session.block_on(f.db.started.notified());
+        let start = session.attempts_at_start.clone();
+        session.close(); // waits for the pass: the refusal is recorded
+        let engine = Engine::open(f.dir.path(), f.options()).unwrap();
+        let warning = engine.with_state(|s| failure_report(s, &start, "during this command")).expect("a warning");
+        // Unchanged attempts (an interruption, or a revocation someone else was
+        // running) are not failures.
+        let now = engine.with_state(attempts);
+        assert_eq!(engine.with_state(|s| failure_report(s, &now, "during this command")), None);
+        engine.close();
+        assert!(
+            warning.starts_with("warning: 1 revocation(s) failed during this command; the log records"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains(&format!(
+                "{} (attempt 1): database error: role \"v-x\" cannot be dropped\\x1b[2J",
+                f.lease_id
+            )),
+            "{warning}"
+        );
+        assert!(!warning.contains('\u{1b}'), "{warning}");
     }
 }
