@@ -5,12 +5,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
-/// Rewrites Vault-style `-flag[=value]` arguments to `--flag[=value]`. Leaves
-/// alone: `-` (stdin), single-letter short flags (`-d`, `-f`), negative numbers,
-/// `k=v` data, and everything after `--`.
-///
-/// One more spelling: after `audit log`, `--token T` is the filter the issue names
-/// (`--token-secret`, hashed locally); everywhere else `--token` authenticates.
+/// [`normalize_os`] over `String`s, for tests that spell command lines as text.
 #[cfg(test)]
 pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
     normalize_os(args.into_iter().map(OsString::from))
@@ -19,10 +14,17 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
-/// [`normalize`] over the arguments as the system gives them. An argument that is
-/// not UTF-8 passes through (a `-flag=` before it is still rewritten), so a path
-/// such as `-d DIR` may be any bytes, and clap names any other argument that must
-/// be text (see [`not_utf8`]).
+/// Rewrites Vault-style `-flag[=value]` arguments to `--flag[=value]`. Leaves
+/// alone: `-` (stdin), single-letter short flags (`-d`, `-f`), negative numbers,
+/// `k=v` data, and everything after `--`.
+///
+/// One more spelling: after `audit log`, `--token T` is the filter the issue names
+/// (`--token-secret`, hashed locally); everywhere else `--token` authenticates.
+///
+/// Arguments are taken as the system gives them: one that is not UTF-8 passes
+/// through (a `-flag=` before its value is still rewritten), so a path such as
+/// `-d DIR` may be any bytes, and clap refuses any other that must be text
+/// ([`not_utf8`] names it).
 pub fn normalize_os(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out: Vec<OsString> = Vec::new();
     let mut passthrough = false;

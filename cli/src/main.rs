@@ -177,9 +177,15 @@ fn parse_failure(e: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    // Help and errors go where clap sends them; a closed pipe is not a failure.
+    if e.use_stderr() {
+        // clap quotes the offending argument: escaped like everything else.
+        term::print_err(&e.render().to_string());
+        return ExitCode::from(1);
+    }
+    // Help and version: our own text, styled when stdout is a terminal; a closed
+    // pipe is not a failure.
     let _ = e.print();
-    if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    ExitCode::SUCCESS
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {

@@ -84,6 +84,11 @@ fn control_characters_from_any_caller_are_escaped_in_every_renderer() {
     assert_eq!(out.status.code(), Some(2));
     assert_clean("the error on stderr", &out.stderr);
     assert!(text(&out.stderr).contains("\\x1b[2J"), "{}", text(&out.stderr));
+    // clap's own errors quote the argument: escaped too.
+    let out = lessor(dir, &root, &["read", "p", &format!("--{HOSTILE}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_clean("clap's error", &out.stderr);
+    assert!(text(&out.stderr).contains("unexpected argument"), "{}", text(&out.stderr));
     // NUL cannot be an argument: it comes through the engine, with an invalid token.
     let nul_path = "sys/\0nul\u{1b}[31m";
     {
