@@ -292,7 +292,10 @@ fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> R
     };
     let bar = Bar::new("verifying");
     let mut progress = |done, total| bar.update(done, total);
-    let result = audit::verify(dir, VerifyOptions { exported: exported.as_ref(), progress: Some(&mut progress) });
+    let result = audit::verify(
+        dir,
+        VerifyOptions { exported: exported.as_ref(), progress: Some(&mut progress), ..VerifyOptions::default() },
+    );
     drop(bar);
     let report = match result {
         Ok(report) => report,
@@ -370,7 +373,7 @@ fn checkpoint(
     let keys = if head { Some(audit::load_keys(dir, key_file).map_err(|e| e.to_string())?) } else { None };
     let bar = Bar::new("verifying");
     let mut progress = |done, total| bar.update(done, total);
-    let report = audit::verify(dir, VerifyOptions { exported: None, progress: Some(&mut progress) })
+    let report = audit::verify(dir, VerifyOptions { progress: Some(&mut progress), ..VerifyOptions::default() })
         .map_err(|e| format!("the log does not verify, so no checkpoint of it is exported: {e}"))?;
     drop(bar);
     let signed = match keys {
