@@ -85,6 +85,13 @@ pub enum OpenError {
     Key(#[from] KeyError),
     #[error("wrong master key: it does not match the key this data directory was initialized with")]
     WrongMasterKey,
+    /// The log's first record names a checkpoint key the master key does not
+    /// derive: its proofs were made by someone else (a log rewritten whole).
+    #[error(
+        "the log's public key is not this master key's: the log was rewritten by someone without the key; \
+         restore the data directory from a copy and compare it with an exported checkpoint"
+    )]
+    ForeignPublicKey,
 }
 
 /// Live plugins by `(mount, connection)`, with the configuration each was built from.
@@ -288,6 +295,12 @@ impl Engine {
         {
             return Err(OpenError::WrongMasterKey);
         }
+        if let (Some(keys), Some(init)) =
+            (&keys, &shared.applied.read().expect("state lock poisoned").state.initialized)
+            && keys.checkpoint_public_key() != init.checkpoint_public_key
+        {
+            return Err(OpenError::ForeignPublicKey);
+        }
         let checkpointer = keys.as_ref().map(|keys| checkpointer(keys.clone(), &shared));
         let log = Log::start(storage, &options.log, summary, options.clock.now_ms(), sink, checkpointer)?;
         Ok(Engine {
@@ -422,8 +435,15 @@ fn checkpointer(keys: Arc<Keys>, shared: &Shared) -> log::Checkpointer {
         interval_ms: 0,
         last_lsn: last.map_or(0, |(lsn, _)| lsn),
         since_ts_ms: last.map(|(_, ts)| ts),
-        sign: Box::new(move |lsn, chain, ts_ms| {
-            Event::Checkpoint(crate::audit::SignedCheckpoint::sign(&keys, lsn, chain, ts_ms).to_event())
+        sign: Box::new({
+            let keys = keys.clone();
+            move |lsn, chain, ts_ms| {
+                Event::Checkpoint(crate::audit::SignedCheckpoint::sign(&keys, lsn, chain, ts_ms).to_event())
+            }
+        }),
+        sign_batch: Box::new(move |lsn, chain| {
+            let signature = keys.sign_checkpoint(&log::proof::message(lsn, chain)).to_vec();
+            Event::BatchSigned(crate::event::BatchSigned { signature })
         }),
     }
 }

@@ -110,6 +110,16 @@ pub struct Checkpoint {
     pub signature: Vec<u8>,
 }
 
+/// Proof that the key holder wrote the records before it: an Ed25519 signature,
+/// under the checkpoint key, of the LSN and chain of the record just before this
+/// one ([`crate::log::proof`]). The writer ends every batch, and every segment it
+/// seals, with one; the chain makes the newest one prove every record before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSigned {
+    /// 64 bytes.
+    pub signature: Vec<u8>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountEnabled {
     /// Normalized path with a trailing `/`, e.g. `database/`.
@@ -571,6 +581,7 @@ events! {
     1 => EngineInitialized,
     2 => TailTruncated,
     3 => Checkpoint,
+    4 => BatchSigned,
     10 => MountEnabled,
     11 => MountTuned,
     12 => MountDisabled,

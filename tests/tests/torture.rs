@@ -724,7 +724,7 @@ impl Torture {
         if !full {
             return;
         }
-        let options = VerifyOptions { exported: self.exported.as_ref(), progress: None };
+        let options = VerifyOptions { exported: self.exported.as_ref(), ..VerifyOptions::default() };
         let report = verify(&self.dir, options).unwrap_or_else(|e| self.fail(format!("audit verify: {e}")));
         self.verified_records = report.records;
         if report.latest_checkpoint.is_some() {

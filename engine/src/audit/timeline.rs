@@ -294,6 +294,7 @@ fn body_json(event: &Event) -> Value {
         Event::EngineInitialized(b) => serde_json::to_value(b),
         Event::TailTruncated(b) => serde_json::to_value(b),
         Event::Checkpoint(b) => serde_json::to_value(b),
+        Event::BatchSigned(b) => serde_json::to_value(b),
         Event::MountEnabled(b) => serde_json::to_value(b),
         Event::MountTuned(b) => serde_json::to_value(b),
         Event::MountDisabled(b) => serde_json::to_value(b),

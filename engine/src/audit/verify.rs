@@ -15,12 +15,20 @@ pub struct VerifyOptions<'a> {
     /// A checkpoint exported earlier: the log must still hold exactly the history
     /// it signed.
     pub exported: Option<&'a SignedCheckpoint>,
+    /// The public key the auditor trusts (`audit verify --public-key`), kept off
+    /// the host: the log's own key must be it, and the exported checkpoint is
+    /// checked against it. Without it, the key in the log's first record is used,
+    /// which someone who rewrote the whole log would have replaced.
+    pub public_key: Option<[u8; 32]>,
     pub progress: Progress<'a>,
 }
 
 impl std::fmt::Debug for VerifyOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyOptions").field("exported", &self.exported).finish_non_exhaustive()
+        f.debug_struct("VerifyOptions")
+            .field("exported", &self.exported)
+            .field("public_key", &self.public_key.map(hex::encode))
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,6 +66,15 @@ pub struct VerifyReport {
     /// the next open cuts): not damage, but the records in it are not there.
     pub torn_tail: Option<TornTail>,
     pub exported: Option<ExportedMatch>,
+    /// The newest batch proof, verified: it proves every record up to it was
+    /// written by the key holder ([`crate::log::proof`]). `None` for a log
+    /// written before proofs (format 1).
+    pub proven_lsn: Option<Lsn>,
+    /// Whole records after the newest proof: a batch a crash cut short (the next
+    /// open cuts them) or records appended without the master key. Never applied.
+    pub unproven_records: u64,
+    /// The first of them.
+    pub unproven_from_lsn: Option<Lsn>,
 }
 
 fn serialize_hex<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -103,6 +120,11 @@ pub enum VerifyError {
     ExportedBeyondLog { lsn: Lsn, last_lsn: Lsn },
     #[error("the log has no EngineInitialized record, so there is no public key to check the exported checkpoint with")]
     NoPublicKey,
+    #[error(
+        "the log's public key {found} is not the pinned key {pinned}: the log was rewritten whole, or this is \
+         another engine's data directory"
+    )]
+    ForeignPublicKey { pinned: String, found: String },
 }
 
 /// Walks the whole log in `dir` (read-only, no lock, no master key).
@@ -115,6 +137,9 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
     let mut exported_signature_checked = false;
     let mut exported_match = None;
     let mut prev: (Lsn, Chain, i64) = (0, GENESIS_CHAIN, i64::MIN);
+    // The newest proof: (its location, the LSN and chain it covers, the signature).
+    let mut newest_proof: Option<(String, u64, Lsn, Lsn, Chain, Vec<u8>)> = None;
+    let mut unproven = 0u64;
     if let Some(cp) = options.exported
         && cp.lsn == 0
         && cp.chain != GENESIS_CHAIN
@@ -131,7 +156,19 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
                 if public_key.is_some_and(|k| k != init.checkpoint_public_key) {
                     return Err(invalid("a second EngineInitialized with another checkpoint key".into()));
                 }
+                if let Some(pinned) = options.public_key
+                    && pinned != init.checkpoint_public_key
+                {
+                    return Err(VerifyError::ForeignPublicKey {
+                        pinned: hex::encode(pinned),
+                        found: hex::encode(init.checkpoint_public_key),
+                    });
+                }
                 public_key = Some(init.checkpoint_public_key);
+            }
+            Event::BatchSigned(proof) => {
+                newest_proof = Some((rec.file.to_string(), rec.offset, rec.lsn, prev.0, prev.1, proof.signature));
+                unproven = 0;
             }
             Event::Checkpoint(event) => {
                 let Some(key) = public_key else {
@@ -181,6 +218,9 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
                 });
             }
         }
+        if !matches!(rec.kind, k if k == crate::event::EventKind::BatchSigned.code()) {
+            unproven += 1;
+        }
         prev = (rec.lsn, rec.chain, rec.ts_ms);
         records += 1;
         if records.is_multiple_of(PROGRESS_EVERY_RECORDS) {
@@ -188,6 +228,33 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
         }
     }
     report(&mut options.progress, &reader);
+    // The newest proof covers every record before it (each chain value commits to
+    // all before it), so it is the one signature to check.
+    let proven_lsn = match (&newest_proof, public_key) {
+        (Some((file, offset, lsn, covered, chain, signature)), Some(key)) => {
+            if !crate::log::proof::verify(&key, *covered, chain, signature) {
+                return Err(VerifyError::Invalid {
+                    file: file.clone(),
+                    offset: *offset,
+                    lsn: *lsn,
+                    what: "the batch proof does not verify under the log's public key: records were written \
+                           without the master key"
+                        .into(),
+                });
+            }
+            Some(*lsn)
+        }
+        (Some((file, offset, lsn, ..)), None) => {
+            return Err(VerifyError::Invalid {
+                file: file.clone(),
+                offset: *offset,
+                lsn: *lsn,
+                what: "a batch proof, but no EngineInitialized holds the key to check it".into(),
+            });
+        }
+        (None, _) => None,
+    };
+    let unproven_records = if proven_lsn.is_some() { unproven } else { 0 };
     if let Some(cp) = options.exported {
         if !exported_signature_checked {
             let key = public_key.ok_or(VerifyError::NoPublicKey)?;
@@ -209,5 +276,8 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
         latest_checkpoint: latest,
         torn_tail: reader.torn_tail().cloned(),
         exported: exported_match,
+        proven_lsn,
+        unproven_records,
+        unproven_from_lsn: (unproven_records > 0).then(|| prev.0 + 1 - unproven_records),
     })
 }

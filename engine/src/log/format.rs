@@ -20,7 +20,11 @@ use crate::event::Lsn;
 pub const SEGMENT_MAGIC: u32 = u32::from_le_bytes(*b"LSRS");
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"LSRE");
 /// Version of the byte format. A change bumps it; readers keep opening old versions.
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: every batch and every sealed segment ends with a `BatchSigned` proof
+/// ([`super::proof`]); the framing is unchanged. 1: no proofs.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version this build still reads.
+pub const FORMAT_VERSION_MIN: u16 = 1;
 
 pub const CHAIN_BYTES: usize = 32;
 pub const SEGMENT_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + CHAIN_BYTES + 4;
@@ -59,6 +63,8 @@ pub fn parse_segment_name(name: &str) -> Option<Lsn> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// [`FORMAT_VERSION`] for every segment this build writes.
+    pub version: u16,
     pub first_lsn: Lsn,
     /// Chain of the last record of the previous segment (genesis for the first).
     pub prev_chain: Chain,
@@ -77,7 +83,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut out = [0u8; SEGMENT_HEADER_BYTES];
         out[0..4].copy_from_slice(&SEGMENT_MAGIC.to_le_bytes());
-        out[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[4..6].copy_from_slice(&self.version.to_le_bytes());
         // 6..8 reserved, zero.
         out[8..16].copy_from_slice(&self.first_lsn.to_le_bytes());
         out[16..48].copy_from_slice(&self.prev_chain);
@@ -97,12 +103,12 @@ impl SegmentHeader {
             return Err(HeaderProblem::BadCrc);
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderProblem::UnsupportedVersion(version));
         }
         let mut prev_chain = [0u8; CHAIN_BYTES];
         prev_chain.copy_from_slice(&bytes[16..48]);
-        Ok(SegmentHeader { first_lsn: u64_at(bytes, 8), prev_chain })
+        Ok(SegmentHeader { version, first_lsn: u64_at(bytes, 8), prev_chain })
     }
 }
 
@@ -217,20 +223,40 @@ mod tests {
     /// Golden bytes: a change here is a format change and must bump FORMAT_VERSION.
     #[test]
     fn golden_segment_header() {
-        let h = SegmentHeader { first_lsn: 0x0102, prev_chain: [0xab; 32] };
+        let h = SegmentHeader { version: FORMAT_VERSION, first_lsn: 0x0102, prev_chain: [0xab; 32] };
         let bytes = h.encode();
         assert_eq!(
             hex::encode(bytes),
             concat!(
                 "4c535253",
-                "0100",
+                "0200",
                 "0000",
                 "0201000000000000",
                 "abababababababababababababababababababababababababababababababab",
-                "a0b1ccc6"
+                "06f9b4b8"
             )
         );
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
+    }
+
+    /// Version 1 headers, as earlier builds wrote them, still decode.
+    #[test]
+    fn golden_segment_header_v1_still_decodes() {
+        let v1 = hex::decode(concat!(
+            "4c535253",
+            "0100",
+            "0000",
+            "0201000000000000",
+            "abababababababababababababababababababababababababababababababab",
+            "a0b1ccc6"
+        ))
+        .unwrap();
+        let h = SegmentHeader::decode(&v1).unwrap();
+        assert_eq!(h, SegmentHeader { version: 1, first_lsn: 0x0102, prev_chain: [0xab; 32] });
+        assert_eq!(h.encode().to_vec(), v1);
+        let mut v3 = SegmentHeader { version: 3, ..h }.encode();
+        v3[4] = 3;
+        assert_eq!(SegmentHeader::decode(&v3), Err(HeaderProblem::UnsupportedVersion(3)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`snapshot`]: state caches at an LSN.
 
 pub mod format;
+pub mod proof;
 pub mod recovery;
 pub mod snapshot;
 pub mod storage;
@@ -167,7 +168,15 @@ impl Log {
             move |source| LogOpenError::Io { file, source }
         };
         if let Some(torn) = &summary.torn_tail {
-            tracing::warn!(segment = %torn.segment, offset = torn.offset, bytes = torn.bytes, "cutting torn log tail");
+            if torn.unproven {
+                tracing::warn!(
+                    segment = %torn.segment, offset = torn.offset, bytes = torn.bytes,
+                    "cutting log records no batch proof covers: a write a crash cut short, or records appended \
+                     without the master key; they were never applied"
+                );
+            } else {
+                tracing::warn!(segment = %torn.segment, offset = torn.offset, bytes = torn.bytes, "cutting torn log tail");
+            }
             if torn.remove_segment {
                 storage.remove(&torn.segment).map_err(io(&torn.segment))?;
             } else {
@@ -175,11 +184,26 @@ impl Log {
             }
             storage.sync_dir().map_err(io(&torn.segment))?;
         }
-        let (file, segment_bytes, segment_name) = match summary.segments.last() {
+        // A log from before batch proofs goes on in a new segment of today's
+        // version, so that every record this writer appends is in a segment whose
+        // newest proof open checks (an empty old segment is replaced).
+        let upgrade =
+            summary.segments.last().filter(|seg| seg.version < format::FORMAT_VERSION && checkpointer.is_some());
+        if let Some(old) = upgrade
+            && old.valid_bytes <= format::SEGMENT_HEADER_BYTES as u64
+        {
+            storage.remove(&old.name).map_err(io(&old.name))?;
+        }
+        let active = summary.segments.last().filter(|_| upgrade.is_none());
+        let (file, segment_bytes, segment_name) = match active {
             Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.valid_bytes, seg.name.clone()),
             None => {
                 let name = format::segment_name(summary.next_lsn);
-                let header = format::SegmentHeader { first_lsn: summary.next_lsn, prev_chain: summary.last_chain };
+                let header = format::SegmentHeader {
+                    version: format::FORMAT_VERSION,
+                    first_lsn: summary.next_lsn,
+                    prev_chain: summary.last_chain,
+                };
                 let mut file = storage.create_new(&name).map_err(io(&name))?;
                 file.write_all(&header.encode()).map_err(io(&name))?;
                 file.sync_data().map_err(io(&name))?;
@@ -212,6 +236,7 @@ impl Log {
             cut_back: None,
             checkpointer,
             sealed_since_checkpoint: false,
+            proof_pending: false,
         };
         let (tx, rx) = mpsc::channel(options.append_queue_depth_max);
         let thread = std::thread::Builder::new()

@@ -35,12 +35,15 @@ use crate::event::{Event, Lsn};
 use crate::log::format::{
     self, Chain, GENESIS_CHAIN, HeaderProblem, RecordProblem, RecordView, SEGMENT_HEADER_BYTES, SegmentHeader,
 };
+use crate::log::proof;
 use crate::log::storage::{MemStorage, Storage};
 
 /// A segment as the scan found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
     pub name: String,
+    /// The header's format version.
+    pub version: u16,
     pub first_lsn: Lsn,
     /// Bytes of valid data (header + whole records).
     pub valid_bytes: u64,
@@ -57,6 +60,8 @@ pub struct TornTail {
     pub bytes: u64,
     /// Row 7: the segment holds no valid header and is removed entirely.
     pub remove_segment: bool,
+    /// Row 11: whole records that no batch proof covers (see [`super::proof`]).
+    pub unproven: bool,
 }
 
 /// What a successful scan learned.
@@ -69,6 +74,9 @@ pub struct ScanSummary {
     pub last_ts_ms: i64,
     pub records: u64,
     pub torn_tail: Option<TornTail>,
+    /// The checkpoint public key in the log's first record (`EngineInitialized`):
+    /// batch proofs are checked against it.
+    pub public_key: Option<[u8; 32]>,
 }
 
 /// Where a scan stopped. Messages name the file, byte offset and LSN.
@@ -151,6 +159,7 @@ pub fn scan_trusting(
         last_ts_ms: i64::MIN,
         records: 0,
         torn_tail: None,
+        public_key: None,
     };
     let mut bytes = Vec::new();
     for (i, (name_lsn, name)) in segs.iter().enumerate() {
@@ -180,6 +189,7 @@ pub fn scan_trusting(
                         offset: 0,
                         bytes: bytes.len() as u64,
                         remove_segment: true,
+                        unproven: false,
                     });
                     break;
                 }
@@ -207,9 +217,21 @@ pub fn scan_trusting(
             ));
         }
 
-        scan_records(name, &bytes, header.first_lsn, last, chain_trusted_through, &mut summary, visit)?;
+        // Row 11: in the newest segment, only what the newest proof covers counts.
+        // (Damage followed by valid records is left to rows 4-6, which refuse.)
+        let proven_end = (last && header.version >= 2)
+            .then(|| proof::last_proof_end(&bytes, SEGMENT_HEADER_BYTES))
+            .filter(|scan| scan.first_bad.is_none_or(|bad| !valid_record_after(&bytes, bad)))
+            .map(|scan| scan.proof_end.unwrap_or(SEGMENT_HEADER_BYTES));
+        let records = Records { name, bytes: &bytes, segment_first_lsn: header.first_lsn, last, proven_end };
+        scan_records(&records, chain_trusted_through, &mut summary, visit)?;
         let valid_bytes = summary.torn_tail.as_ref().map_or(bytes.len() as u64, |t| t.offset);
-        summary.segments.push(SegmentInfo { name: name.clone(), first_lsn: header.first_lsn, valid_bytes });
+        summary.segments.push(SegmentInfo {
+            name: name.clone(),
+            version: header.version,
+            first_lsn: header.first_lsn,
+            valid_bytes,
+        });
     }
     Ok(summary)
 }
@@ -217,15 +239,24 @@ pub fn scan_trusting(
 /// Rows 1–6 for the records of one segment, in one pass (crc, LSN, chain and the
 /// visitor while the record is in cache):
 /// advances `summary` over every valid record and calls `visit` for each.
-fn scan_records(
-    name: &str,
-    bytes: &[u8],
+/// One segment's bytes as [`scan_records`] walks them.
+struct Records<'a> {
+    name: &'a str,
+    bytes: &'a [u8],
     segment_first_lsn: Lsn,
     last: bool,
+    /// Row 11: where the newest batch proof ends, for the newest segment of a
+    /// log with proofs.
+    proven_end: Option<usize>,
+}
+
+fn scan_records(
+    records: &Records<'_>,
     chain_trusted_through: Lsn,
     summary: &mut ScanSummary,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
 ) -> Result<(), ScanError> {
+    let &Records { name, bytes, segment_first_lsn, last, proven_end } = records;
     let corrupt = |offset: usize, lsn: Lsn, what: String| ScanError::Corrupt {
         file: name.to_string(),
         offset: offset as u64,
@@ -234,6 +265,21 @@ fn scan_records(
     };
     let mut offset = SEGMENT_HEADER_BYTES;
     while offset < bytes.len() {
+        if let Some(end) = proven_end
+            && offset >= end
+            && summary.public_key.is_some()
+        {
+            // Row 11: never applied; cut like a torn tail (and logged).
+            summary.torn_tail = Some(TornTail {
+                segment: name.to_string(),
+                segment_first_lsn,
+                offset: offset as u64,
+                bytes: (bytes.len() - offset) as u64,
+                remove_segment: false,
+                unproven: true,
+            });
+            return Ok(());
+        }
         match format::read_record(&bytes[offset..]) {
             Ok(rec) => {
                 if rec.lsn != summary.next_lsn {
@@ -250,6 +296,25 @@ fn scan_records(
                         rec.lsn,
                         "hash chain broken: a record was edited, removed or reordered".into(),
                     ));
+                }
+                if rec.lsn == 1 {
+                    summary.public_key = proof::public_key_of_first(&rec);
+                }
+                if proven_end == Some(offset + rec.size)
+                    && let Some(key) = &summary.public_key
+                {
+                    // The newest proof: it covers every record before it.
+                    let valid = proof::signature_of(&rec)
+                        .is_some_and(|signature| proof::verify(key, rec.lsn - 1, &summary.last_chain, &signature));
+                    if !valid {
+                        return Err(corrupt(
+                            offset,
+                            rec.lsn,
+                            "the batch proof does not verify under the log's public key: records were written \
+                             without the master key"
+                                .into(),
+                        ));
+                    }
                 }
                 visit(Located { file: name, offset: offset as u64 }, &rec).map_err(|what| ScanError::Rejected {
                     file: name.to_string(),
@@ -274,6 +339,7 @@ fn scan_records(
                             offset: offset as u64,
                             bytes: (bytes.len() - offset) as u64,
                             remove_segment: false,
+                            unproven: false,
                         });
                         Ok(())
                     }

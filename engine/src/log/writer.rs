@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::event::{Entry, Event, Lsn};
 use crate::log::FsyncPolicy;
 use crate::log::format::{self, Chain, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::log::proof;
 use crate::log::storage::{Storage, StorageFile};
 
 /// Called on the writer thread with every durable batch, in LSN order, before any
@@ -59,6 +60,9 @@ pub enum AppendError {
 /// Builds the signed `Checkpoint` event for the record `(lsn, chain, ts_ms)`.
 pub type CheckpointSigner = Box<dyn FnMut(Lsn, &Chain, i64) -> Event + Send>;
 
+/// Builds the `BatchSigned` proof of the record `(lsn, chain)` ([`super::proof`]).
+pub type BatchSigner = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
+
 /// Signs checkpoints on the writer thread, where the chain is known exactly: after
 /// a batch that sealed a segment, or once `interval_ms` of log time passed since
 /// the last checkpoint, the writer appends a `Checkpoint` event covering the last
@@ -73,6 +77,8 @@ pub struct Checkpointer {
     pub since_ts_ms: Option<i64>,
     /// Builds the signed `Checkpoint` event for `(lsn, chain, ts_ms)` of a record.
     pub sign: CheckpointSigner,
+    /// Builds the proof that ends every batch and every sealed segment.
+    pub sign_batch: BatchSigner,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -93,6 +99,7 @@ struct Mark {
     last_chain: Chain,
     last_ts_ms: i64,
     sealed_since_checkpoint: bool,
+    proof_pending: bool,
     /// The checkpointer's `(last_lsn, since_ts_ms)`.
     checkpoint: Option<(Lsn, Option<i64>)>,
 }
@@ -146,6 +153,8 @@ pub(crate) struct Writer {
     pub checkpointer: Option<Checkpointer>,
     /// A segment was sealed and no checkpoint has been written since.
     pub sealed_since_checkpoint: bool,
+    /// Records were framed since the last `BatchSigned` proof.
+    pub proof_pending: bool,
 }
 
 impl Writer {
@@ -211,20 +220,19 @@ impl Writer {
                 let first_lsn = self.next_lsn;
                 for (event, payload) in req.events.drain(..) {
                     let size = (RECORD_OVERHEAD_BYTES + payload.len()) as u64;
-                    let segment_has_records = self.segment_bytes + buf.len() as u64 > SEGMENT_HEADER_BYTES as u64;
-                    if segment_has_records && self.segment_bytes + buf.len() as u64 + size > self.segment_bytes_max {
-                        self.rotate(buf)?;
-                    }
+                    self.rotate_if_full(buf, size)?;
                     let lsn = self.next_lsn;
                     self.last_chain =
                         format::encode_record(buf, &self.last_chain, lsn, ts_ms, event.kind().code(), &payload);
                     entries.push(Entry { lsn, ts_ms, event });
                     self.next_lsn += 1;
+                    self.proof_pending = true;
                 }
                 self.last_ts_ms = ts_ms;
                 acks.push(Appended { first_lsn, last_lsn: self.next_lsn - 1, ts_ms });
             }
             self.checkpoint_if_due(buf, entries)?;
+            self.prove(buf, entries)?;
             self.write_and_sync(buf)
         })();
         match result {
@@ -264,6 +272,7 @@ impl Writer {
             last_chain: self.last_chain,
             last_ts_ms: self.last_ts_ms,
             sealed_since_checkpoint: self.sealed_since_checkpoint,
+            proof_pending: self.proof_pending,
             checkpoint: self.checkpointer.as_ref().map(|cp| (cp.last_lsn, cp.since_ts_ms)),
         }
     }
@@ -288,6 +297,7 @@ impl Writer {
         self.last_chain = mark.last_chain;
         self.last_ts_ms = mark.last_ts_ms;
         self.sealed_since_checkpoint = mark.sealed_since_checkpoint;
+        self.proof_pending = mark.proof_pending;
         if let (Some(cp), Some((last_lsn, since_ts_ms))) = (&mut self.checkpointer, mark.checkpoint) {
             cp.last_lsn = last_lsn;
             cp.since_ts_ms = since_ts_ms;
@@ -324,32 +334,58 @@ impl Writer {
     /// was sealed or the interval has passed. After the batch's requests, so every
     /// request's records stay contiguous.
     fn checkpoint_if_due(&mut self, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) -> std::io::Result<()> {
-        let Some(mut cp) = self.checkpointer.take() else { return Ok(()) };
-        let result = (|| {
-            let head = self.next_lsn - 1;
-            let since = *cp.since_ts_ms.get_or_insert(self.last_ts_ms);
-            let interval_passed = cp.interval_ms > 0 && self.last_ts_ms.saturating_sub(since) >= cp.interval_ms as i64;
-            if head == 0 || head <= cp.last_lsn || !(self.sealed_since_checkpoint || interval_passed) {
-                return Ok(());
-            }
-            let (chain, ts_ms) = (self.last_chain, self.last_ts_ms);
-            let event = (cp.sign)(head, &chain, ts_ms);
-            let payload = event.encode_payload();
-            let size = (RECORD_OVERHEAD_BYTES + payload.len()) as u64;
-            let segment_has_records = self.segment_bytes + buf.len() as u64 > SEGMENT_HEADER_BYTES as u64;
-            if segment_has_records && self.segment_bytes + buf.len() as u64 + size > self.segment_bytes_max {
-                self.rotate(buf)?;
-            }
-            self.last_chain = format::encode_record(buf, &chain, self.next_lsn, ts_ms, event.kind().code(), &payload);
-            entries.push(Entry { lsn: self.next_lsn, ts_ms, event });
-            self.next_lsn += 1;
-            cp.last_lsn = head;
-            cp.since_ts_ms = Some(ts_ms);
-            self.sealed_since_checkpoint = false;
-            Ok(())
-        })();
-        self.checkpointer = Some(cp);
-        result
+        let head = self.next_lsn - 1;
+        let Some(cp) = &mut self.checkpointer else { return Ok(()) };
+        let since = *cp.since_ts_ms.get_or_insert(self.last_ts_ms);
+        let interval_passed = cp.interval_ms > 0 && self.last_ts_ms.saturating_sub(since) >= cp.interval_ms as i64;
+        if head == 0 || head <= cp.last_lsn || !(self.sealed_since_checkpoint || interval_passed) {
+            return Ok(());
+        }
+        let ts_ms = self.last_ts_ms;
+        let event = (cp.sign)(head, &self.last_chain, ts_ms);
+        let payload = event.encode_payload();
+        self.rotate_if_full(buf, (RECORD_OVERHEAD_BYTES + payload.len()) as u64)?;
+        self.last_chain =
+            format::encode_record(buf, &self.last_chain, self.next_lsn, ts_ms, event.kind().code(), &payload);
+        entries.push(Entry { lsn: self.next_lsn, ts_ms, event });
+        self.next_lsn += 1;
+        self.proof_pending = true;
+        let cp = self.checkpointer.as_mut().expect("checked above");
+        cp.last_lsn = head;
+        cp.since_ts_ms = Some(ts_ms);
+        self.sealed_since_checkpoint = false;
+        Ok(())
+    }
+
+    /// Seals the active segment first if a record of `size` bytes would not fit.
+    fn rotate_if_full(&mut self, buf: &mut Vec<u8>, size: u64) -> std::io::Result<()> {
+        let used = self.segment_bytes + buf.len() as u64;
+        if used > SEGMENT_HEADER_BYTES as u64 && used + size > self.segment_bytes_max {
+            self.rotate(buf)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the batch with a `BatchSigned` proof of its last record, if the
+    /// writer holds the key. After every request's records (and the checkpoint),
+    /// so each request's records stay contiguous; it may open a new segment.
+    fn prove(&mut self, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) -> std::io::Result<()> {
+        let Some(cp) = &mut self.checkpointer else { return Ok(()) };
+        if !self.proof_pending {
+            return Ok(());
+        }
+        let event = (cp.sign_batch)(self.next_lsn - 1, &self.last_chain);
+        debug_assert!(matches!(&event, Event::BatchSigned(b) if b.signature.len() == proof::SIGNATURE_BYTES));
+        let payload = event.encode_payload();
+        assert_eq!(RECORD_OVERHEAD_BYTES + payload.len(), proof::PROOF_RECORD_BYTES, "proof record size changed");
+        self.rotate_if_full(buf, proof::PROOF_RECORD_BYTES as u64)?;
+        let ts_ms = self.last_ts_ms;
+        self.last_chain =
+            format::encode_record(buf, &self.last_chain, self.next_lsn, ts_ms, event.kind().code(), &payload);
+        entries.push(Entry { lsn: self.next_lsn, ts_ms, event });
+        self.next_lsn += 1;
+        self.proof_pending = false;
+        Ok(())
     }
 
     fn write_and_sync(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
@@ -383,7 +419,8 @@ impl Writer {
     fn rotate(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
         self.write_and_sync(buf)?;
         assert!(self.segment_bytes > SEGMENT_HEADER_BYTES as u64, "sealing an empty segment");
-        let header = SegmentHeader { first_lsn: self.next_lsn, prev_chain: self.last_chain };
+        let header =
+            SegmentHeader { version: format::FORMAT_VERSION, first_lsn: self.next_lsn, prev_chain: self.last_chain };
         let name = format::segment_name(self.next_lsn);
         let mut file = self.storage.create_new(&name)?;
         self.batch_segments.push(name.clone());

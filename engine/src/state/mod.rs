@@ -103,6 +103,8 @@ impl State {
             Event::EngineInitialized(e) => self.initialized = Some(e),
             Event::TailTruncated(_) => self.counters.tail_truncations += 1,
             Event::Checkpoint(e) => self.last_checkpoint = Some(e),
+            // Proofs are checked by the reader; they change no state.
+            Event::BatchSigned(_) => {}
             Event::MountEnabled(e) => {
                 let MountEnabled { path, mount_type, description, default_lease_ttl_ms, max_lease_ttl_ms } = e;
                 let mount = Mount {

@@ -1,0 +1,202 @@
+//! Records appended by someone who can write the data directory but does not hold
+//! the master key (issue 14, item 4): the crc and the hash chain use no key, so a
+//! forger can recompute both; the batch proofs are what stop them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lessor_engine::audit::{self, VerifyError, VerifyOptions};
+use lessor_engine::clock::ManualClock;
+use lessor_engine::event::{BatchSigned, Event, PolicyWritten};
+use lessor_engine::log::format::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
+use lessor_engine::log::storage::ReadOnlyDir;
+use lessor_engine::log::{ScanError, read_entries};
+use lessor_engine::request::{ErrorKind, Operation};
+use lessor_engine::{Engine, EngineOptions, OpenError};
+use serde_json::{Value, json};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn options() -> EngineOptions {
+    EngineOptions { clock: Arc::new(ManualClock::new(T0)), snapshot_every_events: 0, ..EngineOptions::default() }
+}
+
+/// An initialized directory with a token that holds only the `default` policy.
+fn engine_with_default_token() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, root) = Engine::init(dir.path(), options()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let r = rt
+        .block_on(engine.request(
+            root.expose(),
+            Operation::Update,
+            "auth/token/create",
+            json!({"policies": ["default"]}),
+        ))
+        .unwrap();
+    engine.close();
+    (dir, r.auth.unwrap().client_token)
+}
+
+/// What the review did: a record appended after the log's end with its crc and
+/// chain recomputed — no key needed for either.
+fn append_forged(dir: &Path, events: &[Event]) {
+    let (entries, summary) = read_entries(&ReadOnlyDir::new(dir)).unwrap();
+    let last = summary.segments.last().unwrap();
+    let mut chain = summary.last_chain;
+    let mut bytes = Vec::new();
+    let ts = entries.last().unwrap().ts_ms;
+    for (i, event) in events.iter().enumerate() {
+        let lsn = summary.next_lsn + i as u64;
+        chain = format::encode_record(&mut bytes, &chain, lsn, ts, event.kind().code(), &event.encode_payload());
+    }
+    let path = dir.join(&last.name);
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    std::io::Write::write_all(&mut file, &bytes).unwrap();
+}
+
+fn grant_everything() -> Event {
+    Event::PolicyWritten(PolicyWritten {
+        name: "default".into(),
+        text: r#"path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }"#.into(),
+    })
+}
+
+fn read_mounts(engine: &Engine, token: &str) -> Result<(), ErrorKind> {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(engine.request(token, Operation::Read, "sys/mounts", Value::Null)).map(drop).map_err(|e| e.kind())
+}
+
+#[test]
+fn a_forged_record_without_a_proof_is_reported_by_verify_and_never_applied_by_open() {
+    let (dir, token) = engine_with_default_token();
+    let before = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert!(before.proven_lsn.is_some() && before.unproven_records == 0, "{before:?}");
+    append_forged(dir.path(), &[grant_everything()]);
+
+    let report = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert_eq!(report.unproven_records, 1, "verify does not report the forged record");
+    assert_eq!(report.unproven_from_lsn, Some(before.last_lsn + 1));
+    assert_eq!(report.proven_lsn, before.proven_lsn);
+
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(read_mounts(&engine, &token), Err(ErrorKind::PermissionDenied), "the forged policy took effect");
+    let default = engine.with_state(|s| s.policies["default"].clone());
+    assert!(!default.contains(r#"path "*""#), "{default}");
+    assert_eq!(engine.with_state(|s| s.counters.tail_truncations), 1, "the cut is not on the record");
+    engine.close();
+    // After the cut, the log is whole and proven again.
+    let after = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert_eq!(after.unproven_records, 0);
+    assert_eq!(after.proven_lsn, Some(after.last_lsn));
+}
+
+#[test]
+fn a_forged_record_with_a_forged_proof_refuses_the_open_and_fails_verify() {
+    let (dir, _) = engine_with_default_token();
+    append_forged(dir.path(), &[grant_everything(), Event::BatchSigned(BatchSigned { signature: vec![7; 64] })]);
+    match Engine::open(dir.path(), options()) {
+        Err(OpenError::Scan(ScanError::Corrupt { what, .. })) => assert!(what.contains("batch proof"), "{what}"),
+        other => panic!("open accepted a forged proof: {:?}", other.map(|_| ())),
+    }
+    match audit::verify(dir.path(), VerifyOptions::default()) {
+        Err(VerifyError::Invalid { what, .. }) => assert!(what.contains("batch proof"), "{what}"),
+        other => panic!("verify accepted a forged proof: {other:?}"),
+    }
+}
+
+#[test]
+fn a_log_rewritten_whole_under_another_key_is_refused_by_open_and_by_a_pinned_verify() {
+    let (dir, _) = engine_with_default_token();
+    let real = audit::verify(dir.path(), VerifyOptions::default()).unwrap().public_key.unwrap();
+    // The forger makes a key of their own, keeps the original key check (it is
+    // public) and rewrites every record, proofs and all, under it.
+    let forger = lessor_engine::auth::keys::Keys::derive(&lessor_engine::auth::keys::MasterKey::from_bytes([9; 32]));
+    let (mut entries, summary) = read_entries(&ReadOnlyDir::new(dir.path())).unwrap();
+    for e in &mut entries {
+        if let Event::EngineInitialized(init) = &mut e.event {
+            init.checkpoint_public_key = forger.checkpoint_public_key();
+        }
+    }
+    entries.push(lessor_engine::event::Entry { lsn: entries.len() as u64 + 1, ts_ms: T0, event: grant_everything() });
+    for seg in &summary.segments {
+        std::fs::remove_file(dir.path().join(&seg.name)).unwrap();
+    }
+    let mut chain = format::GENESIS_CHAIN;
+    let mut prev = (0, chain);
+    let mut bytes =
+        SegmentHeader { version: format::FORMAT_VERSION, first_lsn: 1, prev_chain: chain }.encode().to_vec();
+    for e in &mut entries {
+        match &mut e.event {
+            Event::BatchSigned(proof) => {
+                proof.signature = forger.sign_checkpoint(&lessor_engine::log::proof::message(prev.0, &prev.1)).to_vec();
+            }
+            Event::Checkpoint(cp) => {
+                *cp = audit::SignedCheckpoint::sign(&forger, prev.0, &prev.1, e.ts_ms).to_event();
+            }
+            _ => {}
+        }
+        chain =
+            format::encode_record(&mut bytes, &chain, e.lsn, e.ts_ms, e.event.kind().code(), &e.event.encode_payload());
+        prev = (e.lsn, chain);
+    }
+    let proof = BatchSigned {
+        signature: forger.sign_checkpoint(&lessor_engine::log::proof::message(prev.0, &prev.1)).to_vec(),
+    };
+    format::encode_record(
+        &mut bytes,
+        &chain,
+        prev.0 + 1,
+        T0,
+        Event::BatchSigned(proof.clone()).kind().code(),
+        &Event::BatchSigned(proof).encode_payload(),
+    );
+    assert!(bytes.len() > SEGMENT_HEADER_BYTES);
+    std::fs::write(dir.path().join(format::segment_name(1)), bytes).unwrap();
+
+    // The engine knows its own key: the log's is not it.
+    assert!(matches!(Engine::open(dir.path(), options()), Err(OpenError::ForeignPublicKey)));
+    // An auditor who pinned the real public key is not fooled either.
+    let pinned = VerifyOptions { public_key: Some(real), ..VerifyOptions::default() };
+    assert!(matches!(audit::verify(dir.path(), pinned), Err(VerifyError::ForeignPublicKey { .. })));
+    // Without the pin the rewrite is self-consistent: that is what the pin is for.
+    assert!(audit::verify(dir.path(), VerifyOptions::default()).is_ok());
+}
+
+/// Rewrites the log as a build before proofs wrote it: one format 1 segment,
+/// no `BatchSigned` records.
+fn rewrite_as_format_1(dir: &Path) {
+    let (entries, summary) = read_entries(&ReadOnlyDir::new(dir)).unwrap();
+    for seg in &summary.segments {
+        std::fs::remove_file(dir.join(&seg.name)).unwrap();
+    }
+    let mut chain = format::GENESIS_CHAIN;
+    let mut bytes = SegmentHeader { version: 1, first_lsn: 1, prev_chain: chain }.encode().to_vec();
+    let kept = entries.into_iter().filter(|e| !matches!(e.event, Event::BatchSigned(_)));
+    for (lsn, e) in (1..).zip(kept) {
+        chain =
+            format::encode_record(&mut bytes, &chain, lsn, e.ts_ms, e.event.kind().code(), &e.event.encode_payload());
+    }
+    std::fs::write(dir.join(format::segment_name(1)), bytes).unwrap();
+}
+
+#[test]
+fn a_log_from_before_proofs_opens_and_goes_on_in_a_proven_segment() {
+    let (dir, token) = engine_with_default_token();
+    rewrite_as_format_1(dir.path());
+    let old = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert_eq!((old.proven_lsn, old.unproven_records), (None, 0), "a format 1 log has no proofs to check");
+
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(read_mounts(&engine, &token), Err(ErrorKind::PermissionDenied));
+    engine.close();
+    let names: Vec<String> =
+        read_entries(&ReadOnlyDir::new(dir.path())).unwrap().1.segments.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(names.len(), 2, "the writer did not start a segment of today's format: {names:?}");
+    let header = std::fs::read(dir.path().join(&names[1])).unwrap();
+    assert_eq!(SegmentHeader::decode(&header).unwrap().version, format::FORMAT_VERSION);
+    let new = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert_eq!(new.proven_lsn, Some(new.last_lsn));
+    // And it opens again, state intact.
+    Engine::open(dir.path(), options()).unwrap().close();
+}
