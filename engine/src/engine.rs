@@ -126,6 +126,9 @@ struct Applied {
 struct Shared {
     applied: RwLock<Applied>,
     storage: Arc<dyn Storage>,
+    /// Signs snapshots; `None` without the master key (unsigned snapshots, which a
+    /// keyed open ignores).
+    snapshot_keys: Option<Arc<Keys>>,
     /// One snapshot write at a time (background and explicit ones share file names).
     snapshot_writing: Mutex<()>,
     /// [`EngineOptions::snapshot_history_every_events`].
@@ -224,11 +227,18 @@ impl Engine {
     /// Opens an engine over any [`Storage`] (in-memory, fault-injecting, …).
     pub fn open_with_storage(storage: Arc<dyn Storage>, options: EngineOptions) -> Result<Engine, OpenError> {
         let snapshots = snapshot::list_newest_first(storage.as_ref()).map_err(OpenError::SnapshotIo)?;
+        // Snapshots must be the key holder's: checked under the key the master
+        // key derives, or (read-only) the one the log's first record names.
+        let public_key = match &options.master_key {
+            Some(master) => Some(Keys::derive(master).checkpoint_public_key()),
+            None if snapshots.is_empty() => None,
+            None => log::recovery::first_public_key(storage.as_ref()),
+        };
         // Newest usable snapshot first; a snapshot that does not match the log is a
         // stale cache, so the next one (or a full replay) takes its place.
         for name in snapshots.iter().map(Some).chain([None]) {
             let base = match name {
-                Some(name) => match load_snapshot(storage.as_ref(), name) {
+                Some(name) => match load_snapshot(storage.as_ref(), name, public_key.as_ref()) {
                     Ok(base) => Some(base),
                     Err(problem) => {
                         tracing::warn!(%problem, "ignoring snapshot");
@@ -256,9 +266,11 @@ impl Engine {
         applied: Applied,
         summary: &log::ScanSummary,
     ) -> Result<Engine, OpenError> {
+        let keys = options.master_key.as_ref().map(|k| Arc::new(Keys::derive(k)));
         let shared = Arc::new(Shared {
             applied: RwLock::new(applied),
             storage: storage.clone(),
+            snapshot_keys: keys.clone(),
             snapshot_writing: Mutex::new(()),
             snapshot_history_every_events: options.snapshot_history_every_events,
             lease_changes: Mutex::default(),
@@ -288,7 +300,6 @@ impl Engine {
                 }
             }
         });
-        let keys = options.master_key.as_ref().map(|k| Arc::new(Keys::derive(k)));
         if let (Some(keys), Some(init)) =
             (&keys, &shared.applied.read().expect("state lock poisoned").state.initialized)
             && keys.key_check() != init.key_check
@@ -454,8 +465,12 @@ struct Base {
     chain: Chain,
 }
 
-fn load_snapshot(storage: &dyn Storage, name: &str) -> Result<Base, snapshot::SnapshotProblem> {
-    let loaded = snapshot::read_decoded(storage, name, |body| {
+fn load_snapshot(
+    storage: &dyn Storage,
+    name: &str,
+    public_key: Option<&[u8; 32]>,
+) -> Result<Base, snapshot::SnapshotProblem> {
+    let loaded = snapshot::read_decoded(storage, name, public_key, |body| {
         State::decode_from_reader(body).map_err(|e| format!("cannot decode state: {e}"))
     })?;
     let state = loaded.value;
@@ -550,7 +565,10 @@ fn write_snapshot(shared: &Shared) -> std::io::Result<Option<String>> {
         }
         (applied.state.applied_lsn, applied.state.applied_ts_ms, applied.chain, applied.state.encode())
     };
-    snapshot::write(shared.storage.as_ref(), lsn, ts_ms, &chain, &body, shared.snapshot_history_every_events).map(Some)
+    let sign = shared.snapshot_keys.as_ref().map(|keys| move |message: &[u8]| keys.sign_checkpoint(message));
+    let signer = sign.as_ref().map(|f| f as snapshot::SnapshotSigner<'_>);
+    snapshot::write(shared.storage.as_ref(), lsn, ts_ms, &chain, &body, shared.snapshot_history_every_events, signer)
+        .map(Some)
 }
 
 fn spawn_snapshotter(shared: Arc<Shared>) -> (std_mpsc::SyncSender<()>, JoinHandle<()>) {

@@ -200,3 +200,33 @@ fn a_log_from_before_proofs_opens_and_goes_on_in_a_proven_segment() {
     // And it opens again, state intact.
     Engine::open(dir.path(), options()).unwrap().close();
 }
+
+#[test]
+fn a_snapshot_planted_without_the_key_is_ignored() {
+    let (dir, token) = engine_with_default_token();
+    // A state in which `default` grants everything, at the log's real end and
+    // chain, written as the engine would but without the key's signature.
+    let (entries, summary) = read_entries(&ReadOnlyDir::new(dir.path())).unwrap();
+    let mut state = lessor_engine::state::State::default();
+    for e in &entries {
+        state.apply(e);
+    }
+    let Event::PolicyWritten(forged) = grant_everything() else { unreachable!() };
+    state.policies.insert(forged.name, forged.text);
+    let last = entries.last().unwrap();
+    let storage = lessor_engine::log::storage::FsStorage::open(dir.path()).unwrap();
+    lessor_engine::log::snapshot::write(&storage, last.lsn, last.ts_ms, &summary.last_chain, &state.encode(), 0, None)
+        .unwrap();
+    drop(storage);
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(read_mounts(&engine, &token), Err(ErrorKind::PermissionDenied), "the planted snapshot was used");
+    // The engine's own snapshots are signed and used.
+    let name = engine.snapshot().unwrap().unwrap();
+    engine.close();
+    let public_key = audit::public_key(dir.path()).unwrap().unwrap();
+    let storage = ReadOnlyDir::new(dir.path());
+    lessor_engine::log::snapshot::read_decoded(&storage, &name, Some(&public_key), |body| {
+        std::io::copy(body, &mut std::io::sink()).map(drop).map_err(|e| e.to_string())
+    })
+    .unwrap();
+}

@@ -150,7 +150,7 @@ fn a_streamed_snapshot_read_refuses_truncated_extended_and_damaged_bodies() {
     let path = tmp.path().join(&name);
     let intact = std::fs::read(&path).unwrap();
     let read = || {
-        snapshot::read_decoded(&ReadOnlyDir::new(tmp.path()), &name, |body| {
+        snapshot::read_decoded(&ReadOnlyDir::new(tmp.path()), &name, None, |body| {
             State::decode_from_reader(body).map_err(|e| e.to_string())
         })
         .map(|s| s.value.digest())

@@ -68,7 +68,10 @@ fn snapshots_before(dir: &Path, at_ms: i64) -> Vec<String> {
 
 /// A snapshot's state and where it stands, if the file is sound.
 fn load_snapshot(dir: &Path, name: &str) -> Option<(State, Lsn, Chain)> {
-    let loaded = snapshot::read_decoded(&ReadOnlyDir::new(dir), name, |body| {
+    // Only the key holder's snapshots: one planted by someone who can write the
+    // directory would otherwise become the auditor's answer.
+    let public_key = crate::log::recovery::first_public_key(&ReadOnlyDir::new(dir));
+    let loaded = snapshot::read_decoded(&ReadOnlyDir::new(dir), name, public_key.as_ref(), |body| {
         State::decode_from_reader(body).map_err(|e| e.to_string())
     })
     .ok()?;

@@ -365,6 +365,19 @@ fn valid_record_after(bytes: &[u8], from: usize) -> bool {
         .any(|at| bytes[at..at + 4] == magic && format::read_record(&bytes[at..]).is_ok())
 }
 
+/// The public key named by the log's first record (`EngineInitialized`), read
+/// from the start of the first segment alone; `None` if there is none.
+pub fn first_public_key(storage: &dyn Storage) -> Option<[u8; 32]> {
+    use std::io::Read;
+    let (_, first) = list_segments(storage).ok()?.into_iter().next()?;
+    let mut bytes = Vec::new();
+    let limit = (SEGMENT_HEADER_BYTES + format::RECORD_OVERHEAD_BYTES + format::RECORD_PAYLOAD_BYTES_MAX) as u64;
+    storage.open_read(&first).ok()?.take(limit).read_to_end(&mut bytes).ok()?;
+    SegmentHeader::decode(&bytes).ok()?;
+    let rec = format::read_record(bytes.get(SEGMENT_HEADER_BYTES..)?).ok()?;
+    proof::public_key_of_first(&rec)
+}
+
 /// Fuzzing entry point: `bytes` as the only segment of a log; recovery and event
 /// decoding must return `Ok` or a clean error, never panic.
 pub fn fuzz_recover(bytes: &[u8]) -> Result<(), String> {

@@ -4,8 +4,13 @@
 //! ```text
 //! snap-<lsn, 20 digits>.bin
 //!   magic u32 "LSNP" | version u16 | reserved u16 | lsn u64 | ts_ms i64 | chain [32]
-//!   | body_len u64 | body_sha256 [32] | body
+//!   | body_len u64 | body_sha256 [32] | signature [64] | body
 //! ```
+//! The signature (Ed25519 under the checkpoint key, over [`message`]) makes a
+//! snapshot the key holder's: someone who can write the data directory but does
+//! not hold the key cannot plant a state for open to start from. A snapshot whose
+//! signature does not verify under the log's public key is ignored (replayed
+//! instead); one written without a key carries zeros.
 //! Written to `<name>.tmp`, fsync'd, renamed, and the directory fsync'd, so a
 //! snapshot file either is whole or does not exist under its final name.
 
@@ -20,11 +25,27 @@ use crate::log::storage::Storage;
 pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"LSNP");
 /// Bumped whenever the encoded `State` changes shape or the fold that made it
 /// changes (2: `ConnectionWritten` gained `scram_iterations`; 3: a retired
-/// connection goes with its last lease). A snapshot of another version is skipped
-/// — it is a cache — and the state is replayed from the log, which stays readable.
-pub const SNAPSHOT_VERSION: u16 = 3;
-pub const SNAPSHOT_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 32 + 8 + 32;
-const _: () = assert!(SNAPSHOT_HEADER_BYTES == 96);
+/// connection goes with its last lease; 4: signed). A snapshot of another version
+/// is skipped — it is a cache — and the state is replayed from the log, which
+/// stays readable.
+pub const SNAPSHOT_VERSION: u16 = 4;
+pub const SNAPSHOT_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 32 + 8 + 32 + SIGNATURE_BYTES;
+const _: () = assert!(SNAPSHOT_HEADER_BYTES == 160);
+const SIGNATURE_BYTES: usize = 64;
+
+/// Signs a snapshot's [`message`] with the checkpoint key.
+pub type SnapshotSigner<'a> = &'a dyn Fn(&[u8]) -> [u8; 64];
+
+/// What a snapshot's signature covers: where it stands and its body's digest.
+pub fn message(lsn: Lsn, ts_ms: i64, chain: &Chain, body_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(24 + 8 + 8 + 32 + 32);
+    m.extend_from_slice(b"lessor snapshot v1\n");
+    m.extend_from_slice(&lsn.to_le_bytes());
+    m.extend_from_slice(&ts_ms.to_le_bytes());
+    m.extend_from_slice(chain);
+    m.extend_from_slice(body_sha256);
+    m
+}
 
 /// The newest snapshots always kept after a new one is written: open starts from
 /// the newest usable one, and the one before it covers a damaged newest.
@@ -78,6 +99,7 @@ pub fn write(
     chain: &Chain,
     body: &[u8],
     history_every_events: u64,
+    sign: Option<SnapshotSigner<'_>>,
 ) -> std::io::Result<String> {
     let name = snapshot_name(lsn);
     let tmp = format!("{name}.tmp");
@@ -89,7 +111,10 @@ pub fn write(
     bytes.extend_from_slice(&ts_ms.to_le_bytes());
     bytes.extend_from_slice(chain);
     bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&Sha256::digest(body));
+    let body_sha256: [u8; 32] = Sha256::digest(body).into();
+    bytes.extend_from_slice(&body_sha256);
+    let signature = sign.map_or([0; SIGNATURE_BYTES], |sign| sign(&message(lsn, ts_ms, chain, &body_sha256)));
+    bytes.extend_from_slice(&signature);
     assert_eq!(bytes.len(), SNAPSHOT_HEADER_BYTES);
 
     let _ = storage.remove(&tmp); // a leftover from a crash mid-write
@@ -128,6 +153,7 @@ struct Header {
     chain: Chain,
     body_len: u64,
     body_sha256: [u8; 32],
+    signature: [u8; SIGNATURE_BYTES],
 }
 
 fn parse_header(name: &str, bytes: &[u8; SNAPSHOT_HEADER_BYTES]) -> Result<Header, String> {
@@ -147,7 +173,9 @@ fn parse_header(name: &str, bytes: &[u8; SNAPSHOT_HEADER_BYTES]) -> Result<Heade
     chain.copy_from_slice(&bytes[24..56]);
     let mut body_sha256 = [0u8; 32];
     body_sha256.copy_from_slice(&bytes[64..96]);
-    Ok(Header { lsn, ts_ms: u64_at(16) as i64, chain, body_len: u64_at(56), body_sha256 })
+    let mut signature = [0u8; SIGNATURE_BYTES];
+    signature.copy_from_slice(&bytes[96..160]);
+    Ok(Header { lsn, ts_ms: u64_at(16) as i64, chain, body_len: u64_at(56), body_sha256, signature })
 }
 
 /// Where a snapshot stands, from its header alone (checked: magic, version, the
@@ -193,14 +221,23 @@ const SNAPSHOT_READ_BUFFER_BYTES: usize = 1 << 20;
 /// the body is never held whole, so opening costs the decoded state and not also
 /// the hundreds of megabytes its encoding takes. `decode` must consume the whole
 /// body; what it returns is only used once the checksum over all of it matched.
+/// With the log's `public_key`, the signature must verify under it (checked
+/// before the body is read); without one (a log with no `EngineInitialized`)
+/// there is nothing to check it against.
 pub fn read_decoded<T>(
     storage: &dyn Storage,
     name: &str,
+    public_key: Option<&[u8; 32]>,
     decode: impl FnOnce(&mut dyn Read) -> Result<T, String>,
 ) -> Result<DecodedSnapshot<T>, SnapshotProblem> {
     let problem = |what: String| SnapshotProblem { name: name.to_string(), what };
     let mut file = storage.open_read(name).map_err(|e| problem(e.to_string()))?;
     let header = read_checked_header(name, &mut *file)?;
+    if let Some(key) = public_key
+        && !verify_signature(key, &header)
+    {
+        return Err(problem("not signed by this log's key (written without the master key, or altered)".into()));
+    }
     let mut body = std::io::BufReader::with_capacity(
         SNAPSHOT_READ_BUFFER_BYTES,
         Hashing { inner: file.take(header.body_len), sha256: Sha256::new(), read: 0 },
@@ -226,6 +263,13 @@ pub fn read_decoded<T>(
         return Err(problem(format!("{unread} bytes of the body after the state")));
     }
     Ok(DecodedSnapshot { name: name.to_string(), lsn: header.lsn, ts_ms: header.ts_ms, chain: header.chain, value })
+}
+
+fn verify_signature(public_key: &[u8; 32], header: &Header) -> bool {
+    use ed25519_dalek::Verifier;
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else { return false };
+    let signature = ed25519_dalek::Signature::from_bytes(&header.signature);
+    key.verify(&message(header.lsn, header.ts_ms, &header.chain, &header.body_sha256), &signature).is_ok()
 }
 
 /// Hashes what is read through it.
