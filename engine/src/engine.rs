@@ -44,6 +44,11 @@ pub struct EngineOptions {
     pub expiry: crate::expiry::ExpiryOptions,
     /// Plugins from here instead of PostgreSQL (fault injection in tests).
     pub plugin_factory: Option<crate::plugin::PluginFactory>,
+    /// The signed head file that catches a rollback of the log ([`log::head`]);
+    /// [`Engine::open`] and [`Engine::init`] set it beside the key (`<key
+    /// file>.head` for a key kept elsewhere, else `<dir>/HEAD`). `None`: no head
+    /// is kept (storage that is not a directory).
+    pub head_file: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +63,7 @@ impl Default for EngineOptions {
             create_if_missing: false,
             expiry: crate::expiry::ExpiryOptions::default(),
             plugin_factory: None,
+            head_file: None,
         }
     }
 }
@@ -92,6 +98,20 @@ pub enum OpenError {
          restore the data directory from a copy and compare it with an exported checkpoint"
     )]
     ForeignPublicKey,
+    /// The log ends before the head the engine last recorded: records it had made
+    /// durable are gone.
+    #[error(
+        "the log ends at LSN {log_lsn} but {path} records that it reached LSN {head_lsn}: records were removed \
+         (a deleted or cut segment, or an older copy put back); restore the newest segments — or, if this \
+         directory was restored from a backup on purpose, remove {path} and open again"
+    )]
+    RolledBack { path: String, head_lsn: Lsn, log_lsn: Lsn },
+    #[error("cannot write the head file {path}: {source}")]
+    HeadIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Live plugins by `(mount, connection)`, with the configuration each was built from.
@@ -135,6 +155,8 @@ struct Shared {
     snapshot_history_every_events: u64,
     /// Leases changed since the expirer last looked.
     lease_changes: Mutex<crate::expiry::expirer::LeaseChanges>,
+    /// The key that signs the head file, and its path ([`log::head`]).
+    head: Option<(Arc<Keys>, PathBuf)>,
 }
 
 /// An open engine. Share it across threads and tasks behind an `Arc`.
@@ -169,6 +191,9 @@ impl Engine {
         let dir = dir.as_ref();
         if !options.create_if_missing && !dir.is_dir() {
             return Err(OpenError::NotInitialized { dir: dir.to_path_buf() });
+        }
+        if options.head_file.is_none() {
+            options.head_file = Some(log::head::path_for(dir, options.key_file.as_deref()));
         }
         let storage = FsStorage::open(dir)?;
         if !options.create_if_missing && log::recovery::list_segments(&storage)?.is_empty() {
@@ -217,6 +242,9 @@ impl Engine {
             options.master_key = Some(key);
         }
         options.create_if_missing = true;
+        if options.head_file.is_none() {
+            options.head_file = Some(log::head::path_for(dir, options.key_file.as_deref()));
+        }
         let engine = Engine::open_with_storage(Arc::new(storage), options)?;
         let keys = engine.keys.clone().expect("init always has a key");
         let (root, events) = tokens::init_events(&keys)?;
@@ -274,12 +302,19 @@ impl Engine {
             snapshot_writing: Mutex::new(()),
             snapshot_history_every_events: options.snapshot_history_every_events,
             lease_changes: Mutex::default(),
+            head: keys.clone().zip(options.head_file.clone()),
         });
         let snapshot_every = options.snapshot_every_events;
         let snapshotter = (snapshot_every > 0).then(|| spawn_snapshotter(shared.clone()));
         let trigger = snapshotter.as_ref().map(|(tx, _)| tx.clone());
         let sink_shared = shared.clone();
         let sink = Box::new(move |entries: &mut Vec<Entry>, chain: &Chain| {
+            // A batch that logs a checkpoint (every seal, every interval) moves the head.
+            let checkpointed = entries.iter().any(|e| matches!(e.event, Event::Checkpoint(_)));
+            let head = entries.last().map(|e| log::head::Head { lsn: e.lsn, chain: *chain, ts_ms: e.ts_ms });
+            if checkpointed && let Some(head) = head {
+                sink_shared.write_head(&head);
+            }
             let mut applied = sink_shared.applied.write().expect("state lock poisoned");
             applied.events_since_snapshot += entries.len() as u64;
             {
@@ -312,8 +347,16 @@ impl Engine {
         {
             return Err(OpenError::ForeignPublicKey);
         }
+        if let Some((keys, path)) = &shared.head {
+            check_head(path, keys, summary)?;
+        }
         let checkpointer = keys.as_ref().map(|keys| checkpointer(keys.clone(), &shared));
         let log = Log::start(storage, &options.log, summary, options.clock.now_ms(), sink, checkpointer)?;
+        if let Some((keys, path)) = &shared.head {
+            let head = shared.current_head();
+            log::head::write(path, keys, &head)
+                .map_err(|source| OpenError::HeadIo { path: path.display().to_string(), source })?;
+        }
         Ok(Engine {
             shared,
             log,
@@ -425,6 +468,11 @@ impl Engine {
         // The writer's sink holds a snapshot trigger: stop the writer first, so the
         // snapshotter sees every trigger dropped and ends.
         self.log.shutdown();
+        // A clean close moves the head to the very end.
+        if self.shared.head.is_some() {
+            let head = self.shared.current_head();
+            self.shared.write_head(&head);
+        }
         if let Some((tx, thread)) = self.snapshotter.take() {
             drop(tx);
             let _ = thread.join();
@@ -435,6 +483,49 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+impl Shared {
+    /// Where the applied state stands.
+    fn current_head(&self) -> log::head::Head {
+        let applied = self.applied.read().expect("state lock poisoned");
+        log::head::Head { lsn: applied.state.applied_lsn, chain: applied.chain, ts_ms: applied.state.applied_ts_ms }
+    }
+
+    /// Records the head; a failure is logged (the batch is durable already), and
+    /// the next checkpoint or close writes it again.
+    fn write_head(&self, head: &log::head::Head) {
+        if let Some((keys, path)) = &self.head
+            && let Err(e) = log::head::write(path, keys, head)
+        {
+            tracing::error!(path = %path.display(), error = %e, "cannot write the head file");
+        }
+    }
+}
+
+/// Refuses a log that ends before the head last recorded (a rollback); a head
+/// that is missing or invalid is warned of loudly, since nothing then protects
+/// the log from one until the new head is written.
+fn check_head(path: &Path, keys: &Keys, summary: &log::ScanSummary) -> Result<(), OpenError> {
+    let log_lsn = summary.next_lsn - 1;
+    match log::head::read(path, &keys.checkpoint_public_key()) {
+        Ok(Some(head)) if head.lsn > log_lsn => {
+            Err(OpenError::RolledBack { path: path.display().to_string(), head_lsn: head.lsn, log_lsn })
+        }
+        Ok(Some(_)) => Ok(()),
+        Ok(None) if summary.records > 0 => {
+            tracing::warn!(
+                path = %path.display(),
+                "no head file: a rollback of the log to this point could not be detected; writing one now"
+            );
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(problem) => {
+            tracing::warn!(%problem, "ignoring the head file: a rollback of the log could not be detected; writing a new one");
+            Ok(())
+        }
     }
 }
 

@@ -178,6 +178,8 @@ fn rewrite_as_format_1(dir: &Path) {
             format::encode_record(&mut bytes, &chain, lsn, e.ts_ms, e.event.kind().code(), &e.event.encode_payload());
     }
     std::fs::write(dir.join(format::segment_name(1)), bytes).unwrap();
+    // A build before proofs kept no head either.
+    std::fs::remove_file(dir.join("HEAD")).unwrap();
 }
 
 #[test]
@@ -229,4 +231,105 @@ fn a_snapshot_planted_without_the_key_is_ignored() {
         std::io::copy(body, &mut std::io::sink()).map(drop).map_err(|e| e.to_string())
     })
     .unwrap();
+}
+
+/// A log of several small segments, closed cleanly: (dir, its segment names).
+fn several_segments() -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let small = || EngineOptions {
+        log: lessor_engine::log::LogOptions { segment_bytes_max: 4096, ..Default::default() },
+        ..options()
+    };
+    let (engine, root) = Engine::init(dir.path(), small()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for i in 0..40 {
+        let data = json!({ "policy": format!(r#"path "database/creds/r{i}" {{ capabilities = ["read"] }}"#) });
+        rt.block_on(engine.request(root.expose(), Operation::Update, &format!("sys/policy/p{i}"), data)).unwrap();
+    }
+    engine.close();
+    let names =
+        read_entries(&ReadOnlyDir::new(dir.path())).unwrap().1.segments.iter().map(|s| s.name.clone()).collect();
+    (dir, names)
+}
+
+fn rolled_back(dir: &Path) -> bool {
+    matches!(Engine::open(dir, options()), Err(OpenError::RolledBack { .. }))
+}
+
+#[test]
+fn deleting_the_newest_segment_or_cutting_it_back_is_refused() {
+    let (dir, names) = several_segments();
+    assert!(names.len() >= 3, "{names:?}");
+    // The newest segment deleted: the sealed one before it has no successor.
+    let newest = dir.path().join(names.last().unwrap());
+    let saved = std::fs::read(&newest).unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    assert!(rolled_back(dir.path()), "a deleted newest segment opened");
+    // Cut back at a record boundary (whole records gone, nothing torn).
+    let mut offsets = vec![SEGMENT_HEADER_BYTES];
+    while let Ok(rec) = format::read_record(&saved[*offsets.last().unwrap()..]) {
+        offsets.push(offsets.last().unwrap() + rec.size);
+        if *offsets.last().unwrap() >= saved.len() {
+            break;
+        }
+    }
+    let boundary = offsets[offsets.len() / 2];
+    std::fs::write(&newest, &saved[..boundary]).unwrap();
+    assert!(rolled_back(dir.path()), "a segment cut back at a record boundary opened");
+    // Put back, it opens again.
+    std::fs::write(&newest, &saved).unwrap();
+    Engine::open(dir.path(), options()).unwrap().close();
+}
+
+#[test]
+fn an_older_copy_of_the_segments_put_back_is_refused() {
+    let (dir, _) = several_segments();
+    let copy = tempfile::tempdir().unwrap();
+    let segments = |d: &Path| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        v.sort();
+        v
+    };
+    for seg in segments(dir.path()) {
+        std::fs::copy(&seg, copy.path().join(seg.file_name().unwrap())).unwrap();
+    }
+    // The engine goes on (a snapshot, a refused request), then the old segments
+    // come back.
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    engine.snapshot().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let _ = rt.block_on(engine.request("not-a-token", Operation::Read, "sys/mounts", Value::Null));
+    engine.close();
+    for seg in segments(dir.path()) {
+        std::fs::remove_file(seg).unwrap();
+    }
+    for seg in segments(copy.path()) {
+        std::fs::copy(&seg, dir.path().join(seg.file_name().unwrap())).unwrap();
+    }
+    for snap in std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()) {
+        if snap.extension().is_some_and(|x| x == "bin") {
+            std::fs::remove_file(snap).unwrap();
+        }
+    }
+    assert!(rolled_back(dir.path()), "an older copy of the log opened");
+    // A restore on purpose: the operator removes the head, as the error says.
+    std::fs::remove_file(dir.path().join("HEAD")).unwrap();
+    Engine::open(dir.path(), options()).unwrap().close();
+    assert!(dir.path().join("HEAD").exists(), "the head was not written again");
+}
+
+#[test]
+fn with_the_key_kept_elsewhere_the_head_is_beside_it() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("lessor.key");
+    let dir = tempfile::tempdir().unwrap();
+    let with_key = || EngineOptions { key_file: Some(key_file.clone()), ..options() };
+    Engine::init(dir.path(), with_key()).unwrap().0.close();
+    assert!(keys.path().join("lessor.key.head").exists());
+    assert!(!dir.path().join("HEAD").exists());
+    Engine::open(dir.path(), with_key()).unwrap().close();
 }

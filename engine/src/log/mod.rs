@@ -9,6 +9,7 @@
 //! - [`snapshot`]: state caches at an LSN.
 
 pub mod format;
+pub mod head;
 pub mod proof;
 pub mod recovery;
 pub mod snapshot;
