@@ -35,6 +35,11 @@ pub enum AuditCommand {
         /// to it is unchanged.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// The engine's public key, kept off the host (`audit checkpoint
+        /// --public-key` prints it; hex or the verifier key): the log must be
+        /// signed by it, so a log rewritten whole under another key fails.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
         /// The report as JSON.
         #[arg(long)]
         json: bool,
@@ -157,7 +162,9 @@ pub fn run(
         }
     }
     let result = match command {
-        AuditCommand::Verify { checkpoint, json } => verify(&mut out, data_dir, checkpoint.as_deref(), json),
+        AuditCommand::Verify { checkpoint, public_key, json } => {
+            verify(&mut out, data_dir, checkpoint.as_deref(), public_key.as_deref(), json)
+        }
         AuditCommand::Checkpoint { out: file, public_key, head } => {
             checkpoint(&mut out, data_dir, master_key_file, file.as_deref(), public_key, head)
         }
@@ -281,7 +288,16 @@ fn json_line(out: &mut Out, value: &impl serde::Serialize) -> Result<ExitCode, S
     out.json(text).map(|()| ExitCode::SUCCESS)
 }
 
-fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> Result<ExitCode, Stop> {
+fn verify(
+    out: &mut Out,
+    dir: &Path,
+    checkpoint: Option<&Path>,
+    public_key: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, Stop> {
+    let public_key = public_key
+        .map(|text| audit::checkpoint::parse_public_key(text).map_err(|e| format!("--public-key: {e}")))
+        .transpose()?;
     let exported = match checkpoint {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -292,10 +308,8 @@ fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> R
     };
     let bar = Bar::new("verifying");
     let mut progress = |done, total| bar.update(done, total);
-    let result = audit::verify(
-        dir,
-        VerifyOptions { exported: exported.as_ref(), progress: Some(&mut progress), ..VerifyOptions::default() },
-    );
+    let result =
+        audit::verify(dir, VerifyOptions { exported: exported.as_ref(), public_key, progress: Some(&mut progress) });
     drop(bar);
     let report = match result {
         Ok(report) => report,
@@ -328,6 +342,13 @@ fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> R
     if let Some(latest) = &report.latest_checkpoint {
         out.line(&format!("latest checkpoint: LSN {} at {}", latest.lsn, ts(latest.ts_ms)))?;
     }
+    match report.proven_lsn {
+        Some(lsn) => out.line(&format!(
+            "batch proof: LSN {lsn} verifies{}: every record up to it was written by the key holder",
+            if public_key.is_some() { " under the pinned key" } else { "" }
+        ))?,
+        None => out.line("batch proof: none (a log written before format 2): only checkpoints sign its history")?,
+    }
     if let Some(m) = &report.exported {
         out.line(&format!(
             "exported checkpoint: LSN {} at {} matches ({} byte {}): the history up to it is unchanged",
@@ -336,6 +357,14 @@ fn verify(out: &mut Out, dir: &Path, checkpoint: Option<&Path>, json: bool) -> R
             m.file,
             m.offset
         ))?;
+    }
+    if let Some(from) = report.unproven_from_lsn {
+        out.flush()?;
+        errln!(
+            "warning: {} record(s) from LSN {from} on carry no batch proof: a batch a crash cut short, or records \
+             appended without the master key; the engine never applies them and cuts them at its next open",
+            report.unproven_records
+        );
     }
     if let Some(torn) = &report.torn_tail {
         out.flush()?;

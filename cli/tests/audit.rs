@@ -227,3 +227,49 @@ fn audits_beside_a_running_engine() {
     assert!(verified.status.success(), "{}", text(&verified.stderr));
     assert!(log.status.success() && !log.stdout.is_empty());
 }
+
+#[test]
+fn verify_pins_the_public_key_and_reports_records_without_a_proof() {
+    let d = setup();
+    let dir = d.dir.path();
+    let keys = ok(dir, "", &["audit", "checkpoint", "--public-key"]);
+    let verifier = keys.lines().find_map(|l| l.strip_prefix("verifier key: ")).unwrap().trim().to_string();
+    let hex = keys.lines().find_map(|l| l.strip_prefix("public key:")).unwrap().trim().to_string();
+    for pinned in [&verifier, &hex] {
+        let out = ok(dir, "", &["audit", "verify", "--public-key", pinned]);
+        assert!(out.contains("verifies under the pinned key"), "{out}");
+    }
+    let other = "42".repeat(32);
+    let out = lessor(dir, "", &["audit", "verify", "--public-key", &other]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not the pinned key"), "{}", text(&out.stderr));
+    let out = lessor(dir, "", &["audit", "verify", "--public-key", "nonsense"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--public-key"), "{}", text(&out.stderr));
+
+    // A record appended with a recomputed crc and chain, but no proof.
+    let segment = dir.join("00000000000000000001.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let mut at = lessor_engine::log::format::SEGMENT_HEADER_BYTES;
+    let mut last = None;
+    while at < bytes.len() {
+        let rec = lessor_engine::log::format::read_record(&bytes[at..]).unwrap();
+        last = Some((rec.lsn, rec.ts_ms, rec.chain));
+        at += rec.size;
+    }
+    let (lsn, ts, chain) = last.unwrap();
+    let forged = lessor_engine::event::Event::PolicyDeleted(lessor_engine::event::PolicyDeleted { name: "app".into() });
+    lessor_engine::log::format::encode_record(
+        &mut bytes,
+        &chain,
+        lsn + 1,
+        ts,
+        forged.kind().code(),
+        &forged.encode_payload(),
+    );
+    std::fs::write(&segment, bytes).unwrap();
+    let out = lessor(dir, "", &["audit", "verify"]);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("1 record(s) from LSN {} on carry no batch proof", lsn + 1)), "{err}");
+}

@@ -76,6 +76,34 @@ pub fn verifier_key(public_key: &[u8; 32]) -> String {
     format!("{name}+{}+{}", hex::encode(key_id(&name, public_key)), base64::encode(&typed))
 }
 
+/// A public key as `audit checkpoint --public-key` prints it: 64 hex characters,
+/// or the signed-note verifier key (`<origin>+<key id>+<base64>`, whose key id
+/// must match), for `audit verify --public-key` to pin.
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let bytes = hex::decode(text).map_err(|e| e.to_string())?;
+        return bytes.try_into().map_err(|_| "not 32 bytes".to_string());
+    }
+    // The origin and key id hold no '+'; base64 may.
+    let mut parts = text.splitn(3, '+');
+    let (Some(_name), Some(_id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("a public key is 64 hex characters or a verifier key <origin>+<key id>+<base64>, as \
+                    `lessor audit checkpoint --public-key` prints it"
+            .into());
+    };
+    let typed = base64::decode(key).ok_or("the verifier key's last part is not base64")?;
+    let [kind, rest @ ..] = typed.as_slice() else { return Err("the verifier key is empty".into()) };
+    if *kind != SIGNATURE_TYPE_ED25519 || rest.len() != 32 {
+        return Err("the verifier key is not an Ed25519 key".into());
+    }
+    let public_key: [u8; 32] = rest.try_into().map_err(|_| "not 32 bytes".to_string())?;
+    if verifier_key(&public_key) != text {
+        return Err("the verifier key's origin or key id does not match its key".into());
+    }
+    Ok(public_key)
+}
+
 /// A checkpoint: the log up to `lsn` has chain `chain`, and record `lsn` was
 /// written at `ts_ms`; signed by the engine's checkpoint key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,6 +238,21 @@ mod tests {
 
     /// The example from Go's `golang.org/x/mod/sumdb/note` documentation: our key
     /// id and signature check agree with the reference implementation.
+    #[test]
+    fn public_keys_parse_as_printed() {
+        let key = [0x42; 32];
+        assert_eq!(super::parse_public_key(&hex::encode(key)), Ok(key));
+        assert_eq!(super::parse_public_key(&super::verifier_key(&key)), Ok(key));
+        // A key whose base64 holds '+' and '/'.
+        let plus = [0xfb; 32];
+        assert!(super::verifier_key(&plus).rsplit('+').next().unwrap().len() < 44);
+        assert_eq!(super::parse_public_key(&super::verifier_key(&plus)), Ok(plus));
+        let mut forged = super::verifier_key(&key);
+        forged.replace_range(..6, "evilxx");
+        assert!(super::parse_public_key(&forged).is_err());
+        assert!(super::parse_public_key("nonsense").is_err());
+    }
+
     #[test]
     fn reference_note_verifies() {
         let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
