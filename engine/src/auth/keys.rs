@@ -189,7 +189,11 @@ pub struct Keys {
     token_hash: [u8; 32],
     aead: [u8; 32],
     key_check: [u8; 32],
-    checkpoint_seed: [u8; 32],
+    /// Expanded once: every batch proof is signed with it on the writer thread,
+    /// where re-deriving it per signature (a scalar multiplication) showed.
+    /// It zeroizes itself on drop.
+    #[zeroize(skip)]
+    checkpoint_signing: ed25519_dalek::SigningKey,
 }
 
 impl std::fmt::Debug for Keys {
@@ -210,7 +214,7 @@ impl Keys {
             token_hash: expand(b"token-hash"),
             aead: expand(b"aead"),
             key_check: expand(b"key-check"),
-            checkpoint_seed: expand(b"checkpoint-signing"),
+            checkpoint_signing: ed25519_dalek::SigningKey::from_bytes(&expand(b"checkpoint-signing")),
         }
     }
 
@@ -228,13 +232,13 @@ impl Keys {
 
     /// Ed25519 public key that verifies this engine's checkpoints.
     pub fn checkpoint_public_key(&self) -> [u8; 32] {
-        ed25519_dalek::SigningKey::from_bytes(&self.checkpoint_seed).verifying_key().to_bytes()
+        self.checkpoint_signing.verifying_key().to_bytes()
     }
 
     /// Ed25519 signature of `message` under the checkpoint key (C2SP signed notes).
     pub fn sign_checkpoint(&self, message: &[u8]) -> [u8; 64] {
         use ed25519_dalek::ed25519::signature::Signer;
-        ed25519_dalek::SigningKey::from_bytes(&self.checkpoint_seed).sign(message).to_bytes()
+        self.checkpoint_signing.sign(message).to_bytes()
     }
 
     /// Encrypts `plaintext`; `context` (e.g. `connection database/ pg`) is bound as
