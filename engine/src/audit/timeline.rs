@@ -463,14 +463,28 @@ fn duration(ms: u64) -> String {
     if out.is_empty() { "0s".into() } else { out }
 }
 
+/// A value as one token of a text line: quoted, with Rust's escapes, when it
+/// holds a separator or any character a terminal would act on or not show
+/// (controls, bidi overrides, zero-width marks), so a caller's path can never
+/// drive the auditor's terminal.
 fn quote(s: &str) -> String {
-    if s.chars().any(|c| c.is_whitespace() || c == '"' || c == ',') { format!("{s:?}") } else { s.to_string() }
+    let plain = |c: char| !c.is_whitespace() && c != '"' && c != ',' && c != '\\' && c.escape_debug().len() == 1;
+    if s.chars().all(plain) { s.to_string() } else { format!("{s:?}") }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::sample;
+
+    #[test]
+    fn text_lines_escape_what_a_terminal_would_act_on() {
+        for raw in ["a\u{1b}[31mb", "bell\u{7}", "nul\u{0}", "rlo\u{202e}x", "del\u{7f}"] {
+            let q = quote(raw);
+            assert!(q.chars().all(|c| !c.is_control() && c != '\u{202e}'), "{raw:?} -> {q:?}");
+        }
+        assert_eq!(quote("plain-value"), "plain-value");
+    }
 
     #[test]
     fn nothing_secret_and_every_line_has_its_place() {
