@@ -9,7 +9,7 @@ use ::lessor_engine::auth::keys::{KeyError, MasterKey};
 use ::lessor_engine::log::FsyncPolicy;
 use ::lessor_engine::log::storage::LockError;
 use ::lessor_engine::request::Operation;
-use ::lessor_engine::{Engine, EngineOptions, OpenError};
+use ::lessor_engine::{Engine, EngineOptions, InitError, OpenError};
 use serde_json::Value;
 use zeroize::Zeroize;
 
@@ -161,7 +161,18 @@ fn key_failure(e: KeyError) -> Failure {
 fn open_failure(e: OpenError) -> Failure {
     let status = match &e {
         OpenError::Lock(LockError::Held { .. }) => lessor_status::LESSOR_BUSY,
-        OpenError::Scan(_) | OpenError::SnapshotBeyondLog { .. } => lessor_status::LESSOR_CORRUPT,
+        // A directory someone else could change, or a link where a file must be.
+        OpenError::Lock(
+            LockError::DirIsSymlink { .. }
+            | LockError::DirWritableByOthers { .. }
+            | LockError::OwnedByOther { .. }
+            | LockError::HardLinked { .. }
+            | LockError::NotRegularFile(_),
+        ) => lessor_status::LESSOR_PERMISSION_DENIED,
+        OpenError::Scan(_)
+        | OpenError::SnapshotBeyondLog { .. }
+        | OpenError::RolledBack { .. }
+        | OpenError::ForeignPublicKey => lessor_status::LESSOR_CORRUPT,
         OpenError::NotInitialized { .. } => lessor_status::LESSOR_NOT_FOUND,
         OpenError::WrongMasterKey => lessor_status::LESSOR_PERMISSION_DENIED,
         OpenError::Key(_) => {
@@ -173,20 +184,14 @@ fn open_failure(e: OpenError) -> Failure {
     Failure::new(status, e.to_string())
 }
 
-/// `Engine::init`'s error type is not exported by the engine, so its category is
-/// read from its message (the messages are stable and documented there).
-fn init_failure(e: impl std::error::Error) -> Failure {
-    let message = e.to_string();
-    let status = if message.contains("already initialized") || message.contains("is in use by process") {
-        lessor_status::LESSOR_BUSY
-    } else if message.contains("master key must be") || message.contains("is readable by others") {
-        lessor_status::LESSOR_INVALID_ARGUMENT
-    } else if message.contains("log corrupt") {
-        lessor_status::LESSOR_CORRUPT
-    } else {
-        lessor_status::LESSOR_IO
-    };
-    Failure::new(status, message)
+/// `Engine::init`'s failure, by variant.
+fn init_failure(e: InitError) -> Failure {
+    match e {
+        InitError::AlreadyInitialized { .. } => Failure::new(lessor_status::LESSOR_BUSY, e.to_string()),
+        InitError::Open(open) => open_failure(open),
+        InitError::Key(key) => key_failure(key),
+        other => Failure::new(lessor_status::LESSOR_IO, other.to_string()),
+    }
 }
 
 /// Initializes a new data directory `data_dir` (created if missing; it must not
