@@ -4,34 +4,12 @@
 //! keyed hash, time arguments, and auditing beside a running engine.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const LESSOR: &str = env!("CARGO_BIN_EXE_lessor");
-
-fn lessor(dir: &Path, token: &str, args: &[&str]) -> Output {
-    Command::new(LESSOR)
-        .args(args)
-        .env("LESSOR_DATA_DIR", dir)
-        .env("LESSOR_TOKEN", token)
-        .env_remove("LESSOR_FORMAT")
-        .env_remove("LESSOR_MASTER_KEY_FILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lessor")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs and insists on exit 0; returns stdout.
-fn ok(dir: &Path, token: &str, args: &[&str]) -> String {
-    let out = lessor(dir, token, args);
-    assert!(out.status.success(), "lessor {args:?}: {}\n{}{}", out.status, text(&out.stdout), text(&out.stderr));
-    text(&out.stdout)
-}
+mod common;
+use common::{LESSOR, lessor, ok, text};
 
 struct Dir {
     dir: tempfile::TempDir,

@@ -4,35 +4,11 @@
 //! the expirer was aborted at exit, leaving `RevokeStarted` without an outcome
 //! for the command after it to retry and warn about).
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
 use lessor_pgtemp as pg;
 use serde_json::Value;
 
-const LESSOR: &str = env!("CARGO_BIN_EXE_lessor");
-
-fn lessor(dir: &Path, token: &str, args: &[&str]) -> Output {
-    Command::new(LESSOR)
-        .args(args)
-        .env("LESSOR_DATA_DIR", dir)
-        .env("LESSOR_TOKEN", token)
-        .env_remove("LESSOR_FORMAT")
-        .env_remove("LESSOR_MASTER_KEY_FILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lessor")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(dir: &Path, token: &str, args: &[&str]) -> Output {
-    let out = lessor(dir, token, args);
-    assert!(out.status.success(), "lessor {args:?}: {}\n{}{}", out.status, text(&out.stdout), text(&out.stderr));
-    out
-}
+mod common;
+use common::{ok_output as ok, text};
 
 #[test]
 fn a_command_finishes_the_expiry_revocation_it_started_before_exiting() {
