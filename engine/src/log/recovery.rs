@@ -236,9 +236,6 @@ pub fn scan_trusting(
     Ok(summary)
 }
 
-/// Rows 1–6 for the records of one segment, in one pass (crc, LSN, chain and the
-/// visitor while the record is in cache):
-/// advances `summary` over every valid record and calls `visit` for each.
 /// One segment's bytes as [`scan_records`] walks them.
 struct Records<'a> {
     name: &'a str,
@@ -250,13 +247,30 @@ struct Records<'a> {
     proven_end: Option<usize>,
 }
 
+impl Records<'_> {
+    /// The cut that removes everything from `offset` on (rows 6 and 11).
+    fn tail_from(&self, offset: usize, unproven: bool) -> TornTail {
+        TornTail {
+            segment: self.name.to_string(),
+            segment_first_lsn: self.segment_first_lsn,
+            offset: offset as u64,
+            bytes: (self.bytes.len() - offset) as u64,
+            remove_segment: false,
+            unproven,
+        }
+    }
+}
+
+/// Rows 1–6 and 11–12 for the records of one segment, in one pass (crc, LSN,
+/// chain, proof and the visitor while the record is in cache): advances
+/// `summary` over every valid record and calls `visit` for each.
 fn scan_records(
     records: &Records<'_>,
     chain_trusted_through: Lsn,
     summary: &mut ScanSummary,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
 ) -> Result<(), ScanError> {
-    let &Records { name, bytes, segment_first_lsn, last, proven_end } = records;
+    let &Records { name, bytes, last, proven_end, .. } = records;
     let corrupt = |offset: usize, lsn: Lsn, what: String| ScanError::Corrupt {
         file: name.to_string(),
         offset: offset as u64,
@@ -270,14 +284,7 @@ fn scan_records(
             && summary.public_key.is_some()
         {
             // Row 11: never applied; cut like a torn tail (and logged).
-            summary.torn_tail = Some(TornTail {
-                segment: name.to_string(),
-                segment_first_lsn,
-                offset: offset as u64,
-                bytes: (bytes.len() - offset) as u64,
-                remove_segment: false,
-                unproven: true,
-            });
+            summary.torn_tail = Some(records.tail_from(offset, true));
             return Ok(());
         }
         match format::read_record(&bytes[offset..]) {
@@ -333,14 +340,7 @@ fn scan_records(
                 return match classify(last, follows) {
                     Decision::Refuse => Err(corrupt(offset, summary.next_lsn, bad_record_what(problem, last, follows))),
                     Decision::TruncateTail => {
-                        summary.torn_tail = Some(TornTail {
-                            segment: name.to_string(),
-                            segment_first_lsn,
-                            offset: offset as u64,
-                            bytes: (bytes.len() - offset) as u64,
-                            remove_segment: false,
-                            unproven: false,
-                        });
+                        summary.torn_tail = Some(records.tail_from(offset, false));
                         Ok(())
                     }
                 };

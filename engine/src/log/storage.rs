@@ -381,7 +381,7 @@ fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// [`open_regular`] for reading: how the auditor's reader opens segments too.
+/// `open_regular` for reading: how the auditor's reader opens segments too.
 pub fn open_regular_file(path: &Path) -> io::Result<File> {
     open_regular(OpenOptions::new().read(true), path)
 }
