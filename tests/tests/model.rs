@@ -625,10 +625,12 @@ impl Run {
         let now = self.now();
         let predicted = (|| {
             let (accessor, token) = self.m.authenticate(&caller, now)?;
-            let mount = self.m.route(&path).ok_or(ErrorKind::NotFound)?;
+            // A caller who may not read the path is denied before learning
+            // whether it routes anywhere (Vault's 403).
             if !self.m.allows(&token, &path, 'r') {
                 return Err(ErrorKind::PermissionDenied);
             }
+            let mount = self.m.route(&path).ok_or(ErrorKind::NotFound)?;
             let r = self.m.roles.get(&(mount.clone(), role.clone())).ok_or(ErrorKind::NotFound)?.clone();
             let allowed = self.m.conns.get(&(mount.clone(), r.db.clone())).ok_or(ErrorKind::NotFound)?;
             if !allowed.iter().any(|p| glob(p, &role)) {
