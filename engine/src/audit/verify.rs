@@ -59,7 +59,9 @@ pub struct VerifyReport {
     /// The checkpoint public key from `EngineInitialized`.
     #[serde(serialize_with = "serialize_opt_hex")]
     pub public_key: Option<[u8; 32]>,
-    /// The newest logged checkpoint (verified).
+    /// The newest logged checkpoint (verified) that the newest batch proof covers
+    /// (in a log with proofs), so exporting it never exports one that the next
+    /// open cuts.
     #[serde(skip)]
     pub latest_checkpoint: Option<SignedCheckpoint>,
     /// A partial record at the very end (a write in flight or a torn write that
@@ -132,6 +134,9 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
     let mut reader = Reader::open(dir)?;
     let mut public_key: Option<[u8; 32]> = None;
     let mut latest: Option<SignedCheckpoint> = None;
+    // The newest checkpoint a batch proof covers: one in an unproven tail is cut
+    // at the next open, and an auditor who exported it would then see a rewrite.
+    let mut latest_proven: Option<SignedCheckpoint> = None;
     let mut checkpoints = 0u64;
     let mut records = 0u64;
     let mut exported_signature_checked = false;
@@ -169,6 +174,9 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
             Event::BatchSigned(proof) => {
                 newest_proof = Some((rec.file.to_string(), rec.offset, rec.lsn, prev.0, prev.1, proof.signature));
                 unproven = 0;
+                if latest.is_some() {
+                    latest_proven.clone_from(&latest);
+                }
             }
             Event::Checkpoint(event) => {
                 let Some(key) = public_key else {
@@ -273,7 +281,7 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
         last_ts_ms: (records > 0).then_some(prev.2),
         last_chain: prev.1,
         public_key,
-        latest_checkpoint: latest,
+        latest_checkpoint: if newest_proof.is_some() { latest_proven } else { latest },
         torn_tail: reader.torn_tail().cloned(),
         exported: exported_match,
         proven_lsn,
