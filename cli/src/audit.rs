@@ -349,6 +349,13 @@ fn verify(
         ))?,
         None => out.line("batch proof: none (a log written before format 2): only checkpoints sign its history")?,
     }
+    if let Some(mac_lsn) = report.mac_lsn {
+        out.line(&format!(
+            "unsigned: {} record(s) up to LSN {mac_lsn} carry batch MACs only the master key checks (the engine's \
+             next open does); the engine signs them within its signature interval, and at a clean close",
+            report.unsigned_records
+        ))?;
+    }
     if let Some(m) = &report.exported {
         out.line(&format!(
             "exported checkpoint: LSN {} at {} matches ({} byte {}): the history up to it is unchanged",
@@ -554,7 +561,7 @@ fn state(out: &mut Out, dir: &Path, at: i64, json: bool, no_snapshots: bool) -> 
         })
         .collect();
     table(out, &["LEASE", "ROLE", "USERNAME", "ACCESSOR", "DISPLAY NAME", "EXPIRES", "STATUS"], &rows)?;
-    out.line(&format!("{} leases live", s.leases.len()))?;
+    out.line(&format!("{} live", crate::term::count(s.leases.len(), "lease", "leases")))?;
     Ok(ExitCode::SUCCESS)
 }
 

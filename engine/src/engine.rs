@@ -257,8 +257,9 @@ impl Engine {
         let snapshots = snapshot::list_newest_first(storage.as_ref()).map_err(OpenError::SnapshotIo)?;
         // Snapshots must be the key holder's: checked under the key the master
         // key derives, or (read-only) the one the log's first record names.
-        let public_key = match &options.master_key {
-            Some(master) => Some(Keys::derive(master).checkpoint_public_key()),
+        let keys = options.master_key.as_ref().map(Keys::derive);
+        let public_key = match &keys {
+            Some(keys) => Some(keys.checkpoint_public_key()),
             None if snapshots.is_empty() => None,
             None => log::recovery::first_public_key(storage.as_ref()),
         };
@@ -275,7 +276,7 @@ impl Engine {
                 },
                 None => None,
             };
-            match replay(storage.as_ref(), base)? {
+            match replay(storage.as_ref(), base, keys.as_ref())? {
                 Replayed::Done(done) => {
                     let (applied, summary) = *done;
                     return Engine::start(storage, options, applied, &summary);
@@ -414,6 +415,11 @@ impl Engine {
         self.log.submit(self.clock.now_ms(), events).await
     }
 
+    /// Signs the log's MAC'd records if a signature is due now ([`Log::sign_tick`]).
+    pub(crate) async fn sign_log_tick(&self) -> Result<(), AppendError> {
+        self.log.sign_tick(self.clock.now_ms()).await
+    }
+
     pub(crate) async fn append(&self, events: Vec<Event>) -> Result<Appended, AppendError> {
         self.log.append(self.clock.now_ms(), events).await
     }
@@ -543,10 +549,19 @@ fn checkpointer(keys: Arc<Keys>, shared: &Shared) -> log::Checkpointer {
                 Event::Checkpoint(crate::audit::SignedCheckpoint::sign(&keys, lsn, chain, ts_ms).to_event())
             }
         }),
-        sign_batch: Box::new(move |lsn, chain| {
-            let signature = keys.sign_checkpoint(&log::proof::message(lsn, chain)).to_vec();
-            Event::BatchSigned(crate::event::BatchSigned { signature })
+        sign_batch: Box::new({
+            let keys = keys.clone();
+            move |lsn, chain| {
+                let signature = keys.sign_checkpoint(&log::proof::message(lsn, chain)).to_vec();
+                Event::BatchSigned(crate::event::BatchSigned { signature })
+            }
         }),
+        mac_batch: Box::new(move |lsn, chain| {
+            let mac = keys.mac_batch(&log::proof::mac_message(lsn, chain)).to_vec();
+            Event::BatchMac(crate::event::BatchMac { mac })
+        }),
+        signature_interval_ms: 0,
+        last_signature_ts_ms: None,
     }
 }
 
@@ -583,7 +598,7 @@ const MISMATCH: &str = "snapshot does not match the log";
 
 /// One pass over the log: every record is verified; records after the base
 /// snapshot are decoded and applied.
-fn replay(storage: &dyn Storage, base: Option<Base>) -> Result<Replayed, OpenError> {
+fn replay(storage: &dyn Storage, base: Option<Base>, keys: Option<&Keys>) -> Result<Replayed, OpenError> {
     let (base_name, state, base_chain) = match base {
         Some(b) => (Some(b.name), b.state, b.chain),
         None => (None, State::default(), GENESIS_CHAIN),
@@ -609,7 +624,9 @@ fn replay(storage: &dyn Storage, base: Option<Base>) -> Result<Replayed, OpenErr
         // The snapshot's own records are not re-hashed: the record at its LSN
         // must carry the chain it recorded (checked below); `audit verify`
         // walks the whole chain.
-        let scanned = Log::recover_trusting(storage, base_lsn, &mut |_, rec| {
+        let mac_check = |message: &[u8], tag: &[u8]| keys.is_some_and(|k| k.verify_batch_mac(message, tag));
+        let mac_check = keys.map(|_| &mac_check as log::proof::MacCheck<'_>);
+        let scanned = Log::recover_trusting(storage, base_lsn, mac_check, &mut |_, rec| {
             if rec.lsn > base_lsn {
                 let event = Event::decode(rec.kind, rec.payload).map_err(|e| e.to_string())?;
                 chunk.push(Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event });

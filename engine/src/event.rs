@@ -112,12 +112,23 @@ pub struct Checkpoint {
 
 /// Proof that the key holder wrote the records before it: an Ed25519 signature,
 /// under the checkpoint key, of the LSN and chain of the record just before this
-/// one ([`crate::log::proof`]). The writer ends every batch, and every segment it
-/// seals, with one; the chain makes the newest one prove every record before it.
+/// one ([`crate::log::proof`]). Anyone with the public key can check it; the chain
+/// makes the newest one prove every record before it. The writer signs at most
+/// `signature_interval_ms` after a batch it only MAC'd ([`BatchMac`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchSigned {
     /// 64 bytes.
     pub signature: Vec<u8>,
+}
+
+/// The cheap proof that ends a batch between signatures: HMAC-SHA256, under a
+/// key derived from the master key, of the LSN and chain of the record just
+/// before it ([`crate::log::proof`]). Only the key holder can check it (the
+/// engine's open does); auditors wait for the next [`BatchSigned`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMac {
+    /// 32 bytes.
+    pub mac: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -582,6 +593,7 @@ events! {
     2 => TailTruncated,
     3 => Checkpoint,
     4 => BatchSigned,
+    5 => BatchMac,
     10 => MountEnabled,
     11 => MountTuned,
     12 => MountDisabled,

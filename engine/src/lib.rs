@@ -15,7 +15,7 @@
 //! let rt = tokio::runtime::Builder::new_current_thread().build()?;
 //! let path = "sys/mounts/database";
 //! rt.block_on(engine.request(root.expose(), Operation::Update, path, json!({"type": "database"})))?;
-//! let digest = engine.digest(); // a stable hash of the whole state
+//! let digest = engine.digest(); // a stable hash of the whole state (not of where the log ends)
 //! engine.close(); // drains the log and releases the directory lock
 //!
 //! let reopened = Engine::open(dir.path(), EngineOptions::default())?; // reads master.key

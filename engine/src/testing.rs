@@ -16,6 +16,7 @@ pub fn sample(kind: EventKind) -> Event {
         EventKind::EngineInitialized => EngineInitialized { key_check: [1; 32], checkpoint_public_key: [2; 32] }.into(),
         EventKind::TailTruncated => TailTruncated { segment_first_lsn: 1, offset: 4096, bytes: 17 }.into(),
         EventKind::BatchSigned => BatchSigned { signature: vec![0x5a; 64] }.into(),
+        EventKind::BatchMac => BatchMac { mac: vec![0xa5; 32] }.into(),
         EventKind::Checkpoint => {
             Checkpoint { lsn: 9, chain: [3; 32], ts_ms: 1_700_000_000_000, signature: vec![4; 64] }.into()
         }
@@ -192,7 +193,7 @@ pub fn generated_event(rng: &mut SplitMix64, universe: u64) -> Event {
         // Written by the engine and its writer, never by a request: an
         // EngineInitialized at LSN 1 would name a public key, and no one but the
         // writer (with the key) can make a proof that verifies under it.
-        EventKind::EngineInitialized | EventKind::BatchSigned => EventKind::TailTruncated,
+        EventKind::EngineInitialized | EventKind::BatchSigned | EventKind::BatchMac => EventKind::TailTruncated,
         kind => kind,
     };
     let mut event = sample(kind);

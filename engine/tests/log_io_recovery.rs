@@ -56,7 +56,7 @@ fn durable_events(dir: &Path) -> Vec<Event> {
     entries
         .into_iter()
         .map(|e| e.event)
-        .filter(|e| !matches!(e, Event::Checkpoint(_) | Event::BatchSigned(_)))
+        .filter(|e| !matches!(e, Event::Checkpoint(_) | Event::BatchSigned(_) | Event::BatchMac(_)))
         .collect()
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use lessor_engine::audit::{self, VerifyError, VerifyOptions};
 use lessor_engine::clock::ManualClock;
-use lessor_engine::event::{BatchSigned, Event, PolicyWritten};
+use lessor_engine::event::{BatchMac, BatchSigned, Event, PolicyWritten};
 use lessor_engine::log::format::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 use lessor_engine::log::storage::ReadOnlyDir;
 use lessor_engine::log::{ScanError, read_entries};
@@ -106,6 +106,126 @@ fn a_forged_record_with_a_forged_proof_refuses_the_open_and_fails_verify() {
 }
 
 #[test]
+fn a_forged_record_with_a_forged_mac_refuses_the_open_and_verify_calls_it_unsigned() {
+    let (dir, _) = engine_with_default_token();
+    let before = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    append_forged(dir.path(), &[grant_everything(), Event::BatchMac(BatchMac { mac: vec![7; 32] })]);
+    match Engine::open(dir.path(), options()) {
+        Err(OpenError::Scan(ScanError::Corrupt { what, .. })) => assert!(what.contains("batch proof"), "{what}"),
+        other => panic!("open accepted a forged MAC: {:?}", other.map(|_| ())),
+    }
+    // An auditor cannot check a MAC: the record is reported as not signed, and
+    // the signed history is what it was.
+    let report = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert_eq!((report.unsigned_records, report.mac_lsn), (1, Some(before.last_lsn + 2)), "{report:?}");
+    assert_eq!(report.proven_lsn, before.proven_lsn);
+    assert_eq!(report.unproven_records, 0);
+}
+
+/// Options whose signature interval no test waits out: every batch after the
+/// first ends with a MAC until the writer closes.
+fn options_signing_rarely() -> EngineOptions {
+    let mut o = options();
+    o.log.signature_interval_ms = 24 * 3600 * 1000;
+    o
+}
+
+fn write_policies(engine: &Engine, root: &str, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for i in 0..n {
+        let data = json!({ "policy": format!(r#"path "database/creds/m{i}" {{ capabilities = ["read"] }}"#) });
+        rt.block_on(engine.request(root, Operation::Update, &format!("sys/policy/m{i}"), data)).unwrap();
+    }
+}
+
+#[test]
+fn batches_between_signatures_end_in_a_mac_and_a_clean_close_signs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, root) = Engine::init(dir.path(), options_signing_rarely()).unwrap();
+    write_policies(&engine, root.expose(), 5);
+    let running = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert_eq!(running.mac_lsn, Some(running.last_lsn), "the newest batch does not end in a MAC: {running:?}");
+    assert!(running.unsigned_records >= 5, "{running:?}");
+    assert!(running.proven_lsn.unwrap() < running.last_lsn);
+    let entries = read_entries(&ReadOnlyDir::new(dir.path())).unwrap().0;
+    let macs = entries.iter().filter(|e| matches!(e.event, Event::BatchMac(_))).count();
+    assert!(macs >= 5, "one MAC per batch expected, found {macs}");
+    engine.close();
+    let closed = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert_eq!(closed.proven_lsn, Some(closed.last_lsn), "close left records unsigned: {closed:?}");
+    assert_eq!((closed.unsigned_records, closed.mac_lsn), (0, None));
+    // It also checkpointed the head (checkpoints run on an interval by default),
+    // so `audit checkpoint` has one to export.
+    assert_eq!(closed.latest_checkpoint.map(|c| c.lsn), Some(closed.last_lsn - 2));
+    // A close after nothing new appends nothing.
+    Engine::open(dir.path(), options_signing_rarely()).unwrap().close();
+    assert_eq!(audit::verify(dir.path(), VerifyOptions::default()).unwrap().last_lsn, closed.last_lsn);
+}
+
+#[test]
+fn an_idle_engine_signs_what_its_macs_cover_at_the_expirers_tick_once_the_interval_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut o = EngineOptions { clock: clock.clone(), ..options() };
+    o.expiry.tick_ms = 10;
+    // The tick also finds a checkpoint due: it must sign the newest record at
+    // that record's time, not the tick's.
+    o.log.checkpoint_interval_ms = 500;
+    let (engine, root) = Engine::init(dir.path(), o).unwrap();
+    write_policies(&engine, root.expose(), 3);
+    let before = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert!(before.unsigned_records > 0, "{before:?}");
+    // The interval (1 s by default) passes on the engine's clock; the expirer's
+    // next tick signs.
+    clock.advance_ms(1_000);
+    let engine = Arc::new(engine);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let expirer = rt.spawn(engine.clone().run_expirer());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report = loop {
+        let report = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+        if report.proven_lsn == Some(report.last_lsn) || std::time::Instant::now() > deadline {
+            break report;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    expirer.abort();
+    assert_eq!(report.proven_lsn, Some(report.last_lsn), "the expirer's tick never signed: {report:?}");
+    assert_eq!(report.last_lsn, before.last_lsn + 2, "not one checkpoint and one signature");
+    assert_eq!(report.latest_checkpoint.map(|c| c.lsn), Some(before.last_lsn));
+    drop(rt);
+    Arc::try_unwrap(engine).expect("engine still shared").close();
+}
+
+#[test]
+fn a_crash_after_macd_batches_keeps_every_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, root) = Engine::init(dir.path(), options_signing_rarely()).unwrap();
+    write_policies(&engine, root.expose(), 4);
+    // The crash image: every file as the running engine left it (all of it
+    // acknowledged), taken before any close could sign it.
+    let image = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), image.path().join(entry.file_name())).unwrap();
+        }
+    }
+    engine.close();
+    let crashed = audit::verify(image.path(), VerifyOptions::default()).unwrap();
+    assert!(crashed.mac_lsn.is_some() && crashed.unproven_records == 0, "{crashed:?}");
+    let engine = Engine::open(image.path(), options_signing_rarely()).unwrap();
+    for i in 0..4 {
+        assert!(engine.with_state(|s| s.policies.contains_key(&format!("m{i}"))), "acknowledged policy m{i} lost");
+    }
+    assert_eq!(engine.with_state(|s| s.counters.tail_truncations), 0, "acknowledged records were cut");
+    engine.close();
+    let reopened = audit::verify(image.path(), VerifyOptions::default()).unwrap();
+    assert_eq!(reopened.proven_lsn, Some(reopened.last_lsn));
+    assert!(reopened.last_lsn > crashed.last_lsn);
+}
+
+#[test]
 fn a_log_rewritten_whole_under_another_key_is_refused_by_open_and_by_a_pinned_verify() {
     let (dir, _) = engine_with_default_token();
     let real = audit::verify(dir.path(), VerifyOptions::default()).unwrap().public_key.unwrap();
@@ -172,7 +292,10 @@ fn rewrite_as_format_1(dir: &Path) {
     }
     let mut chain = format::GENESIS_CHAIN;
     let mut bytes = SegmentHeader { version: 1, first_lsn: 1, prev_chain: chain }.encode().to_vec();
-    let kept = entries.into_iter().filter(|e| !matches!(e.event, Event::BatchSigned(_)));
+    // (Checkpoints go too: they cover the record before them, which is gone.)
+    let kept = entries
+        .into_iter()
+        .filter(|e| !matches!(e.event, Event::BatchSigned(_) | Event::BatchMac(_) | Event::Checkpoint(_)));
     for (lsn, e) in (1..).zip(kept) {
         chain =
             format::encode_record(&mut bytes, &chain, lsn, e.ts_ms, e.event.kind().code(), &e.event.encode_payload());

@@ -431,7 +431,7 @@ impl Torture {
             let event = rec.decode().unwrap_or_else(|e| self.fail(format!("LSN {lsn} does not decode: {e}")));
             // Only what a batch proof covers is the log's: whole records after the
             // newest proof (a batch the kill cut short) are cut by the next open.
-            let proof = matches!(event, Event::BatchSigned(_));
+            let proof = matches!(event, Event::BatchSigned(_) | Event::BatchMac(_));
             pending.push((lsn, ts, chain, event));
             if proof {
                 for (lsn, ts, chain, event) in pending.drain(..) {

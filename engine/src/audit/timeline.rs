@@ -295,6 +295,7 @@ fn body_json(event: &Event) -> Value {
         Event::TailTruncated(b) => serde_json::to_value(b),
         Event::Checkpoint(b) => serde_json::to_value(b),
         Event::BatchSigned(b) => serde_json::to_value(b),
+        Event::BatchMac(b) => serde_json::to_value(b),
         Event::MountEnabled(b) => serde_json::to_value(b),
         Event::MountTuned(b) => serde_json::to_value(b),
         Event::MountDisabled(b) => serde_json::to_value(b),

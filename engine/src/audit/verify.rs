@@ -68,12 +68,20 @@ pub struct VerifyReport {
     /// the next open cuts): not damage, but the records in it are not there.
     pub torn_tail: Option<TornTail>,
     pub exported: Option<ExportedMatch>,
-    /// The newest batch proof, verified: it proves every record up to it was
+    /// The newest batch signature, verified: it proves every record up to it was
     /// written by the key holder ([`crate::log::proof`]). `None` for a log
     /// written before proofs (format 1).
     pub proven_lsn: Option<Lsn>,
-    /// Whole records after the newest proof: a batch a crash cut short (the next
-    /// open cuts them) or records appended without the master key. Never applied.
+    /// Records after the newest signature that batch MACs cover: only the key
+    /// holder can check those (the engine's next open does), so an auditor
+    /// cannot yet; the writer signs them within `signature_interval_ms` while it
+    /// runs, and at a clean close.
+    pub unsigned_records: u64,
+    /// The newest batch MAC after the newest signature.
+    pub mac_lsn: Option<Lsn>,
+    /// Whole records after the newest proof of either kind: a batch a crash cut
+    /// short (the next open cuts them) or records appended without the master
+    /// key. Never applied.
     pub unproven_records: u64,
     /// The first of them.
     pub unproven_from_lsn: Option<Lsn>,
@@ -142,8 +150,10 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
     let mut exported_signature_checked = false;
     let mut exported_match = None;
     let mut prev: (Lsn, Chain, i64) = (0, GENESIS_CHAIN, i64::MIN);
-    // The newest proof: (its location, the LSN and chain it covers, the signature).
+    // The newest signature: (its location, the LSN and chain it covers, the signature).
     let mut newest_proof: Option<(String, u64, Lsn, Lsn, Chain, Vec<u8>)> = None;
+    let mut mac_lsn: Option<Lsn> = None;
+    let mut unsigned = 0u64;
     let mut unproven = 0u64;
     if let Some(cp) = options.exported
         && cp.lsn == 0
@@ -173,10 +183,16 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
             }
             Event::BatchSigned(proof) => {
                 newest_proof = Some((rec.file.to_string(), rec.offset, rec.lsn, prev.0, prev.1, proof.signature));
-                unproven = 0;
+                (unproven, unsigned, mac_lsn) = (0, 0, None);
                 if latest.is_some() {
                     latest_proven.clone_from(&latest);
                 }
+            }
+            Event::BatchMac(_) => {
+                // Only the master key checks it: the records it covers stay
+                // unsigned to an auditor until the next signature.
+                unsigned += std::mem::take(&mut unproven);
+                mac_lsn = Some(rec.lsn);
             }
             Event::Checkpoint(event) => {
                 let Some(key) = public_key else {
@@ -226,7 +242,7 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
                 });
             }
         }
-        if !matches!(rec.kind, k if k == crate::event::EventKind::BatchSigned.code()) {
+        if !crate::log::proof::is_proof(rec.kind) {
             unproven += 1;
         }
         prev = (rec.lsn, rec.chain, rec.ts_ms);
@@ -262,7 +278,8 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
         }
         (None, _) => None,
     };
-    let unproven_records = if proven_lsn.is_some() { unproven } else { 0 };
+    let has_proofs = proven_lsn.is_some() || mac_lsn.is_some();
+    let unproven_records = if has_proofs { unproven } else { 0 };
     if let Some(cp) = options.exported {
         if !exported_signature_checked {
             let key = public_key.ok_or(VerifyError::NoPublicKey)?;
@@ -281,10 +298,12 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
         last_ts_ms: (records > 0).then_some(prev.2),
         last_chain: prev.1,
         public_key,
-        latest_checkpoint: if newest_proof.is_some() { latest_proven } else { latest },
+        latest_checkpoint: if has_proofs { latest_proven } else { latest },
         torn_tail: reader.torn_tail().cloned(),
         exported: exported_match,
         proven_lsn,
+        unsigned_records: unsigned,
+        mac_lsn,
         unproven_records,
         unproven_from_lsn: (unproven_records > 0).then(|| prev.0 + 1 - unproven_records),
     })

@@ -274,7 +274,8 @@ impl Engine {
     }
 
     /// Runs the expirer until the task is dropped or aborted: `expire_due` every
-    /// tick. Aborting mid-revocation is safe: the intent is logged and recovery or
+    /// tick, and a signature of the log's MAC'd records once one is due
+    /// ([`crate::log::Log::sign_tick`]). Aborting mid-revocation is safe: the intent is logged and recovery or
     /// the next run finishes it.
     pub async fn run_expirer(self: Arc<Self>) {
         let tick = std::time::Duration::from_millis(self.expiry_options().tick_ms.max(1));
@@ -283,6 +284,10 @@ impl Engine {
                 Ok(report) if report.more_due => continue,
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "expirer cannot record revocations; retrying"),
+            }
+            // An idle engine's MAC'd records get their signature on this clock.
+            if let Err(e) = self.sign_log_tick().await {
+                tracing::warn!(error = %e, "cannot sign the log's newest records; the next batch or close will");
             }
             tokio::time::sleep(tick).await;
         }

@@ -20,7 +20,7 @@ use crate::event::Lsn;
 pub const SEGMENT_MAGIC: u32 = u32::from_le_bytes(*b"LSRS");
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"LSRE");
 /// Version of the byte format. A change bumps it; readers keep opening old versions.
-/// 2: every batch and every sealed segment ends with a `BatchSigned` proof
+/// 2: every batch ends with a proof, `BatchSigned` or `BatchMac`
 /// ([`super::proof`]); the framing is unchanged. 1: no proofs.
 pub const FORMAT_VERSION: u16 = 2;
 /// The oldest version this build still reads.

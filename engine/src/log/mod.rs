@@ -39,9 +39,16 @@ pub struct LogOptions {
     /// Events one append call may carry.
     pub request_events_max: usize,
     /// With a checkpoint signer (an engine holding the master key), a signed
-    /// checkpoint is logged at every segment seal and, once this much log time has
-    /// passed since the last one, after the next batch; 0 = only at seals.
+    /// checkpoint is logged at every segment seal, once this much log time has
+    /// passed since the last one (after the next batch, or at the expirer's next
+    /// tick), and at a clean close that follows new records; 0 = only at seals.
     pub checkpoint_interval_ms: u64,
+    /// With the master key, every batch ends with a proof ([`proof`]): a batch MAC,
+    /// or an Ed25519 signature auditors can check — on the first batch, at every
+    /// checkpoint, once this much log time has passed since the last signature
+    /// (at the next batch, or at the expirer's next tick when idle:
+    /// [`Log::sign_tick`]), and at a clean close. 0 = sign every batch.
+    pub signature_interval_ms: u64,
     /// Whether an append waits for stable storage before it is acknowledged.
     pub fsync: FsyncPolicy,
 }
@@ -86,6 +93,7 @@ impl Default for LogOptions {
             batch_events_max: 8192,
             request_events_max: 1024,
             checkpoint_interval_ms: 10 * 60 * 1000,
+            signature_interval_ms: 1000,
             fsync: FsyncPolicy::Always,
         }
     }
@@ -146,9 +154,10 @@ impl Log {
     pub fn recover_trusting(
         storage: &dyn Storage,
         chain_trusted_through: Lsn,
+        mac_check: Option<proof::MacCheck<'_>>,
         visit: &mut dyn FnMut(recovery::Located<'_>, &format::RecordView<'_>) -> Result<(), String>,
     ) -> Result<ScanSummary, ScanError> {
-        recovery::scan_trusting(storage, chain_trusted_through, visit)
+        recovery::scan_trusting(storage, chain_trusted_through, mac_check, visit)
     }
 
     /// Repairs a torn tail as the decision table says, starts the writer after the
@@ -214,11 +223,13 @@ impl Log {
         };
         if let Some(cp) = &mut checkpointer {
             cp.interval_ms = options.checkpoint_interval_ms;
+            cp.signature_interval_ms = options.signature_interval_ms;
             if cp.since_ts_ms.is_none() && summary.records > 0 {
                 cp.since_ts_ms = Some(summary.last_ts_ms);
             }
         }
         let stats = Arc::new(WriterStats::default());
+        let unsigned = summary.unsigned && checkpointer.is_some();
         let writer = writer::Writer {
             storage,
             file,
@@ -238,6 +249,10 @@ impl Log {
             checkpointer,
             sealed_since_checkpoint: false,
             proof_pending: false,
+            unsigned,
+            // Unknown for what an earlier run left: the first close checkpoints
+            // only what this one appends.
+            records_since_checkpoint: false,
         };
         let (tx, rx) = mpsc::channel(options.append_queue_depth_max);
         let thread = std::thread::Builder::new()
@@ -273,7 +288,7 @@ impl Log {
             encoded.push((event, payload));
         }
         let (reply, rx) = oneshot::channel();
-        Ok((writer::Request { ts_ms, events: encoded, reply }, rx))
+        Ok((writer::Request { ts_ms, events: encoded, sign_tick: false, reply }, rx))
     }
 
     /// Appends `events` as consecutive records stamped `ts_ms` (raised to the last
@@ -290,6 +305,19 @@ impl Log {
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         tx.send(req).await.map_err(|_| AppendError::Closed)?;
         Ok(Pending(rx))
+    }
+
+    /// Tells the writer the time is `ts_ms`: if batch MACs cover records after
+    /// the newest signature and `signature_interval_ms` has passed since it, the
+    /// writer signs them now (in a batch of its own); otherwise nothing is
+    /// written. The engine's expirer calls it every tick, so an idle engine's
+    /// log is signed within the interval on the engine's own clock.
+    pub async fn sign_tick(&self, ts_ms: i64) -> Result<(), AppendError> {
+        let (reply, rx) = oneshot::channel();
+        let req = writer::Request { ts_ms, events: Vec::new(), sign_tick: true, reply };
+        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
+        tx.send(req).await.map_err(|_| AppendError::Closed)?;
+        Pending(rx).durable().await.map(drop)
     }
 
     /// [`Log::append`], blocking the calling thread until durable. Usable from any

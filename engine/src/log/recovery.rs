@@ -15,6 +15,13 @@
 //! | 8 | any segment    | any other bad header, or header LSN ≠ file name                   | refuse: [`ScanError::Corrupt`] |
 //! | 9 | segment list   | first LSN ≠ 1, or a segment does not start where the last ended   | refuse: [`ScanError::MissingSegment`] |
 //! |10 | segment list   | a header's carried chain ≠ the previous segment's last chain      | refuse: [`ScanError::Corrupt`] |
+//! |11 | last segment   | format 2, a public key: whole records after the newest proof       | unproven tail: cut there, log `TailTruncated` |
+//! |12 | last segment   | the newest proof, or the newest signature, does not verify        | refuse: [`ScanError::Corrupt`] |
+//!
+//! Rows 11 and 12 are the batch proofs of [`super::proof`]: a proof is a
+//! `BatchSigned` (checked with the log's public key) or a `BatchMac` (checked
+//! only when the scan holds the master key's [`proof::MacCheck`]; a keyless
+//! scan takes the records a MAC covers as they are).
 //!
 //! Row 3 at open: the engine's open trusts the chain of the records a valid
 //! snapshot already covers ([`scan_trusting`]): those records are crc- and
@@ -25,7 +32,7 @@
 //! job, which walks the whole chain. (Re-hashing a million leases' records was the
 //! largest avoidable cost of a restart.)
 //!
-//! Nothing is ever dropped silently: the only repair (rows 6 and 7) removes bytes
+//! Nothing is ever dropped silently: the only repairs (rows 6, 7 and 11) remove bytes
 //! that no acknowledged append could own — an append is acknowledged only after its
 //! whole batch is fsync'd, and a batch is written after every earlier batch — and it
 //! is recorded in the log itself. [`classify`] is the table in code; tests walk it
@@ -77,6 +84,9 @@ pub struct ScanSummary {
     /// The checkpoint public key in the log's first record (`EngineInitialized`):
     /// batch proofs are checked against it.
     pub public_key: Option<[u8; 32]>,
+    /// The newest segment's newest proof is a batch MAC: records after the
+    /// newest signature wait for one (the writer signs them when idle).
+    pub unsigned: bool,
 }
 
 /// Where a scan stopped. Messages name the file, byte offset and LSN.
@@ -140,15 +150,18 @@ pub fn scan(
     storage: &dyn Storage,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
 ) -> Result<ScanSummary, ScanError> {
-    scan_trusting(storage, 0, visit)
+    scan_trusting(storage, 0, None, visit)
 }
 
 /// [`scan`], taking the stored chain of records up to `chain_trusted_through` as
 /// given instead of recomputing it (see row 3's note above); every other check
-/// still runs on every record. `0` trusts nothing.
+/// still runs on every record. `0` trusts nothing. With `mac_check` (the master
+/// key's), a newest proof that is a batch MAC is checked too (row 12); without,
+/// the records a MAC covers are accepted unchecked (read-only use).
 pub fn scan_trusting(
     storage: &dyn Storage,
     chain_trusted_through: Lsn,
+    mac_check: Option<proof::MacCheck<'_>>,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
 ) -> Result<ScanSummary, ScanError> {
     let segs = list_segments(storage)?;
@@ -160,6 +173,7 @@ pub fn scan_trusting(
         records: 0,
         torn_tail: None,
         public_key: None,
+        unsigned: false,
     };
     let mut bytes = Vec::new();
     for (i, (name_lsn, name)) in segs.iter().enumerate() {
@@ -219,11 +233,19 @@ pub fn scan_trusting(
 
         // Row 11: in the newest segment, only what the newest proof covers counts.
         // (Damage followed by valid records is left to rows 4-6, which refuse.)
-        let proven_end = (last && header.version >= 2)
+        let proofs = (last && header.version >= 2)
             .then(|| proof::last_proof_end(&bytes, SEGMENT_HEADER_BYTES))
-            .filter(|scan| scan.first_bad.is_none_or(|bad| !valid_record_after(&bytes, bad)))
-            .map(|scan| scan.proof_end.unwrap_or(SEGMENT_HEADER_BYTES));
-        let records = Records { name, bytes: &bytes, segment_first_lsn: header.first_lsn, last, proven_end };
+            .filter(|scan| scan.first_bad.is_none_or(|bad| !valid_record_after(&bytes, bad)));
+        summary.unsigned = proofs.is_some_and(|scan| scan.proof_end.is_some() && scan.proof_end != scan.signature_end);
+        let records = Records {
+            name,
+            bytes: &bytes,
+            segment_first_lsn: header.first_lsn,
+            last,
+            proven_end: proofs.map(|scan| scan.proof_end.unwrap_or(SEGMENT_HEADER_BYTES)),
+            signature_end: proofs.and_then(|scan| scan.signature_end),
+            mac_check,
+        };
         scan_records(&records, chain_trusted_through, &mut summary, visit)?;
         let valid_bytes = summary.torn_tail.as_ref().map_or(bytes.len() as u64, |t| t.offset);
         summary.segments.push(SegmentInfo {
@@ -245,6 +267,9 @@ struct Records<'a> {
     /// Row 11: where the newest batch proof ends, for the newest segment of a
     /// log with proofs.
     proven_end: Option<usize>,
+    /// Row 12: where the newest signature ends, in the same segment.
+    signature_end: Option<usize>,
+    mac_check: Option<proof::MacCheck<'a>>,
 }
 
 impl Records<'_> {
@@ -270,7 +295,7 @@ fn scan_records(
     summary: &mut ScanSummary,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
 ) -> Result<(), ScanError> {
-    let &Records { name, bytes, last, proven_end, .. } = records;
+    let &Records { name, bytes, last, proven_end, signature_end, mac_check, .. } = records;
     let corrupt = |offset: usize, lsn: Lsn, what: String| ScanError::Corrupt {
         file: name.to_string(),
         offset: offset as u64,
@@ -307,17 +332,26 @@ fn scan_records(
                 if rec.lsn == 1 {
                     summary.public_key = proof::public_key_of_first(&rec);
                 }
-                if proven_end == Some(offset + rec.size)
-                    && let Some(key) = &summary.public_key
+                let end = Some(offset + rec.size);
+                if let Some(key) = &summary.public_key
+                    && (end == proven_end || end == signature_end)
                 {
-                    // The newest proof: it covers every record before it.
-                    let valid = proof::signature_of(&rec)
-                        .is_some_and(|signature| proof::verify(key, rec.lsn - 1, &summary.last_chain, &signature));
+                    // Row 12: the newest proof covers every record before it; the
+                    // newest signature is checked too, so a forger cannot hide
+                    // behind a MAC a keyless reader takes on trust.
+                    let covered = (rec.lsn - 1, &summary.last_chain);
+                    let valid = match (proof::signature_of(&rec), proof::mac_of(&rec)) {
+                        (Some(signature), _) => proof::verify(key, covered.0, covered.1, &signature),
+                        (None, Some(mac)) => {
+                            mac_check.is_none_or(|check| check(&proof::mac_message(covered.0, covered.1), &mac))
+                        }
+                        (None, None) => false,
+                    };
                     if !valid {
                         return Err(corrupt(
                             offset,
                             rec.lsn,
-                            "the batch proof does not verify under the log's public key: records were written \
+                            "the batch proof does not verify under the log's key: records were written \
                              without the master key"
                                 .into(),
                         ));

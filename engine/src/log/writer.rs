@@ -63,6 +63,9 @@ pub type CheckpointSigner = Box<dyn FnMut(Lsn, &Chain, i64) -> Event + Send>;
 /// Builds the `BatchSigned` proof of the record `(lsn, chain)` ([`super::proof`]).
 pub type BatchSigner = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
 
+/// Builds the `BatchMac` proof of the record `(lsn, chain)` ([`super::proof`]).
+pub type BatchMacer = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
+
 /// Signs checkpoints on the writer thread, where the chain is known exactly: after
 /// a batch that sealed a segment, or once `interval_ms` of log time passed since
 /// the last checkpoint, the writer appends a `Checkpoint` event covering the last
@@ -77,8 +80,15 @@ pub struct Checkpointer {
     pub since_ts_ms: Option<i64>,
     /// Builds the signed `Checkpoint` event for `(lsn, chain, ts_ms)` of a record.
     pub sign: CheckpointSigner,
-    /// Builds the proof that ends every batch and every sealed segment.
+    /// Builds the signature that ends a batch when one is due.
     pub sign_batch: BatchSigner,
+    /// Builds the MAC that ends every other batch.
+    pub mac_batch: BatchMacer,
+    /// Set from [`super::LogOptions::signature_interval_ms`]; 0 = sign every batch.
+    pub signature_interval_ms: u64,
+    /// Log time of the newest signature this writer made; `None`: the next
+    /// batch is signed.
+    pub last_signature_ts_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -87,6 +97,8 @@ impl std::fmt::Debug for Checkpointer {
             .field("interval_ms", &self.interval_ms)
             .field("last_lsn", &self.last_lsn)
             .field("since_ts_ms", &self.since_ts_ms)
+            .field("signature_interval_ms", &self.signature_interval_ms)
+            .field("last_signature_ts_ms", &self.last_signature_ts_ms)
             .finish_non_exhaustive()
     }
 }
@@ -100,8 +112,10 @@ struct Mark {
     last_ts_ms: i64,
     sealed_since_checkpoint: bool,
     proof_pending: bool,
-    /// The checkpointer's `(last_lsn, since_ts_ms)`.
-    checkpoint: Option<(Lsn, Option<i64>)>,
+    unsigned: bool,
+    records_since_checkpoint: bool,
+    /// The checkpointer's `(last_lsn, since_ts_ms, last_signature_ts_ms)`.
+    checkpoint: Option<(Lsn, Option<i64>, Option<i64>)>,
 }
 
 /// The disk's part of rolling a failed batch back.
@@ -118,6 +132,9 @@ pub(crate) struct Request {
     pub ts_ms: i64,
     /// Events with their payloads, encoded by the appender (off the writer thread).
     pub events: Vec<(Event, Vec<u8>)>,
+    /// No events: asks the writer to sign the MAC'd records if a signature is
+    /// due at `ts_ms` ([`super::Log::sign_tick`]).
+    pub sign_tick: bool,
     pub reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
@@ -153,8 +170,14 @@ pub(crate) struct Writer {
     pub checkpointer: Option<Checkpointer>,
     /// A segment was sealed and no checkpoint has been written since.
     pub sealed_since_checkpoint: bool,
-    /// Records were framed since the last `BatchSigned` proof.
+    /// Records were framed since the last proof.
     pub proof_pending: bool,
+    /// The newest proof is a MAC: records after the newest signature exist, and
+    /// the writer signs them once idle ([`super::proof`]).
+    pub unsigned: bool,
+    /// Appenders' records were framed since the newest checkpoint (its own
+    /// record and the proof after it do not count): a clean close checkpoints.
+    pub records_since_checkpoint: bool,
 }
 
 impl Writer {
@@ -182,7 +205,15 @@ impl Writer {
                 }
                 continue;
             }
-            self.commit(&mut batch, &mut buf, &mut entries);
+            self.commit(&mut batch, &mut buf, &mut entries, false);
+        }
+        // A clean close leaves nothing only the key holder can check, and (with
+        // checkpoints on an interval) a checkpoint of the head to export.
+        let head = self.next_lsn - 1;
+        let checkpoint_due = self.records_since_checkpoint
+            && self.checkpointer.as_ref().is_some_and(|cp| cp.interval_ms > 0 && head > cp.last_lsn);
+        if (self.unsigned || checkpoint_due) && self.finish_cut_back().is_ok() {
+            self.commit(&mut Vec::new(), &mut buf, &mut entries, true);
         }
         if self.fsync == FsyncPolicy::Never && self.cut_back.is_none() {
             // A clean close leaves the log durable whatever the policy.
@@ -207,17 +238,29 @@ impl Writer {
         self.storage.sync_dir()
     }
 
-    /// Writes one batch durably and answers every request in it.
-    fn commit(&mut self, batch: &mut Vec<Request>, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) {
+    /// Writes one batch durably and answers every request in it; `closing` (the
+    /// last batch of a clean close) forces a checkpoint of the head when
+    /// checkpoints run on an interval, and a signature as its proof.
+    fn commit(&mut self, batch: &mut Vec<Request>, buf: &mut Vec<u8>, entries: &mut Vec<Entry>, closing: bool) {
         buf.clear();
         entries.clear();
         let mark = self.mark();
         self.batch_segments.clear();
         let mut acks = Vec::with_capacity(batch.len());
         let result = (|| -> std::io::Result<()> {
+            // The time the batch's proof decisions are made at: a tick brings the
+            // engine's clock without a record, so it never moves `last_ts_ms`,
+            // which stays the newest record's time (checkpoints sign it).
+            let mut now_ms = self.last_ts_ms;
             for req in batch.iter_mut() {
                 let ts_ms = req.ts_ms.max(self.last_ts_ms);
                 let first_lsn = self.next_lsn;
+                now_ms = now_ms.max(ts_ms);
+                if req.sign_tick {
+                    debug_assert!(req.events.is_empty(), "a sign tick carries no events");
+                    acks.push(Appended { first_lsn, last_lsn: first_lsn - 1, ts_ms });
+                    continue;
+                }
                 for (event, payload) in req.events.drain(..) {
                     let size = (RECORD_OVERHEAD_BYTES + payload.len()) as u64;
                     self.rotate_if_full(buf, size)?;
@@ -227,18 +270,23 @@ impl Writer {
                     entries.push(Entry { lsn, ts_ms, event });
                     self.next_lsn += 1;
                     self.proof_pending = true;
+                    self.records_since_checkpoint = true;
                 }
                 self.last_ts_ms = ts_ms;
                 acks.push(Appended { first_lsn, last_lsn: self.next_lsn - 1, ts_ms });
             }
-            self.checkpoint_if_due(buf, entries)?;
-            self.prove(buf, entries)?;
+            let checkpointed = self.checkpoint_if_due(buf, entries, now_ms, closing)?;
+            let tick = batch.iter().any(|req| req.sign_tick);
+            self.prove(buf, entries, closing || checkpointed, tick, now_ms)?;
             self.write_and_sync(buf)
         })();
         match result {
             Ok(()) => {
-                self.stats.events_written.fetch_add(entries.len() as u64, Ordering::Relaxed);
-                self.stats.batches_synced.fetch_add(1, Ordering::Relaxed);
+                if !entries.is_empty() {
+                    // (A tick that found nothing to sign wrote nothing.)
+                    self.stats.events_written.fetch_add(entries.len() as u64, Ordering::Relaxed);
+                    self.stats.batches_synced.fetch_add(1, Ordering::Relaxed);
+                }
                 // I1: state changes only after the bytes are durable, and before
                 // anyone learns of the append.
                 (self.sink)(entries, &self.last_chain);
@@ -273,7 +321,9 @@ impl Writer {
             last_ts_ms: self.last_ts_ms,
             sealed_since_checkpoint: self.sealed_since_checkpoint,
             proof_pending: self.proof_pending,
-            checkpoint: self.checkpointer.as_ref().map(|cp| (cp.last_lsn, cp.since_ts_ms)),
+            unsigned: self.unsigned,
+            records_since_checkpoint: self.records_since_checkpoint,
+            checkpoint: self.checkpointer.as_ref().map(|cp| (cp.last_lsn, cp.since_ts_ms, cp.last_signature_ts_ms)),
         }
     }
 
@@ -298,9 +348,12 @@ impl Writer {
         self.last_ts_ms = mark.last_ts_ms;
         self.sealed_since_checkpoint = mark.sealed_since_checkpoint;
         self.proof_pending = mark.proof_pending;
-        if let (Some(cp), Some((last_lsn, since_ts_ms))) = (&mut self.checkpointer, mark.checkpoint) {
+        self.unsigned = mark.unsigned;
+        self.records_since_checkpoint = mark.records_since_checkpoint;
+        if let (Some(cp), Some((last_lsn, since_ts_ms, signed_ts_ms))) = (&mut self.checkpointer, mark.checkpoint) {
             cp.last_lsn = last_lsn;
             cp.since_ts_ms = since_ts_ms;
+            cp.last_signature_ts_ms = signed_ts_ms;
         }
     }
 
@@ -332,14 +385,23 @@ impl Writer {
 
     /// Appends a signed checkpoint of the current head to the batch when a segment
     /// was sealed or the interval has passed. After the batch's requests, so every
-    /// request's records stay contiguous.
-    fn checkpoint_if_due(&mut self, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) -> std::io::Result<()> {
+    /// request's records stay contiguous. Returns whether it logged one.
+    /// `now_ms`: the batch's time (see [`Writer::commit`]); the checkpoint
+    /// covers the newest record, at that record's time. `closing` counts as the
+    /// interval having passed.
+    fn checkpoint_if_due(
+        &mut self,
+        buf: &mut Vec<u8>,
+        entries: &mut Vec<Entry>,
+        now_ms: i64,
+        closing: bool,
+    ) -> std::io::Result<bool> {
         let head = self.next_lsn - 1;
-        let Some(cp) = &mut self.checkpointer else { return Ok(()) };
+        let Some(cp) = &mut self.checkpointer else { return Ok(false) };
         let since = *cp.since_ts_ms.get_or_insert(self.last_ts_ms);
-        let interval_passed = cp.interval_ms > 0 && self.last_ts_ms.saturating_sub(since) >= cp.interval_ms as i64;
+        let interval_passed = cp.interval_ms > 0 && (closing || now_ms.saturating_sub(since) >= cp.interval_ms as i64);
         if head == 0 || head <= cp.last_lsn || !(self.sealed_since_checkpoint || interval_passed) {
-            return Ok(());
+            return Ok(false);
         }
         let ts_ms = self.last_ts_ms;
         let event = (cp.sign)(head, &self.last_chain, ts_ms);
@@ -354,7 +416,8 @@ impl Writer {
         cp.last_lsn = head;
         cp.since_ts_ms = Some(ts_ms);
         self.sealed_since_checkpoint = false;
-        Ok(())
+        self.records_since_checkpoint = false;
+        Ok(true)
     }
 
     /// Seals the active segment first if a record of `size` bytes would not fit.
@@ -366,25 +429,52 @@ impl Writer {
         Ok(())
     }
 
-    /// Ends the batch with a `BatchSigned` proof of its last record, if the
-    /// writer holds the key. After every request's records (and the checkpoint),
-    /// so each request's records stay contiguous; it may open a new segment.
-    fn prove(&mut self, buf: &mut Vec<u8>, entries: &mut Vec<Entry>) -> std::io::Result<()> {
+    /// Ends the batch with a proof of its last record, if the writer holds the
+    /// key: a signature when `sign` says so or one is due (the first batch, or
+    /// `signature_interval_ms` of log time since the last), else a MAC. A batch
+    /// with nothing new but a `tick` ([`super::Log::sign_tick`]) signs the
+    /// MAC'd records when a signature is due and is otherwise left unwritten.
+    /// After every request's records (and the checkpoint), so each request's
+    /// records stay contiguous; it may open a new segment.
+    fn prove(
+        &mut self,
+        buf: &mut Vec<u8>,
+        entries: &mut Vec<Entry>,
+        sign: bool,
+        tick: bool,
+        now_ms: i64,
+    ) -> std::io::Result<()> {
         let Some(cp) = &mut self.checkpointer else { return Ok(()) };
-        if !self.proof_pending {
+        let interval_ms = cp.signature_interval_ms as i64;
+        let signed =
+            sign || interval_ms == 0 || cp.last_signature_ts_ms.is_none_or(|t| now_ms.saturating_sub(t) >= interval_ms);
+        if !(self.proof_pending || ((sign || tick) && signed && self.unsigned)) {
             return Ok(());
         }
-        let event = (cp.sign_batch)(self.next_lsn - 1, &self.last_chain);
-        debug_assert!(matches!(&event, Event::BatchSigned(b) if b.signature.len() == proof::SIGNATURE_BYTES));
+        let covered = self.next_lsn - 1;
+        let (event, size) = if signed {
+            ((cp.sign_batch)(covered, &self.last_chain), proof::PROOF_RECORD_BYTES)
+        } else {
+            ((cp.mac_batch)(covered, &self.last_chain), proof::MAC_RECORD_BYTES)
+        };
+        debug_assert!(match &event {
+            Event::BatchSigned(b) => signed && b.signature.len() == proof::SIGNATURE_BYTES,
+            Event::BatchMac(b) => !signed && b.mac.len() == proof::MAC_BYTES,
+            _ => false,
+        });
         let payload = event.encode_payload();
-        assert_eq!(RECORD_OVERHEAD_BYTES + payload.len(), proof::PROOF_RECORD_BYTES, "proof record size changed");
-        self.rotate_if_full(buf, proof::PROOF_RECORD_BYTES as u64)?;
+        assert_eq!(RECORD_OVERHEAD_BYTES + payload.len(), size, "proof record size changed");
+        if signed {
+            cp.last_signature_ts_ms = Some(now_ms);
+        }
+        self.rotate_if_full(buf, size as u64)?;
         let ts_ms = self.last_ts_ms;
         self.last_chain =
             format::encode_record(buf, &self.last_chain, self.next_lsn, ts_ms, event.kind().code(), &payload);
         entries.push(Entry { lsn: self.next_lsn, ts_ms, event });
         self.next_lsn += 1;
         self.proof_pending = false;
+        self.unsigned = !signed;
         Ok(())
     }
 

@@ -288,7 +288,7 @@ impl PostgresPlugin {
         loop {
             let client = self.pool.get().await.map_err(|e| match e {
                 deadpool_postgres::PoolError::Backend(e) => db_error(e),
-                other => PluginError::Connect(other.to_string()),
+                other => PluginError::Connect(error_chain(&other)),
             })?;
             // Connections past their lifetime are closed instead of reused.
             let expired =
@@ -518,8 +518,26 @@ pub fn db_error(e: tokio_postgres::Error) -> PluginError {
             }
             PluginError::Database { message, sqlstate: Some(db.code().code().to_string()) }
         }
-        None => PluginError::Connect(e.to_string()),
+        None => PluginError::Connect(error_chain(&e)),
     }
+}
+
+/// An error and every cause under it, `outer: inner: …`: tokio-postgres says
+/// only `error connecting to server` at the top, and the reason (`Connection
+/// refused (os error 111)`, `server does not support TLS`) is in its source.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their cause in their own message.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `"name"` with inner quotes doubled: safe as an SQL identifier.
@@ -892,5 +910,15 @@ mod tests {
         assert!(tls_config(&p).unwrap_err().to_string().contains("sslrootcert"));
         let p = TlsParams { mode: "bogus".into(), root_cert: None };
         assert!(tls_config(&p).unwrap_err().to_string().contains("not supported"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_keeps_its_cause() {
+        // Port 1 on loopback: nothing listens, so the kernel refuses at once.
+        let config = "host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=5";
+        let err = tokio_postgres::connect(config, tokio_postgres::NoTls).await.map(drop).unwrap_err();
+        let PluginError::Connect(text) = db_error(err) else { panic!("not a connection error") };
+        assert!(text.starts_with("error connecting to server: "), "{text}");
+        assert!(text.contains("Connection refused"), "the cause is lost: {text}");
     }
 }

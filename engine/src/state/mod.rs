@@ -104,7 +104,7 @@ impl State {
             Event::TailTruncated(_) => self.counters.tail_truncations += 1,
             Event::Checkpoint(e) => self.last_checkpoint = Some(e),
             // Proofs are checked by the reader; they change no state.
-            Event::BatchSigned(_) => {}
+            Event::BatchSigned(_) | Event::BatchMac(_) => {}
             Event::MountEnabled(e) => {
                 let MountEnabled { path, mount_type, description, default_lease_ttl_ms, max_lease_ttl_ms } = e;
                 let mount = Mount {
@@ -214,9 +214,45 @@ impl State {
         self.connections.get(&key).or_else(|| self.retired_connections.get(&key))
     }
 
-    /// A stable SHA-256 over the whole state: equal digests, equal states.
+    /// A stable SHA-256 over what the log's events mean: equal digests, equal
+    /// states. Where the log ends (`applied_lsn`, `applied_ts_ms`) and its newest
+    /// checkpoint are left out: batch proofs and checkpoints record the log's
+    /// own head and change nothing else, and a clean close may append both, so
+    /// an engine reopened after a close has the digest it had before.
+    /// [`State::applied_lsn`] says where a state stands.
     pub fn digest(&self) -> [u8; 32] {
-        Sha256::digest(encoding::encode(self)).into()
+        // Exhaustive on purpose: a new field must be placed in or out here.
+        let State {
+            applied_lsn: _,
+            applied_ts_ms: _,
+            initialized,
+            mounts,
+            connections,
+            retired_connections,
+            retired_users: _,
+            roles,
+            policies,
+            tokens,
+            token_index: _,
+            policies_changed_lsn,
+            leases,
+            rotations,
+            last_checkpoint: _,
+            counters,
+        } = self;
+        let content = (
+            initialized,
+            mounts,
+            connections,
+            retired_connections,
+            roles,
+            policies,
+            tokens,
+            policies_changed_lsn,
+            leases,
+            (rotations, counters),
+        );
+        Sha256::digest(encoding::encode(&content)).into()
     }
 
     /// Encoded form, as snapshots store it.
