@@ -112,6 +112,12 @@ enum lessor_status
    */
   LESSOR_INVALID_HANDLE = 9,
   /**
+   * `lessor_init` on a data directory that already holds a log: open it with
+   * `lessor_engine_open` instead, or choose an empty directory. Nothing was
+   * changed.
+   */
+  LESSOR_ALREADY_INITIALIZED = 10,
+  /**
    * A bug: Rust code panicked inside the call. The panic was caught at the
    * boundary, so the process is intact, but any lessor object passed to that
    * call should be treated as unusable and freed.

@@ -22,7 +22,9 @@ pub struct DevArgs {
     /// `postgresql://USER:PASSWORD@HOST:PORT/DB`, a user with CREATEROLE that owns DB.
     #[arg(long = "database-url", env = "LESSOR_DEV_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Keep the temporary data directory (its path is printed) instead of deleting it.
+    /// Keep what the tour made instead of removing it: the data directory, and the
+    /// throwaway PostgreSQL, still running (its port and the commands to use and
+    /// to stop it are printed). With --database-url, the sample table too.
     #[arg(long)]
     pub keep: bool,
 }
@@ -112,7 +114,7 @@ fn failed(step: &str, e: impl std::fmt::Display) -> Failure {
 pub fn dev(args: DevArgs) -> Result<ExitCode, Failure> {
     // The throwaway cluster lives until the end of this function: dropping it stops
     // the server and deletes its files.
-    let mut _cluster = None;
+    let mut throwaway = None;
     let admin = match &args.database_url {
         Some(url) => AdminUrl::parse(url).map_err(Failure::Local)?,
         None => {
@@ -121,22 +123,74 @@ pub fn dev(args: DevArgs) -> Result<ExitCode, Failure> {
             let db = cluster.database("lessor_dev");
             outln!("PostgreSQL {} on 127.0.0.1:{}, database {}", cluster.version(), cluster.port(), db.dbname());
             let admin = AdminUrl::parse(&db.admin_url()).map_err(Failure::Local)?;
-            _cluster = Some((cluster, db));
+            throwaway = Some((cluster, db));
             admin
         }
     };
     let data_dir = tempfile::Builder::new().prefix("lessor-dev-").tempdir()?;
     let result = tour(data_dir.path(), &admin);
-    if args.keep {
-        let kept = data_dir.keep();
-        outln!("\nThe data directory is kept at {}", kept.display());
-    }
-    match result {
-        Ok(()) => {
-            outln!("\nEvery step worked. Cleaning up the throwaway PostgreSQL and data directory.");
-            Ok(ExitCode::SUCCESS)
+    // A server the user brought keeps nothing of the tour's but what --keep asks.
+    let external = args.database_url.is_some();
+    if external && !args.keep {
+        let dropped = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(admin_execute(&admin, "DROP TABLE IF EXISTS inventory")))
+            .map_err(|e| format!("lessor dev: dropping the sample table failed: {e}"));
+        if let Err(e) = dropped {
+            crate::term::errln!("{e}");
         }
-        Err(e) => Err(e),
+    }
+    if !args.keep {
+        return result.map(|()| {
+            outln!(
+                "\nEvery step worked. {}",
+                if external {
+                    "Dropped the sample table inventory and removed the data directory; your PostgreSQL is as it was \
+                     (the tour's user was revoked)."
+                } else {
+                    "Stopped the throwaway PostgreSQL and removed it and the data directory."
+                }
+            );
+            ExitCode::SUCCESS
+        });
+    }
+    let kept_dir = data_dir.keep();
+    let shown = |s: &str| shell_word(s);
+    if result.is_ok() {
+        outln!("\nEvery step worked.");
+    }
+    outln!("\nKept, for you to go on with:");
+    outln!("  data directory: {}", kept_dir.display());
+    outln!("    $ export LESSOR_DATA_DIR={}", shown(&kept_dir.display().to_string()));
+    outln!("    $ lessor read database/creds/{ROLE}    (with LESSOR_TOKEN set to the root token above)");
+    outln!("    remove it with: rm -rf {}", shown(&kept_dir.display().to_string()));
+    match throwaway.take() {
+        Some((cluster, db)) => {
+            let dbname = db.dbname().to_string();
+            drop(db);
+            let kept = cluster.keep();
+            outln!("  PostgreSQL: still running on 127.0.0.1:{}, database {dbname}", kept.port);
+            outln!("    $ psql \"{}\" -c 'TABLE inventory'", admin.login_url(&admin.username, &admin.password));
+            outln!("    stop it with: {}", kept.stop_command);
+            outln!("    then remove its files: rm -rf {}", shown(&kept.root.display().to_string()));
+        }
+        None => outln!("  your PostgreSQL keeps the sample table inventory; drop it with: DROP TABLE inventory;"),
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// `word` as one POSIX shell word, for commands printed to copy.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-=:+@%".contains(&b));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+}
+
+/// The reply's warnings, in the tour's flow (stdout), as the CLI shows them.
+fn show_warnings(response: &Response) {
+    if let Some(w) = output::warnings(response) {
+        out!("{w}");
     }
 }
 
@@ -202,12 +256,14 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
         "default_ttl": "1h",
         "max_ttl": "24h",
     });
-    request("writing the role", Operation::Update, &role_path, role)?;
+    let written = request("writing the role", Operation::Update, &role_path, role)?;
+    show_warnings(&written);
     outln!("Success! Data written to: {role_path}");
 
     let creds_path = format!("database/creds/{ROLE}");
     say("Issuing a credential: a new PostgreSQL user, just for this caller", &format!("lessor read {creds_path}"));
     let issued = request("issuing a credential", Operation::Read, &creds_path, Value::Null)?;
+    show_warnings(&issued);
     out!("{}", output::table(&output::response_rows(&issued)));
     let field = |name: &str| {
         issued
@@ -237,15 +293,21 @@ fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
         "sys/leases/renew",
         json!({"lease_id": lease_id, "increment": "2h"}),
     )?;
+    show_warnings(&renewed);
     out!("{}", output::table(&output::response_rows(&renewed)));
     let after = session.block_on(valid_until(admin, &username)).map_err(|e| failed("reading pg_roles", e))?;
     outln!("pg_roles.rolvaliduntil moved: {} → {}", before.as_deref().unwrap_or("-"), after.as_deref().unwrap_or("-"));
+    outln!(
+        "(VALID UNTIL is the lease's expiry plus 5 s, as Vault sets it: lessor drops the user at expiry, and \
+         should it be down then, PostgreSQL itself refuses the password 5 s later.)"
+    );
     if before == after {
         return Err(failed("renewing the lease", "VALID UNTIL did not move in pg_roles"));
     }
 
     say("Revoking the lease: the database user is dropped now", &format!("lessor lease revoke {lease_id}"));
-    request("revoking the lease", Operation::Update, "sys/leases/revoke", json!({"lease_id": lease_id}))?;
+    let revoked = request("revoking the lease", Operation::Update, "sys/leases/revoke", json!({"lease_id": lease_id}))?;
+    show_warnings(&revoked);
     outln!("Success! Revoked lease: {lease_id}");
     let gone = session.block_on(valid_until(admin, &username));
     match gone {

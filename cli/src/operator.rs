@@ -198,6 +198,12 @@ fn send(global: &Global, operation: Operation, path: &str, data: Value) -> Resul
     send_raw(global, operation, path, data)?.map_err(|e| engine_error(operation, path, &e))
 }
 
+/// [`send`] for a command whose error should speak of what the user typed
+/// (`revoking lease …`) rather than of the path it sends to.
+fn send_as(global: &Global, operation: Operation, path: &str, data: Value, doing: &str) -> Result<Response, Failure> {
+    send_raw(global, operation, path, data)?.map_err(|e| Failure::Engine(format!("{doing}: {e}")))
+}
+
 /// As [`send`], keeping the engine's error for callers that branch on its kind.
 fn send_raw(
     global: &Global,
@@ -228,9 +234,7 @@ fn engine_error(operation: Operation, path: &str, e: &RequestError) -> Failure {
 
 /// Prints a reply in the chosen format; `success` is what a reply without data says.
 fn print_response(global: &Global, response: &Response, success: &str) {
-    if let Some(w) = output::warnings(response) {
-        err!("{w}");
-    }
+    print_warnings(global, response);
     match global.format {
         Format::Json => outln!("{}", output::json(&response.to_json())),
         Format::Table => {
@@ -241,6 +245,24 @@ fn print_response(global: &Global, response: &Response, success: &str) {
                 out!("{}", output::table(&rows));
             }
         }
+    }
+}
+
+/// Vault's warning banner, on stderr, in table format; with `-format=json` the
+/// warnings are only in the reply's `warnings` field, so stdout stays pure JSON.
+fn print_warnings(global: &Global, response: &Response) {
+    if global.format == Format::Table
+        && let Some(w) = output::warnings(response)
+    {
+        err!("{w}");
+    }
+}
+
+/// A `Success! …` line: table format only (with `-format=json` a command that
+/// has no reply prints nothing, as Vault's does).
+fn success(global: &Global, message: &str) {
+    if global.format == Format::Table {
+        outln!("{message}");
     }
 }
 
@@ -270,7 +292,7 @@ pub fn secrets(global: &Global, command: SecretsCommand) -> Result<ExitCode, Fai
                 data["max_lease_ttl"] = ttl.into();
             }
             send(global, Operation::Update, &format!("sys/mounts/{path}"), data)?;
-            outln!("Success! Enabled the {} secrets engine at: {path}/", args.engine_type);
+            success(global, &format!("Success! Enabled the {} secrets engine at: {path}/", args.engine_type));
         }
         SecretsCommand::List => {
             let response = send(global, Operation::Read, "sys/mounts", Value::Null)?;
@@ -299,7 +321,7 @@ pub fn secrets(global: &Global, command: SecretsCommand) -> Result<ExitCode, Fai
         SecretsCommand::Disable { path } => {
             let path = path.trim_matches('/').to_string();
             send(global, Operation::Delete, &format!("sys/mounts/{path}"), Value::Null)?;
-            outln!("Success! Disabled the secrets engine (if it existed) at: {path}/");
+            success(global, &format!("Success! Disabled the secrets engine (if it existed) at: {path}/"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -349,7 +371,7 @@ pub fn list(global: &Global, args: PathArgs) -> Result<ExitCode, Failure> {
 
 pub fn delete(global: &Global, args: PathArgs) -> Result<ExitCode, Failure> {
     send(global, Operation::Delete, &args.path, Value::Null)?;
-    outln!("Success! Data deleted (if it existed) at: {}", args.path);
+    success(global, &format!("Success! Data deleted (if it existed) at: {}", args.path));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -373,14 +395,13 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<ExitCode, Failure
                 (true, false) => (format!("sys/leases/revoke-prefix/{id}"), Value::Null),
                 _ => ("sys/leases/revoke".to_string(), json!({ "lease_id": id })),
             };
-            let response = send(global, Operation::Update, &path, data)?;
-            if let Some(w) = output::warnings(&response) {
-                err!("{w}");
-            }
+            let doing = if prefix { format!("revoking leases under {id}") } else { format!("revoking lease {id}") };
+            let response = send_as(global, Operation::Update, &path, data, &doing)?;
+            print_warnings(global, &response);
             match (prefix, force) {
-                (true, true) => outln!("Success! Force-revoked any leases with prefix: {id}"),
-                (true, false) => outln!("Success! Revoked any leases with prefix: {id}"),
-                _ => outln!("Success! Revoked lease: {id}"),
+                (true, true) => success(global, &format!("Success! Force-revoked any leases with prefix: {id}")),
+                (true, false) => success(global, &format!("Success! Revoked any leases with prefix: {id}")),
+                _ => success(global, &format!("Success! Revoked lease: {id}")),
             }
         }
         LeaseCommand::Lookup { id } => {
@@ -388,7 +409,9 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<ExitCode, Failure
             print_response(global, &response, "");
         }
         LeaseCommand::List { prefix } => {
-            let prefix = prefix.trim_start_matches('/');
+            // A prefix is a path, as Vault's CLI makes it: `…/creds/app` lists
+            // that role's leases.
+            let prefix = format!("{}/", prefix.trim_matches('/'));
             let response = send(global, Operation::List, &format!("sys/leases/lookup/{prefix}"), Value::Null)?;
             return Ok(print_list(global, &response, &format!("No leases found under {prefix}")));
         }
@@ -420,13 +443,16 @@ pub fn token(global: &Global, command: TokenCommand) -> Result<ExitCode, Failure
         }
         TokenCommand::Lookup { accessor, target } => {
             let (path, data) = token_lookup_request(accessor, target)?;
-            let response = send(global, Operation::Update, path, data)?;
+            // As Vault's CLI: lookup-self is a GET (the default policy grants
+            // read on it), the others a POST.
+            let operation = if path.ends_with("lookup-self") { Operation::Read } else { Operation::Update };
+            let response = send(global, operation, path, data)?;
             print_response(global, &response, "");
         }
         TokenCommand::Revoke { accessor, self_, target } => {
             let (path, data) = token_revoke_request(accessor, self_, target)?;
             send(global, Operation::Update, path, data)?;
-            outln!("Success! Revoked token (if it existed)");
+            success(global, "Success! Revoked token (if it existed)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -489,7 +515,7 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<ExitCode, Failu
                 crate::data::read_file(&file).map_err(Failure::Local)?
             };
             send(global, Operation::Update, &format!("sys/policy/{name}"), json!({ "policy": text }))?;
-            outln!("Success! Uploaded policy: {name}");
+            success(global, &format!("Success! Uploaded policy: {name}"));
         }
         PolicyCommand::Read { name } => {
             let response = send(global, Operation::Read, &format!("sys/policy/{name}"), Value::Null)?;
@@ -497,7 +523,7 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<ExitCode, Failu
                 Format::Json => outln!("{}", output::json(&response.to_json())),
                 Format::Table => {
                     let rules = response.data.as_ref().and_then(|d| d.get("rules").or_else(|| d.get("policy")));
-                    outln!("{}", rules.and_then(Value::as_str).unwrap_or_default());
+                    outln!("{}", rules.and_then(Value::as_str).unwrap_or_default().trim_end());
                 }
             }
         }
@@ -522,7 +548,7 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<ExitCode, Failu
         }
         PolicyCommand::Delete { name } => {
             send(global, Operation::Delete, &format!("sys/policy/{name}"), Value::Null)?;
-            outln!("Success! Deleted policy: {name}");
+            success(global, &format!("Success! Deleted policy: {name}"));
         }
     }
     Ok(ExitCode::SUCCESS)

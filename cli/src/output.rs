@@ -61,14 +61,58 @@ pub fn table(rows: &[(String, String)]) -> String {
     out
 }
 
-/// Vault prints warnings before the data, on stderr.
+/// Vault prints warnings before the data, on stderr (table format only: with
+/// `-format=json` they are in the reply's `warnings` field), each wrapped at 80
+/// columns behind two spaces.
 pub fn warnings(response: &Response) -> Option<String> {
     let warnings = response.warnings.as_ref().filter(|w| !w.is_empty())?;
     let mut out = String::from("WARNING! The following warnings were returned from lessor:\n\n");
     for w in warnings {
-        let _ = writeln!(out, "  * {}\n", term::escape(w));
+        let _ = writeln!(out, "{}\n", wrap(&format!("* {}", term::escape(w)), WRAP_COLUMNS, 2));
     }
     Some(out)
+}
+
+/// Where Vault's CLI wraps its messages.
+const WRAP_COLUMNS: usize = 80;
+
+/// Words of `text` in lines of at most `columns` characters, each behind `pad`
+/// spaces (a word longer than a line gets a line of its own).
+pub fn wrap(text: &str, columns: usize, pad: usize) -> String {
+    let width = columns.saturating_sub(pad).max(1);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    let indent = " ".repeat(pad);
+    lines.iter().map(|l| format!("{indent}{l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Does Vault's table show this field as a duration (`ttl`, `*_ttl`, `period`,
+/// `*_period`)?
+fn is_duration_key(key: &str) -> bool {
+    key == "ttl" || key.ends_with("_ttl") || key == "period" || key.ends_with("_period")
+}
+
+/// A field's value as the table shows it: seconds humanized for durations.
+fn field_value(key: &str, v: &Value) -> String {
+    let seconds = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse::<u64>().ok(),
+        _ => None,
+    };
+    match seconds {
+        Some(seconds) if is_duration_key(key) => duration(seconds),
+        _ => value(v),
+    }
 }
 
 /// The rows Vault shows for a reply: lease fields first, then the token (`auth`)
@@ -98,7 +142,7 @@ pub fn response_rows(response: &Response) -> Vec<(String, String)> {
 pub fn data_rows(data: &Map<String, Value>) -> Vec<(String, String)> {
     let mut keys: Vec<&String> = data.keys().collect();
     keys.sort();
-    keys.into_iter().map(|k| (k.clone(), value(&data[k]))).collect()
+    keys.into_iter().map(|k| (k.clone(), field_value(k, &data[k]))).collect()
 }
 
 /// `vault list` output: a `Keys` column, each key escaped.
@@ -155,6 +199,34 @@ mod tests {
         assert!(warnings(&response).unwrap().contains("  * w\\x9b31m\n"));
         let j = json(&serde_json::json!({"p": "\u{1b}\u{7f}\u{202e}"}));
         assert_eq!(j, "{\n  \"p\": \"\\u001b\\u007f\\u202e\"\n}");
+    }
+
+    #[test]
+    fn warnings_wrap_at_80_columns_like_vaults() {
+        let long = "TTL of \"768h\" exceeded the effective max_ttl of \"24h\"; TTL value is capped accordingly";
+        let response = Response { warnings: Some(vec![long.into()]), ..Response::default() };
+        let text = warnings(&response).unwrap();
+        let lines: Vec<&str> = text.lines().skip(2).filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines,
+            ["  * TTL of \"768h\" exceeded the effective max_ttl of \"24h\"; TTL value is capped", "  accordingly"]
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= 80));
+    }
+
+    #[test]
+    fn durations_in_data_print_humanized_where_vault_humanizes_them() {
+        let data =
+            json!({"ttl": 2_764_800, "default_ttl": "3600", "creation_ttl": 90, "token_period": 0, "num_uses": 3})
+                .as_object()
+                .unwrap()
+                .clone();
+        let rows: std::collections::BTreeMap<String, String> = data_rows(&data).into_iter().collect();
+        assert_eq!(rows["ttl"], "768h");
+        assert_eq!(rows["default_ttl"], "1h");
+        assert_eq!(rows["creation_ttl"], "1m30s");
+        assert_eq!(rows["token_period"], "0s");
+        assert_eq!(rows["num_uses"], "3");
     }
 
     #[test]

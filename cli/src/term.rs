@@ -91,6 +91,11 @@ fn escape_keeping<'a>(text: &'a str, keep: &[char]) -> Cow<'a, str> {
     Cow::Owned(out)
 }
 
+/// `n` with its noun, singular or plural: `1 lease`, `2 leases`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// JSON text with every [`needs_escape`] character written as a `\uXXXX` escape
 /// (a UTF-16 pair above U+FFFF). Outside strings JSON text holds only ASCII
 /// punctuation and whitespace, so the structural `\n`, `\t`, `\r` and spaces are

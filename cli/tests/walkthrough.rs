@@ -202,9 +202,56 @@ fn lessor_dev_runs_start_to_finish() {
         "lessor lease revoke",
         "lessor audit log",
         "Every step worked",
+        // The article's role draws a warning, shown where it arises.
+        "WARNING! The following warnings were returned from lessor:",
+        "ON ALL TABLES",
+        "VALID UNTIL is the lease's expiry plus 5 s",
+        "Stopped the throwaway PostgreSQL",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
+}
+
+#[test]
+fn lessor_dev_keep_leaves_a_running_server_and_says_how_to_stop_it() {
+    let out = Command::new(LESSOR)
+        .args(["dev", "--keep"])
+        .env_remove("LESSOR_DEV_DATABASE_URL")
+        .output()
+        .expect("run lessor dev --keep");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    let after = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in:\n{stdout}"))
+            .trim()
+            .to_string()
+    };
+    let port: u16 = after("PostgreSQL: still running on 127.0.0.1:").split(',').next().unwrap().parse().unwrap();
+    let stop = after("stop it with:");
+    let root = after("then remove its files: rm -rf");
+    let data_dir = after("data directory:");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "nothing listens on {port}");
+    assert!(Path::new(&data_dir).join("master.key").exists(), "the data directory is gone: {data_dir}");
+    let stopped = Command::new("sh").arg("-c").arg(&stop).output().unwrap();
+    assert!(stopped.status.success(), "{stop}: {}", String::from_utf8_lossy(&stopped.stderr));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "still listening after {stop}");
+    std::fs::remove_dir_all(root.trim_matches('\'')).unwrap();
+    std::fs::remove_dir_all(data_dir).unwrap();
+}
+
+#[test]
+fn lessor_dev_on_your_database_drops_its_table_and_claims_no_throwaway_server() {
+    let db = pg::database("dev_external");
+    let out = Command::new(LESSOR).args(["dev", "--database-url", &db.admin_url()]).output().expect("run lessor dev");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Dropped the sample table inventory"), "{stdout}");
+    assert!(!stdout.contains("throwaway PostgreSQL"), "{stdout}");
+    let table = db.admin_query("SELECT to_regclass('public.inventory')::text");
+    assert_eq!(table, vec![vec![None]], "the sample table is still there");
 }
 
 #[test]

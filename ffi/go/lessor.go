@@ -47,7 +47,9 @@ const (
 	Busy             Status = 7
 	NullParameter    Status = 8
 	InvalidHandle    Status = 9
-	Panic            Status = 100
+	// AlreadyInitialized: Init on a directory that holds a log; Open it instead.
+	AlreadyInitialized Status = 10
+	Panic              Status = 100
 )
 
 func (s Status) Error() string { return C.GoString(C.lessor_status_str(C.uint32_t(s))) }

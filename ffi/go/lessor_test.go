@@ -53,6 +53,9 @@ func TestErrors(t *testing.T) {
 	if _, err := Open(dir, ""); !errors.Is(err, Busy) {
 		t.Fatalf("second open: %v", err)
 	}
+	if _, err := Init(dir, ""); !errors.Is(err, AlreadyInitialized) || !strings.Contains(err.Error(), "already initialized") {
+		t.Fatalf("second init: %v", err)
+	}
 }
 
 func TestPostgres(t *testing.T) {

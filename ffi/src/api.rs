@@ -187,7 +187,7 @@ fn open_failure(e: OpenError) -> Failure {
 /// `Engine::init`'s failure, by variant.
 fn init_failure(e: InitError) -> Failure {
     match e {
-        InitError::AlreadyInitialized { .. } => Failure::new(lessor_status::LESSOR_BUSY, e.to_string()),
+        InitError::AlreadyInitialized { .. } => Failure::new(lessor_status::LESSOR_ALREADY_INITIALIZED, e.to_string()),
         InitError::Open(open) => open_failure(open),
         InitError::Key(key) => key_failure(key),
         other => Failure::new(lessor_status::LESSOR_IO, other.to_string()),

@@ -37,6 +37,10 @@ pub enum lessor_status {
     /// error message names the argument. See "Handles" at the top of lessor.h for
     /// what lessor can and cannot detect.
     LESSOR_INVALID_HANDLE = 9,
+    /// `lessor_init` on a data directory that already holds a log: open it with
+    /// `lessor_engine_open` instead, or choose an empty directory. Nothing was
+    /// changed.
+    LESSOR_ALREADY_INITIALIZED = 10,
     /// A bug: Rust code panicked inside the call. The panic was caught at the
     /// boundary, so the process is intact, but any lessor object passed to that
     /// call should be treated as unusable and freed.
@@ -45,7 +49,7 @@ pub enum lessor_status {
 
 impl lessor_status {
     /// Every status, in numeric order.
-    pub fn all() -> [lessor_status; 11] {
+    pub fn all() -> [lessor_status; 12] {
         [
             lessor_status::LESSOR_OK,
             lessor_status::LESSOR_INVALID_ARGUMENT,
@@ -57,6 +61,7 @@ impl lessor_status {
             lessor_status::LESSOR_BUSY,
             lessor_status::LESSOR_NULL_PARAMETER,
             lessor_status::LESSOR_INVALID_HANDLE,
+            lessor_status::LESSOR_ALREADY_INITIALIZED,
             lessor_status::LESSOR_PANIC,
         ]
     }
@@ -74,6 +79,7 @@ impl lessor_status {
             lessor_status::LESSOR_BUSY => c"LESSOR_BUSY",
             lessor_status::LESSOR_NULL_PARAMETER => c"LESSOR_NULL_PARAMETER",
             lessor_status::LESSOR_INVALID_HANDLE => c"LESSOR_INVALID_HANDLE",
+            lessor_status::LESSOR_ALREADY_INITIALIZED => c"LESSOR_ALREADY_INITIALIZED",
             lessor_status::LESSOR_PANIC => c"LESSOR_PANIC",
         }
     }
@@ -101,6 +107,7 @@ mod tests {
             (LESSOR_BUSY, 7),
             (LESSOR_NULL_PARAMETER, 8),
             (LESSOR_INVALID_HANDLE, 9),
+            (LESSOR_ALREADY_INITIALIZED, 10),
             (LESSOR_PANIC, 100),
         ];
         for (status, code) in codes {

@@ -201,7 +201,10 @@ fn init_and_open_check_their_arguments() {
     lessor_string_free(token);
     assert!(!dir.path().join("d/master.key").exists());
     let mut err: *mut lessor_error = ptr::null_mut();
-    assert_eq!(lessor_init(data.as_ptr(), key.as_ptr(), &mut token, &mut err), lessor_status::LESSOR_BUSY);
+    assert_eq!(
+        lessor_init(data.as_ptr(), key.as_ptr(), &mut token, &mut err),
+        lessor_status::LESSOR_ALREADY_INITIALIZED
+    );
     assert!(take_error(err).1.contains("already initialized"));
     let wrong = c(&format!(r#"{{"master_key_hex": "{}"}}"#, "cd".repeat(32)));
     let mut err: *mut lessor_error = ptr::null_mut();

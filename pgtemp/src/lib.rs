@@ -561,6 +561,12 @@ fi
 rm -rf "$root"
 "#;
 
+/// `word` as one POSIX shell word.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-=:+@%".contains(&b));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+}
+
 /// TLS material of a cluster.
 #[derive(Debug, Clone)]
 struct TlsFiles {
@@ -583,9 +589,39 @@ pub struct Cluster {
     admin_password: String,
     startup_time: Duration,
     watchdog: Option<Watchdog>,
+    /// [`Cluster::keep`]: left running, files kept, when dropped.
+    kept: bool,
+}
+
+/// A server [`Cluster::keep`] left running: where it is and how to stop it.
+#[derive(Debug, Clone)]
+pub struct KeptCluster {
+    pub port: u16,
+    /// Everything of the cluster (data, socket, log) is under this directory.
+    pub root: PathBuf,
+    /// The shell command that stops the server.
+    pub stop_command: String,
 }
 
 impl Cluster {
+    /// Leaves the server running after this value is dropped and this process
+    /// exits: the watchdog is disarmed, nothing is stopped or deleted. Stop it
+    /// with [`KeptCluster::stop_command`], then remove [`KeptCluster::root`].
+    pub fn keep(mut self) -> KeptCluster {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            // SIGKILL is the one signal its script does not ignore: it dies
+            // before it can clean up.
+            let _ = watchdog.child.kill();
+            let _ = watchdog.child.wait();
+        }
+        self.kept = true;
+        let mut stop = self.run_as.command(&self.bin.tool("pg_ctl"));
+        stop.args(["stop", "-D"]).arg(&self.data);
+        let words = std::iter::once(stop.get_program()).chain(stop.get_args());
+        let stop_command = words.map(|w| shell_quote(&w.to_string_lossy())).collect::<Vec<_>>().join(" ");
+        KeptCluster { port: self.port, root: self.root.clone(), stop_command }
+    }
+
     /// Starts a new cluster (the body of [`private_cluster`] and of the shared server).
     fn start_new() -> Result<Cluster, String> {
         let started = Instant::now();
@@ -604,6 +640,7 @@ impl Cluster {
             admin_password: random_hex(24),
             startup_time: Duration::ZERO,
             watchdog: None,
+            kept: false,
         };
         // From here on, dropping `cluster` (also on an error) cleans everything up.
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
@@ -996,6 +1033,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         if self.data.join("postmaster.pid").exists() {
             let _ = self.pg_ctl_stop("immediate");
         }

@@ -22,7 +22,7 @@ from collections import namedtuple
 __all__ = [
     "init", "Engine", "Credential", "LessorError", "InvalidArgument", "ArgumentError",
     "PermissionDenied", "NotFound", "DatabaseError", "IOError_", "Corrupt", "Busy",
-    "NullParameter", "InvalidHandle", "EngineClosed", "Panic", "version",
+    "NullParameter", "InvalidHandle", "AlreadyInitialized", "EngineClosed", "Panic", "version",
 ]
 
 LESSOR_OK = 0
@@ -99,13 +99,18 @@ class EngineClosed(InvalidHandle, ValueError):
         super().__init__(LESSOR_INVALID_HANDLE, message)
 
 
+class AlreadyInitialized(LessorError):
+    """LESSOR_ALREADY_INITIALIZED: ``init`` on a directory that holds a log; open it instead."""
+    pass
+
+
 class Panic(LessorError):
     pass
 
 
 _CLASSES = {
     1: InvalidArgument, 2: PermissionDenied, 3: NotFound, 4: DatabaseError, 5: IOError_,
-    6: Corrupt, 7: Busy, 8: NullParameter, 9: InvalidHandle, 100: Panic,
+    6: Corrupt, 7: Busy, 8: NullParameter, 9: InvalidHandle, 10: AlreadyInitialized, 100: Panic,
 }
 
 Credential = namedtuple("Credential", ["lease_id", "username", "password", "ttl_s"])

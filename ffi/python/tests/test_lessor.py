@@ -74,6 +74,13 @@ class ErrorsTest(unittest.TestCase):
             with self.assertRaises(lessor.InvalidArgument):
                 engine.request("t", "frobnicate", "sys/mounts")
 
+    def test_second_init_says_already_initialized(self):
+        lessor.init(self.dir)
+        with self.assertRaises(lessor.AlreadyInitialized) as ctx:
+            lessor.init(self.dir)
+        self.assertEqual(ctx.exception.status, 10)
+        self.assertIn("already initialized", str(ctx.exception))
+
     def test_second_open_is_busy(self):
         lessor.init(self.dir)
         with lessor.Engine.open(self.dir):
