@@ -100,6 +100,9 @@ fn durations_print_humanized_in_tables() {
     let role = ok(dir, &d.root, &["read", "database/roles/ro"]);
     let default_ttl = role.lines().find(|l| l.starts_with("default_ttl ")).expect("no default_ttl row");
     assert!(default_ttl.ends_with(" 1h"), "{default_ttl}");
+    // Statements are shown as written, each with its semicolon.
+    let creation = role.lines().find(|l| l.starts_with("creation_statements ")).expect("no creation_statements row");
+    assert!(creation.contains("'{{password}}'; GRANT") && creation.ends_with(";]"), "{creation}");
     let me = ok(dir, &d.root, &["token", "create", "-ttl=90m"]);
     let token = me.lines().find_map(|l| l.strip_prefix("token ")).unwrap().trim().to_string();
     let lookup = ok(dir, &token, &["token", "lookup"]);
@@ -137,4 +140,13 @@ fn lease_list_takes_a_prefix_without_its_slash_and_policy_read_ends_cleanly() {
     ok(dir, &d.root, &["policy", "write", "p", policy.to_str().unwrap()]);
     let read = ok(dir, &d.root, &["policy", "read", "p"]);
     assert!(read.ends_with("}\n"), "a stray line after the policy: {read:?}");
+}
+
+#[test]
+fn audit_verify_json_names_times_as_times() {
+    let d = setup();
+    let report: Value = serde_json::from_str(&ok(d.dir.path(), "", &["audit", "verify", "--json"])).unwrap();
+    let last = report["last_ts"].as_str().unwrap_or_else(|| panic!("no last_ts: {report}"));
+    assert!(last.ends_with('Z') && last.contains('T'), "not RFC 3339: {last}");
+    assert!(report.get("last_ts_ms").is_none(), "a date under a _ms name: {report}");
 }

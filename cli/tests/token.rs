@@ -65,7 +65,7 @@ fn assert_last_request(dir: &Path, path: &str, accessor: &str) {
     let last = requests(dir).pop().expect("a request record");
     assert_eq!(last["path"], path, "{last}");
     assert_eq!(last["accessor"], accessor, "the audit names the caller: {last}");
-    assert_eq!(last["outcome"], "Ok", "{last}");
+    assert_eq!(last["outcome"], "ok", "{last}");
 }
 
 #[test]

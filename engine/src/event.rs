@@ -50,8 +50,11 @@ pub enum Operation {
     List,
 }
 
-/// How a request ended, as the audit trail records it.
+/// How a request ended, as the audit trail records it. Named in snake case in
+/// JSON, as every audit output writes it (the log's bytes hold the variant's
+/// index, not its name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
     Denied,
@@ -59,8 +62,9 @@ pub enum Outcome {
     Error,
 }
 
-/// Why a revocation started.
+/// Why a revocation started (snake case in JSON, as [`Outcome`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RevokeReason {
     /// The lease reached its expiry.
     Expired,

@@ -4,7 +4,8 @@
  * Build: cc -Wall -Wextra -Wpedantic -Werror -std=c11 -I include ffi/examples/issue.c \
  *          -L target/debug -llessor -lpthread -o issue
  * Environment:
- *   LESSOR_DATA_DIR      a fresh directory for the engine
+ *   LESSOR_DATA_DIR      a directory for the engine that does not hold one yet (default: a new
+ *                        /tmp/lessor-example-XXXXXX each run, printed as "DATA_DIR <path>")
  *   LESSOR_PG_URL        connection URL template, postgresql://{{username}}:{{password}}@host:port/db
  *   LESSOR_PG_USER       the connection's admin user
  *   LESSOR_PG_PASSWORD   its password
@@ -92,7 +93,19 @@ static void *issue_and_revoke(void *arg) {
 }
 
 int main(void) {
-  const char *data_dir = env("LESSOR_DATA_DIR", NULL);
+  /* Each run gets a directory of its own unless one is named: a second run
+   * on the same one would find it initialized (LESSOR_ALREADY_INITIALIZED),
+   * and its root token is printed only once, by the first. */
+  char fresh[] = "/tmp/lessor-example-XXXXXX";
+  const char *data_dir = getenv("LESSOR_DATA_DIR");
+  if (data_dir == NULL) {
+    data_dir = mkdtemp(fresh);
+    if (data_dir == NULL) {
+      perror("mkdtemp /tmp/lessor-example-XXXXXX");
+      exit(2);
+    }
+    printf("DATA_DIR %s\n", data_dir);
+  }
   const char *url = env("LESSOR_PG_URL", NULL);
   const char *user = env("LESSOR_PG_USER", NULL);
   const char *password = env("LESSOR_PG_PASSWORD", NULL);

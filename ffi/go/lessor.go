@@ -1,8 +1,10 @@
 // Package lessor is the Go binding of liblessor (include/lessor.h) over cgo,
 // standard library only.
 //
-// Link against liblessor: set CGO_LDFLAGS="-L<dir of liblessor.so>" (and an rpath
-// or LD_LIBRARY_PATH at run time) unless it is installed system-wide. An *Engine
+// Builds against an installed liblessor found with pkg-config (`scripts/install
+// PREFIX` writes PREFIX/lib/pkgconfig/lessor.pc; set PKG_CONFIG_PATH to that
+// directory for a prefix pkg-config does not search, and LD_LIBRARY_PATH or an
+// rpath for one the loader does not). An *Engine
 // is safe for concurrent use by many goroutines; Close waits for the calls in
 // flight, and every call after it returns ErrClosed.
 //
@@ -13,8 +15,7 @@
 package lessor
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -llessor
+#cgo pkg-config: lessor
 #include <stdlib.h>
 #include "lessor.h"
 */

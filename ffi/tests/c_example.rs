@@ -106,4 +106,32 @@ fn run_issue_c(wrapper: Option<&[&str]>) {
     next_with("DONE");
     assert!(child.wait().unwrap().success(), "issue.c failed");
     assert!(db.roles_with_prefix(&format!("{prefix}-")).is_empty(), "every threaded credential was revoked");
+
+    // As the README runs it: no LESSOR_DATA_DIR, twice; each run makes its own
+    // directory, so the second works too.
+    if wrapper.is_none() {
+        let mut dirs = Vec::new();
+        for _ in 0..2 {
+            let out = Command::new(&binary)
+                .env_remove("LESSOR_DATA_DIR")
+                .env("LESSOR_PG_URL", db.url_template())
+                .env("LESSOR_PG_USER", db.admin_username())
+                .env("LESSOR_PG_PASSWORD", db.admin_password())
+                .env("LESSOR_PREFIX", &prefix)
+                .env("LESSOR_THREADS", "2")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+            assert!(stdout.contains("\nDONE"), "{stdout}");
+            let dir = stdout.lines().find_map(|l| l.strip_prefix("DATA_DIR ")).expect("no DATA_DIR line").to_string();
+            assert!(dir.starts_with("/tmp/lessor-example-"), "{dir}");
+            dirs.push(dir);
+        }
+        assert_ne!(dirs[0], dirs[1]);
+        for dir in dirs {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
 }

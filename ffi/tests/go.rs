@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn go_binding_end_to_end_against_postgresql() {
-    let lib_dir = common::lib_dir();
+    common::lib_dir(); // fails early, naming the fix, when the library is missing
     let package = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("go");
     let tmp = tempfile::tempdir().unwrap();
     let binary = tmp.path().join("lessor.test");
@@ -22,7 +22,7 @@ fn go_binding_end_to_end_against_postgresql() {
         .arg(".")
         .current_dir(&package)
         .env("CGO_ENABLED", "1")
-        .env("CGO_LDFLAGS", format!("-L{0} -Wl,-rpath,{0}", lib_dir.display()))
+        .env("PKG_CONFIG_PATH", common::pc_dir_for_build_tree(tmp.path()))
         .status()
         .unwrap_or_else(|e| panic!("cannot run {go}: {e}; install Go (Debian/Ubuntu: apt-get install golang-go)"));
     assert!(built.success(), "building the Go tests failed");

@@ -89,4 +89,19 @@ fn install_gives_a_versioned_soname_a_pc_file_and_a_buildable_example() {
         .args(libs_private));
     let needed = run(Command::new("readelf").arg("-d").arg(&fully_static));
     assert!(!needed.contains("liblessor"), "the static build must not need liblessor.so:\n{needed}");
+
+    // The Go package builds against the installed lessor through pkg-config
+    // alone (`#cgo pkg-config: lessor`), nothing from the build tree.
+    let go = std::env::var("GO").unwrap_or_else(|_| "go".into());
+    let module = tempfile::tempdir().unwrap();
+    for file in ["go.mod", "lessor.go"] {
+        std::fs::copy(workspace.join("ffi/go").join(file), module.path().join(file)).unwrap();
+    }
+    run(Command::new(&go)
+        .args(["build", "."])
+        .current_dir(module.path())
+        .env("CGO_ENABLED", "1")
+        .env("PKG_CONFIG_PATH", &pc_path)
+        .env_remove("CGO_CFLAGS")
+        .env_remove("CGO_LDFLAGS"));
 }

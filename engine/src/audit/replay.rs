@@ -242,8 +242,8 @@ fn reason_name(reason: RevokeReason) -> &'static str {
         RevokeReason::Expired => "expired",
         RevokeReason::Explicit => "explicit",
         RevokeReason::Prefix => "prefix",
-        RevokeReason::TokenRevoked => "token revoked",
-        RevokeReason::MountDisabled => "mount disabled",
+        RevokeReason::TokenRevoked => "token_revoked",
+        RevokeReason::MountDisabled => "mount_disabled",
         RevokeReason::Recovery => "recovery",
         RevokeReason::Forced => "forced",
     }

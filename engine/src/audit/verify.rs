@@ -36,7 +36,7 @@ impl std::fmt::Debug for VerifyOptions<'_> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ExportedMatch {
     pub lsn: Lsn,
-    #[serde(serialize_with = "super::time::serialize_ms")]
+    #[serde(rename = "ts", serialize_with = "super::time::serialize_ms")]
     pub ts_ms: i64,
     pub file: String,
     pub offset: u64,
@@ -52,7 +52,7 @@ pub struct VerifyReport {
     /// Bytes of verified segment data.
     pub bytes: u64,
     pub last_lsn: Lsn,
-    #[serde(serialize_with = "super::time::serialize_opt_ms")]
+    #[serde(rename = "last_ts", serialize_with = "super::time::serialize_opt_ms")]
     pub last_ts_ms: Option<i64>,
     #[serde(serialize_with = "serialize_hex")]
     pub last_chain: Chain,

@@ -300,7 +300,7 @@ fn read_connection(state: &State, mount: &str, name: &str, input: Input) -> Resu
             "scram_iterations": c.scram_iterations,
         },
         "allowed_roles": c.allowed_roles,
-        "root_credentials_rotate_statements": c.root_rotation_statements,
+        "root_credentials_rotate_statements": as_written(&c.root_rotation_statements),
         "password_policy": c.password_policy,
         "username_template": c.username_template,
         "verify_connection": c.verify_connection,
@@ -410,6 +410,12 @@ fn write_role(state: &State, mount: &str, name: &str, mut input: Input) -> Resul
     Ok(Handled { events: vec![event.into()], response })
 }
 
+/// Statements as a user writes them, each ending in `;` (they are kept split
+/// and without it); writing them back gives the same list.
+fn as_written(list: &[String]) -> Vec<String> {
+    list.iter().map(|s| format!("{s};")).collect()
+}
+
 fn read_role(state: &State, mount: &str, name: &str, input: Input) -> Result<Handled, RequestError> {
     input.finish()?;
     let r = state.roles.get(&(mount.to_string(), name.to_string())).ok_or_else(|| {
@@ -417,10 +423,10 @@ fn read_role(state: &State, mount: &str, name: &str, input: Input) -> Result<Han
     })?;
     let data: Value = json!({
         "db_name": r.db_name,
-        "creation_statements": r.creation_statements,
-        "revocation_statements": r.revocation_statements,
-        "renew_statements": r.renew_statements,
-        "rollback_statements": r.rollback_statements,
+        "creation_statements": as_written(&r.creation_statements),
+        "revocation_statements": as_written(&r.revocation_statements),
+        "renew_statements": as_written(&r.renew_statements),
+        "rollback_statements": as_written(&r.rollback_statements),
         "default_ttl": r.default_ttl_ms / 1000,
         "max_ttl": r.max_ttl_ms / 1000,
         "terminate_sessions": r.terminate_sessions,

@@ -1,7 +1,8 @@
 """Python binding of liblessor (the C API in include/lessor.h) over ctypes.
 
 The library is loaded from ``$LESSOR_LIBRARY``, else ``liblessor.so`` next to this
-package, else by name from the system's search path. An ``Engine`` is safe to use
+package (``pip install ./ffi/python`` builds it and puts it there), else by name
+from the system's search path. An ``Engine`` is safe to use
 from several threads at once (the C library releases no Python objects and ctypes
 releases the GIL during each call); ``Engine.close()`` waits for the calls in
 flight in other threads, and every call after it raises ``EngineClosed``.
@@ -17,7 +18,7 @@ import json
 import operator
 import os
 import threading
-from collections import namedtuple
+from typing import Any, NamedTuple, Optional, Union
 
 __all__ = [
     "init", "Engine", "Credential", "LessorError", "InvalidArgument", "ArgumentError",
@@ -113,7 +114,18 @@ _CLASSES = {
     6: Corrupt, 7: Busy, 8: NullParameter, 9: InvalidHandle, 10: AlreadyInitialized, 100: Panic,
 }
 
-Credential = namedtuple("Credential", ["lease_id", "username", "password", "ttl_s"])
+class Credential(NamedTuple):
+    """An issued credential: its lease, the database user and password, and the
+    seconds it has to live."""
+
+    lease_id: str
+    username: str
+    password: str
+    ttl_s: int
+
+
+#: ``options`` of ``init`` and ``Engine.open``: a dict, or a JSON string.
+Options = Union[dict, str, None]
 
 
 class _Opaque(ctypes.Structure):
@@ -142,7 +154,15 @@ def _load():
     with _lib_lock:
         if _lib is not None:
             return _lib
-        lib = ctypes.CDLL(_library_path())
+        path = _library_path()
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            raise OSError(
+                f"cannot load liblessor ({path}): {e}. Install this package with `pip install ./ffi/python` "
+                "from a lessor checkout (it builds the library into the package), or set LESSOR_LIBRARY to a "
+                "liblessor.so (`cargo build -p lessor-ffi` makes target/debug/liblessor.so)"
+            ) from None
         c = ctypes
         sig = {
             "lessor_version": (c.c_char_p, []),
@@ -255,12 +275,12 @@ def _take_string(ptr):
         lib.lessor_string_free(ptr)
 
 
-def version():
+def version() -> str:
     """The version of the loaded liblessor."""
     return _load().lessor_version().decode()
 
 
-def init(data_dir, options=None):
+def init(data_dir: Union[str, "os.PathLike[str]"], options: Options = None) -> str:
     """Initializes ``data_dir`` and returns the root token (shown only once)."""
     lib = _load()
     token = ctypes.c_void_p()
@@ -305,7 +325,7 @@ class Engine:
         self._closing = False
 
     @classmethod
-    def open(cls, data_dir, options=None):
+    def open(cls, data_dir: Union[str, "os.PathLike[str]"], options: Options = None) -> "Engine":
         lib = _load()
         handle = _P()
         err = _P()
@@ -313,7 +333,7 @@ class Engine:
                                       ctypes.byref(handle), ctypes.byref(err)), err)
         return cls(handle)
 
-    def close(self):
+    def close(self) -> None:
         """Waits for the calls in flight, then frees the engine (releasing the
         data directory). Later calls raise ``EngineClosed``."""
         cond = getattr(self, "_cond", None)
@@ -338,11 +358,11 @@ class Engine:
                 cond.notify_all()
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """Whether ``close()`` has been called."""
         return self._closing
 
-    def __enter__(self):
+    def __enter__(self) -> "Engine":
         return self
 
     def __exit__(self, *exc):
@@ -368,7 +388,7 @@ class Engine:
             if not self._calls:
                 self._cond.notify_all()
 
-    def request(self, token, operation, path, data=None):
+    def request(self, token: str, operation: str, path: str, data: Optional[Any] = None) -> dict:
         """Any request, in Vault's shapes; returns the response as a dict."""
         lib = _load()
         out = ctypes.c_void_p()
@@ -380,7 +400,7 @@ class Engine:
         _check(status, err)
         return json.loads(_take_string(out))
 
-    def issue(self, token, creds_path):
+    def issue(self, token: str, creds_path: str) -> Credential:
         """Issues a credential from ``creds_path`` (e.g. "database/creds/app")."""
         lib = _load()
         cred = _P()
@@ -399,7 +419,7 @@ class Engine:
         finally:
             lib.lessor_credential_free(cred)
 
-    def renew(self, token, lease_id, increment_s=0):
+    def renew(self, token: str, lease_id: str, increment_s: int = 0) -> int:
         """Renews a lease; returns the seconds it now has left."""
         lib = _load()
         ttl = ctypes.c_int64()
@@ -410,7 +430,7 @@ class Engine:
         _check(status, err)
         return ttl.value
 
-    def revoke(self, token, lease_id):
+    def revoke(self, token: str, lease_id: str) -> None:
         """Revokes a lease now (drops its database user)."""
         lib = _load()
         err = _P()

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use lessor_tests::pg::TestDb;
@@ -13,6 +13,24 @@ use lessor_tests::pg::TestDb;
 /// The directory holding `liblessor.so` next to this test binary, made to look
 /// like an installed library directory: a program linked with `-llessor` records
 /// the SONAME (`liblessor.so.0.1`), so that name must resolve at run time too.
+/// A directory holding a `lessor.pc` for the library this build made (in
+/// `lib_dir()`, with an rpath to it) and the checkout's header: what the Go
+/// package's `#cgo pkg-config: lessor` finds, as it would an installed lessor.
+pub fn pc_dir_for_build_tree(scratch: &Path) -> PathBuf {
+    let include = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../include");
+    let dir = scratch.join("pkgconfig");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pc = format!(
+        "libdir={}\nincludedir={}\n\nName: lessor\nDescription: lessor (build tree)\nVersion: {}\n\
+         Libs: -L${{libdir}} -Wl,-rpath,${{libdir}} -llessor\nCflags: -I${{includedir}}\n",
+        lib_dir().display(),
+        include.display(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    std::fs::write(dir.join("lessor.pc"), pc).unwrap();
+    dir
+}
+
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
