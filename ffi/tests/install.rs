@@ -1,6 +1,8 @@
 //! `scripts/install` lays out what a distribution ships — a versioned shared
 //! library with its SONAME, the static library, the header, `lessor.pc`, the CLI —
-//! and a C program builds against it through pkg-config alone, shared and static.
+//! and a C program builds against it through pkg-config alone: shared, fully
+//! static (`cc -static … pkg-config --static`), and with lessor alone static
+//! (`lessor-static.pc`); both static programs then run against PostgreSQL.
 //! (The debug build is installed here; the release build uses the same rules.)
 
 mod common;
@@ -29,8 +31,8 @@ fn profile_name() -> String {
 #[test]
 fn install_gives_a_versioned_soname_a_pc_file_and_a_buildable_example() {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let prefix = tempfile::tempdir().unwrap();
-    let prefix = prefix.path();
+    let prefix_dir = tempfile::tempdir().unwrap();
+    let prefix = prefix_dir.path();
     let profile = profile_name();
     assert!(
         workspace.join("target").join(&profile).join("lessor").exists(),
@@ -75,20 +77,76 @@ fn install_gives_a_versioned_soname_a_pc_file_and_a_buildable_example() {
         .arg("-lpthread"));
     let needed = run(Command::new("readelf").arg("-d").arg(&shared));
     assert!(needed.contains(&format!("Shared library: [{soname}]")), "{needed}");
-    // Static: the archive plus the system libraries lessor.pc lists as private.
+    // `pkg-config --static` with `cc -static`: a fully static program, which
+    // needs no shared library at all (lessor, libc) and runs.
     let fully_static = build.path().join("issue-static");
-    let mut libs_private = pkg_config(&["--static", "--libs"]);
-    libs_private.retain(|f| f != "-llessor" && !f.starts_with("-L"));
     run(Command::new("cc")
+        .arg("-static")
         .args(flags)
         .arg(&example)
         .arg("-o")
         .arg(&fully_static)
-        .args(pkg_config(&["--cflags"]))
-        .arg(lib.join("liblessor.a"))
-        .args(libs_private));
-    let needed = run(Command::new("readelf").arg("-d").arg(&fully_static));
-    assert!(!needed.contains("liblessor"), "the static build must not need liblessor.so:\n{needed}");
+        .args(pkg_config(&["--static", "--cflags", "--libs"])));
+    let dynamic = run(Command::new("readelf").arg("-d").arg(&fully_static));
+    assert!(
+        dynamic.contains("no dynamic section"),
+        "cc -static with pkg-config --static must need no shared library:\n{dynamic}"
+    );
+    // lessor-static: liblessor.a linked in, the system's libraries still shared.
+    let lessor_static = build.path().join("issue-lessor-static");
+    let pc_static =
+        run(Command::new("pkg-config").args(["--cflags", "--libs", "lessor-static"]).env("PKG_CONFIG_PATH", &pc_path));
+    assert!(pc_static.contains(&lib.join("liblessor.a").display().to_string()), "{pc_static}");
+    run(Command::new("cc").args(flags).arg(&example).arg("-o").arg(&lessor_static).args(pc_static.split_whitespace()));
+    let needed = run(Command::new("readelf").arg("-d").arg(&lessor_static));
+    assert!(!needed.contains("liblessor"), "the lessor-static build must not need liblessor.so:\n{needed}");
+    assert!(needed.contains("Shared library: [libc.so.6]"), "{needed}");
+
+    // Both static programs work: the whole example against PostgreSQL, with no
+    // library path set and the installed prefix taken away.
+    drop(prefix_dir);
+    let db = lessor_tests::pg::database("ffi_static");
+    let tag = common::prefix("st", &db);
+    for binary in [&fully_static, &lessor_static] {
+        let data = build.path().join(format!("data-{}", binary.file_name().unwrap().to_string_lossy()));
+        let stdout = run(common::database_env(&mut Command::new(binary), &db, &tag)
+            .env_remove("LESSOR_TEST_HANDSHAKE")
+            .env_remove("LD_LIBRARY_PATH")
+            .env("LESSOR_DATA_DIR", &data)
+            .env("LESSOR_THREADS", "2")
+            .stdin(std::process::Stdio::null()));
+        assert!(stdout.contains("\nDONE"), "{}: {stdout}", binary.display());
+        assert!(db.roles_with_prefix(&format!("{tag}-")).is_empty(), "every credential was revoked");
+    }
+}
+
+/// `scripts/install` into a prefix that neither pkg-config nor the dynamic
+/// linker searches says exactly what to export.
+#[test]
+fn install_into_an_unsearched_prefix_says_what_to_export() {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let prefix = tempfile::tempdir().unwrap();
+    let profile = profile_name();
+    let out = run(Command::new(workspace.join("scripts/install"))
+        .arg(prefix.path())
+        .env("LESSOR_INSTALL_NO_BUILD", "1")
+        .env("LESSOR_INSTALL_PROFILE", &profile));
+    let p = prefix.path().display();
+    assert!(out.contains(&format!("export PKG_CONFIG_PATH={p}/lib/pkgconfig")), "{out}");
+    assert!(out.contains(&format!("export LD_LIBRARY_PATH={p}/lib")), "{out}");
+    assert!(out.contains(&format!("-Wl,-rpath,{p}/lib")), "{out}");
+}
+
+#[test]
+fn go_package_builds_against_an_installed_lessor() {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let prefix_dir = tempfile::tempdir().unwrap();
+    let profile = profile_name();
+    run(Command::new(workspace.join("scripts/install"))
+        .arg(prefix_dir.path())
+        .env("LESSOR_INSTALL_NO_BUILD", "1")
+        .env("LESSOR_INSTALL_PROFILE", &profile));
+    let pc_path = prefix_dir.path().join("lib/pkgconfig");
 
     // The Go package builds against the installed lessor through pkg-config
     // alone (`#cgo pkg-config: lessor`), nothing from the build tree.
