@@ -114,12 +114,6 @@ pub enum OpenError {
     },
 }
 
-/// Live plugins by `(mount, connection)`, with the configuration each was built from.
-pub(crate) type PluginRegistry = std::collections::HashMap<
-    crate::state::MountKey,
-    (crate::event::ConnectionWritten, Arc<dyn crate::plugin::DatabasePlugin>),
->;
-
 /// Why [`Engine::init`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -162,24 +156,21 @@ struct Shared {
 /// An open engine. Share it across threads and tasks behind an `Arc`.
 #[derive(Debug)]
 pub struct Engine {
+    // The log, the state folded from it, and snapshots: this file.
     shared: Arc<Shared>,
     log: Log,
+    log_options: LogOptions,
     clock: Arc<dyn Clock>,
+    snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
     /// `None` when opened without the master key: read-only use.
     pub(crate) keys: Option<Arc<Keys>>,
-    pub(crate) acl_cache: crate::request::AclCache,
-    /// Database plugins by connection, with the configuration they were built from.
-    pub(crate) plugins: Mutex<PluginRegistry>,
-    /// The expirer's wheel and its view of which leases are armed.
+    /// Authorization's compiled ACLs and its `num_uses` lock (`auth/`).
+    pub(crate) auth: crate::auth::AuthRuntime,
+    /// The lease lifecycle's plugins and claims (`lease/`).
+    pub(crate) lifecycle: crate::lease::Lifecycle,
+    /// The expirer's wheel and its view of which leases are armed (`expiry/`).
     pub(crate) expirer: Mutex<crate::expiry::expirer::ExpirerState>,
     expiry: crate::expiry::ExpiryOptions,
-    pub(crate) plugin_factory: Option<crate::plugin::PluginFactory>,
-    log_options: LogOptions,
-    /// Leases whose revocation is running now.
-    pub(crate) revocations_in_flight: Arc<Mutex<std::collections::HashSet<String>>>,
-    /// Serializes the spending of `num_uses` tokens.
-    pub(crate) token_use_lock: tokio::sync::Mutex<()>,
-    snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
 }
 
 impl Engine {
@@ -363,17 +354,14 @@ impl Engine {
             log,
             clock: options.clock.clone(),
             keys,
-            acl_cache: Default::default(),
-            token_use_lock: tokio::sync::Mutex::new(()),
-            plugins: Mutex::default(),
+            auth: crate::auth::AuthRuntime::default(),
+            lifecycle: crate::lease::Lifecycle::new(options.plugin_factory.clone()),
             expirer: Mutex::new(crate::expiry::expirer::ExpirerState::new(
                 options.clock.now_ms(),
                 options.expiry.tick_ms.max(1),
             )),
             expiry: options.expiry.clone(),
-            plugin_factory: options.plugin_factory.clone(),
             log_options: options.log.clone(),
-            revocations_in_flight: Arc::default(),
             snapshotter,
         })
     }

@@ -33,6 +33,7 @@ mod engine;
 pub mod event;
 pub mod expiry;
 mod fxhash;
+pub mod lease;
 pub mod log;
 pub mod plugin;
 pub mod request;

@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use ::lessor_engine::auth::keys::{KeyError, MasterKey};
 use ::lessor_engine::log::FsyncPolicy;
 use ::lessor_engine::log::storage::LockError;
-use ::lessor_engine::request::Operation;
+use ::lessor_engine::request::{Operation, RequestError};
 use ::lessor_engine::{Engine, EngineOptions, InitError, OpenError};
 use serde_json::Value;
 use zeroize::Zeroize;
@@ -270,7 +270,7 @@ pub extern "C" fn lessor_engine_open(
                 .map_err(|e| Failure::new(lessor_status::LESSOR_IO, format!("cannot start the runtime: {e}")))?;
             let engine = Arc::new(Engine::open(dir, options).map_err(open_failure)?);
             let mut live = LiveEngine { engine: Some(engine.clone()), runtime: Some(runtime), expirer: None };
-            live.block_on(engine.recover()).map_err(Failure::from)?;
+            live.block_on(engine.recover()).map_err(|e| Failure::from(RequestError::from(e)))?;
             let expirer = live.runtime.as_ref().map(|rt| rt.spawn(engine.run_expirer()));
             live.expirer = expirer;
             // The slot is leaked on purpose: its address must never be reused, so

@@ -298,6 +298,11 @@ pub fn random_base62(len: usize) -> Result<String, KeyError> {
     Ok(out)
 }
 
+/// Associated data binding a sealed root password to its connection.
+pub(crate) fn connection_context(mount: &str, name: &str) -> String {
+    format!("connection {mount} {name}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,7 @@ use super::armed::Armed;
 use super::wheel::{Expired, Wheel};
 use crate::Engine;
 use crate::event::{LeaseIrrevocable, RevokeReason};
-use crate::request::RequestError;
-use crate::request::creds::{RevokePlan, plan_revoke};
+use crate::lease::{LeaseError, RevokePlan, plan_revoke};
 use crate::state::{Lease, LeaseStatus, MountKey, State};
 
 /// How the expirer paces itself. Every number is a bound (I7).
@@ -186,7 +185,7 @@ impl Engine {
     /// Revokes every lease due at the engine clock's now (at most
     /// `fire_batch_max` per call). Deterministic under a manual clock; the
     /// background loop ([`Engine::run_expirer`]) calls it every tick.
-    pub async fn expire_due(self: &Arc<Self>) -> Result<ExpiryReport, RequestError> {
+    pub async fn expire_due(self: &Arc<Self>) -> Result<ExpiryReport, LeaseError> {
         let now = self.clock().now_ms();
         let options = self.expiry_options().clone();
         let changes = self.take_lease_changes();
@@ -200,7 +199,7 @@ impl Engine {
             }
             (out.into_iter().map(|e| e.value.to_string()).collect::<Vec<_>>(), expirer.wheel.needs_advance(now))
         };
-        let in_flight = self.revocations_in_flight.lock().expect("in-flight lock poisoned").clone();
+        let in_flight = self.lifecycle.claims.lock().expect("claim lock poisoned").clone();
         let mut busy = Vec::new();
         let plans: Vec<RevokePlan> = self.with_state(|s| {
             due.iter()
@@ -248,11 +247,11 @@ impl Engine {
         }
         let mut report = ExpiryReport { more_due, ..ExpiryReport::default() };
         while let Some(joined) = tasks.join_next().await {
-            let (lease, result) = joined.map_err(|e| RequestError::Io(format!("revocation task failed: {e}")))?;
+            let (lease, result) = joined.map_err(|e| LeaseError::Io(format!("revocation task failed: {e}")))?;
             match result {
                 Ok(()) => report.revoked += 1,
-                Err(RequestError::Io(e)) => return Err(RequestError::Io(e)),
-                Err(RequestError::Busy(_)) => {
+                Err(LeaseError::Io(e)) => return Err(LeaseError::Io(e)),
+                Err(LeaseError::Busy(_)) => {
                     // A renewal or revocation claimed it meanwhile: look again next
                     // tick (its outcome re-arms it too, but it may have none).
                     let at = now + options.tick_ms as i64;
@@ -264,7 +263,7 @@ impl Engine {
                     if attempts >= options.revoke_attempts_budget && !lease.irrevocable {
                         let event =
                             LeaseIrrevocable { lease_id: lease.lease_id.to_string(), attempts, error: e.to_string() };
-                        self.append(vec![event.into()]).await.map_err(|e| RequestError::Io(e.to_string()))?;
+                        self.append(vec![event.into()]).await.map_err(|e| LeaseError::Io(e.to_string()))?;
                         report.irrevocable += 1;
                     }
                 }

@@ -5,11 +5,11 @@
 
 use serde_json::{Value, json};
 
-use super::creds;
+use super::handler::{Ctx, Handled, Plan};
 use super::input::Input;
-use super::pipeline::{Ctx, Handled, Plan};
 use super::{Operation, RequestError, Response};
 use crate::event::{ConnectionDeleted, ConnectionWritten, RoleDeleted, RoleWritten};
+use crate::lease;
 use crate::plugin::credentials::{SCRAM_ITERATIONS_DEFAULT, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
 use crate::plugin::postgres::{self, MAX_OPEN_CONNECTIONS_DEFAULT};
 use crate::plugin::statements::normalize_statement_list;
@@ -60,11 +60,18 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
         }
         ("creds", role, Operation::Read) if !role.is_empty() => {
             input.finish()?;
-            Ok(Plan::Issue(Box::new(creds::plan_issue(ctx, mount, role)?)))
+            Ok(Plan::Issue(Box::new(lease::plan_issue(
+                ctx.state,
+                &ctx.caller.token,
+                ctx.now_ms,
+                ctx.lease_count_max,
+                mount,
+                role,
+            )?)))
         }
         ("rotate-root", name, Operation::Create | Operation::Update) if !name.is_empty() => {
             input.finish()?;
-            Ok(Plan::RotateRoot(Box::new(creds::plan_rotate_root(ctx, mount, name)?)))
+            Ok(Plan::RotateRoot(Box::new(lease::plan_rotate_root(ctx.state, ctx.keys, mount, name)?)))
         }
         ("reset", name, Operation::Create | Operation::Update) if !name.is_empty() => {
             input.finish()?;
@@ -158,7 +165,7 @@ fn write_connection(ctx: &Ctx<'_>, mount: &str, name: &str, mut input: Input) ->
     let password = match input.string("password")? {
         Some(p) => Some(
             ctx.keys
-                .seal(&connection_context(mount, name), p.as_bytes())
+                .seal(&crate::auth::keys::connection_context(mount, name), p.as_bytes())
                 .map_err(|e| RequestError::Io(e.to_string()))?,
         ),
         None => existing.and_then(|e| e.password.clone()),
@@ -274,11 +281,6 @@ fn scram_iterations(input: &mut Input, password_authentication: &str) -> Result<
         ));
     }
     Ok(Some(value as u32))
-}
-
-/// Associated data binding a sealed root password to its connection.
-pub(crate) fn connection_context(mount: &str, name: &str) -> String {
-    format!("connection {mount} {name}")
 }
 
 fn read_connection(state: &State, mount: &str, name: &str, input: Input) -> Result<Handled, RequestError> {

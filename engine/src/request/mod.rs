@@ -8,8 +8,8 @@
 //! recorded, durably, before its error is returned.
 
 mod auth_token;
-pub(crate) mod creds;
 mod database;
+mod handler;
 pub mod input;
 mod pipeline;
 mod router;
@@ -22,8 +22,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::event::Operation;
-pub use creds::Recovered;
-pub use pipeline::AclCache;
 pub use router::Route;
 pub use typed::{Credential, Renewed};
 
@@ -80,6 +78,22 @@ impl RequestError {
 
     pub(crate) fn not_found(message: impl Into<String>) -> RequestError {
         RequestError::NotFound(message.into())
+    }
+}
+
+impl From<crate::lease::LeaseError> for RequestError {
+    /// The same message, in the variant of the same meaning.
+    fn from(e: crate::lease::LeaseError) -> RequestError {
+        use crate::lease::LeaseError;
+        match e {
+            LeaseError::NotFound(m) => RequestError::NotFound(m),
+            LeaseError::Invalid(m) => RequestError::InvalidArgument(m),
+            LeaseError::Busy(m) => RequestError::Busy(m),
+            LeaseError::Database(m) => RequestError::Database(m),
+            LeaseError::Io(m) => RequestError::Io(m),
+            LeaseError::Corrupt(m) => RequestError::Corrupt(m),
+            LeaseError::NoMasterKey => RequestError::PermissionDenied("no master key".into()),
+        }
     }
 }
 

@@ -1,84 +1,29 @@
 //! The one path every request takes: authenticate → route → authorize → handle →
 //! append (effects + audit record, one durable batch) → reply.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use serde_json::Value;
 
-use super::creds::InFlight;
+use super::handler::{Caller, Ctx, Handled, Plan};
 use super::input::{Input, truncate};
 use super::router::{self, Route};
 use super::{Operation, RequestError, Response};
 use crate::Engine;
 use crate::auth::keys::{self, Keys};
-use crate::auth::policy::{Acl, Capabilities, ROOT_POLICY, parse_policy};
+use crate::auth::policy::Capabilities;
 use crate::auth::tokens::{self, TokenRefusal};
-use crate::event::{Event, Lsn, Outcome, RequestRecorded, TokenUsed};
+use crate::event::{Event, Outcome, RequestRecorded, TokenUsed};
+use crate::lease::Claim;
 use crate::log::AppendError;
-use crate::state::{State, Token};
+use crate::state::State;
 
-/// Compiled ACLs by sorted policy names, tagged with the policy LSN they were built
-/// at; an entry older than the last policy change is rebuilt.
+/// What a request holds until its append is durable.
 #[derive(Debug, Default)]
-pub struct AclCache(Mutex<HashMap<PolicySet, (Lsn, Arc<Acl>)>>);
-
-/// Sorted, deduplicated policy names.
-type PolicySet = Vec<String>;
-
-/// Distinct policy sets cached at once; past it the cache starts over (I7).
-const ACL_CACHE_ENTRIES_MAX: usize = 4096;
-
-/// Who is asking: the token behind the request.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    pub token: Token,
-    /// The presented secret: needed by `*-self` handlers, never stored.
-    pub secret: String,
-}
-
-impl Caller {
-    pub fn is_root(&self) -> bool {
-        self.token.policies.iter().any(|p| p == ROOT_POLICY)
-    }
-}
-
-/// What a handler decided: the events that make it so, and the reply.
-#[derive(Debug, Default)]
-pub(crate) struct Handled {
-    pub events: Vec<Event>,
-    pub response: Response,
-}
-
-/// What a request needs done once the state lock is released: most handlers are
-/// finished (`Done`); database work runs outside the lock.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // one per request, on the stack, for a moment
-pub(crate) enum Plan {
-    Done(Handled),
-    /// Connect with this configuration first; log it only if that works.
-    VerifyThenWrite(Box<crate::event::ConnectionWritten>),
-    Issue(Box<super::creds::IssuePlan>),
-    Revoke(Box<super::creds::RevokePlan>),
-    /// `revoke-force`: revoke each; forget only those the database refuses.
-    RevokeForce(Vec<super::creds::RevokePlan>),
-    Renew(Box<super::creds::RenewPlan>),
-    RotateRoot(Box<super::creds::RotatePlan>),
-    /// Close the connection's pool; the next use reconnects from the stored config.
-    Reset(Box<crate::event::ConnectionWritten>),
-}
-
-/// Everything a handler needs.
-pub(crate) struct Ctx<'a> {
-    pub state: &'a State,
-    pub keys: &'a Keys,
-    pub caller: &'a Caller,
-    pub now_ms: i64,
-    pub operation: Operation,
-    /// Whether the caller holds `sudo` on the path (root always does).
-    pub sudo: bool,
-    /// The engine-wide lease limit (0 = none).
-    pub lease_count_max: u64,
+struct Held {
+    /// Claims on the leases whose outcomes the append carries, so the expirer
+    /// and other requests leave them alone until then.
+    claims: Vec<Claim>,
+    /// The lease an issue created: revoked at once if its outcome cannot be logged.
+    issued: Option<String>,
 }
 
 fn denied(refusal: TokenRefusal) -> RequestError {
@@ -127,22 +72,13 @@ impl Engine {
             error: None,
         };
         match self.serve(token, operation, path, data, &mut audit).await {
-            Ok((Handled { mut events, mut response }, revocations)) => {
-                // A revocation's claim is held until its outcome is durable.
-                let _revocations = revocations;
+            Ok((Handled { mut events, mut response }, held)) => {
                 events.push(audit.into());
                 // Effects beyond one append's limit (revoking thousands of leases)
                 // go in chunks; the audit record rides in the last, so the request
                 // is acknowledged only once all of it is durable. The chunks are
                 // independent intents: a crash between them is finished by retrying.
                 let chunk = self.log_options().request_events_max;
-                let issued: Vec<String> = events
-                    .iter()
-                    .filter_map(|e| match e {
-                        Event::IssueCompleted(c) => Some(c.lease_id.clone()),
-                        _ => None,
-                    })
-                    .collect();
                 let mut appended = Ok(());
                 while appended.is_ok() && events.len() > chunk {
                     let rest = events.split_off(chunk);
@@ -151,13 +87,16 @@ impl Engine {
                 if appended.is_ok() {
                     appended = self.append(events).await.map(drop);
                 }
+                // The claims were held until the outcomes are durable (or failed).
+                drop(held.claims);
                 if let Err(e) = appended {
                     // The outcome of an issue did not become durable (disk full,
                     // I/O error): its user may exist (COMMIT ran) and the caller
                     // never gets the password. Revoke it now, as recovery would
-                    // after a restart; if that cannot be logged either, the lease
-                    // stays `Issuing`, revoked by recovery or at its expiry (I2).
-                    self.abandon_issues(&issued).await;
+                    // after a restart.
+                    if let Some(lease_id) = held.issued {
+                        self.abandon_issue(&lease_id).await;
+                    }
                     return Err(io_error(e));
                 }
                 response.request_id = request_id;
@@ -180,7 +119,7 @@ impl Engine {
         path: &str,
         data: Value,
         audit: &mut RequestRecorded,
-    ) -> Result<(Handled, Vec<InFlight>), RequestError> {
+    ) -> Result<(Handled, Held), RequestError> {
         let keys = self.keys.clone().ok_or_else(|| {
             RequestError::PermissionDenied(
                 "the engine was opened without its master key (read-only); open it with the key file".into(),
@@ -242,39 +181,53 @@ impl Engine {
                 plugin.verify().await.map_err(|e| RequestError::Database(format!("verifying the connection: {e}")))?;
                 Handled { events: vec![Event::ConnectionWritten(*connection)], ..Handled::default() }
             }
-            Plan::Issue(plan) => self.run_issue(*plan).await?,
+            Plan::Issue(plan) => {
+                let issued = self.run_issue(*plan).await?;
+                let data = serde_json::json!({ "username": issued.username, "password": issued.password });
+                let response = Response {
+                    lease_id: issued.lease_id,
+                    lease_duration: issued.lease_duration_s,
+                    renewable: issued.renewable,
+                    ..Response::with_json(data)
+                };
+                let held = Held { claims: issued.claim.into_iter().collect(), issued: Some(response.lease_id.clone()) };
+                return Ok((Handled { events: vec![issued.completed], response }, held));
+            }
             Plan::Revoke(plan) => {
                 // The outcome rides in the request's own append, with its audit record.
                 let (claim, completed) = self.revoke_to_outcome(*plan).await?;
-                return Ok((Handled { events: vec![completed], ..Handled::default() }, vec![claim]));
+                let held = Held { claims: vec![claim], issued: None };
+                return Ok((Handled { events: vec![completed], ..Handled::default() }, held));
             }
-            Plan::RevokeForce(plans) => return self.run_revoke_force(plans).await,
-            Plan::Renew(plan) => self.run_renew(*plan).await?,
-            Plan::RotateRoot(plan) => self.run_rotate_root(*plan).await?,
+            Plan::RevokeForce(plans) => {
+                let forced = self.run_revoke_force(plans).await?;
+                let warnings = (!forced.warnings.is_empty()).then_some(forced.warnings);
+                let response = Response { warnings, ..Response::default() };
+                let held = Held { claims: forced.claims, issued: None };
+                return Ok((Handled { events: forced.events, response }, held));
+            }
+            Plan::Renew(plan) => {
+                let granted = self.run_renew(*plan).await?;
+                let response = Response {
+                    lease_id: granted.lease_id,
+                    lease_duration: granted.lease_duration_s,
+                    renewable: true,
+                    warnings: granted.warning.map(|w| vec![w]),
+                    ..Response::default()
+                };
+                Handled { events: vec![], response }
+            }
+            Plan::RotateRoot(plan) => {
+                self.run_rotate_root(*plan).await?;
+                Handled::default()
+            }
             Plan::Reset(connection) => {
                 self.drop_plugin(&connection.mount, &connection.name);
                 let event = crate::event::ConnectionReset { mount: connection.mount, name: connection.name };
                 Handled { events: vec![event.into()], ..Handled::default() }
             }
         };
-        Ok((handled, Vec::new()))
-    }
-
-    /// Revokes leases whose issue outcome could not be logged (see [`Engine::request`]).
-    async fn abandon_issues(&self, lease_ids: &[String]) {
-        for lease_id in lease_ids {
-            let plan = self.with_state(|s| {
-                s.leases
-                    .get(lease_id.as_str())
-                    .filter(|l| l.status == crate::state::LeaseStatus::Issuing)
-                    .map(|l| super::creds::plan_revoke(s, l, crate::event::RevokeReason::Recovery))
-            });
-            if let Some(plan) = plan
-                && let Err(e) = self.run_revoke(plan).await
-            {
-                tracing::error!(error = %e, lease_id, "cannot revoke an issue whose outcome was not logged yet");
-            }
-        }
+        Ok((handled, Held::default()))
     }
 
     /// Resolves a token secret to a usable token.
@@ -292,7 +245,7 @@ impl Engine {
     async fn spend_use(&self, keys: &Keys, caller: Caller, now_ms: i64) -> Result<Caller, RequestError> {
         let hash = keys.hash_token(&caller.secret);
         let lookup = || self.with_state(|s| s.token_by_hash(&hash).cloned()).ok_or(TokenRefusal::Unknown);
-        let _one_at_a_time = self.token_use_lock.lock().await;
+        let _one_at_a_time = self.auth.token_uses.lock().await;
         let token = lookup().map_err(denied)?;
         tokens::usable(&token, now_ms).map_err(denied)?;
         self.append(vec![TokenUsed { accessor: token.accessor.clone() }.into()]).await.map_err(io_error)?;
@@ -319,7 +272,7 @@ impl Engine {
             Operation::Delete => Capabilities::DELETE,
             Operation::List => Capabilities::LIST,
         };
-        let granted = self.acl_for(state, &caller.token.policies).capabilities(path);
+        let granted = self.auth.acls.acl_for(state, &caller.token.policies).capabilities(path);
         (granted.bits() & wanted.bits() == 0).then(|| {
             RequestError::PermissionDenied(format!("\"{path}\" requires {}", router::operation_name(operation)))
         })
@@ -337,41 +290,11 @@ impl Engine {
         if caller.is_root() {
             return Ok(true);
         }
-        let acl = self.acl_for(state, &caller.token.policies);
+        let acl = self.auth.acls.acl_for(state, &caller.token.policies);
         if acl.allows(path, required) {
             return Ok(acl.allows(path, Capabilities::SUDO));
         }
         Err(RequestError::PermissionDenied(format!("\"{path}\" requires {required}")))
-    }
-
-    fn acl_for(&self, state: &State, policies: &[String]) -> Arc<Acl> {
-        let mut names = policies.to_vec();
-        names.sort_unstable();
-        names.dedup();
-        let mut cache = self.acl_cache.0.lock().expect("ACL cache lock poisoned");
-        if let Some((lsn, acl)) = cache.get(&names)
-            && *lsn >= state.policies_changed_lsn
-        {
-            return acl.clone();
-        }
-        let parsed: Vec<_> = names
-            .iter()
-            .filter_map(|name| state.policies.get(name).map(|text| (name, text)))
-            .filter_map(|(name, text)| match parse_policy(name, text) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    // Validated when written; a policy this build cannot parse grants nothing.
-                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse; ignoring it");
-                    None
-                }
-            })
-            .collect();
-        let acl = Arc::new(Acl::new(parsed.iter()));
-        if cache.len() >= ACL_CACHE_ENTRIES_MAX {
-            cache.clear();
-        }
-        cache.insert(names, (state.policies_changed_lsn, acl.clone()));
-        acl
     }
 }
 

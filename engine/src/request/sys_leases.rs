@@ -8,13 +8,13 @@ use std::ops::Bound;
 
 use serde_json::json;
 
-use super::creds;
+use super::handler::{Ctx, Handled, Plan};
 use super::input::Input;
-use super::pipeline::{Ctx, Handled, Plan};
 use super::router::Route;
 use super::{RequestError, Response};
 use crate::clock::rfc3339;
 use crate::event::{Event, RevokeReason, RevokeStarted};
+use crate::lease;
 use crate::state::{Lease, LeaseStatus, State};
 
 /// Most lease ids one list returns.
@@ -25,13 +25,13 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
         Route::LeaseRevoke => {
             let id = input.required_string("lease_id", "the lease id, e.g. database/creds/app/AbC…")?;
             input.finish()?;
-            Ok(Plan::Revoke(Box::new(creds::lease_for_revoke(ctx.state, &id)?)))
+            Ok(Plan::Revoke(Box::new(lease::lease_for_revoke(ctx.state, &id)?)))
         }
         Route::LeaseRenew => {
             let lease = find(ctx.state, &mut input)?;
             let increment_ms = input.duration_ms("increment")?;
             input.finish()?;
-            Ok(Plan::Renew(Box::new(creds::plan_renew(ctx, lease, increment_ms)?)))
+            Ok(Plan::Renew(Box::new(lease::plan_renew(ctx.state, ctx.now_ms, lease, increment_ms)?)))
         }
         Route::LeaseRevokeForce(prefix) => {
             input.finish()?;
@@ -39,7 +39,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
             // refuses, so a healthy user never outlives its lease's record.
             let plans = select(ctx.state, &prefix)?
                 .into_iter()
-                .map(|lease| creds::plan_revoke(ctx.state, lease, RevokeReason::Forced))
+                .map(|lease| lease::plan_revoke(ctx.state, lease, RevokeReason::Forced))
                 .collect();
             Ok(Plan::RevokeForce(plans))
         }

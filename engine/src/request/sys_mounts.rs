@@ -2,8 +2,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::handler::{Ctx, Handled};
 use super::input::Input;
-use super::pipeline::{Ctx, Handled};
 use super::router::Route;
 use super::{Operation, RequestError, Response};
 use crate::event::{Event, MountDisabled, MountEnabled, MountTuned, RevokeReason, RevokeStarted};

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
+use super::handler::{Ctx, Handled};
 use super::input::Input;
-use super::pipeline::{Ctx, Handled};
 use super::router::Route;
 use super::{Operation, RequestError, Response};
 use crate::auth::policy::{DEFAULT_POLICY, ROOT_POLICY, normalize_policy_name, parse_policy, validate_policy_name};

@@ -1,0 +1,114 @@
+//! Issue: the intent's fsync overlaps the creation SQL, and COMMIT waits for it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{Claim, IssuePlan, LeaseError, plan_revoke};
+use crate::Engine;
+use crate::event::{Event, IssueCompleted, IssueFailed, RevokeReason};
+use crate::plugin::{NewUser, PluginError};
+use crate::state::LeaseStatus;
+
+/// A credential the database committed, and the outcome that records it.
+#[derive(Debug)]
+pub(crate) struct Issued {
+    pub lease_id: String,
+    pub username: String,
+    /// Shown to the caller once; never logged.
+    pub password: String,
+    pub lease_duration_s: u64,
+    pub renewable: bool,
+    /// `IssueCompleted`, for the caller to append with its audit record: the
+    /// password may be handed out only once it is durable (I1).
+    pub completed: Event,
+    /// Held until `completed` is durable, so the expirer leaves the lease alone
+    /// while it is still `Issuing`.
+    pub claim: Option<Claim>,
+}
+
+impl Engine {
+    /// Runs an issue plan: the intent's fsync overlaps the creation SQL; COMMIT
+    /// waits for it. A rollback is recorded (`IssueFailed`); a COMMIT of unknown
+    /// fate is revoked at once, or left `Issuing` for recovery (I2).
+    pub(crate) async fn run_issue(&self, plan: IssuePlan) -> Result<Issued, LeaseError> {
+        let plugin = self.plugin_for(&plan.connection)?;
+        let lease_id = plan.started.lease_id.clone();
+        let username = plan.started.username.clone();
+        // While the creation runs the lease is `Issuing`: the expirer must leave it
+        // alone even past its expiry (a database slower than the TTL), or its
+        // DROP ROLE would run before the CREATE commits and the role would outlive
+        // the forgotten lease (I2).
+        let claim = Claim::take(&self.lifecycle.claims, &lease_id);
+        let pending = self.submit(vec![plan.started.clone().into()]).await.map_err(LeaseError::io)?;
+        let intent_durable = AtomicBool::new(false);
+        let gate = Box::pin(async {
+            pending.durable().await.map_err(|e| e.to_string())?;
+            intent_durable.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let user = NewUser {
+            username: &username,
+            password: &plan.password,
+            expiration: &plan.expiration,
+            statements: &plan.creation_statements,
+        };
+        match plugin.create_user(user, gate).await {
+            Ok(()) => Ok(Issued {
+                completed: IssueCompleted { lease_id: lease_id.clone() }.into(),
+                lease_id,
+                username,
+                password: plan.password,
+                lease_duration_s: plan.lease_duration_s,
+                renewable: plan.started.renewable,
+                claim,
+            }),
+            Err(e) if !intent_durable.load(Ordering::SeqCst) => {
+                // Rolled back before COMMIT: no user exists; the outcome says so.
+                self.fail_issue_intent(&lease_id, &e).await;
+                match e {
+                    // The intent could not be made durable (disk full, I/O error):
+                    // the log's failure, not the database's (I6).
+                    PluginError::Aborted(cause) => Err(LeaseError::Io(cause)),
+                    e => Err(e.into()),
+                }
+            }
+            Err(e) => {
+                // COMMIT's fate is unknown: the user may exist. Revoke it now (or
+                // leave it to the revocation workers) — never leave it untracked (I2).
+                drop(claim);
+                let plan =
+                    self.with_state(|s| s.leases.get(&lease_id).map(|l| plan_revoke(s, l, RevokeReason::Recovery)));
+                if let Some(plan) = plan {
+                    let _ = self.run_revoke(plan).await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Records that an issue rolled back. The intent was enqueued first, so this
+    /// outcome lands after it in the log even if the intent is not applied yet.
+    async fn fail_issue_intent(&self, lease_id: &str, error: &PluginError) {
+        let failed = IssueFailed { lease_id: lease_id.to_string(), error: error.to_string() };
+        if let Err(e) = self.append(vec![failed.into()]).await {
+            tracing::error!(error = %e, lease_id, "cannot record a failed issue; recovery will revoke it");
+        }
+    }
+
+    /// Revokes a lease whose issue outcome could not be logged (disk full, I/O
+    /// error after COMMIT): its user may exist and its caller never gets the
+    /// password. If that cannot be logged either, the lease stays `Issuing`,
+    /// revoked by recovery or at its expiry (I2).
+    pub(crate) async fn abandon_issue(&self, lease_id: &str) {
+        let plan = self.with_state(|s| {
+            s.leases
+                .get(lease_id)
+                .filter(|l| l.status == LeaseStatus::Issuing)
+                .map(|l| plan_revoke(s, l, RevokeReason::Recovery))
+        });
+        if let Some(plan) = plan
+            && let Err(e) = self.run_revoke(plan).await
+        {
+            tracing::error!(error = %e, lease_id, "cannot revoke an issue whose outcome was not logged yet");
+        }
+    }
+}
