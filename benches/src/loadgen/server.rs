@@ -1,0 +1,100 @@
+//! The server under test (given, or a throwaway cluster), its connections, and the
+//! cleanup of the roles a run created.
+
+use lessor_engine::plugin::postgres::{default_revocation_sql, quote_identifier};
+
+use super::args::LoadgenArgs;
+use super::statements::ROLE_PREFIX;
+
+/// Where the server is, and how to reach it as the admin.
+pub(crate) struct Server {
+    /// `postgresql://{{username}}:{{password}}@host:port/db` for lessor's connection.
+    pub(crate) url_template: String,
+    pub(crate) admin_user: String,
+    pub(crate) admin_password: String,
+    pub(crate) config: tokio_postgres::Config,
+    /// Keeps a throwaway cluster alive for the run.
+    _cluster: Option<lessor_pgtemp::Cluster>,
+    pub(crate) description: String,
+}
+
+pub(crate) fn start_server(args: &LoadgenArgs) -> Result<Server, String> {
+    match &args.database_url {
+        Some(url) => {
+            let config: tokio_postgres::Config =
+                url.parse().map_err(|e| format!("--database-url is not a PostgreSQL URL: {e}"))?;
+            let user = config.get_user().ok_or("--database-url names no user")?.to_string();
+            let password = config
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .ok_or("--database-url has no password (lessor's connection needs one)")?;
+            let (host, port) = match (config.get_hosts().first(), config.get_ports().first()) {
+                (Some(tokio_postgres::config::Host::Tcp(h)), port) => (h.clone(), port.copied().unwrap_or(5432)),
+                _ => return Err("--database-url must use a TCP host".into()),
+            };
+            let db = config.get_dbname().unwrap_or(&user).to_string();
+            Ok(Server {
+                url_template: format!(
+                    "postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{port}/{db}?sslmode=disable"
+                ),
+                admin_user: user,
+                admin_password: password,
+                config,
+                _cluster: None,
+                description: format!("server {host}:{port}/{db}"),
+            })
+        }
+        None => {
+            let cluster = lessor_pgtemp::private_cluster();
+            // A real server keeps its data safe: the harness turns durability off
+            // for test speed, so it goes back on (the server's defaults) here.
+            // ALTER SYSTEM refuses to run in a (multi-statement) transaction.
+            for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+                cluster.superuser_execute(&format!("ALTER SYSTEM SET {setting} = on"));
+            }
+            cluster.superuser_execute("SELECT pg_reload_conf()");
+            let db = cluster.database("lessor_bench");
+            let description =
+                format!("throwaway PostgreSQL {} in {} (fsync on)", cluster.version(), cluster.root_dir().display());
+            Ok(Server {
+                url_template: db.url_template(),
+                admin_user: db.admin_username().to_string(),
+                admin_password: db.admin_password().to_string(),
+                config: db.admin_config(),
+                _cluster: Some(cluster),
+                description,
+            })
+        }
+    }
+}
+
+pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) =
+        config.connect(tokio_postgres::NoTls).await.map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Drops every role of this run; returns those still there afterwards.
+pub(crate) async fn cleanup(server: &Server, run_id: &str) -> Result<Vec<String>, String> {
+    let admin = connect(&server.config).await?;
+    for role in run_roles(&admin, run_id).await? {
+        let quoted = quote_identifier(&role);
+        // As lessor's default revocation: whatever the role was granted goes with it.
+        let sql = format!("BEGIN; GRANT {quoted} TO CURRENT_USER; {} COMMIT;", default_revocation_sql(&role));
+        if admin.batch_execute(&sql).await.is_err() {
+            let _ = admin.batch_execute("ROLLBACK").await;
+        }
+    }
+    run_roles(&admin, run_id).await
+}
+
+/// Roles of this run that exist.
+pub async fn run_roles(admin: &tokio_postgres::Client, run_id: &str) -> Result<Vec<String>, String> {
+    let pattern = format!("{ROLE_PREFIX}{run_id}-%");
+    admin
+        .query("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1", &[&pattern])
+        .await
+        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        .map_err(|e| format!("listing the run's roles: {e}"))
+}
