@@ -1,5 +1,6 @@
-//! Where the engine reads the time. Only the request path reads a clock; the fold
-//! and the timing wheel take time as an argument, so replay and simulation are
+//! Where the engine reads the time. Requests, the expirer, the log's record
+//! timestamps and revocation backoff read this clock; the fold and the timing
+//! wheel never do (they take time as an argument), so replay and simulation are
 //! deterministic.
 
 use std::sync::atomic::{AtomicI64, Ordering};

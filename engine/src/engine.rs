@@ -162,7 +162,8 @@ pub struct Engine {
     log_options: LogOptions,
     clock: Arc<dyn Clock>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
-    /// `None` when opened without the master key: read-only use.
+    /// `None` when opened without the master key: every request is refused and
+    /// nothing is appended for it.
     pub(crate) keys: Option<Arc<Keys>>,
     /// Authorization's compiled ACLs and its `num_uses` lock (`auth/`).
     pub(crate) auth: crate::auth::AuthRuntime,

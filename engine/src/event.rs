@@ -673,7 +673,8 @@ mod tests {
     const GOLDEN: &str = "tests/golden/events.txt";
 
     /// One line per kind: `<name> <code> <payload hex>`. A diff here is a format
-    /// change: bump `EVENT_VERSION` and keep decoding the old version instead.
+    /// change: bump that kind's payload version (`EventKind::version`) and keep
+    /// decoding the old one instead.
     /// Regenerate deliberately with `LESSOR_BLESS=1 cargo test -p lessor-engine golden`.
     #[test]
     fn golden_bytes_of_every_event_kind() {

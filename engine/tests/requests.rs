@@ -120,8 +120,11 @@ fn without_the_key_the_engine_opens_read_only() {
     let engine = Engine::open(&dir, EngineOptions::default()).unwrap();
     assert_eq!(engine.digest(), digest);
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let lsn = engine.with_state(|s| s.applied_lsn);
     let err = rt.block_on(engine.request(&h.root, Operation::Read, "sys/mounts", Value::Null)).unwrap_err();
     assert!(err.to_string().contains("without its master key"), "{err}");
+    // Read-only means nothing written: not even the refusal's audit record.
+    assert_eq!(engine.with_state(|s| s.applied_lsn), lsn);
 }
 
 #[test]

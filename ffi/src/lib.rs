@@ -2,8 +2,10 @@
 //! the header `include/lessor.h`.
 //!
 //! This crate holds no logic: every decision lives in `lessor-engine`. It only
-//! converts between C and Rust values, and it is the only crate of the workspace
-//! with `unsafe` code. Rules every exported function follows:
+//! converts between C and Rust values, and it is the only shipped crate with
+//! `unsafe` code besides the CLI's dependency `lessor-pgtemp` (libc calls for
+//! `geteuid` and `statvfs`); the engine forbids it, and the bench and test
+//! harnesses use it only for such calls. Rules every exported function follows:
 //!
 //! * its name starts with `lessor_` and it is `extern "C"` with `#[unsafe(no_mangle)]`;
 //! * its body runs inside [`panic::ffi_panic_boundary`], so a Rust panic never

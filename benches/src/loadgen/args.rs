@@ -44,7 +44,7 @@ pub struct LoadgenArgs {
     #[arg(long, default_value = "serialize")]
     pub grants: String,
     /// `off` makes lessor wait for its issue intent to be durable *before* running
-    /// the creation SQL, instead of during it (DESIGN.md's overlap), to measure what
+    /// the creation SQL, instead of during it (docs/DESIGN.md, "The write path"), to measure what
     /// the overlap buys; builds lessor's plugin through a plugin factory.
     #[arg(long, default_value = "on")]
     pub intent_overlap: String,

@@ -1,5 +1,7 @@
 //! The one path every request takes: authenticate → route → authorize → handle →
-//! append (effects + audit record, one durable batch) → reply.
+//! run the lease work, if any → append (the handler's effects and outcomes with
+//! the audit record) → reply. Database work appends its intents before it runs
+//! (docs/DESIGN.md, "The write path").
 
 use serde_json::Value;
 
@@ -24,6 +26,12 @@ struct Held {
     claims: Vec<Claim>,
     /// The lease an issue created: revoked at once if its outcome cannot be logged.
     issued: Option<String>,
+}
+
+fn no_master_key() -> RequestError {
+    RequestError::PermissionDenied(
+        "the engine was opened without its master key (read-only); open it with the key file".into(),
+    )
 }
 
 fn denied(refusal: TokenRefusal) -> RequestError {
@@ -61,6 +69,11 @@ impl Engine {
         path: &str,
         data: Value,
     ) -> Result<Response, RequestError> {
+        if self.keys.is_none() {
+            // Read-only: nothing is appended, not even the refusal (a record
+            // without the key's batch proof would be cut by the next keyed open).
+            return Err(no_master_key());
+        }
         let request_id = new_request_id()?;
         let mut audit = RequestRecorded {
             request_id: request_id.clone(),
@@ -120,11 +133,7 @@ impl Engine {
         data: Value,
         audit: &mut RequestRecorded,
     ) -> Result<(Handled, Held), RequestError> {
-        let keys = self.keys.clone().ok_or_else(|| {
-            RequestError::PermissionDenied(
-                "the engine was opened without its master key (read-only); open it with the key file".into(),
-            )
-        })?;
+        let keys = self.keys.clone().ok_or_else(no_master_key)?;
         let now_ms = self.clock().now_ms();
         let caller = self.authenticate(&keys, secret, now_ms).await?;
         audit.accessor = caller.token.accessor.clone();

@@ -1,8 +1,10 @@
 //! `sys/leases/*`: look up, list, renew and revoke leases.
 //!
-//! Revocation here records the intent (`RevokeStarted`); the revocation workers
-//! run the database side and record the outcome, so a crash in between is
-//! finished by recovery (DESIGN.md's recovery table), never forgotten.
+//! `revoke` and `revoke-force` run the revocation inside the request (the
+//! lease lifecycle, `crate::lease`); `revoke-prefix` records the intents
+//! (`RevokeStarted`) and leaves the database side to the expirer. Either way a
+//! crash in between is finished by recovery (docs/DESIGN.md, "Recovery"),
+//! never forgotten.
 
 use std::ops::Bound;
 

@@ -143,8 +143,8 @@ pub(super) fn irrevocable(state: &mut State, e: LeaseIrrevocable) {
     }
 }
 
-/// Revocation succeeded (or was forced): the lease is gone.
-/// The lease is gone; a retired connection goes with the last lease using it.
+/// The lease is gone (revoked, forced, or its issue failed); a retired
+/// connection goes with the last lease using it.
 pub(super) fn forget(state: &mut State, lease_id: &str) {
     let Some(lease) = state.leases.remove(lease_id) else { return };
     if state.retired_users.is_empty() {
