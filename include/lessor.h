@@ -228,8 +228,10 @@ lessor_status lessor_engine_open(const char *data_dir,
                                  struct lessor_error **err_out);
 
 /**
- * Stops the expirer, waits for the log to be durable, releases the data
- * directory and frees `engine`. NULL is a no-op.
+ * Stops the expirer once the revocations it is running finish (waiting at most
+ * 10 s; past that they are interrupted and the next open finishes them), waits
+ * for the log to be durable, releases the data directory and frees `engine`.
+ * NULL is a no-op.
  *
  * Calls on `engine` in flight in other threads are waited for (they finish
  * normally); a call that races with this one is either waited for or returns

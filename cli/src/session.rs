@@ -15,16 +15,15 @@ use std::time::Duration;
 
 use lessor_engine::request::{Operation, RequestError, Response};
 use lessor_engine::state::{LeaseStatus, State};
-use lessor_engine::{Engine, EngineOptions};
+use lessor_engine::{Engine, EngineOptions, Host, HostError, HostOptions};
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
 
 use crate::term::{self, errln};
 
 /// How long closing waits for the revocations the expirer's pass is running.
 /// Past it they are interrupted: their intent is logged, and the next command (or
 /// `lessor run`) finishes them.
-pub const EXPIRER_GRACE: Duration = Duration::from_secs(10);
+pub const EXPIRER_GRACE: Duration = lessor_engine::EXPIRER_GRACE_DEFAULT;
 
 /// Where the engine lives and how to unlock it, from the global flags.
 #[derive(Clone, Debug)]
@@ -40,38 +39,16 @@ impl Location {
     }
 }
 
-/// An engine opened for a command. Dropping it (or [`Session::close`]) lets the
-/// expirer finish its pass, then makes everything durable before the directory
-/// lock is released.
+/// An engine opened for a command, hosted ([`Host`]): recovered, its expirer
+/// running. Dropping it (or [`Session::close`]) lets the expirer finish its pass,
+/// then makes everything durable before the directory lock is released.
 #[derive(Debug)]
 pub struct Session {
-    runtime: tokio::runtime::Runtime,
-    engine: Option<Arc<Engine>>,
-    expirer: Option<Expirer>,
+    host: Option<Host>,
     /// Recorded revocation failures per lease when the command began (after
     /// recovery): what the closing report compares against.
     attempts_at_start: Attempts,
     grace: Duration,
-}
-
-/// The expirer task and how to talk to it.
-#[derive(Debug)]
-struct Expirer {
-    task: tokio::task::JoinHandle<()>,
-    /// `true`: stop after the pass in progress.
-    stop: watch::Sender<bool>,
-    /// Run a pass now instead of at the next tick.
-    kick: Arc<Notify>,
-    progress: watch::Receiver<Progress>,
-}
-
-/// Which passes the expirer started and settled (found nothing more due).
-#[derive(Clone, Debug, Default)]
-struct Progress {
-    started: u64,
-    settled: u64,
-    /// The settled pass could not record its revocations (the log failed).
-    error: Option<String>,
 }
 
 /// `revoke_attempts` of every lease not active: the failures the log records.
@@ -129,43 +106,39 @@ impl Session {
     }
 
     fn open_with(location: &Location, options: EngineOptions, grace: Duration) -> Result<Session, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("lessor")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
         let engine = Engine::open(&location.data_dir, options)
             .map_err(|e| format!("cannot open {}: {e}", location.data_dir.display()))?;
-        let engine = Arc::new(engine);
         let before = engine.with_state(attempts);
-        let mut session =
-            Session { runtime, engine: Some(engine.clone()), expirer: None, attempts_at_start: Attempts::new(), grace };
-        session.runtime.block_on(engine.recover()).map_err(|e| format!("cannot finish interrupted operations: {e}"))?;
+        // The expirer starts once recovery's failures are reported, so a failure
+        // of its first pass counts as this command's.
+        let host_options = HostOptions { expirer: false, expirer_grace: grace, ..HostOptions::default() };
+        let mut host = Host::start(engine, host_options).map_err(|e| match e {
+            HostError::Recover(e) => format!("cannot finish interrupted operations: {e}"),
+            e => e.to_string(),
+        })?;
+        let engine = host.engine().clone();
         if let Some(warning) = engine
             .with_state(|s| failure_report(s, &before, "when retried at start-up (interrupted or failing before)"))
         {
             errln!("{warning}");
         }
-        session.attempts_at_start = engine.with_state(attempts);
-        session.expirer = Some(session.start_expirer());
-        Ok(session)
+        let attempts_at_start = engine.with_state(attempts);
+        host.start_expirer(Some(Arc::new(|e| {
+            errln!("warning: the expirer cannot record revocations ({e}); it retries every tick");
+        })));
+        Ok(Session { host: Some(host), attempts_at_start, grace })
     }
 
-    fn start_expirer(&self) -> Expirer {
-        let (stop, stopping) = watch::channel(false);
-        let (report, progress) = watch::channel(Progress::default());
-        let kick = Arc::new(Notify::new());
-        let task = self.runtime.spawn(expire(self.engine().clone(), stopping, kick.clone(), report));
-        Expirer { task, stop, kick, progress }
+    fn host(&self) -> &Host {
+        self.host.as_ref().expect("the host lives until close")
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
-        self.engine.as_ref().expect("the engine lives until close")
+        self.host().engine()
     }
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+        self.host().block_on(future)
     }
 
     /// One request through the engine's pipeline, as the C API's `lessor_request`.
@@ -186,27 +159,15 @@ impl Session {
 
     /// Runs the revocations a request only recorded (revoke-prefix, token and mount
     /// revocation queue them, as Vault does) so a one-shot command leaves none
-    /// behind: one expirer pass now, waited for. Called only when the request added
-    /// some (`pending_before`). The pass runs what is due — these, and leases
-    /// whose retry backoff is over; the expirer is the one runner of revocations,
-    /// so none is raced. Failures stay recorded; the closing report names them.
+    /// behind: one expirer pass now, waited for ([`Host::expire_now`]). Called
+    /// only when the request added some (`pending_before`). The expirer is the one
+    /// runner of revocations, so none is raced. Failures stay recorded; the
+    /// closing report names them.
     pub fn finish_pending(&self, pending_before: usize) -> Result<(), String> {
         if self.pending_revocations() <= pending_before {
             return Ok(());
         }
-        let Some(expirer) = &self.expirer else { return Ok(()) };
-        let mut progress = expirer.progress.clone();
-        // A pass numbered above this one starts after the request's changes.
-        let after = progress.borrow().started;
-        expirer.kick.notify_one();
-        let settled = self
-            .block_on(progress.wait_for(|p| p.settled > after))
-            .map(|p| p.clone())
-            .map_err(|_| "cannot finish revocations: the expirer stopped".to_string())?;
-        match settled.error {
-            Some(e) => Err(format!("cannot finish revocations: {e}")),
-            None => Ok(()),
-        }
+        self.host().expire_now().map_err(|e| format!("cannot finish revocations: {e}"))
     }
 
     pub fn close(mut self) {
@@ -214,90 +175,31 @@ impl Session {
     }
 
     #[cfg(test)]
-    fn stopping(&self) -> watch::Receiver<bool> {
-        self.expirer.as_ref().expect("the expirer runs").stop.subscribe()
+    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.host().stopping().expect("the expirer runs")
     }
 
     fn shutdown(&mut self) {
-        if let Some(expirer) = self.expirer.take() {
-            let _ = expirer.stop.send(true);
-            let mut task = expirer.task;
-            let grace = self.grace;
-            let finished = self.runtime.block_on(async { tokio::time::timeout(grace, &mut task).await }).is_ok();
-            if !finished {
-                task.abort();
-                // Let the aborted task unwind so no revocation holds the engine.
-                let _ = self.runtime.block_on(task);
-                errln!(
-                    "warning: revocations the expirer was running did not finish within {} s and were interrupted: \
-                     the log holds their intent (RevokeStarted), and the next command or `lessor run` finishes them",
-                    self.grace.as_secs_f64()
-                );
-            }
+        let Some(mut host) = self.host.take() else { return };
+        if host.stop_expirer() {
+            errln!(
+                "warning: revocations the expirer was running did not finish within {} s and were interrupted: \
+                 the log holds their intent (RevokeStarted), and the next command or `lessor run` finishes them",
+                self.grace.as_secs_f64()
+            );
         }
-        if let Some(engine) = self.engine.take() {
-            if let Some(warning) =
-                engine.with_state(|s| failure_report(s, &self.attempts_at_start, "during this command"))
-            {
-                errln!("{warning}");
-            }
-            match Arc::try_unwrap(engine) {
-                Ok(engine) => engine.close(),
-                // A task still holds it: dropping our reference closes it when the
-                // runtime (below) drops that task.
-                Err(shared) => drop(shared),
-            }
+        if let Some(warning) =
+            host.engine().with_state(|s| failure_report(s, &self.attempts_at_start, "during this command"))
+        {
+            errln!("{warning}");
         }
+        host.close();
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// The expirer loop: a pass ([`Engine::expire_due`]) now, then one every tick or
-/// when kicked, until `stop`. `stop` is looked at only between passes, so the
-/// revocations a pass started finish (or fail, recorded) before the loop ends —
-/// and the first pass always runs, so every command revokes what expired while
-/// nothing ran.
-async fn expire(
-    engine: Arc<Engine>,
-    mut stop: watch::Receiver<bool>,
-    kick: Arc<Notify>,
-    report: watch::Sender<Progress>,
-) {
-    let tick = Duration::from_millis(engine.expiry_options().tick_ms.max(1));
-    let mut pass = 0u64;
-    let mut last_error: Option<String> = None;
-    loop {
-        pass += 1;
-        report.send_modify(|p| p.started = pass);
-        let result = engine.expire_due().await;
-        let more_due = matches!(&result, Ok(r) if r.more_due);
-        let error = result.err().map(|e| e.to_string());
-        if let Some(e) = error.as_ref().filter(|e| last_error.as_ref() != Some(*e)) {
-            errln!("warning: the expirer cannot record revocations ({e}); it retries every tick");
-        }
-        last_error.clone_from(&error);
-        if !more_due {
-            report.send_modify(|p| {
-                p.settled = pass;
-                p.error = error;
-            });
-        }
-        if *stop.borrow() {
-            return;
-        }
-        if more_due {
-            continue;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = kick.notified() => {}
-            _ = stop.changed() => return,
-        }
     }
 }
 
@@ -310,6 +212,7 @@ mod tests {
     use lessor_engine::plugin::{CommitGate, DatabasePlugin, NewUser, PluginError, PluginFactory, PluginFuture};
     use lessor_engine::state::LeaseStatus;
     use serde_json::json;
+    use tokio::sync::Notify;
 
     use super::*;
 
@@ -428,7 +331,7 @@ mod tests {
         session.block_on(f.db.started.notified());
         let mut stopping = session.stopping();
         let db = f.db.clone();
-        session.runtime.spawn(async move {
+        session.host().runtime().spawn(async move {
             let _ = stopping.wait_for(|stop| *stop).await;
             db.release.notify_one();
         });

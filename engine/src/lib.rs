@@ -33,6 +33,7 @@ mod engine;
 pub mod event;
 pub mod expiry;
 mod fxhash;
+mod host;
 pub mod lease;
 pub mod log;
 pub mod plugin;
@@ -42,3 +43,4 @@ pub mod state;
 pub mod testing;
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
+pub use host::{Closed, EXPIRER_GRACE_DEFAULT, ExpirerWarning, Host, HostError, HostOptions};

@@ -3,13 +3,13 @@
 use std::ffi::{CString, c_char};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock};
 
 use ::lessor_engine::auth::keys::{KeyError, MasterKey};
 use ::lessor_engine::log::FsyncPolicy;
 use ::lessor_engine::log::storage::LockError;
 use ::lessor_engine::request::{Operation, RequestError};
-use ::lessor_engine::{Engine, EngineOptions, InitError, OpenError};
+use ::lessor_engine::{Engine, EngineOptions, Host, HostError, HostOptions, InitError, OpenError};
 use serde_json::Value;
 use zeroize::Zeroize;
 
@@ -41,34 +41,18 @@ pub struct lessor_engine {
 /// What a `lessor_engine` owns until `lessor_engine_free`.
 #[derive(Debug)]
 struct LiveEngine {
-    engine: Option<Arc<Engine>>,
-    runtime: Option<tokio::runtime::Runtime>,
-    expirer: Option<tokio::task::JoinHandle<()>>,
+    /// The engine with its runtime and expirer; dropped (in order: the expirer
+    /// after its pass, then the engine, durable) by `lessor_engine_free`.
+    host: Host,
 }
 
 impl LiveEngine {
     fn engine(&self) -> &Engine {
-        self.engine.as_ref().expect("the engine lives until lessor_engine_free")
+        self.host.engine()
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.runtime.as_ref().expect("the runtime lives until lessor_engine_free").block_on(future)
-    }
-}
-
-impl Drop for LiveEngine {
-    fn drop(&mut self) {
-        if let Some(expirer) = self.expirer.take() {
-            expirer.abort();
-        }
-        // Dropping the runtime drops the aborted expirer task and its `Arc<Engine>`.
-        drop(self.runtime.take());
-        if let Some(engine) = self.engine.take() {
-            match Arc::try_unwrap(engine) {
-                Ok(engine) => engine.close(),
-                Err(shared) => drop(shared),
-            }
-        }
+        self.host.block_on(future)
     }
 }
 
@@ -184,6 +168,15 @@ fn open_failure(e: OpenError) -> Failure {
     Failure::new(status, e.to_string())
 }
 
+/// `Host::open`'s failure, by variant.
+fn host_failure(e: HostError) -> Failure {
+    match e {
+        HostError::Open(open) => open_failure(open),
+        HostError::Recover(lease) => Failure::from(RequestError::from(lease)),
+        other => Failure::new(lessor_status::LESSOR_IO, other.to_string()),
+    }
+}
+
 /// `Engine::init`'s failure, by variant.
 fn init_failure(e: InitError) -> Failure {
     match e {
@@ -262,17 +255,8 @@ pub extern "C" fn lessor_engine_open(
             let dir = arg_str(data_dir, "data_dir")?;
             let options = parse_options(opt_arg_str(options_json, "options_json")?)?;
             not_null(engine_out, "engine_out")?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("lessor")
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::new(lessor_status::LESSOR_IO, format!("cannot start the runtime: {e}")))?;
-            let engine = Arc::new(Engine::open(dir, options).map_err(open_failure)?);
-            let mut live = LiveEngine { engine: Some(engine.clone()), runtime: Some(runtime), expirer: None };
-            live.block_on(engine.recover()).map_err(|e| Failure::from(RequestError::from(e)))?;
-            let expirer = live.runtime.as_ref().map(|rt| rt.spawn(engine.run_expirer()));
-            live.expirer = expirer;
+            let host = Host::open(dir, options, HostOptions::default()).map_err(host_failure)?;
+            let live = LiveEngine { host };
             // The slot is leaked on purpose: its address must never be reused, so
             // that a freed handle is always recognised (see `handle`).
             let slot: &'static lessor_engine =
@@ -285,8 +269,10 @@ pub extern "C" fn lessor_engine_open(
     })
 }
 
-/// Stops the expirer, waits for the log to be durable, releases the data
-/// directory and frees `engine`. NULL is a no-op.
+/// Stops the expirer once the revocations it is running finish (waiting at most
+/// 10 s; past that they are interrupted and the next open finishes them), waits
+/// for the log to be durable, releases the data directory and frees `engine`.
+/// NULL is a no-op.
 ///
 /// Calls on `engine` in flight in other threads are waited for (they finish
 /// normally); a call that races with this one is either waited for or returns
