@@ -9,7 +9,6 @@ use crate::plugin::{NewUser, PluginError};
 use crate::state::LeaseStatus;
 
 /// A credential the database committed, and the outcome that records it.
-#[derive(Debug)]
 pub(crate) struct Issued {
     pub lease_id: String,
     pub username: String,
@@ -23,6 +22,18 @@ pub(crate) struct Issued {
     /// Held until `completed` is durable, so the expirer leaves the lease alone
     /// while it is still `Issuing`.
     pub claim: Option<Claim>,
+}
+
+impl std::fmt::Debug for Issued {
+    /// Everything but the password, which is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("lease_id", &self.lease_id)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("lease_duration_s", &self.lease_duration_s)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {

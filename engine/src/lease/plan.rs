@@ -10,7 +10,6 @@ use crate::plugin::template::{self, UsernameContext, UsernameTemplate};
 use crate::state::{Lease, State, Token};
 
 /// Everything an issue needs once the state lock is released.
-#[derive(Debug)]
 pub(crate) struct IssuePlan {
     pub started: IssueStarted,
     pub connection: ConnectionWritten,
@@ -28,6 +27,20 @@ pub(crate) struct RevokePlan {
     pub statements: Vec<String>,
     pub terminate_sessions: bool,
     pub reason: RevokeReason,
+}
+
+impl std::fmt::Debug for IssuePlan {
+    /// The intent, never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuePlan").field("started", &self.started).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RotatePlan {
+    /// The intent (its passwords sealed), never the new password in the clear.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatePlan").field("started", &self.started).finish_non_exhaustive()
+    }
 }
 
 fn ttl_or(primary: u64, fallback: u64) -> u64 {
@@ -197,7 +210,6 @@ pub(crate) fn plan_renew(
 }
 
 /// A root rotation: the new password, generated and sealed.
-#[derive(Debug)]
 pub(crate) struct RotatePlan {
     pub connection: ConnectionWritten,
     pub started: crate::event::RotateRootStarted,
