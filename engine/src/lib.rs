@@ -38,9 +38,11 @@ pub mod lease;
 pub mod log;
 pub mod plugin;
 pub mod request;
+mod secret;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
 pub use host::{Closed, EXPIRER_GRACE_DEFAULT, ExpirerWarning, Host, HostError, HostOptions};
+pub use secret::Secret;

@@ -434,6 +434,11 @@ fn typed_fast_paths_go_through_the_same_pipeline() {
     assert_eq!(audit[n - 3].path, "database/creds/app");
     assert_eq!(audit[n - 2].path, "sys/leases/renew");
     assert_eq!((audit[n - 1].path.as_str(), audit[n - 1].outcome), ("sys/leases/revoke", Outcome::Error));
+    // `issue` on a path that issues nothing says so (by kind), rather than
+    // pretending an empty credential.
+    let err = h.rt.block_on(h.engine().issue(&h.root, "sys/mounts")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("<mount>/creds/<role>"), "{err}");
 }
 
 /// Writes `database/config/pg` with `fields` over a valid, unverified base.
@@ -568,4 +573,63 @@ fn a_request_the_acl_denies_spends_none_of_a_tokens_uses() {
     h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap();
     let e = h.req(&t, Operation::Read, "auth/token/lookup-self", Value::Null).unwrap_err();
     assert!(e.to_string().contains("no uses left"), "{e}");
+}
+
+#[test]
+fn capabilities_self_answers_from_the_acl_the_pipeline_authorizes_with() {
+    let h = Harness::new();
+    policy(
+        &h,
+        "app",
+        "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"secret/*\" { capabilities = [\"deny\"] }",
+    );
+    let (t, accessor) = h.token(&h.root, json!({"policies": ["app"]}));
+    let paths = ["database/creds/app", "database/creds/other", "secret/x", "auth/token/lookup-self"];
+    // The default policy grants capabilities-self (Vault's), so any token may ask.
+    let r = h.req(&t, Operation::Update, "sys/capabilities-self", json!({ "paths": paths })).unwrap();
+    let data = r.data.unwrap();
+    assert_eq!(data["database/creds/app"], json!(["read"]));
+    assert_eq!(data["database/creds/other"], json!(["deny"]), "nothing granted reads as deny");
+    assert_eq!(data["secret/x"], json!(["deny"]));
+    assert_eq!(data["auth/token/lookup-self"], json!(["read"]));
+    assert!(data.get("capabilities").is_none(), "`capabilities` only when one path was asked");
+    // The answer agrees with what a request gets.
+    assert_eq!(
+        h.req(&t, Operation::Read, "database/creds/other", Value::Null).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    // One path (the older `path` field): also under `capabilities`.
+    let r = h.req(&t, Operation::Update, "sys/capabilities-self", json!({ "path": "database/creds/app" })).unwrap();
+    assert_eq!(r.data.unwrap()["capabilities"], json!(["read"]));
+    // Root holds every capability, as `["root"]`.
+    let r = h.root(Operation::Update, "sys/capabilities-self", json!({ "paths": ["anything/at/all"] }));
+    assert_eq!(r.data.unwrap()["capabilities"], json!(["root"]));
+    // Another token's, by accessor or secret: root (or a policy granting it) only.
+    let r = h.root(
+        Operation::Update,
+        "sys/capabilities-accessor",
+        json!({ "accessor": accessor, "paths": ["database/creds/app"] }),
+    );
+    assert_eq!(r.data.unwrap()["capabilities"], json!(["read"]));
+    let r = h.root(Operation::Update, "sys/capabilities", json!({ "token": t, "paths": "database/creds/app" }));
+    assert_eq!(r.data.unwrap()["capabilities"], json!(["read"]));
+    let err =
+        h.req(&t, Operation::Update, "sys/capabilities-accessor", json!({ "accessor": accessor, "paths": ["x"] }));
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    // Bad input names the field.
+    let err = h.req(&t, Operation::Update, "sys/capabilities-self", json!({})).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("paths"), "{err}");
+    let err = h
+        .req(&h.root, Operation::Update, "sys/capabilities-accessor", json!({ "accessor": "nope", "paths": ["x"] }))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("accessor"), "{err}");
+    // A read is not what it takes (a caller the ACL grants no read is denied first).
+    let err = h.req(&h.root, Operation::Read, "sys/capabilities-self", Value::Null).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(
+        h.req(&t, Operation::Read, "sys/capabilities-self", Value::Null).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
 }

@@ -339,8 +339,11 @@ pub extern "C" fn lessor_issue(
             let token = arg_str(token, "token")?;
             let path = arg_str(creds_path, "creds_path")?;
             not_null(credential_out, "credential_out")?;
-            let mut credential = handle.block_on(handle.engine().issue(token, path)).map_err(Failure::from)?;
-            let mut password = std::mem::take(&mut credential.password).into_bytes();
+            let credential = handle.block_on(handle.engine().issue(token, path)).map_err(Failure::from)?;
+            // One copy, with room for the NUL so it never reallocates; the
+            // engine's `Secret` zeroes its own when `credential` drops.
+            let mut password = Vec::with_capacity(credential.password.expose().len() + 1);
+            password.extend_from_slice(credential.password.expose().as_bytes());
             if password.contains(&0) {
                 password.zeroize();
                 return Err(Failure::new(lessor_status::LESSOR_CORRUPT, "the issued password contains a NUL byte"));

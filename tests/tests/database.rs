@@ -301,7 +301,12 @@ fn renew_moves_valid_until_and_is_capped_at_the_max_ttl() {
     );
     let (lease, user, password) = issue(&l, "r");
     let before = valid_until_s(&db, &user);
+    // Like a revocation, a renewal costs two durable appends: the intent (before
+    // the ALTER ROLE), then the outcome together with the request's audit record.
+    let batches = || l.engine().log_stats().batches_synced.load(std::sync::atomic::Ordering::SeqCst);
+    let batches_before = batches();
     let r = l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": lease, "increment": "2h"})).unwrap();
+    assert_eq!(batches() - batches_before, 2, "intent, then outcome + audit record in one append");
     assert_eq!(r.lease_duration, 7200);
     let after = valid_until_s(&db, &user);
     assert!(after - before >= 7200 - 600 - 5, "VALID UNTIL moved by ~1h50m: {before} → {after}");

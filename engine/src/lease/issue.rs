@@ -2,26 +2,23 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Claim, IssuePlan, LeaseError, plan_revoke};
-use crate::Engine;
-use crate::event::{Event, IssueCompleted, IssueFailed, RevokeReason};
+use super::{Claim, IssuePlan, LeaseError, Settled, plan_revoke};
+use crate::event::{IssueCompleted, IssueFailed, RevokeReason};
 use crate::plugin::{NewUser, PluginError};
 use crate::state::LeaseStatus;
+use crate::{Engine, Secret};
 
-/// A credential the database committed, and the outcome that records it.
+/// A credential the database committed. Its outcome (`IssueCompleted`) comes
+/// with it in a [`Settled`]: the password may be handed out only once that is
+/// durable (I1), and the claim keeps the expirer off the lease, still `Issuing`,
+/// until then.
 pub(crate) struct Issued {
     pub lease_id: String,
     pub username: String,
     /// Shown to the caller once; never logged.
-    pub password: String,
+    pub password: Secret,
     pub lease_duration_s: u64,
     pub renewable: bool,
-    /// `IssueCompleted`, for the caller to append with its audit record: the
-    /// password may be handed out only once it is durable (I1).
-    pub completed: Event,
-    /// Held until `completed` is durable, so the expirer leaves the lease alone
-    /// while it is still `Issuing`.
-    pub claim: Option<Claim>,
 }
 
 impl std::fmt::Debug for Issued {
@@ -32,7 +29,8 @@ impl std::fmt::Debug for Issued {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("lease_duration_s", &self.lease_duration_s)
-            .finish_non_exhaustive()
+            .field("renewable", &self.renewable)
+            .finish()
     }
 }
 
@@ -40,7 +38,7 @@ impl Engine {
     /// Runs an issue plan: the intent's fsync overlaps the creation SQL; COMMIT
     /// waits for it. A rollback is recorded (`IssueFailed`); a COMMIT of unknown
     /// fate is revoked at once, or left `Issuing` for recovery (I2).
-    pub(crate) async fn run_issue(&self, plan: IssuePlan) -> Result<Issued, LeaseError> {
+    pub(crate) async fn run_issue(&self, plan: IssuePlan) -> Result<Settled<Issued>, LeaseError> {
         let plugin = self.plugin_for(&plan.connection)?;
         let lease_id = plan.started.lease_id.clone();
         let username = plan.started.username.clone();
@@ -58,19 +56,21 @@ impl Engine {
         });
         let user = NewUser {
             username: &username,
-            password: &plan.password,
+            password: plan.password.expose(),
             expiration: &plan.expiration,
             statements: &plan.creation_statements,
         };
         match plugin.create_user(user, gate).await {
-            Ok(()) => Ok(Issued {
-                completed: IssueCompleted { lease_id: lease_id.clone() }.into(),
-                lease_id,
-                username,
-                password: plan.password,
-                lease_duration_s: plan.lease_duration_s,
-                renewable: plan.started.renewable,
-                claim,
+            Ok(()) => Ok(Settled {
+                outcome: vec![IssueCompleted { lease_id: lease_id.clone() }.into()],
+                claims: claim.into_iter().collect(),
+                value: Issued {
+                    lease_id,
+                    username,
+                    password: plan.password,
+                    lease_duration_s: plan.lease_duration_s,
+                    renewable: plan.started.renewable,
+                },
             }),
             Err(e) if !intent_durable.load(Ordering::SeqCst) => {
                 // Rolled back before COMMIT: no user exists; the outcome says so.

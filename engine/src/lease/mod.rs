@@ -25,6 +25,8 @@ mod rotate;
 
 use std::sync::Mutex;
 
+use crate::event::Event;
+
 pub(crate) use claim::{Claim, ClaimSet};
 pub use error::LeaseError;
 pub use plan::glob_match;
@@ -34,6 +36,30 @@ pub(crate) use plan::{
 };
 pub(crate) use plugins::PluginRegistry;
 pub use recover::Recovered;
+
+/// A lease operation run up to its outcome, in the one shape every mutating
+/// operation returns: what it produced, the `outcome` events that record it, and
+/// the `claims` that keep every other operation off its leases until those
+/// events are durable. The caller appends the outcome with its own records (a
+/// request's audit record): one fsync for both, and the reply waits for it.
+#[must_use = "the outcome must be appended, and the claims held until it is durable"]
+#[derive(Debug)]
+pub(crate) struct Settled<T> {
+    pub value: T,
+    pub outcome: Vec<Event>,
+    pub claims: Vec<Claim>,
+}
+
+impl<T> Settled<T> {
+    /// Appends the outcome, holding the claims until it is durable (for callers
+    /// with nothing of their own to append: the expirer, recovery).
+    pub(crate) async fn append(self, engine: &crate::Engine) -> Result<T, LeaseError> {
+        let Settled { value, outcome, claims } = self;
+        let appended = engine.append(outcome).await.map_err(LeaseError::io);
+        drop(claims);
+        appended.map(|_| value)
+    }
+}
 
 /// Vault's system default and maximum lease TTL: 768h.
 pub const LEASE_TTL_MS_SYSTEM: u64 = 768 * 3_600_000;

@@ -3,6 +3,7 @@
 //! can run once the lock is released.
 
 use super::{EXPIRATION_MARGIN_MS, LEASE_ID_RANDOM_CHARS, LEASE_TTL_MS_SYSTEM, LeaseError};
+use crate::Secret;
 use crate::auth::keys::{self, Keys, connection_context, random_base62};
 use crate::event::{ConnectionWritten, IssueStarted, RevokeReason};
 use crate::plugin::credentials::PasswordPolicy;
@@ -14,7 +15,7 @@ pub(crate) struct IssuePlan {
     pub started: IssueStarted,
     pub connection: ConnectionWritten,
     pub creation_statements: Vec<String>,
-    pub password: String,
+    pub password: Secret,
     pub expiration: String,
     pub lease_duration_s: u64,
 }
@@ -114,7 +115,7 @@ pub(crate) fn plan_issue(
     } else {
         PasswordPolicy::parse(&connection.password_policy).map_err(|e| LeaseError::invalid(e.to_string()))?
     };
-    let password = crate::plugin::credentials::generate_password(&policy, &mut fill);
+    let password = Secret::new(crate::plugin::credentials::generate_password(&policy, &mut fill));
     let lease_id = format!("{mount}creds/{role_name}/{}", random_base62(LEASE_ID_RANDOM_CHARS).map_err(io)?);
     Ok(IssuePlan {
         started: IssueStarted {
@@ -213,7 +214,7 @@ pub(crate) fn plan_renew(
 pub(crate) struct RotatePlan {
     pub connection: ConnectionWritten,
     pub started: crate::event::RotateRootStarted,
-    pub new_password: String,
+    pub new_password: Secret,
 }
 
 pub(crate) fn plan_rotate_root(state: &State, keys: &Keys, mount: &str, name: &str) -> Result<RotatePlan, LeaseError> {
@@ -233,8 +234,9 @@ pub(crate) fn plan_rotate_root(state: &State, keys: &Keys, mount: &str, name: &s
         PasswordPolicy::parse(&connection.password_policy).map_err(|e| LeaseError::invalid(e.to_string()))?
     };
     let mut fill = |buf: &mut [u8]| keys::fill_random(buf).expect("the OS random source failed");
-    let new_password = crate::plugin::credentials::generate_password(&policy, &mut fill);
-    let sealed = keys.seal(&connection_context(mount, name), new_password.as_bytes()).map_err(LeaseError::io)?;
+    let new_password = Secret::new(crate::plugin::credentials::generate_password(&policy, &mut fill));
+    let sealed =
+        keys.seal(&connection_context(mount, name), new_password.expose().as_bytes()).map_err(LeaseError::io)?;
     Ok(RotatePlan {
         connection: connection.clone(),
         started: crate::event::RotateRootStarted {

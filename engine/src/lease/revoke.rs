@@ -1,18 +1,9 @@
 //! Revoke: the intent, `DROP ROLE` (idempotent), the outcome; and
 //! `revoke-force`, which forgets a lease only when the database refuses.
 
-use super::{Claim, LeaseError, RevokePlan};
+use super::{Claim, LeaseError, RevokePlan, Settled};
 use crate::Engine;
 use crate::event::{Event, RevokeCompleted, RevokeFailed, RevokeForced, RevokeStarted};
-
-/// What `revoke-force` did: the outcomes to append, the claims to hold until
-/// they are durable, and what to warn the caller of.
-#[derive(Debug, Default)]
-pub(crate) struct Forced {
-    pub events: Vec<Event>,
-    pub claims: Vec<Claim>,
-    pub warnings: Vec<String>,
-}
 
 /// Adds lessor's hint to a revocation error the database explains poorly, so the
 /// operator knows which statement to fix (the lease records both).
@@ -42,36 +33,37 @@ impl Engine {
     /// refuses to drop is then forgotten (`RevokeForced` with the refusal), so
     /// the audit tells a dropped user from one that may still exist. The outcomes
     /// ride in the request's append; their claims are held until it is durable.
-    pub(crate) async fn run_revoke_force(&self, plans: Vec<RevokePlan>) -> Result<Forced, LeaseError> {
-        let mut done = Forced { events: Vec::with_capacity(plans.len()), ..Forced::default() };
+    /// Its value is what to warn the caller of.
+    pub(crate) async fn run_revoke_force(&self, plans: Vec<RevokePlan>) -> Result<Settled<Vec<String>>, LeaseError> {
+        let mut done = Settled { value: Vec::new(), outcome: Vec::with_capacity(plans.len()), claims: Vec::new() };
         let mut forced = Vec::new();
         let mut busy = Vec::new();
         for plan in plans {
             let lease_id = plan.lease.lease_id.to_string();
             match self.revoke_to_outcome(plan).await {
-                Ok((claim, completed)) => {
-                    done.claims.push(claim);
-                    done.events.push(completed);
+                Ok(settled) => {
+                    done.claims.extend(settled.claims);
+                    done.outcome.extend(settled.outcome);
                 }
                 // Another revocation of it is running; it finishes that one.
                 Err(LeaseError::Busy(_)) => busy.push(lease_id),
                 // Nothing could be logged: stop, and say so (I6).
                 Err(LeaseError::Io(e)) => return Err(LeaseError::Io(e)),
                 Err(refusal) => {
-                    done.events.push(RevokeForced { lease_id: lease_id.clone(), error: refusal.to_string() }.into());
+                    done.outcome.push(RevokeForced { lease_id: lease_id.clone(), error: refusal.to_string() }.into());
                     forced.push(lease_id);
                 }
             }
         }
         if !forced.is_empty() {
-            done.warnings.push(format!(
+            done.value.push(format!(
                 "{} lease(s) forgotten although the database refused to drop their users, which may still log in: {}",
                 forced.len(),
                 listed(&forced)
             ));
         }
         if !busy.is_empty() {
-            done.warnings.push(format!(
+            done.value.push(format!(
                 "{} lease(s) left to the revocation already running for them: {}",
                 busy.len(),
                 listed(&busy)
@@ -83,17 +75,15 @@ impl Engine {
     /// Revokes one lease now: intent, database, outcome. A failure is recorded as
     /// an attempt (retried later) and returned with the database's own message.
     pub(crate) async fn run_revoke(&self, plan: RevokePlan) -> Result<(), LeaseError> {
-        let (_claim, completed) = self.revoke_to_outcome(plan).await?;
-        self.append(vec![completed]).await.map_err(LeaseError::io)?;
-        Ok(())
+        self.revoke_to_outcome(plan).await?.append(self).await
     }
 
     /// A revocation up to its outcome: the intent made durable, the database user
-    /// dropped. On success returns the `RevokeCompleted` event, for the caller to
+    /// dropped. On success the outcome is `RevokeCompleted`, for the caller to
     /// append — a request appends it with its audit record, one fsync instead of
-    /// two — together with the claim, to hold until that append is durable so no
-    /// other revocation of the lease starts meanwhile. A failure is logged here.
-    pub(crate) async fn revoke_to_outcome(&self, plan: RevokePlan) -> Result<(Claim, Event), LeaseError> {
+    /// two — under the lease's claim, so no other revocation of it starts
+    /// meanwhile. A failure is logged here.
+    pub(crate) async fn revoke_to_outcome(&self, plan: RevokePlan) -> Result<Settled<()>, LeaseError> {
         let lease_id = plan.lease.lease_id.to_string();
         // One revocation of a lease at a time: the expirer and an explicit revoke
         // must not race each other's DROP ROLE.
@@ -116,7 +106,9 @@ impl Engine {
             ))),
         };
         match result {
-            Ok(()) => Ok((claim, RevokeCompleted { lease_id }.into())),
+            Ok(()) => {
+                Ok(Settled { value: (), outcome: vec![RevokeCompleted { lease_id }.into()], claims: vec![claim] })
+            }
             Err(e) => {
                 let e = with_revocation_hint(e);
                 let attempt = plan.lease.revoke_attempts + 1;

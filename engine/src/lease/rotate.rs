@@ -7,11 +7,18 @@ use crate::event::{ConnectionWritten, Event, RotateRootCompleted, RotateRootFail
 
 impl Engine {
     /// Runs a rotation plan: intent, `ALTER ROLE`, then the password that logs in.
+    /// Unlike the lease operations its outcome has its own append, before the
+    /// request's: the connection's pool must be rebuilt from the password that
+    /// works only once the state holds it, and no lease claim is involved.
     pub(crate) async fn run_rotate_root(&self, plan: RotatePlan) -> Result<(), LeaseError> {
         let plugin = self.plugin_for(&plan.connection)?;
         self.append(vec![plan.started.clone().into()]).await.map_err(LeaseError::io)?;
         let rotated = plugin
-            .rotate_root(&plan.connection.username, &plan.new_password, &plan.connection.root_rotation_statements)
+            .rotate_root(
+                &plan.connection.username,
+                plan.new_password.expose(),
+                &plan.connection.root_rotation_statements,
+            )
             .await;
         let outcome = self.settle_rotation(&plan.connection, &plan.started).await?;
         match (rotated, outcome) {

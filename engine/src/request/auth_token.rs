@@ -59,7 +59,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, verb: TokenVerb, mut input: Input) -> Result
                 Some(t) => revoke_events(ctx.state, &t.accessor, verb == TokenVerb::RevokeOrphan),
                 None => vec![],
             };
-            Ok(Handled { events, response: Response::default() })
+            Ok(Handled { events, ..Handled::default() })
         }
         TokenVerb::RevokeSelf => {
             input.finish()?;
@@ -198,7 +198,7 @@ fn create(ctx: &Ctx<'_>, mut input: Input, orphan_path: bool) -> Result<Handled,
     };
     let response =
         Response { auth: Some(auth), warnings: (!warnings.is_empty()).then_some(warnings), ..Response::default() };
-    Ok(Handled { events: vec![event.into()], response })
+    Ok(Handled { events: vec![event.into()], response, login: None })
 }
 
 fn renew(ctx: &Ctx<'_>, token: &Token, secret: &str, mut input: Input) -> Result<Handled, RequestError> {
@@ -223,7 +223,7 @@ fn renew(ctx: &Ctx<'_>, token: &Token, secret: &str, mut input: Input) -> Result
     }
     let lease_secs = secs(expire_time_ms - ctx.now_ms) as u64;
     let event = TokenRenewed { accessor: token.accessor.clone(), expire_time_ms };
-    Ok(Handled { events: vec![event.into()], response: token_auth(token, secret, lease_secs, warning) })
+    Ok(Handled { events: vec![event.into()], response: token_auth(token, secret, lease_secs, warning), login: None })
 }
 
 fn token_auth(token: &Token, secret: &str, lease_duration: u64, warning: Option<String>) -> Response {

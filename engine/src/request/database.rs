@@ -409,7 +409,7 @@ fn write_role(state: &State, mount: &str, name: &str, mut input: Input) -> Resul
         lease_count_max,
     };
     let response = Response { warnings: (!warnings.is_empty()).then_some(warnings), ..Response::default() };
-    Ok(Handled { events: vec![event.into()], response })
+    Ok(Handled { events: vec![event.into()], response, login: None })
 }
 
 /// Statements as a user writes them, each ending in `;` (they are kept split

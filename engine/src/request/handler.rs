@@ -4,6 +4,8 @@
 //! [`crate::lease`] plan) once the lock is released.
 
 use super::Response;
+use crate::Secret;
+use crate::auth::AclCache;
 use crate::auth::keys::Keys;
 use crate::auth::policy::ROOT_POLICY;
 use crate::event::{Event, Operation};
@@ -28,6 +30,17 @@ impl Caller {
 pub(crate) struct Handled {
     pub events: Vec<Event>,
     pub response: Response,
+    /// An issued credential's login, kept out of `response` until the reply is
+    /// built: a JSON reply puts it in `data`; a typed one hands the
+    /// [`Secret`] over as it is, never copied into a JSON string.
+    pub login: Option<Login>,
+}
+
+/// The username and password of an issued credential.
+#[derive(Debug)]
+pub(crate) struct Login {
+    pub username: String,
+    pub password: Secret,
 }
 
 /// What a request needs done once the state lock is released: most handlers are
@@ -59,4 +72,6 @@ pub(crate) struct Ctx<'a> {
     pub sudo: bool,
     /// The engine-wide lease limit (0 = none).
     pub lease_count_max: u64,
+    /// The compiled ACLs the pipeline authorizes with (for `sys/capabilities*`).
+    pub acls: &'a AclCache,
 }

@@ -13,6 +13,7 @@ mod handler;
 pub mod input;
 mod pipeline;
 mod router;
+mod sys_capabilities;
 mod sys_leases;
 mod sys_mounts;
 mod sys_policy;
@@ -22,7 +23,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::event::Operation;
-pub use router::Route;
+pub use router::{CapabilitiesOf, Route};
 pub use typed::{Credential, Renewed};
 
 /// The stable category of an error: what a caller (or the C API) branches on.

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::handler::{Caller, Ctx, Handled, Plan};
+use super::handler::{Caller, Ctx, Handled, Login, Plan};
 use super::input::{Input, truncate};
 use super::router::{self, Route};
 use super::{Operation, RequestError, Response};
@@ -14,7 +14,7 @@ use crate::auth::keys::{self, Keys};
 use crate::auth::policy::Capabilities;
 use crate::auth::tokens::{self, TokenRefusal};
 use crate::event::{Event, Outcome, RequestRecorded, TokenUsed};
-use crate::lease::Claim;
+use crate::lease::{Claim, Settled};
 use crate::log::AppendError;
 use crate::state::State;
 
@@ -69,6 +69,24 @@ impl Engine {
         path: &str,
         data: Value,
     ) -> Result<Response, RequestError> {
+        let (mut response, login) = self.request_typed(token, operation, path, data).await?;
+        if let Some(Login { username, password }) = login {
+            let data = response.data.get_or_insert_with(serde_json::Map::new);
+            data.insert("username".into(), Value::String(username));
+            data.insert("password".into(), Value::String(password.expose().to_string()));
+        }
+        Ok(response)
+    }
+
+    /// [`Engine::request`], with an issued credential's login apart from the
+    /// JSON reply (for the typed entry points).
+    pub(super) async fn request_typed(
+        &self,
+        token: &str,
+        operation: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<(Response, Option<Login>), RequestError> {
         if self.keys.is_none() {
             // Read-only: nothing is appended, not even the refusal (a record
             // without the key's batch proof would be cut by the next keyed open).
@@ -85,7 +103,7 @@ impl Engine {
             error: None,
         };
         match self.serve(token, operation, path, data, &mut audit).await {
-            Ok((Handled { mut events, mut response }, held)) => {
+            Ok((Handled { mut events, mut response, login }, held)) => {
                 events.push(audit.into());
                 // Effects beyond one append's limit (revoking thousands of leases)
                 // go in chunks; the audit record rides in the last, so the request
@@ -113,7 +131,7 @@ impl Engine {
                     return Err(io_error(e));
                 }
                 response.request_id = request_id;
-                Ok(response)
+                Ok((response, login))
             }
             Err(e) => {
                 audit.outcome = outcome_of(&e);
@@ -180,7 +198,8 @@ impl Engine {
         let plan = self.with_state(|state| {
             let (route, sudo) = check(state, &caller)?;
             let lease_count_max = self.expiry_options().lease_count_max;
-            let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo, lease_count_max };
+            let acls = &self.auth.acls;
+            let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo, lease_count_max, acls };
             dispatch(&ctx, route, input)
         })?;
         let handled = match plan {
@@ -190,33 +209,32 @@ impl Engine {
                 plugin.verify().await.map_err(|e| RequestError::Database(format!("verifying the connection: {e}")))?;
                 Handled { events: vec![Event::ConnectionWritten(*connection)], ..Handled::default() }
             }
+            // The lease operations return their outcome and claims (`Settled`):
+            // the outcome rides in the request's own append, with its audit
+            // record, and the claims are held until that is durable.
             Plan::Issue(plan) => {
-                let issued = self.run_issue(*plan).await?;
-                let data = serde_json::json!({ "username": issued.username, "password": issued.password });
+                let Settled { value: issued, outcome, claims } = self.run_issue(*plan).await?;
                 let response = Response {
-                    lease_id: issued.lease_id,
+                    lease_id: issued.lease_id.clone(),
                     lease_duration: issued.lease_duration_s,
                     renewable: issued.renewable,
-                    ..Response::with_json(data)
+                    ..Response::default()
                 };
-                let held = Held { claims: issued.claim.into_iter().collect(), issued: Some(response.lease_id.clone()) };
-                return Ok((Handled { events: vec![issued.completed], response }, held));
+                let login = Login { username: issued.username, password: issued.password };
+                let held = Held { claims, issued: Some(issued.lease_id) };
+                return Ok((Handled { events: outcome, response, login: Some(login) }, held));
             }
             Plan::Revoke(plan) => {
-                // The outcome rides in the request's own append, with its audit record.
-                let (claim, completed) = self.revoke_to_outcome(*plan).await?;
-                let held = Held { claims: vec![claim], issued: None };
-                return Ok((Handled { events: vec![completed], ..Handled::default() }, held));
+                let Settled { outcome, claims, .. } = self.revoke_to_outcome(*plan).await?;
+                return Ok((Handled { events: outcome, ..Handled::default() }, Held { claims, issued: None }));
             }
             Plan::RevokeForce(plans) => {
-                let forced = self.run_revoke_force(plans).await?;
-                let warnings = (!forced.warnings.is_empty()).then_some(forced.warnings);
-                let response = Response { warnings, ..Response::default() };
-                let held = Held { claims: forced.claims, issued: None };
-                return Ok((Handled { events: forced.events, response }, held));
+                let Settled { value: warnings, outcome, claims } = self.run_revoke_force(plans).await?;
+                let response = Response { warnings: (!warnings.is_empty()).then_some(warnings), ..Response::default() };
+                return Ok((Handled { events: outcome, response, login: None }, Held { claims, issued: None }));
             }
             Plan::Renew(plan) => {
-                let granted = self.run_renew(*plan).await?;
+                let Settled { value: granted, outcome, claims } = self.run_renew(*plan).await?;
                 let response = Response {
                     lease_id: granted.lease_id,
                     lease_duration: granted.lease_duration_s,
@@ -224,7 +242,7 @@ impl Engine {
                     warnings: granted.warning.map(|w| vec![w]),
                     ..Response::default()
                 };
-                Handled { events: vec![], response }
+                return Ok((Handled { events: outcome, response, login: None }, Held { claims, issued: None }));
             }
             Plan::RotateRoot(plan) => {
                 self.run_rotate_root(*plan).await?;
@@ -329,6 +347,7 @@ fn dispatch(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Plan, RequestEr
         | Route::LeaseRevoke
         | Route::LeaseRevokePrefix(_)
         | Route::LeaseRevokeForce(_) => super::sys_leases::handle(ctx, route, input),
+        Route::Capabilities(of) => super::sys_capabilities::handle(ctx, of, input).map(Plan::Done),
         Route::Database { mount, rest } => super::database::plan(ctx, &mount, &rest, input),
     }
 }

@@ -36,8 +36,21 @@ pub enum Route {
     LeaseRevokePrefix(String),
     /// `sys/leases/revoke-force/<prefix>`
     LeaseRevokeForce(String),
+    /// `sys/capabilities-self`, `sys/capabilities`, `sys/capabilities-accessor`
+    Capabilities(CapabilitiesOf),
     /// Anything under an enabled database mount: `<mount>/<rest>`.
     Database { mount: String, rest: String },
+}
+
+/// Whose capabilities a `sys/capabilities*` request asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapabilitiesOf {
+    /// `sys/capabilities-self`: the calling token's.
+    Caller,
+    /// `sys/capabilities`: the token given in `token`.
+    Token,
+    /// `sys/capabilities-accessor`: the token named by `accessor`.
+    Accessor,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +132,12 @@ pub fn route(path: &str, state: &State) -> Result<Route, RequestError> {
             _ => return Err(no_route(path)),
         };
         return Ok(Route::Token(verb));
+    }
+    match trimmed {
+        "sys/capabilities-self" => return Ok(Route::Capabilities(CapabilitiesOf::Caller)),
+        "sys/capabilities" => return Ok(Route::Capabilities(CapabilitiesOf::Token)),
+        "sys/capabilities-accessor" => return Ok(Route::Capabilities(CapabilitiesOf::Accessor)),
+        _ => {}
     }
     if trimmed == "sys/leases" {
         return Ok(Route::Leases);
@@ -211,6 +230,8 @@ impl Route {
             (Route::LeaseRevokePrefix(_) | Route::LeaseRevokeForce(_), _) => {
                 return Err(unsupported(operation, path, "update"));
             }
+            (Route::Capabilities(_), Create | Update) => Capabilities::UPDATE,
+            (Route::Capabilities(_), _) => return Err(unsupported(operation, path, "update")),
             (Route::Database { .. }, Create) => Capabilities::CREATE,
             (Route::Database { .. }, Read) => Capabilities::READ,
             (Route::Database { .. }, Update) => Capabilities::UPDATE,
@@ -242,6 +263,7 @@ mod tests {
         assert_eq!(route("sys/mounts/db-prod/tune", &state).unwrap(), Route::MountTune("db-prod/".into()));
         assert_eq!(route("sys/policies/acl/app", &state).unwrap(), Route::Policy("app".into()));
         assert_eq!(route("auth/token/lookup-self", &state).unwrap(), Route::Token(TokenVerb::LookupSelf));
+        assert_eq!(route("sys/capabilities-self", &state).unwrap(), Route::Capabilities(CapabilitiesOf::Caller));
         assert!(route("database/creds/x", &state).unwrap_err().to_string().contains("no handler"));
     }
 }

@@ -130,7 +130,7 @@ fn enable(state: &State, path: String, mut input: Input) -> Result<Handled, Requ
         default_lease_ttl_ms: default_ttl.unwrap_or(0),
         max_lease_ttl_ms: max_ttl.unwrap_or(0),
     };
-    Ok(Handled { events: vec![event.into()], response: Response::default() })
+    Ok(Handled { events: vec![event.into()], ..Handled::default() })
 }
 
 /// Disabling a mount starts revocation of every live lease under it (the
@@ -138,7 +138,10 @@ fn enable(state: &State, path: String, mut input: Input) -> Result<Handled, Requ
 fn disable(state: &State, path: &str) -> Handled {
     if !state.mounts.contains_key(path) {
         let warning = format!("no secrets engine was enabled at \"{path}\"; nothing was disabled");
-        return Handled { response: Response { warnings: Some(vec![warning]), ..Response::default() }, events: vec![] };
+        return Handled {
+            response: Response { warnings: Some(vec![warning]), ..Response::default() },
+            ..Handled::default()
+        };
     }
     let mut events: Vec<Event> = state
         .leases
@@ -147,7 +150,7 @@ fn disable(state: &State, path: &str) -> Handled {
         .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason: RevokeReason::MountDisabled }.into())
         .collect();
     events.push(MountDisabled { path: path.to_string() }.into());
-    Handled { events, response: Response::default() }
+    Handled { events, ..Handled::default() }
 }
 
 fn tune(state: &State, path: &str, mut input: Input) -> Result<Handled, RequestError> {
@@ -162,5 +165,5 @@ fn tune(state: &State, path: &str, mut input: Input) -> Result<Handled, RequestE
         ));
     }
     let event = MountTuned { path: path.to_string(), default_lease_ttl_ms, max_lease_ttl_ms };
-    Ok(Handled { events: vec![event.into()], response: Response::default() })
+    Ok(Handled { events: vec![event.into()], ..Handled::default() })
 }

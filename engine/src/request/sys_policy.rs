@@ -42,7 +42,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Ha
             }
             let events =
                 if ctx.state.policies.contains_key(&name) { vec![PolicyDeleted { name }.into()] } else { vec![] };
-            Ok(Handled { events, response: Response::default() })
+            Ok(Handled { events, ..Handled::default() })
         }
         _ => {
             let text = input.required_string("policy", "the policy text in HCL or JSON")?;
@@ -52,7 +52,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Ha
                 return Err(RequestError::invalid("cannot update the \"root\" policy"));
             }
             parse_policy(&name, &text).map_err(|e| RequestError::invalid(format!("field \"policy\": {e}")))?;
-            Ok(Handled { events: vec![PolicyWritten { name, text }.into()], response: Response::default() })
+            Ok(Handled { events: vec![PolicyWritten { name, text }.into()], ..Handled::default() })
         }
     }
 }

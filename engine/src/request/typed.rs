@@ -2,34 +2,23 @@
 //! pipeline as every request (authorization, audit, log) — only the input and
 //! output are Rust types instead of JSON.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::handler::Login;
 use super::{Operation, RequestError, Response};
-use crate::Engine;
+use crate::{Engine, Secret};
 
 /// A database credential as issued.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
     pub lease_id: String,
     pub username: String,
-    /// Shown once; lessor keeps no copy.
-    pub password: String,
+    /// Shown once; lessor keeps no copy. Zeroed when dropped.
+    pub password: Secret,
     /// Seconds.
     pub lease_duration: u64,
     pub renewable: bool,
     pub warnings: Vec<String>,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("lease_id", &self.lease_id)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("lease_duration", &self.lease_duration)
-            .field("renewable", &self.renewable)
-            .finish()
-    }
 }
 
 /// What a renewal granted.
@@ -41,29 +30,23 @@ pub struct Renewed {
     pub warnings: Vec<String>,
 }
 
-fn missing(field: &str) -> RequestError {
-    RequestError::Corrupt(format!("the response lacks \"{field}\""))
-}
-
 impl Engine {
-    /// `read <mount>/creds/<role>`: a new credential.
+    /// `read <mount>/creds/<role>`: a new credential. The password goes from
+    /// the generator to the returned [`Secret`] without a JSON copy.
     pub async fn issue(&self, token: &str, creds_path: &str) -> Result<Credential, RequestError> {
-        let r = self.request(token, Operation::Read, creds_path, serde_json::Value::Null).await?;
-        let field = |name: &str| -> Result<String, RequestError> {
-            r.data
-                .as_ref()
-                .and_then(|d| d.get(name))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| missing(name))
+        let (response, login) = self.request_typed(token, Operation::Read, creds_path, Value::Null).await?;
+        let Some(Login { username, password }) = login else {
+            return Err(RequestError::invalid(format!(
+                "\"{creds_path}\" issued no credential: issue reads <mount>/creds/<role>"
+            )));
         };
         Ok(Credential {
-            username: field("username")?,
-            password: field("password")?,
-            lease_id: r.lease_id.clone(),
-            lease_duration: r.lease_duration,
-            renewable: r.renewable,
-            warnings: r.warnings.clone().unwrap_or_default(),
+            lease_id: response.lease_id,
+            username,
+            password,
+            lease_duration: response.lease_duration,
+            renewable: response.renewable,
+            warnings: response.warnings.unwrap_or_default(),
         })
     }
 
