@@ -38,7 +38,7 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 
-use lessor_engine::plugin::credentials::random_alnum;
+use lessor_engine::text::random::random_alnum;
 
 pub use args::LoadgenArgs;
 use args::validate;

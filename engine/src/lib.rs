@@ -41,6 +41,7 @@ pub mod request;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
 pub use host::{Closed, EXPIRER_GRACE_DEFAULT, ExpirerWarning, Host, HostError, HostOptions};

@@ -4,13 +4,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lessor_engine::plugin::PluginError;
-use lessor_engine::plugin::credentials::{PasswordPolicy, generate_password, random_alnum};
 use lessor_engine::plugin::postgres::{
     CONFLICT_ATTEMPTS_MAX, PasswordAuthentication, db_error, default_revocation_sql, jitter_ms, password_for_sql,
     quote_identifier, retryable,
 };
-use lessor_engine::plugin::statements::updates_shared_catalog_rows;
-use lessor_engine::plugin::template::{StatementVars, expiration_text, render_statement};
+use lessor_engine::text::password::{PasswordPolicy, generate_password};
+use lessor_engine::text::random::random_alnum;
+use lessor_engine::text::statements::updates_shared_catalog_rows;
+use lessor_engine::text::template::{StatementVars, expiration_text, render_statement};
 
 use super::phase::Target;
 use super::statements::{ROLE_PREFIX, StatementSet};

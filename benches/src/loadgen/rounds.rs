@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lessor_engine::plugin::credentials::PasswordPolicy;
 use lessor_engine::plugin::postgres::PasswordAuthentication;
+use lessor_engine::text::password::PasswordPolicy;
 use lessor_engine::{Engine, EngineOptions};
 
 use super::args::LoadgenArgs;
