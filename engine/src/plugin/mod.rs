@@ -6,7 +6,9 @@
 //! a database connection itself.
 //!
 //! What the plugin renders into SQL — statements, templates, passwords — is text
-//! work that touches no database: it lives in [`crate::text`].
+//! work that touches no database: it lives in [`crate::text`]. The load
+//! generator's raw baseline runs the real plugin with a gate that is always open
+//! (`testing::open_gate`, feature `testing`).
 
 pub mod postgres;
 pub mod scram;

@@ -7,6 +7,7 @@
 //! `verify-full` also checks the host name ([`super::tls`]).
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -104,6 +105,9 @@ pub struct PostgresPlugin {
     /// Client-side bound on one operation: the server's statement timeout plus the
     /// wait for a connection.
     op_timeout: Duration,
+    /// Transactions run again after colliding with a concurrent one ([`retryable`]):
+    /// the load generator reports them (feature `testing`).
+    conflict_retries: AtomicU64,
     max_connection_lifetime: Option<Duration>,
 }
 
@@ -185,6 +189,7 @@ impl PostgresPlugin {
             scram_iterations: settings.scram_iterations,
             shared_catalog: settings.serialize_shared_catalog_updates.then(|| tokio::sync::Mutex::new(())),
             op_timeout: Duration::from_millis(settings.statement_timeout_ms + 2 * settings.connect_timeout_ms),
+            conflict_retries: AtomicU64::new(0),
             max_connection_lifetime: (settings.max_connection_lifetime_ms > 0)
                 .then(|| Duration::from_millis(settings.max_connection_lifetime_ms)),
         })
@@ -339,12 +344,26 @@ impl PostgresPlugin {
                 Err(e) if connection_lost(&e) && attempt < CONFLICT_ATTEMPTS_MAX => drop(tx),
                 Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
                     tx.rollback().await;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                    self.back_off(attempt).await;
                 }
                 Err(e) => return Err(tx.abandon(e).await),
             }
             attempt += 1;
         }
+    }
+
+    /// After the `attempt`th collision ([`retryable`]): counted, then a pause that
+    /// grows with the attempt, jittered so colliding transactions spread out.
+    async fn back_off(&self, attempt: u32) {
+        self.conflict_retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+    }
+
+    /// Transactions run again after colliding with a concurrent one, since the
+    /// plugin was built: the load generator's `retries` column (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn conflict_retries(&self) -> u64 {
+        self.conflict_retries.load(Ordering::Relaxed)
     }
 
     async fn hold_shared_catalog(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -357,12 +376,11 @@ impl PostgresPlugin {
 
 /// Attempts at a transaction that collides with a concurrent one (another
 /// process's GRANTs: this one's are serialized) or loses its connection.
-pub const CONFLICT_ATTEMPTS_MAX: u32 = 8;
+const CONFLICT_ATTEMPTS_MAX: u32 = 8;
 
 /// How `{{password}}` is written into SQL for a connection: the password, or a
-/// SCRAM-SHA-256 verifier of `scram_iterations` rounds. The load generator's
-/// raw-SQL baseline calls this too, so both pay the same for it.
-pub fn password_for_sql(mode: PasswordAuthentication, scram_iterations: u32, password: &str) -> String {
+/// SCRAM-SHA-256 verifier of `scram_iterations` rounds.
+fn password_for_sql(mode: PasswordAuthentication, scram_iterations: u32, password: &str) -> String {
     match mode {
         PasswordAuthentication::Password => password.to_string(),
         PasswordAuthentication::ScramSha256 => {
@@ -376,15 +394,14 @@ pub fn password_for_sql(mode: PasswordAuthentication, scram_iterations: u32, pas
 }
 
 /// The SQL of the default revocation (empty `revocation_statements`), after
-/// `GRANT <role> TO CURRENT_USER`: what lessor runs, and what the load
-/// generator's raw-SQL baseline runs for the same role.
-pub fn default_revocation_sql(username: &str) -> String {
+/// `GRANT <role> TO CURRENT_USER`.
+fn default_revocation_sql(username: &str) -> String {
     let role = quote_identifier(username);
     format!("REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE IF EXISTS {role};")
 }
 
 /// Errors after which the same transaction may simply run again.
-pub fn retryable(e: &PluginError) -> bool {
+fn retryable(e: &PluginError) -> bool {
     match e {
         PluginError::Database { message, sqlstate } => {
             matches!(sqlstate.as_deref(), Some("40001" | "40P01"))
@@ -405,14 +422,14 @@ fn connection_lost(e: &PluginError) -> bool {
 }
 
 /// 0–9 ms, so colliding retries spread out.
-pub fn jitter_ms() -> u64 {
+fn jitter_ms() -> u64 {
     let mut b = [0u8; 1];
     let _ = getrandom::fill(&mut b);
     u64::from(b[0] % 10)
 }
 
 /// The server's error verbatim (message, detail, hint) with its SQLSTATE.
-pub fn db_error(e: tokio_postgres::Error) -> PluginError {
+fn db_error(e: tokio_postgres::Error) -> PluginError {
     match e.as_db_error() {
         Some(db) => {
             let mut message = db.message().to_string();
@@ -431,7 +448,7 @@ pub fn db_error(e: tokio_postgres::Error) -> PluginError {
 /// An error and every cause under it, `outer: inner: …`: tokio-postgres says
 /// only `error connecting to server` at the top, and the reason (`Connection
 /// refused (os error 111)`, `server does not support TLS`) is in its source.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -447,7 +464,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `"name"` with inner quotes doubled: safe as an SQL identifier.
-pub fn quote_identifier(name: &str) -> String {
+fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -626,7 +643,7 @@ impl DatabasePlugin for PostgresPlugin {
                         // when not serializing. Roll back and run it again.
                         tx.rollback().await;
                         drop(held);
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                        self.back_off(attempt).await;
                         attempt += 1;
                     }
                     Err(e) => return Err(tx.abandon(e).await),
@@ -660,7 +677,7 @@ impl DatabasePlugin for PostgresPlugin {
             let result = loop {
                 match self.revoke_once(username, statements, terminate_sessions).await {
                     Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                        self.back_off(attempt).await;
                         attempt += 1;
                     }
                     other => break other,
