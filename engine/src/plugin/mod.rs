@@ -1,7 +1,7 @@
 //! Database plugins: what lessor runs against the database for each lease.
 //!
 //! [`DatabasePlugin`] is the seam: `postgresql-database-plugin` ([`postgres`]) is
-//! the real one, with its TLS ([`tls`]) and SCRAM verifiers ([`scram`]) beside it;
+//! the real one, with its TLS (`tls.rs`) and SCRAM verifiers ([`scram`]) beside it;
 //! tests put fault-injecting doubles behind the same trait. The engine never holds
 //! a database connection itself.
 //!

@@ -4,7 +4,7 @@
 //! `sslmode` follows libpq: `disable`; `prefer` and `require` encrypt without
 //! verifying (unless `sslrootcert` is given with `require`, which then verifies the
 //! chain like libpq does); `verify-ca` checks the chain against `sslrootcert`;
-//! `verify-full` also checks the host name ([`super::tls`]).
+//! `verify-full` also checks the host name (`tls.rs`).
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
