@@ -14,7 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use lessor_engine::plugin::credentials::{PasswordPolicy, generate_password, scram_sha256_verifier};
+use lessor_engine::plugin::scram::scram_sha256_verifier;
+use lessor_engine::text::password::{PasswordPolicy, generate_password};
 
 fn fill(buf: &mut [u8]) {
     getrandom::fill(buf).expect("OS random");
@@ -126,5 +127,5 @@ fn main() {
 }
 
 fn random_tag() -> String {
-    lessor_engine::plugin::credentials::random_alnum(6, &mut fill).to_ascii_lowercase()
+    lessor_engine::text::random::random_alnum(6, &mut fill).to_ascii_lowercase()
 }

@@ -4,11 +4,12 @@
 //! For every statement set and every concurrency, rounds alternate between the
 //! two systems doing the same work:
 //!
-//! * **raw**: plain tokio-postgres, one connection per worker; each credential is
-//!   the role's creation statements in one transaction, with the same password
-//!   generation (and SCRAM verifier, if any) lessor uses, the same handling of
-//!   concurrent GRANTs (serialized per connection, bounded retry with jitter), and
-//!   each revocation the role's revocation statements in one transaction;
+//! * **raw**: lessor's PostgreSQL plugin alone, with a commit gate that is always
+//!   open and no engine around it (`loadgen/raw.rs`): each credential is the
+//!   role's creation statements in one transaction, each revocation its revocation
+//!   statements (or the default revocation) in one, with the password generation,
+//!   SCRAM verifier, pool and handling of concurrent GRANTs (serialized per
+//!   connection, bounded retry with jitter) lessor has, because they are lessor's;
 //! * **lessor**: the full engine — token authentication and ACL, the durable log
 //!   with group commit (intent, outcome and audit record), the creation SQL through
 //!   the PostgreSQL plugin, the state fold, the expirer's wheel — through
@@ -38,7 +39,7 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 
-use lessor_engine::plugin::credentials::random_alnum;
+use lessor_engine::text::random::random_alnum;
 
 pub use args::LoadgenArgs;
 use args::validate;

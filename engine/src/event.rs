@@ -225,7 +225,7 @@ impl From<ConnectionWrittenV1> for ConnectionWritten {
             username_template: v1.username_template,
             password_policy: v1.password_policy,
             // Version 1 computed verifiers with postgres-protocol: always 4096.
-            scram_iterations: crate::plugin::credentials::SCRAM_ITERATIONS_DEFAULT,
+            scram_iterations: crate::plugin::scram::SCRAM_ITERATIONS_DEFAULT,
         }
     }
 }

@@ -42,6 +42,7 @@ mod secret;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
 pub use host::{Closed, EXPIRER_GRACE_DEFAULT, ExpirerWarning, Host, HostError, HostOptions};

@@ -1,7 +1,8 @@
 //! Test support shared by unit tests, the `tests/` crate, benches and fuzzers
 //! (feature `testing`): fixed sample events and a seeded event generator whose
 //! events refer to each other (same mounts, roles, leases, tokens), so folds do
-//! real work.
+//! real work; a fault-injecting plugin; and the always-open commit gate the load
+//! generator's raw baseline runs the real plugin with.
 
 use crate::event::*;
 
@@ -280,6 +281,17 @@ pub fn issuance_events(count: usize, seed: u64) -> Vec<Event> {
     }
     out.truncate(count);
     out
+}
+
+/// A commit gate that is always open: a [`crate::plugin::DatabasePlugin`] given it
+/// commits as soon as its statements ran. In the engine the gate is the issue
+/// intent's fsync (I1); the load generator's raw baseline has no log, and issues
+/// through the real PostgreSQL plugin's `create_user` with this gate instead of
+/// copying its transaction loop — the same pool, rendering, SCRAM, serialized
+/// catalog updates, retries and COMMIT as lessor — so the baseline cannot drift
+/// from what it is compared with.
+pub fn open_gate<'a>() -> crate::plugin::CommitGate<'a> {
+    Box::pin(std::future::ready(Ok(())))
 }
 
 /// What the fault-injecting plugin's "database" holds, and the faults armed on it.

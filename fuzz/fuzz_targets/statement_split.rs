@@ -3,7 +3,7 @@
 //! to itself, and no statement may be empty, padded or hold a NUL.
 #![no_main]
 
-use lessor_engine::plugin::statements::{STATEMENTS_TEXT_BYTES_MAX, normalize_statement_list, split_statements};
+use lessor_engine::text::statements::{STATEMENTS_TEXT_BYTES_MAX, normalize_statement_list, split_statements};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

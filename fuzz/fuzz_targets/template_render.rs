@@ -4,8 +4,8 @@
 //! backslash or `;` that its template did not.
 #![no_main]
 
-use lessor_engine::plugin::credentials::RANDOM_CHARS_MAX;
-use lessor_engine::plugin::template::{
+use lessor_engine::text::random::RANDOM_CHARS_MAX;
+use lessor_engine::text::template::{
     StatementVars, USERNAME_BYTES_MAX, UsernameContext, UsernameTemplate, render_connection_url, render_statement,
 };
 use libfuzzer_sys::fuzz_target;

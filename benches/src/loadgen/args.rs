@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use lessor_engine::plugin::credentials::SCRAM_ITERATIONS_DEFAULT;
+use lessor_engine::plugin::scram::SCRAM_ITERATIONS_DEFAULT;
 
 /// Arguments of `lessor-bench` (and `lessor bench`).
 #[derive(Debug, Clone, clap::Args)]

@@ -9,6 +9,7 @@ use lessor_engine::Engine;
 use lessor_engine::plugin::postgres::{self, PasswordAuthentication};
 use lessor_engine::plugin::{CommitGate, DatabasePlugin, NewUser, PluginError, PluginFuture};
 use lessor_engine::request::Operation;
+use lessor_engine::testing::open_gate;
 use serde_json::{Value, json};
 
 use super::args::LoadgenArgs;
@@ -24,11 +25,11 @@ pub(crate) struct Lessor {
 }
 
 impl Target for Lessor {
-    async fn issue(&self, _worker: usize) -> Result<String, String> {
+    async fn issue(&self) -> Result<String, String> {
         self.engine.issue(&self.token, &self.creds_path).await.map(|c| c.lease_id).map_err(|e| e.to_string())
     }
 
-    async fn revoke(&self, _worker: usize, lease_id: String) -> Result<(), String> {
+    async fn revoke(&self, lease_id: String) -> Result<(), String> {
         self.engine.revoke(&self.token, &lease_id).await.map_err(|e| e.to_string())
     }
 }
@@ -87,32 +88,41 @@ pub(crate) async fn configure(
     token.auth.map(|a| a.client_token).ok_or_else(|| "lessor: auth/token/create returned no token".to_string())
 }
 
+/// The settings the engine builds lessor's plugin from for the connection
+/// [`configure`] writes — its URL with the admin's credentials, a pool of
+/// `workers`, the run's password handling — with `--grants`: the raw baseline's
+/// plugin, and lessor's own when a factory builds it.
+pub(crate) fn plugin_settings(
+    server: &Server,
+    workers: usize,
+    mode: PasswordAuthentication,
+    args: &LoadgenArgs,
+) -> Result<postgres::PostgresSettings, String> {
+    Ok(postgres::PostgresSettings {
+        connection_url: server.admin_connection_url()?,
+        max_open_connections: workers as u32,
+        password_authentication: mode,
+        scram_iterations: args.scram_iterations,
+        serialize_shared_catalog_updates: args.grants == "serialize",
+        ..postgres::PostgresSettings::default()
+    })
+}
+
 /// lessor's plugin built as the engine would, but retrying colliding GRANTs
-/// instead of serializing them (`--grants retry`).
+/// instead of serializing them (`--grants retry`), or waiting for the intent before
+/// any SQL (`--intent-overlap off`).
 pub(crate) fn plugin_factory(
     server: &Server,
     workers: usize,
     mode: PasswordAuthentication,
     args: &LoadgenArgs,
-) -> lessor_engine::plugin::PluginFactory {
-    let url = server
-        .url_template
-        .replace("{{username}}", &lessor_pgtemp::percent_encode(&server.admin_user))
-        .replace("{{password}}", &lessor_pgtemp::percent_encode(&server.admin_password));
-    let (scram_iterations, serialize, overlap) =
-        (args.scram_iterations, args.grants == "serialize", args.intent_overlap == "on");
-    lessor_engine::plugin::PluginFactory(Arc::new(move |_connection| {
-        let settings = postgres::PostgresSettings {
-            connection_url: url.clone(),
-            max_open_connections: workers as u32,
-            password_authentication: mode,
-            scram_iterations,
-            serialize_shared_catalog_updates: serialize,
-            ..postgres::PostgresSettings::default()
-        };
+) -> Result<lessor_engine::plugin::PluginFactory, String> {
+    let settings = plugin_settings(server, workers, mode, args)?;
+    let overlap = args.intent_overlap == "on";
+    Ok(lessor_engine::plugin::PluginFactory(Arc::new(move |_connection| {
         let plugin: Arc<dyn DatabasePlugin> = Arc::new(postgres::PostgresPlugin::new(&settings)?);
         Ok(if overlap { plugin } else { Arc::new(IntentFirst(plugin)) })
-    }))
+    })))
 }
 
 /// `--intent-overlap off`: the plugin waits for the intent to be durable before
@@ -128,7 +138,7 @@ impl DatabasePlugin for IntentFirst {
     fn create_user<'a>(&'a self, user: NewUser<'a>, gate: CommitGate<'a>) -> PluginFuture<'a, ()> {
         Box::pin(async move {
             gate.await.map_err(PluginError::Aborted)?;
-            self.0.create_user(user, Box::pin(async { Ok(()) })).await
+            self.0.create_user(user, open_gate()).await
         })
     }
 

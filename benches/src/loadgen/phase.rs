@@ -9,8 +9,8 @@ use super::report::Phase;
 /// How one system issues and revokes.
 pub(crate) trait Target: Send + Sync {
     /// Issues one credential; returns the handle its revocation needs.
-    fn issue(&self, worker: usize) -> impl Future<Output = Result<String, String>> + Send;
-    fn revoke(&self, worker: usize, handle: String) -> impl Future<Output = Result<(), String>> + Send;
+    fn issue(&self) -> impl Future<Output = Result<String, String>> + Send;
+    fn revoke(&self, handle: String) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// What one phase produced.
@@ -38,7 +38,7 @@ pub(crate) async fn run_phase<T: Target + 'static>(
     let cpu_before = crate::process_cpu();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..workers {
+    for _ in 0..workers {
         let (target, next, inputs, progress) = (target.clone(), next.clone(), inputs.clone(), progress.clone());
         tasks.spawn(async move {
             let mut out = (Vec::new(), Vec::new(), 0usize, None::<String>);
@@ -49,10 +49,10 @@ pub(crate) async fn run_phase<T: Target + 'static>(
                 }
                 let t0 = Instant::now();
                 let result = match phase {
-                    Phase::Issue => target.issue(worker).await,
+                    Phase::Issue => target.issue().await,
                     Phase::Revoke => {
                         let handle = inputs.lock().expect("inputs lock")[i].take().expect("one revocation per handle");
-                        target.revoke(worker, handle).await.map(|()| String::new())
+                        target.revoke(handle).await.map(|()| String::new())
                     }
                 };
                 match result {

@@ -3,14 +3,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use lessor_engine::plugin::credentials::PasswordPolicy;
-use lessor_engine::plugin::postgres::PasswordAuthentication;
+use lessor_engine::plugin::postgres::{PasswordAuthentication, PostgresPlugin};
+use lessor_engine::text::password::PasswordPolicy;
 use lessor_engine::{Engine, EngineOptions};
 
 use super::args::LoadgenArgs;
-use super::lessor::{Lessor, configure, log_counts, plugin_factory};
+use super::lessor::{Lessor, configure, log_counts, plugin_factory, plugin_settings};
 use super::phase::run_phase;
 use super::raw::Raw;
 use super::report::{Measurement, Phase, System};
@@ -60,7 +59,7 @@ pub(crate) async fn run_sets(
     };
     let mut options = EngineOptions::default();
     if args.grants == "retry" || args.intent_overlap == "off" {
-        options.plugin_factory = Some(plugin_factory(server, workers, mode, args));
+        options.plugin_factory = Some(plugin_factory(server, workers, mode, args)?);
     }
     let (engine, root) =
         Engine::init(data_dir, options).map_err(|e| format!("lessor init in {}: {e}", data_dir.display()))?;
@@ -71,20 +70,17 @@ pub(crate) async fn run_sets(
         let app_token = configure(&engine, &root, server, run_id, sets, workers, args).await?;
         let progress = progress_bar(args, sets.len());
         let mut measurements = Vec::new();
+        // One plugin (one pool) for the run, as lessor has one connection for it.
+        let raw_plugin = Arc::new(
+            PostgresPlugin::new(&plugin_settings(server, workers, mode, args)?)
+                .map_err(|e| format!("raw: building the PostgreSQL plugin: {e}"))?,
+        );
         for set in sets {
-            let mut clients = Vec::with_capacity(workers);
-            for _ in 0..workers {
-                clients.push(tokio::sync::Mutex::new(connect(&server.config).await?));
-            }
             let raw = Arc::new(Raw {
-                clients,
+                plugin: raw_plugin.clone(),
                 set: set.clone(),
                 run_id: run_id.to_string(),
                 policy: PasswordPolicy::default(),
-                mode,
-                scram_iterations: args.scram_iterations,
-                shared_catalog: (args.grants == "serialize").then(|| tokio::sync::Mutex::new(())),
-                retries: AtomicU64::new(0),
             });
             let lessor = Arc::new(Lessor {
                 engine: engine.clone(),
@@ -117,7 +113,7 @@ pub(crate) async fn run_sets(
                         if round % 2 == 0 { [System::Raw, System::Lessor] } else { [System::Lessor, System::Raw] };
                     for system in order {
                         progress.set_message(format!("{} c={c} round {} {}", set.name, round + 1, system.name()));
-                        let retries_before = raw.retries.load(Ordering::Relaxed);
+                        let retries_before = raw.retries();
                         let log_before = log_counts(&engine);
                         let issued = match system {
                             System::Raw => {
@@ -128,7 +124,7 @@ pub(crate) async fn run_sets(
                             }
                         };
                         let log_mid = log_counts(&engine);
-                        let retries_mid = raw.retries.load(Ordering::Relaxed);
+                        let retries_mid = raw.retries();
                         let per_fsync = |(e0, s0): (u64, u64), (e1, s1): (u64, u64)| {
                             (system == System::Lessor && s1 > s0).then(|| (e1 - e0) as f64 / (s1 - s0) as f64)
                         };
@@ -150,7 +146,7 @@ pub(crate) async fn run_sets(
                             }
                         };
                         let log_after = log_counts(&engine);
-                        let retries_after = raw.retries.load(Ordering::Relaxed);
+                        let retries_after = raw.retries();
                         let (m, _) = measurement(
                             &set.name,
                             Phase::Revoke,

@@ -1,7 +1,9 @@
 //! The server under test (given, or a throwaway cluster), its connections, and the
 //! cleanup of the roles a run created.
 
-use lessor_engine::plugin::postgres::{default_revocation_sql, quote_identifier};
+use lessor_engine::plugin::DatabasePlugin;
+use lessor_engine::plugin::postgres::{PostgresPlugin, PostgresSettings};
+use lessor_engine::text::template::render_connection_url;
 
 use super::args::LoadgenArgs;
 use super::statements::ROLE_PREFIX;
@@ -16,6 +18,15 @@ pub(crate) struct Server {
     /// Keeps a throwaway cluster alive for the run.
     _cluster: Option<lessor_pgtemp::Cluster>,
     pub(crate) description: String,
+}
+
+impl Server {
+    /// `url_template` with the admin's credentials, rendered as the engine renders
+    /// a connection's: the URL lessor's plugin connects with.
+    pub(crate) fn admin_connection_url(&self) -> Result<String, String> {
+        render_connection_url(&self.url_template, &self.admin_user, &self.admin_password)
+            .map_err(|e| format!("the server's connection URL: {e}"))
+    }
 }
 
 pub(crate) fn start_server(args: &LoadgenArgs) -> Result<Server, String> {
@@ -78,13 +89,12 @@ pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<tokio_pos
 /// Drops every role of this run; returns those still there afterwards.
 pub(crate) async fn cleanup(server: &Server, run_id: &str) -> Result<Vec<String>, String> {
     let admin = connect(&server.config).await?;
+    // lessor's default revocation, through its plugin: whatever the role was
+    // granted goes with it. A failure shows as a role still listed below.
+    let settings = PostgresSettings { connection_url: server.admin_connection_url()?, ..PostgresSettings::default() };
+    let plugin = PostgresPlugin::new(&settings).map_err(|e| format!("cleanup: building the PostgreSQL plugin: {e}"))?;
     for role in run_roles(&admin, run_id).await? {
-        let quoted = quote_identifier(&role);
-        // As lessor's default revocation: whatever the role was granted goes with it.
-        let sql = format!("BEGIN; GRANT {quoted} TO CURRENT_USER; {} COMMIT;", default_revocation_sql(&role));
-        if admin.batch_execute(&sql).await.is_err() {
-            let _ = admin.batch_execute("ROLLBACK").await;
-        }
+        let _ = plugin.revoke_user(&role, &[], false).await;
     }
     run_roles(&admin, run_id).await
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lessor_engine::plugin::statements::normalize_statement_list;
+use lessor_engine::text::statements::normalize_statement_list;
 use serde_json::Value;
 
 /// The article's creation statements (reference/seed-article.txt).

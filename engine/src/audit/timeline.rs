@@ -343,7 +343,7 @@ fn sanitize(key: Option<&str>, v: &mut Value) {
         }
         // Logs written before literal passwords in URLs were refused may hold one.
         Value::String(url) if key == Some("connection_url") => {
-            *url = crate::plugin::template::mask_url_password(url);
+            *url = crate::text::template::mask_url_password(url);
         }
         Value::Array(items) if !items.is_empty() && items.iter().all(|i| i.as_u64().is_some_and(|n| n < 256)) => {
             let bytes: Vec<u8> = items.iter().map(|i| i.as_u64().unwrap_or(0) as u8).collect();

@@ -6,9 +6,9 @@ use super::{EXPIRATION_MARGIN_MS, LEASE_ID_RANDOM_CHARS, LEASE_TTL_MS_SYSTEM, Le
 use crate::Secret;
 use crate::auth::keys::{self, Keys, connection_context, random_base62};
 use crate::event::{ConnectionWritten, IssueStarted, RevokeReason};
-use crate::plugin::credentials::PasswordPolicy;
-use crate::plugin::template::{self, UsernameContext, UsernameTemplate};
 use crate::state::{Lease, State, Token};
+use crate::text::password::PasswordPolicy;
+use crate::text::template::{self, UsernameContext, UsernameTemplate};
 
 /// Everything an issue needs once the state lock is released.
 pub(crate) struct IssuePlan {
@@ -115,7 +115,7 @@ pub(crate) fn plan_issue(
     } else {
         PasswordPolicy::parse(&connection.password_policy).map_err(|e| LeaseError::invalid(e.to_string()))?
     };
-    let password = Secret::new(crate::plugin::credentials::generate_password(&policy, &mut fill));
+    let password = Secret::new(crate::text::password::generate_password(&policy, &mut fill));
     let lease_id = format!("{mount}creds/{role_name}/{}", random_base62(LEASE_ID_RANDOM_CHARS).map_err(io)?);
     Ok(IssuePlan {
         started: IssueStarted {
@@ -234,7 +234,7 @@ pub(crate) fn plan_rotate_root(state: &State, keys: &Keys, mount: &str, name: &s
         PasswordPolicy::parse(&connection.password_policy).map_err(|e| LeaseError::invalid(e.to_string()))?
     };
     let mut fill = |buf: &mut [u8]| keys::fill_random(buf).expect("the OS random source failed");
-    let new_password = Secret::new(crate::plugin::credentials::generate_password(&policy, &mut fill));
+    let new_password = Secret::new(crate::text::password::generate_password(&policy, &mut fill));
     let sealed =
         keys.seal(&connection_context(mount, name), new_password.expose().as_bytes()).map_err(LeaseError::io)?;
     Ok(RotatePlan {

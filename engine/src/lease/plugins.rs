@@ -7,8 +7,9 @@ use super::LeaseError;
 use crate::Engine;
 use crate::auth::keys::connection_context;
 use crate::event::ConnectionWritten;
+use crate::plugin::DatabasePlugin;
 use crate::plugin::postgres::{PasswordAuthentication, PostgresPlugin, PostgresSettings};
-use crate::plugin::{DatabasePlugin, template};
+use crate::text::template;
 
 /// Live plugins by `(mount, connection)`, with the configuration each was built from.
 pub(crate) type PluginRegistry =

@@ -3,7 +3,7 @@
 use super::{Claim, EXPIRATION_MARGIN_MS, LeaseError, RenewPlan, Settled};
 use crate::Engine;
 use crate::event::{RenewCompleted, RenewFailed, RenewStarted};
-use crate::plugin::template;
+use crate::text::template;
 
 /// What a renewal granted.
 #[derive(Debug)]

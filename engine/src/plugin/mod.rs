@@ -1,17 +1,18 @@
 //! Database plugins: what lessor runs against the database for each lease.
 //!
 //! [`DatabasePlugin`] is the seam: `postgresql-database-plugin` ([`postgres`]) is
-//! the real one; tests put fault-injecting doubles behind the same trait. The
-//! engine never holds a database connection itself.
+//! the real one, with its TLS (`tls.rs`) and SCRAM verifiers ([`scram`]) beside it;
+//! tests put fault-injecting doubles behind the same trait. The engine never holds
+//! a database connection itself.
 //!
-//! Text handling lives beside it: [`statements`] (splitting multi-statement SQL),
-//! [`template`] (statement, URL and username templates) and [`credentials`]
-//! (passwords).
+//! What the plugin renders into SQL — statements, templates, passwords — is text
+//! work that touches no database: it lives in [`crate::text`]. The load
+//! generator's raw baseline runs the real plugin with a gate that is always open
+//! (`testing::open_gate`, feature `testing`).
 
-pub mod credentials;
 pub mod postgres;
-pub mod statements;
-pub mod template;
+pub mod scram;
+mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -4,24 +4,20 @@
 //! `sslmode` follows libpq: `disable`; `prefer` and `require` encrypt without
 //! verifying (unless `sslrootcert` is given with `require`, which then verifies the
 //! chain like libpq does); `verify-ca` checks the chain against `sslrootcert`;
-//! `verify-full` also checks the host name.
+//! `verify-full` also checks the host name (`tls.rs`).
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::credentials::{SCRAM_ITERATIONS_DEFAULT, scram_sha256_verifier};
-use super::statements::updates_shared_catalog_rows;
-use super::template::{StatementVars, render_statement};
+use super::scram::{SCRAM_ITERATIONS_DEFAULT, scram_sha256_verifier};
+use super::tls::{take_tls_params, tls_config};
 use super::{CommitGate, DatabasePlugin, NewUser, PluginError, PluginFuture};
+use crate::text::statements::updates_shared_catalog_rows;
+use crate::text::template::{StatementVars, mask_url_password, render_connection_url, render_statement};
 
 pub const PLUGIN_NAME: &str = "postgresql-database-plugin";
 /// Longest any one statement may run on the server.
@@ -109,6 +105,9 @@ pub struct PostgresPlugin {
     /// Client-side bound on one operation: the server's statement timeout plus the
     /// wait for a connection.
     op_timeout: Duration,
+    /// Transactions run again after colliding with a concurrent one ([`retryable`]):
+    /// the load generator reports them (feature `testing`).
+    conflict_retries: AtomicU64,
     max_connection_lifetime: Option<Duration>,
 }
 
@@ -118,97 +117,8 @@ impl std::fmt::Debug for PostgresPlugin {
     }
 }
 
-/// TLS parameters lifted out of the URL (tokio-postgres knows only disable /
-/// prefer / require).
-struct TlsParams {
-    mode: String,
-    root_cert: Option<String>,
-}
-
-/// Splits `sslmode` and `sslrootcert` off the URL's query string.
-fn take_tls_params(url: &str) -> (String, TlsParams) {
-    let mut params = TlsParams { mode: "prefer".into(), root_cert: None };
-    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), params) };
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("sslmode", v)) => params.mode = v.to_string(),
-            Some(("sslrootcert", v)) => params.root_cert = Some(percent_decode(v)),
-            _ => kept.push(pair),
-        }
-    }
-    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
-    (url, params)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn config_error(what: impl std::fmt::Display) -> PluginError {
+pub(super) fn config_error(what: impl std::fmt::Display) -> PluginError {
     PluginError::Config(what.to_string())
-}
-
-fn tls_config(params: &TlsParams) -> Result<(SslMode, ClientConfig), PluginError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(config_error)?;
-    let roots = || -> Result<RootCertStore, PluginError> {
-        let path = params.root_cert.as_deref().ok_or_else(|| {
-            config_error(format!("sslmode={} needs sslrootcert=<path to the CA certificate>", params.mode))
-        })?;
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| config_error(format!("sslrootcert {path}: {e}")))? {
-            roots.add(cert.map_err(|e| config_error(format!("sslrootcert {path}: {e}")))?).map_err(config_error)?;
-        }
-        Ok(roots)
-    };
-    let no_verify = || NoVerification(provider.clone());
-    let (mode, config) = match params.mode.as_str() {
-        "disable" => (
-            SslMode::Disable,
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(no_verify())).with_no_client_auth(),
-        ),
-        "allow" | "prefer" => (
-            SslMode::Prefer,
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(no_verify())).with_no_client_auth(),
-        ),
-        "require" if params.root_cert.is_none() => (
-            SslMode::Require,
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(no_verify())).with_no_client_auth(),
-        ),
-        "require" | "verify-ca" => {
-            let inner =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots()?), provider.clone())
-                    .build()
-                    .map_err(config_error)?;
-            let verifier = Arc::new(ChainOnly(inner));
-            (SslMode::Require, builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth())
-        }
-        "verify-full" => (SslMode::Require, builder.with_root_certificates(roots()?).with_no_client_auth()),
-        other => {
-            return Err(config_error(format!(
-                "sslmode={other} is not supported; use disable, prefer, require, verify-ca or verify-full"
-            )));
-        }
-    };
-    Ok((mode, config))
 }
 
 /// Checks a `connection_url` template when it is written, so a URL that can
@@ -219,13 +129,13 @@ fn tls_config(params: &TlsParams) -> Result<(SslMode, ClientConfig), PluginError
 pub fn check_connection_url(template: &str) -> Result<(), String> {
     const PROBE_USER: &str = "lessor-probe-user";
     const PROBE_PASSWORD: &str = "lessor-probe-password";
-    let rendered = super::template::render_connection_url(template, PROBE_USER, PROBE_PASSWORD)
+    let rendered = render_connection_url(template, PROBE_USER, PROBE_PASSWORD)
         .map_err(|e| format!("{e}; it may use only {{{{username}}}} and {{{{password}}}}"))?;
     let (url, tls) = take_tls_params(&rendered);
     if !matches!(tls.mode.as_str(), "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full") {
         return Err(format!(
             "sslmode={} is not supported; use disable, prefer, require, verify-ca or verify-full",
-            super::template::mask_url_password(&tls.mode)
+            mask_url_password(&tls.mode)
         ));
     }
     let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
@@ -279,6 +189,7 @@ impl PostgresPlugin {
             scram_iterations: settings.scram_iterations,
             shared_catalog: settings.serialize_shared_catalog_updates.then(|| tokio::sync::Mutex::new(())),
             op_timeout: Duration::from_millis(settings.statement_timeout_ms + 2 * settings.connect_timeout_ms),
+            conflict_retries: AtomicU64::new(0),
             max_connection_lifetime: (settings.max_connection_lifetime_ms > 0)
                 .then(|| Duration::from_millis(settings.max_connection_lifetime_ms)),
         })
@@ -433,12 +344,26 @@ impl PostgresPlugin {
                 Err(e) if connection_lost(&e) && attempt < CONFLICT_ATTEMPTS_MAX => drop(tx),
                 Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
                     tx.rollback().await;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                    self.back_off(attempt).await;
                 }
                 Err(e) => return Err(tx.abandon(e).await),
             }
             attempt += 1;
         }
+    }
+
+    /// After the `attempt`th collision ([`retryable`]): counted, then a pause that
+    /// grows with the attempt, jittered so colliding transactions spread out.
+    async fn back_off(&self, attempt: u32) {
+        self.conflict_retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+    }
+
+    /// Transactions run again after colliding with a concurrent one, since the
+    /// plugin was built: the load generator's `retries` column (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn conflict_retries(&self) -> u64 {
+        self.conflict_retries.load(Ordering::Relaxed)
     }
 
     async fn hold_shared_catalog(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -451,12 +376,11 @@ impl PostgresPlugin {
 
 /// Attempts at a transaction that collides with a concurrent one (another
 /// process's GRANTs: this one's are serialized) or loses its connection.
-pub const CONFLICT_ATTEMPTS_MAX: u32 = 8;
+const CONFLICT_ATTEMPTS_MAX: u32 = 8;
 
 /// How `{{password}}` is written into SQL for a connection: the password, or a
-/// SCRAM-SHA-256 verifier of `scram_iterations` rounds. The load generator's
-/// raw-SQL baseline calls this too, so both pay the same for it.
-pub fn password_for_sql(mode: PasswordAuthentication, scram_iterations: u32, password: &str) -> String {
+/// SCRAM-SHA-256 verifier of `scram_iterations` rounds.
+fn password_for_sql(mode: PasswordAuthentication, scram_iterations: u32, password: &str) -> String {
     match mode {
         PasswordAuthentication::Password => password.to_string(),
         PasswordAuthentication::ScramSha256 => {
@@ -470,15 +394,14 @@ pub fn password_for_sql(mode: PasswordAuthentication, scram_iterations: u32, pas
 }
 
 /// The SQL of the default revocation (empty `revocation_statements`), after
-/// `GRANT <role> TO CURRENT_USER`: what lessor runs, and what the load
-/// generator's raw-SQL baseline runs for the same role.
-pub fn default_revocation_sql(username: &str) -> String {
+/// `GRANT <role> TO CURRENT_USER`.
+fn default_revocation_sql(username: &str) -> String {
     let role = quote_identifier(username);
     format!("REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE IF EXISTS {role};")
 }
 
 /// Errors after which the same transaction may simply run again.
-pub fn retryable(e: &PluginError) -> bool {
+fn retryable(e: &PluginError) -> bool {
     match e {
         PluginError::Database { message, sqlstate } => {
             matches!(sqlstate.as_deref(), Some("40001" | "40P01"))
@@ -499,14 +422,14 @@ fn connection_lost(e: &PluginError) -> bool {
 }
 
 /// 0–9 ms, so colliding retries spread out.
-pub fn jitter_ms() -> u64 {
+fn jitter_ms() -> u64 {
     let mut b = [0u8; 1];
     let _ = getrandom::fill(&mut b);
     u64::from(b[0] % 10)
 }
 
 /// The server's error verbatim (message, detail, hint) with its SQLSTATE.
-pub fn db_error(e: tokio_postgres::Error) -> PluginError {
+fn db_error(e: tokio_postgres::Error) -> PluginError {
     match e.as_db_error() {
         Some(db) => {
             let mut message = db.message().to_string();
@@ -525,7 +448,7 @@ pub fn db_error(e: tokio_postgres::Error) -> PluginError {
 /// An error and every cause under it, `outer: inner: …`: tokio-postgres says
 /// only `error connecting to server` at the top, and the reason (`Connection
 /// refused (os error 111)`, `server does not support TLS`) is in its source.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -541,7 +464,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `"name"` with inner quotes doubled: safe as an SQL identifier.
-pub fn quote_identifier(name: &str) -> String {
+fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -720,7 +643,7 @@ impl DatabasePlugin for PostgresPlugin {
                         // when not serializing. Roll back and run it again.
                         tx.rollback().await;
                         drop(held);
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                        self.back_off(attempt).await;
                         attempt += 1;
                     }
                     Err(e) => return Err(tx.abandon(e).await),
@@ -754,7 +677,7 @@ impl DatabasePlugin for PostgresPlugin {
             let result = loop {
                 match self.revoke_once(username, statements, terminate_sessions).await {
                     Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter_ms())).await;
+                        self.back_off(attempt).await;
                         attempt += 1;
                     }
                     other => break other,
@@ -801,115 +724,13 @@ impl DatabasePlugin for PostgresPlugin {
     }
 }
 
-/// `sslmode=require` without a CA: encrypt, do not verify (libpq's meaning).
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to the given CA; the host name is not checked.
-#[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn tls_params_are_lifted_out_of_the_url() {
-        let (url, p) =
-            take_tls_params("postgresql://u:p@h:5432/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&x=1");
-        assert_eq!(url, "postgresql://u:p@h:5432/db?x=1");
-        assert_eq!((p.mode.as_str(), p.root_cert.as_deref()), ("verify-full", Some("/tmp/ca.pem")));
-        let (url, p) = take_tls_params("postgresql://u:p@h/db");
-        assert_eq!((url.as_str(), p.mode.as_str()), ("postgresql://u:p@h/db", "prefer"));
-    }
-
-    #[test]
     fn identifiers_are_quoted() {
         assert_eq!(quote_identifier(r#"a"b"#), r#""a""b""#);
-    }
-
-    #[test]
-    fn unsupported_sslmode_and_missing_root_cert_are_config_errors() {
-        let p = TlsParams { mode: "verify-full".into(), root_cert: None };
-        assert!(tls_config(&p).unwrap_err().to_string().contains("sslrootcert"));
-        let p = TlsParams { mode: "bogus".into(), root_cert: None };
-        assert!(tls_config(&p).unwrap_err().to_string().contains("not supported"));
     }
 
     #[tokio::test]

@@ -10,11 +10,11 @@ use super::input::Input;
 use super::{Operation, RequestError, Response};
 use crate::event::{ConnectionDeleted, ConnectionWritten, RoleDeleted, RoleWritten};
 use crate::lease;
-use crate::plugin::credentials::{SCRAM_ITERATIONS_DEFAULT, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
 use crate::plugin::postgres::{self, MAX_OPEN_CONNECTIONS_DEFAULT};
-use crate::plugin::statements::normalize_statement_list;
-use crate::plugin::template::{self, StatementVars};
+use crate::plugin::scram::{SCRAM_ITERATIONS_DEFAULT, SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
 use crate::state::State;
+use crate::text::statements::normalize_statement_list;
+use crate::text::template::{self, StatementVars};
 
 /// Longest connection or role name, in bytes.
 pub const OBJECT_NAME_BYTES_MAX: usize = 128;
@@ -228,7 +228,7 @@ fn write_connection(ctx: &Ctx<'_>, mount: &str, name: &str, mut input: Input) ->
     let password_policy =
         input.string("password_policy")?.or_else(|| existing.map(|e| e.password_policy.clone())).unwrap_or_default();
     if !password_policy.is_empty() {
-        crate::plugin::credentials::PasswordPolicy::parse(&password_policy)
+        crate::text::password::PasswordPolicy::parse(&password_policy)
             .map_err(|e| RequestError::invalid(format!("field \"password_policy\": {e}")))?;
     }
     input.finish()?;
@@ -262,7 +262,7 @@ fn write_connection(ctx: &Ctx<'_>, mount: &str, name: &str, mut input: Input) ->
 /// by default; a lower count saves CPU on every issue (lessor's) and every login
 /// (the server's), and costs no security for lessor's machine-generated passwords
 /// (about 119 bits with the default policy: past guessing at any count — see
-/// [`scram_sha256_verifier`](crate::plugin::credentials::scram_sha256_verifier)).
+/// [`scram_sha256_verifier`](crate::plugin::scram::scram_sha256_verifier)).
 /// Only lessor computes verifiers with `password_authentication=scram-sha-256`, so
 /// the setting is refused with `password`, where the server hashes the password
 /// itself at its own count.

@@ -1,9 +1,10 @@
 //! Statement splitting, templates and passwords through the public API: the tables a
 //! Vault user's role definitions exercise, and properties over generated input.
 
-use lessor_engine::plugin::credentials::{PasswordPolicy, generate_password, random_alnum};
-use lessor_engine::plugin::statements::{StatementError, normalize_statement_list, split_statements};
-use lessor_engine::plugin::template::{
+use lessor_engine::text::password::{PasswordPolicy, generate_password};
+use lessor_engine::text::random::random_alnum;
+use lessor_engine::text::statements::{StatementError, normalize_statement_list, split_statements};
+use lessor_engine::text::template::{
     DEFAULT_USERNAME_TEMPLATE, StatementVars, TemplateError, UsernameContext, UsernameTemplate, expiration_text,
     random_source, render_connection_url, render_statement,
 };

@@ -22,12 +22,12 @@
 //! is trimmed, and empty statements are dropped.
 //!
 //! ```
-//! use lessor_engine::plugin::statements::split_statements;
+//! use lessor_engine::text::statements::split_statements;
 //!
 //! let text = "CREATE ROLE \"{{name}}\"; DO $$ BEGIN RAISE NOTICE 'a;b'; END $$; -- done;";
 //! let statements = split_statements(text)?;
 //! assert_eq!(statements, ["CREATE ROLE \"{{name}}\"", "DO $$ BEGIN RAISE NOTICE 'a;b'; END $$"]);
-//! # Ok::<(), lessor_engine::plugin::statements::StatementError>(())
+//! # Ok::<(), lessor_engine::text::statements::StatementError>(())
 //! ```
 
 /// The most text a statement list may hold, in bytes (all items together).
@@ -102,7 +102,7 @@ pub fn normalize_statement_list(items: &[String]) -> Result<Vec<String>, Stateme
 /// inserts rows, and does not collide.
 ///
 /// ```
-/// use lessor_engine::plugin::statements::updates_shared_catalog_rows as shared;
+/// use lessor_engine::text::statements::updates_shared_catalog_rows as shared;
 ///
 /// assert!(shared(r#"GRANT SELECT ON ALL TABLES IN SCHEMA public TO "v-1""#));
 /// assert!(shared(r#"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO "v-1""#));

@@ -1,19 +1,15 @@
-//! Passwords and random strings from a caller-supplied byte source.
-//!
-//! The caller passes the random bytes (`fill`): the operating system's CSPRNG in
-//! the engine, a deterministic source in tests. Every character is chosen without
-//! bias: a byte is used only when it falls below the largest multiple of the
-//! alphabet's size that fits in a byte, otherwise another is drawn.
+//! Password policies and the passwords they generate.
 //!
 //! A [`PasswordPolicy`] is Vault's: a length and `charset` rules, each with a
 //! minimum count. The default is Vault's: 20 characters from `[A-Za-z0-9-]` with at
 //! least one upper-case letter, lower-case letter, digit and `-`. Policies are
 //! limited to characters that are safe inside a SQL string literal and that
 //! [`render_statement`](super::template::render_statement) substitutes, so a
-//! generated password never fails there.
+//! generated password never fails there. The caller passes the random bytes
+//! (`fill`); every character is chosen without bias ([`super::random`]).
 //!
 //! ```
-//! use lessor_engine::plugin::credentials::{PasswordPolicy, generate_password};
+//! use lessor_engine::text::password::{PasswordPolicy, generate_password};
 //!
 //! let policy = PasswordPolicy::parse(r#"
 //!     length = 24
@@ -27,25 +23,20 @@
 //! let password = generate_password(&policy, &mut fill);
 //! assert_eq!(password.len(), 24);
 //! assert!(password.chars().filter(char::is_ascii_digit).count() >= 4);
-//! # Ok::<(), lessor_engine::plugin::credentials::PasswordPolicyError>(())
+//! # Ok::<(), lessor_engine::text::password::PasswordPolicyError>(())
 //! ```
 
-use zeroize::Zeroize;
+use super::quoted::{HCL_ESCAPES, quoted};
+use super::random::Picker;
 
 /// The shortest password a policy may ask for.
 pub const PASSWORD_CHARS_MIN: usize = 8;
 /// The longest password a policy may ask for.
 pub const PASSWORD_CHARS_MAX: usize = 128;
-/// The most characters [`random_alnum`] (`{{random N}}`) produces.
-pub const RANDOM_CHARS_MAX: usize = 64;
 /// The longest password policy text accepted.
 pub const PASSWORD_POLICY_TEXT_BYTES_MAX: usize = 4096;
 /// The most `rule "charset"` blocks a policy may have.
 pub const PASSWORD_POLICY_RULES_MAX: usize = 16;
-/// Drawing this many unusable bytes in a row means the byte source is broken.
-const REJECTED_BYTES_MAX: usize = 1024;
-
-const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A password policy: `length` characters, with at least `min_chars` from each
 /// rule's charset, every character from the union of the charsets.
@@ -341,27 +332,9 @@ impl<'a> Lexer<'a> {
 
     /// A `"…"` string at `at`, with `\\ \" \n \t \r` escapes.
     fn string(&mut self, at: usize) -> Result<String, PasswordPolicyError> {
-        let mut out = String::new();
-        let mut chars = self.text[at + 1..].char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos = at + 1 + i + 1;
-                    return Ok(out);
-                }
-                '\\' => match chars.next().map(|(_, c)| c) {
-                    Some('\\') => out.push('\\'),
-                    Some('"') => out.push('"'),
-                    Some('n') => out.push('\n'),
-                    Some('t') => out.push('\t'),
-                    Some('r') => out.push('\r'),
-                    _ => return Err(self.syntax(at + 1 + i, "unsupported escape (use \\\\ \\\" \\n \\t \\r)")),
-                },
-                '\n' => break,
-                c => out.push(c),
-            }
-        }
-        Err(self.syntax(at, "unterminated string"))
+        let (value, end) = quoted(self.text, at, HCL_ESCAPES).map_err(|e| self.syntax(e.offset(), e.to_string()))?;
+        self.pos = end;
+        Ok(value)
     }
 
     /// After an `=`: a whole number.
@@ -434,158 +407,10 @@ pub fn generate_password(policy: &PasswordPolicy, fill: &mut dyn FnMut(&mut [u8]
     String::from_utf8(password).expect("charsets are ASCII")
 }
 
-/// `n` random characters from `[A-Za-z0-9]`, for `{{random N}}`.
-///
-/// # Panics
-/// If `n` is over [`RANDOM_CHARS_MAX`] (templates are checked for that when
-/// parsed), or as [`generate_password`] on a broken source.
-pub fn random_alnum(n: usize, fill: &mut dyn FnMut(&mut [u8])) -> String {
-    assert!(n <= RANDOM_CHARS_MAX, "random_alnum({n}): at most {RANDOM_CHARS_MAX} characters");
-    let mut picker = Picker::new(fill);
-    (0..n).map(|_| char::from(ALNUM[picker.below(ALNUM.len())])).collect()
-}
-
-/// PostgreSQL's iteration count for SCRAM-SHA-256 verifiers (its
-/// `scram_iterations` default, fixed at 4096 before PostgreSQL 16).
-pub const SCRAM_ITERATIONS_DEFAULT: u32 = 4096;
-/// The fewest iterations a verifier may use (PostgreSQL accepts any count ≥ 1).
-pub const SCRAM_ITERATIONS_MIN: u32 = 1;
-/// The most iterations lessor computes: the verifier is computed on every issue,
-/// so the count bounds the CPU one request may take (I7). About 0.4 s at this count
-/// on the benchmark machine.
-pub const SCRAM_ITERATIONS_MAX: u32 = 1_000_000;
-/// Bytes of salt in a verifier: PostgreSQL's `SCRAM_DEFAULT_SALT_LEN`.
-pub const SCRAM_SALT_BYTES: usize = 16;
-
-/// A SCRAM-SHA-256 verifier for `password`, in PostgreSQL's `pg_authid` form
-/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, with a fresh salt
-/// from `fill`. Given to `CREATE ROLE … PASSWORD`, the server stores it as it is: the
-/// password never reaches the server, and the key stretching (PBKDF2, `iterations`
-/// rounds of HMAC-SHA-256) is paid here instead of there.
-///
-/// Why the count is a setting: key stretching slows down guessing a *weak* password
-/// from a stolen verifier. lessor's passwords are machine-generated (the default
-/// policy draws 20 characters from 63: about 119 bits), so guessing is out of reach
-/// at any count and stretching adds no protection; what it does add is CPU on every
-/// issue (here) and on every login (on the server). A low count buys throughput; the
-/// default stays PostgreSQL's.
-///
-/// The password must be printable ASCII (every password policy is): PostgreSQL
-/// applies SASLprep to the password at login, which leaves printable ASCII as it
-/// is, so the bytes are hashed directly. Anything else gives `None`.
-pub fn scram_sha256_verifier(password: &str, iterations: u32, fill: &mut dyn FnMut(&mut [u8])) -> Option<String> {
-    if !password.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        return None;
-    }
-    let mut salt = [0u8; SCRAM_SALT_BYTES];
-    fill(&mut salt);
-    Some(scram_sha256_verifier_with_salt(password, iterations.max(SCRAM_ITERATIONS_MIN), &salt))
-}
-
-/// [`scram_sha256_verifier`] with a given salt (deterministic, for tests).
-pub fn scram_sha256_verifier_with_salt(password: &str, iterations: u32, salt: &[u8]) -> String {
-    use hmac::{KeyInit, Mac};
-    use sha2::Digest;
-    type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-    // PBKDF2-HMAC-SHA-256 with one 32-byte block. The keyed HMAC state is built
-    // once and cloned per round, so a round costs two compressions, not four.
-    let keyed = HmacSha256::new_from_slice(password.as_bytes()).expect("HMAC takes any key length");
-    let mut mac = keyed.clone();
-    mac.update(salt);
-    mac.update(&1u32.to_be_bytes());
-    let mut u: [u8; 32] = mac.finalize().into_bytes().into();
-    let mut salted = u;
-    for _ in 1..iterations {
-        let mut mac = keyed.clone();
-        mac.update(&u);
-        u = mac.finalize().into_bytes().into();
-        for (s, b) in salted.iter_mut().zip(u.iter()) {
-            *s ^= b;
-        }
-    }
-    let key_mac = |label: &[u8]| -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&salted).expect("HMAC takes any key length");
-        mac.update(label);
-        mac.finalize().into_bytes().into()
-    };
-    let client_key = key_mac(b"Client Key");
-    let stored_key: [u8; 32] = sha2::Sha256::digest(client_key).into();
-    let server_key = key_mac(b"Server Key");
-    salted.zeroize();
-    u.zeroize();
-    format!(
-        "SCRAM-SHA-256${iterations}:{}${}:{}",
-        base64_encode(salt),
-        base64_encode(&stored_key),
-        base64_encode(&server_key)
-    )
-}
-
-/// Standard base64 with padding (RFC 4648), as PostgreSQL writes verifiers.
-fn base64_encode(bytes: &[u8]) -> String {
-    use ::base64::Engine as _;
-    ::base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Unbiased indexes from a byte source, drawn in blocks; the block is wiped after.
-struct Picker<'f> {
-    fill: &'f mut dyn FnMut(&mut [u8]),
-    block: [u8; 64],
-    used: usize,
-}
-
-impl<'f> Picker<'f> {
-    fn new(fill: &'f mut dyn FnMut(&mut [u8])) -> Self {
-        Picker { fill, block: [0; 64], used: 64 }
-    }
-
-    /// A uniform index in `0..n`, `1 <= n <= 256`.
-    fn below(&mut self, n: usize) -> usize {
-        debug_assert!((1..=256).contains(&n));
-        let zone = 256 - 256 % n;
-        for _ in 0..REJECTED_BYTES_MAX {
-            if self.used == self.block.len() {
-                (self.fill)(&mut self.block);
-                self.used = 0;
-            }
-            let b = usize::from(self.block[self.used]);
-            self.used += 1;
-            if b < zone {
-                return b % n;
-            }
-        }
-        panic!("the random source returned {REJECTED_BYTES_MAX} unusable bytes in a row; it is broken");
-    }
-}
-
-impl Drop for Picker<'_> {
-    fn drop(&mut self) {
-        self.block.zeroize();
-    }
-}
-
-impl std::fmt::Debug for Picker<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Picker")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A deterministic byte source: a simple xorshift, good enough to spread values.
-    fn seeded(mut state: u64) -> impl FnMut(&mut [u8]) {
-        move |buf: &mut [u8]| {
-            for b in buf {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *b = (state >> 32) as u8;
-            }
-        }
-    }
+    use crate::text::random::seeded;
 
     #[test]
     fn default_policy_meets_its_rules() {
@@ -609,39 +434,6 @@ mod tests {
         let a = generate_password(&policy, &mut seeded(7));
         assert_eq!(a, generate_password(&policy, &mut seeded(7)));
         assert_ne!(a, generate_password(&policy, &mut seeded(8)));
-    }
-
-    #[test]
-    fn selection_is_unbiased() {
-        // Bytes 0..=255 once each: with 62 symbols, 256 % 62 = 8 bytes are rejected,
-        // and each symbol is chosen exactly 4 times from the other 248.
-        let mut counter = 0u8;
-        let mut counting = |buf: &mut [u8]| {
-            for b in buf {
-                *b = counter;
-                counter = counter.wrapping_add(1);
-            }
-        };
-        let mut picker = Picker::new(&mut counting);
-        let mut counts = [0usize; 62];
-        for _ in 0..248 {
-            counts[picker.below(62)] += 1;
-        }
-        assert!(counts.iter().all(|&c| c == 4), "{counts:?}");
-    }
-
-    #[test]
-    #[should_panic(expected = "unusable bytes")]
-    fn a_broken_source_panics() {
-        random_alnum(10, &mut |buf: &mut [u8]| buf.fill(0xff));
-    }
-
-    #[test]
-    fn random_alnum_is_alphanumeric() {
-        let s = random_alnum(RANDOM_CHARS_MAX, &mut seeded(3));
-        assert_eq!(s.len(), RANDOM_CHARS_MAX);
-        assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_eq!(random_alnum(0, &mut seeded(3)), "");
     }
 
     #[test]
@@ -739,57 +531,9 @@ mod tests {
     }
 
     #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, want) in
-            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")]
-        {
-            assert_eq!(base64_encode(input.as_bytes()), want);
-        }
-    }
-
-    /// The verifier equals the one postgres-protocol (tokio-postgres's own SCRAM
-    /// code, 4096 rounds) computes for the same password and salt.
-    #[test]
-    fn scram_verifier_matches_postgres_protocol_at_4096() {
-        for password in
-            ["Probe-Password-1", "a", "A-very-long-password-with-128-chars-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]
-        {
-            let theirs = postgres_protocol::password::scram_sha_256(password.as_bytes());
-            // SCRAM-SHA-256$4096:<salt>$<stored>:<server>
-            let salt_b64 = theirs.split('$').nth(1).unwrap().split(':').nth(1).unwrap();
-            let salt = base64_decode_for_test(salt_b64);
-            assert_eq!(scram_sha256_verifier_with_salt(password, 4096, &salt), theirs);
-        }
-    }
-
-    #[test]
-    fn scram_verifier_shape_and_iterations() {
-        let v = scram_sha256_verifier("Probe-Password-1", 16, &mut seeded(5)).unwrap();
-        assert!(v.starts_with("SCRAM-SHA-256$16:"), "{v}");
-        let parts: Vec<&str> = v.split(['$', ':']).collect();
-        assert_eq!(parts.len(), 5, "{v}");
-        assert_eq!(base64_decode_for_test(parts[2]).len(), SCRAM_SALT_BYTES);
-        assert_eq!(base64_decode_for_test(parts[3]).len(), 32);
-        assert_eq!(base64_decode_for_test(parts[4]).len(), 32);
-        // Fresh salt, fresh verifier; the count changes the keys.
-        assert_ne!(v, scram_sha256_verifier("Probe-Password-1", 16, &mut seeded(6)).unwrap());
-        let salt = [7u8; SCRAM_SALT_BYTES];
-        assert_ne!(
-            scram_sha256_verifier_with_salt("p", 1, &salt).split('$').nth(2),
-            scram_sha256_verifier_with_salt("p", 2, &salt).split('$').nth(2)
-        );
-        assert_eq!(scram_sha256_verifier("pässword", 16, &mut seeded(5)), None);
-    }
-
-    fn base64_decode_for_test(text: &str) -> Vec<u8> {
-        use ::base64::Engine as _;
-        ::base64::engine::general_purpose::STANDARD.decode(text).unwrap()
-    }
-
-    #[test]
     fn generated_passwords_are_safe_statement_values() {
         let policy = PasswordPolicy::new(128, &[("!#$%&()*+,-./:<=>?@[]^_`{|}~", 1), ("a", 0)]).unwrap();
         let password = generate_password(&policy, &mut seeded(11));
-        assert!(password.chars().all(super::super::template::statement_value_char_allowed));
+        assert!(password.chars().all(crate::text::template::statement_value_char_allowed));
     }
 }
