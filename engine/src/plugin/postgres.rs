@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres_rustls::MakeRustlsConnect;
+use zeroize::Zeroizing;
 
 use super::scram::{SCRAM_ITERATIONS_DEFAULT, scram_sha256_verifier};
 use super::tls::{take_tls_params, tls_config};
@@ -485,7 +486,9 @@ async fn run_all<'l>(
         {
             *held = Some(lock.lock().await);
         }
-        let sql = render_statement(statement, vars).map_err(|e| PluginError::Config(e.to_string()))?;
+        // The rendered SQL may hold the password: zeroed when dropped (the
+        // driver's own send buffer is beyond reach).
+        let sql = Zeroizing::new(render_statement(statement, vars).map_err(|e| PluginError::Config(e.to_string()))?);
         tx.client().batch_execute(&sql).await.map_err(db_error)?;
     }
     Ok(())
@@ -609,7 +612,7 @@ impl DatabasePlugin for PostgresPlugin {
 
     fn create_user<'a>(&'a self, user: NewUser<'a>, gate: CommitGate<'a>) -> PluginFuture<'a, ()> {
         Box::pin(async move {
-            let sql_password = self.password_for_sql(user.password);
+            let sql_password = Zeroizing::new(self.password_for_sql(user.password));
             let vars = StatementVars {
                 name: Some(user.username),
                 password: Some(&sql_password),
@@ -713,7 +716,7 @@ impl DatabasePlugin for PostgresPlugin {
         Box::pin(self.timed(async move {
             let default = [ROOT_ROTATION_STATEMENT_DEFAULT.to_string()];
             let statements = if statements.is_empty() { &default[..] } else { statements };
-            let sql_password = self.password_for_sql(new_password);
+            let sql_password = Zeroizing::new(self.password_for_sql(new_password));
             let vars = StatementVars { name: Some(username), password: Some(&sql_password), expiration: None };
             self.run_in_transaction(statements, &vars).await
         }))
