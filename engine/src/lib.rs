@@ -43,4 +43,4 @@ pub mod state;
 pub mod testing;
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
-pub use host::{Closed, EXPIRER_GRACE_DEFAULT, ExpirerWarning, Host, HostError, HostOptions};
+pub use host::{Closed, EXPIRER_GRACE_DEFAULT, Expirer, ExpirerWarning, Host, HostError, HostOptions};
