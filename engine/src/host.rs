@@ -2,6 +2,8 @@
 //! orderly shutdown — the start-up and shutdown every embedder needs, in one
 //! place. The C API, the CLI and the tests stand on it; a Rust embedder who uses
 //! it cannot forget [`Engine::recover`] or the expirer and silently lose expiry.
+//! An embedder that serves from a tokio runtime of its own runs the same expirer
+//! loop as an [`Expirer`] task, after [`Engine::recover`].
 //!
 //! Shutdown stops the expirer only between its passes, so the revocations a pass
 //! started finish (or fail, recorded) before the engine closes; past
@@ -30,8 +32,17 @@ pub type ExpirerWarning = Arc<dyn Fn(&LeaseError) + Send + Sync>;
 pub struct HostOptions {
     /// Worker threads of the host's tokio runtime.
     pub worker_threads: usize,
+    /// Run [`Engine::recover`] at start, before the expirer and before anything
+    /// is served. Off only where the caller runs recovery itself — tests that
+    /// look at the state recovery starts from, inject faults first, or count
+    /// what it did — and then runs `host.block_on(host.engine().recover())`
+    /// before serving: without it, an interrupted issue's user stays in the
+    /// database until its lease expires, and an interrupted root rotation is
+    /// never settled.
+    pub recover: bool,
     /// Run the expirer in the background. Off only where a caller drives
-    /// [`Engine::expire_due`] itself (deterministic tests).
+    /// [`Engine::expire_due`] itself (deterministic tests), or starts it later
+    /// ([`Host::start_expirer`]).
     pub expirer: bool,
     /// How long [`Host::close`] waits for the revocations a pass is running.
     pub expirer_grace: Duration,
@@ -41,7 +52,13 @@ pub struct HostOptions {
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { worker_threads: 2, expirer: true, expirer_grace: EXPIRER_GRACE_DEFAULT, expirer_warning: None }
+        HostOptions {
+            worker_threads: 2,
+            recover: true,
+            expirer: true,
+            expirer_grace: EXPIRER_GRACE_DEFAULT,
+            expirer_warning: None,
+        }
     }
 }
 
@@ -49,6 +66,7 @@ impl std::fmt::Debug for HostOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostOptions")
             .field("worker_threads", &self.worker_threads)
+            .field("recover", &self.recover)
             .field("expirer", &self.expirer)
             .field("expirer_grace", &self.expirer_grace)
             .field("expirer_warning", &self.expirer_warning.is_some())
@@ -84,7 +102,7 @@ pub struct Closed {
 pub struct Host {
     runtime: Option<tokio::runtime::Runtime>,
     engine: Option<Arc<Engine>>,
-    expirer: Option<ExpirerTask>,
+    expirer: Option<Expirer>,
     grace: Duration,
     recovered: Recovered,
 }
@@ -99,14 +117,25 @@ impl std::fmt::Debug for Host {
     }
 }
 
-/// The expirer task and how to talk to it.
-struct ExpirerTask {
+/// The expirer running as a task: a pass ([`Engine::expire_due`]) at once, then
+/// one every tick, and the log's signature tick when idle. A [`Host`] runs one;
+/// an embedder serving from a tokio runtime of its own spawns it after
+/// [`Engine::recover`] and stops it ([`Expirer::stop`]) before closing the engine.
+/// Dropped without [`Expirer::stop`], the loop ends by itself, unwaited for, once
+/// a pass finds nothing more due.
+pub struct Expirer {
     task: tokio::task::JoinHandle<()>,
     /// `true`: stop after the pass in progress.
     stop: watch::Sender<bool>,
     /// Run a pass now instead of at the next tick.
     kick: Arc<Notify>,
     progress: watch::Receiver<Progress>,
+}
+
+impl std::fmt::Debug for Expirer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expirer").field("progress", &*self.progress.borrow()).finish()
+    }
 }
 
 /// Which passes the expirer started and settled (found nothing more due).
@@ -118,6 +147,64 @@ struct Progress {
     error: Option<LeaseError>,
 }
 
+impl Expirer {
+    /// Spawns the expirer loop for `engine` on `runtime`. `warning` hears each
+    /// new failure to record revocations; by default it goes to `tracing`.
+    pub fn spawn(engine: Arc<Engine>, runtime: &tokio::runtime::Handle, warning: Option<ExpirerWarning>) -> Expirer {
+        let (stop, stopping) = watch::channel(false);
+        let (report, progress) = watch::channel(Progress::default());
+        let kick = Arc::new(Notify::new());
+        let warn = warning.unwrap_or_else(|| {
+            Arc::new(|e: &LeaseError| tracing::warn!(error = %e, "the expirer cannot record revocations; retrying"))
+        });
+        let task = runtime.spawn(expire(engine, stopping, kick.clone(), report, warn));
+        Expirer { task, stop, kick, progress }
+    }
+
+    /// Runs a pass now and waits until the expirer has settled one that started
+    /// after this call: every revocation due now (those a request only recorded,
+    /// like revoke-prefix's, and retries whose backoff is over) has run or
+    /// failed, recorded.
+    pub async fn expire_now(&self) -> Result<(), LeaseError> {
+        let mut progress = self.progress.clone();
+        let after = progress.borrow().started;
+        self.kick.notify_one();
+        let settled = progress
+            .wait_for(|p| p.settled > after)
+            .await
+            .map(|p| p.clone())
+            .map_err(|_| LeaseError::Io("the expirer stopped".into()))?;
+        settled.error.map_or(Ok(()), Err)
+    }
+
+    /// A receiver that turns `true` when stopping begins: for tests that hold a
+    /// revocation until shutdown starts.
+    #[doc(hidden)]
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Stops the loop after the pass in progress, waiting at most `grace` for
+    /// the revocations it runs; past it they are interrupted (their intents are
+    /// logged, and the next open's recovery finishes them). Returns whether
+    /// revocations were interrupted.
+    pub async fn stop(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_ok() {
+            return false;
+        }
+        task.abort();
+        // Let the aborted task unwind so no revocation holds the engine.
+        let _ = task.await;
+        tracing::warn!(
+            grace_s = grace.as_secs_f64(),
+            "revocations the expirer was running were interrupted; the next open finishes them"
+        );
+        true
+    }
+}
+
 impl Host {
     /// Opens the data directory `dir` ([`Engine::open`]) and starts it ([`Host::start`]).
     pub fn open(dir: impl AsRef<Path>, engine: EngineOptions, options: HostOptions) -> Result<Host, HostError> {
@@ -125,7 +212,8 @@ impl Host {
     }
 
     /// Hosts an opened engine: a runtime, [`Engine::recover`] (what a crash
-    /// interrupted is finished before anything else runs), then the expirer.
+    /// interrupted is finished before anything else runs), then the expirer —
+    /// each unless [`HostOptions`] turns it off.
     pub fn start(engine: Engine, options: HostOptions) -> Result<Host, HostError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.worker_threads.max(1))
@@ -141,7 +229,9 @@ impl Host {
             grace: options.expirer_grace,
             recovered: Recovered::default(),
         };
-        host.recovered = host.block_on(engine.recover()).map_err(HostError::Recover)?;
+        if options.recover {
+            host.recovered = host.block_on(engine.recover()).map_err(HostError::Recover)?;
+        }
         if options.expirer {
             host.start_expirer(options.expirer_warning);
         }
@@ -152,24 +242,16 @@ impl Host {
     /// with [`HostOptions::expirer`] off that wants it now (after looking at the
     /// recovered state first, say).
     pub fn start_expirer(&mut self, warning: Option<ExpirerWarning>) {
-        if self.expirer.is_some() {
-            return;
+        if self.expirer.is_none() {
+            self.expirer = Some(Expirer::spawn(self.engine().clone(), self.runtime().handle(), warning));
         }
-        let (stop, stopping) = watch::channel(false);
-        let (report, progress) = watch::channel(Progress::default());
-        let kick = Arc::new(Notify::new());
-        let warn = warning.unwrap_or_else(|| {
-            Arc::new(|e: &LeaseError| tracing::warn!(error = %e, "the expirer cannot record revocations; retrying"))
-        });
-        let task = self.runtime().spawn(expire(self.engine().clone(), stopping, kick.clone(), report, warn));
-        self.expirer = Some(ExpirerTask { task, stop, kick, progress });
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
         self.engine.as_ref().expect("the engine lives until the host closes")
     }
 
-    /// What recovery did at start.
+    /// What recovery did at start (nothing, with [`HostOptions::recover`] off).
     pub fn recovered(&self) -> Recovered {
         self.recovered
     }
@@ -185,9 +267,8 @@ impl Host {
     }
 
     /// Runs an expirer pass now and waits until the expirer has settled one that
-    /// started after this call: every revocation due now (those a request only
-    /// recorded, like revoke-prefix's, and retries whose backoff is over) has run
-    /// or failed, recorded. Without a background expirer, runs the passes here.
+    /// started after this call ([`Expirer::expire_now`]). Without a background
+    /// expirer, runs the passes here.
     pub fn expire_now(&self) -> Result<(), LeaseError> {
         let Some(expirer) = &self.expirer else {
             let engine = self.engine().clone();
@@ -196,21 +277,14 @@ impl Host {
                 Ok(())
             });
         };
-        let mut progress = expirer.progress.clone();
-        let after = progress.borrow().started;
-        expirer.kick.notify_one();
-        let settled = self
-            .block_on(progress.wait_for(|p| p.settled > after))
-            .map(|p| p.clone())
-            .map_err(|_| LeaseError::Io("the expirer stopped".into()))?;
-        settled.error.map_or(Ok(()), Err)
+        self.block_on(expirer.expire_now())
     }
 
     /// A receiver that turns `true` when closing begins: for tests that hold a
     /// revocation until shutdown starts.
     #[doc(hidden)]
     pub fn stopping(&self) -> Option<watch::Receiver<bool>> {
-        self.expirer.as_ref().map(|e| e.stop.subscribe())
+        self.expirer.as_ref().map(Expirer::stopping)
     }
 
     /// Shuts down in order and says whether revocations were interrupted.
@@ -224,20 +298,7 @@ impl Host {
     /// expirer left before closing.
     pub fn stop_expirer(&mut self) -> bool {
         let Some(expirer) = self.expirer.take() else { return false };
-        let _ = expirer.stop.send(true);
-        let mut task = expirer.task;
-        let grace = self.grace;
-        if self.block_on(async { tokio::time::timeout(grace, &mut task).await }).is_ok() {
-            return false;
-        }
-        task.abort();
-        // Let the aborted task unwind so no revocation holds the engine.
-        let _ = self.block_on(task);
-        tracing::warn!(
-            grace_s = grace.as_secs_f64(),
-            "revocations the expirer was running were interrupted; the next open finishes them"
-        );
-        true
+        self.block_on(expirer.stop(self.grace))
     }
 
     fn shutdown(&mut self) -> Closed {

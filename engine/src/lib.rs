@@ -45,5 +45,5 @@ pub mod testing;
 pub mod text;
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
-pub use host::{Closed, EXPIRER_GRACE_DEFAULT, ExpirerWarning, Host, HostError, HostOptions};
+pub use host::{Closed, EXPIRER_GRACE_DEFAULT, Expirer, ExpirerWarning, Host, HostError, HostOptions};
 pub use secret::Secret;

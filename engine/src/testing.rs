@@ -306,6 +306,9 @@ pub struct SimDatabase {
     /// The next creation commits, then never returns (a process dying between
     /// COMMIT and recording the outcome).
     pub hang_after_commit: bool,
+    /// Every revocation is refused with this message, as a database error (a
+    /// role the database cannot drop).
+    pub refuse_revokes: Option<String>,
     /// Usernames dropped, in order.
     pub revoked: Vec<String>,
 }
@@ -395,6 +398,9 @@ impl crate::plugin::DatabasePlugin for FaultInjectingPlugin {
         Box::pin(async move {
             self.reachable()?;
             let mut db = self.db();
+            if let Some(message) = db.refuse_revokes.clone() {
+                return Err(crate::plugin::PluginError::Database { message, sqlstate: None });
+            }
             if db.users.remove(username).is_some() {
                 db.revoked.push(username.to_string());
             }

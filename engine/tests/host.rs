@@ -1,31 +1,88 @@
 //! `Host`: an embedder who only opens and closes a host still gets recovery and
 //! expiry — the lease that expired while nothing ran is revoked, its user
-//! dropped — and `expire_now` runs what is due on demand. The database is the
-//! fault-injecting test double (no SQL here).
+//! dropped — and `expire_now` runs what is due on demand. Closing lets the
+//! expirer finish the revocations it started, up to the grace; past it they are
+//! interrupted, recorded as intents only, and the next open's recovery finishes
+//! them — or the caller's, with recovery turned off. The database is the
+//! fault-injecting test double (no SQL here), whose revocations a test can hold.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use lessor_engine::clock::ManualClock;
+use lessor_engine::event::ConnectionWritten;
+use lessor_engine::lease::Recovered;
+use lessor_engine::plugin::{CommitGate, DatabasePlugin, NewUser, PluginFactory, PluginFuture};
 use lessor_engine::request::Operation;
+use lessor_engine::state::{Lease, LeaseStatus};
 use lessor_engine::testing::FaultInjectingPlugin;
-use lessor_engine::{Engine, EngineOptions, Host, HostOptions};
+use lessor_engine::{Closed, Engine, EngineOptions, Host, HostOptions};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 const T0: i64 = 1_800_000_000_000;
+
+/// Revocations held at the database (once `on`): each says it reached the
+/// database (`started`), then waits for `release` — so a test knows a revocation
+/// is in flight, and decides when (or whether) it finishes.
+#[derive(Debug, Default)]
+struct Hold {
+    on: AtomicBool,
+    started: Notify,
+    release: Notify,
+}
+
+/// The fault-injecting database, its revocations subject to a [`Hold`].
+#[derive(Debug, Clone)]
+struct HeldPlugin {
+    db: FaultInjectingPlugin,
+    hold: Arc<Hold>,
+}
+
+impl DatabasePlugin for HeldPlugin {
+    fn verify(&self) -> PluginFuture<'_, ()> {
+        self.db.verify()
+    }
+    fn create_user<'a>(&'a self, user: NewUser<'a>, gate: CommitGate<'a>) -> PluginFuture<'a, ()> {
+        self.db.create_user(user, gate)
+    }
+    fn renew_user<'a>(&'a self, username: &'a str, expiration: &'a str, sql: &'a [String]) -> PluginFuture<'a, ()> {
+        self.db.renew_user(username, expiration, sql)
+    }
+    fn revoke_user<'a>(&'a self, username: &'a str, sql: &'a [String], terminate: bool) -> PluginFuture<'a, ()> {
+        Box::pin(async move {
+            if self.hold.on.load(Ordering::SeqCst) {
+                self.hold.started.notify_one();
+                self.hold.release.notified().await;
+            }
+            self.db.revoke_user(username, sql, terminate).await
+        })
+    }
+    fn rotate_root<'a>(&'a self, username: &'a str, password: &'a str, sql: &'a [String]) -> PluginFuture<'a, ()> {
+        self.db.rotate_root(username, password, sql)
+    }
+    fn user_exists<'a>(&'a self, username: &'a str) -> PluginFuture<'a, bool> {
+        self.db.user_exists(username)
+    }
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
     plugin: FaultInjectingPlugin,
+    hold: Arc<Hold>,
     username: String,
     lease_id: String,
 }
 
 impl Fixture {
     fn options(&self) -> EngineOptions {
+        let plugin = HeldPlugin { db: self.plugin.clone(), hold: self.hold.clone() };
+        let factory = move |_: &ConnectionWritten| Ok(Arc::new(plugin.clone()) as Arc<dyn DatabasePlugin>);
         EngineOptions {
             clock: self.clock.clone(),
-            plugin_factory: Some(self.plugin.factory()),
+            plugin_factory: Some(PluginFactory(Arc::new(factory))),
             ..EngineOptions::default()
         }
     }
@@ -36,6 +93,7 @@ impl Fixture {
             dir: tempfile::tempdir().unwrap(),
             clock: Arc::new(ManualClock::new(T0)),
             plugin: FaultInjectingPlugin::default(),
+            hold: Arc::default(),
             username: String::new(),
             lease_id: String::new(),
         };
@@ -64,15 +122,44 @@ impl Fixture {
         f
     }
 
-    fn lease_is_recorded(&self) -> bool {
+    /// The lease as the log records it (`None`: gone).
+    fn lease(&self) -> Option<Lease> {
         let engine = Engine::open(self.dir.path(), self.options()).unwrap();
-        let recorded = engine.with_state(|s| s.leases.contains_key(self.lease_id.as_str()));
+        let lease = engine.with_state(|s| s.leases.get(self.lease_id.as_str()).cloned());
         engine.close();
-        recorded
+        lease
+    }
+
+    fn lease_is_recorded(&self) -> bool {
+        self.lease().is_some()
     }
 
     fn user_exists(&self) -> bool {
         self.plugin.db.lock().unwrap().users.contains_key(&self.username)
+    }
+
+    /// Usernames the database dropped, in order.
+    fn revoked(&self) -> Vec<String> {
+        self.plugin.db.lock().unwrap().revoked.clone()
+    }
+
+    /// From now on, revocations are held at the database ([`Hold`]).
+    fn hold_revocations(&self) {
+        self.hold.on.store(true, Ordering::SeqCst);
+    }
+
+    /// A host whose expirer started the expired lease's revocation, closed with
+    /// a grace of 1 ms while the database never answered: the revocation
+    /// interrupted. Then the database is released, so the next attempt finishes.
+    fn with_an_interrupted_revocation() -> (Fixture, Closed) {
+        let f = Fixture::with_an_expired_lease();
+        f.hold_revocations();
+        let options = HostOptions { expirer_grace: Duration::from_millis(1), ..HostOptions::default() };
+        let host = Host::open(f.dir.path(), f.options(), options).unwrap();
+        host.block_on(f.hold.started.notified());
+        let closed = host.close();
+        f.hold.release.notify_one();
+        (f, closed)
     }
 }
 
@@ -95,6 +182,63 @@ fn without_a_background_expirer_expire_now_runs_what_is_due() {
     let host = Host::open(f.dir.path(), f.options(), options).unwrap();
     assert!(f.user_exists(), "nothing expires on its own without the expirer");
     host.expire_now().unwrap();
+    assert!(!f.user_exists());
+    assert!(host.engine().with_state(|s| s.leases.is_empty()));
+    host.close();
+}
+
+#[test]
+fn close_waits_for_the_revocation_the_expirer_started() {
+    let f = Fixture::with_an_expired_lease();
+    f.hold_revocations();
+    let options = HostOptions { expirer_grace: Duration::from_secs(600), ..HostOptions::default() };
+    let host = Host::open(f.dir.path(), f.options(), options).unwrap();
+    // The first pass always runs: the expired lease's revocation reaches the
+    // database. The database answers only once closing has begun, so a close
+    // that cut the pass short (an abort) would leave it half done.
+    host.block_on(f.hold.started.notified());
+    let mut stopping = host.stopping().expect("the expirer runs");
+    let hold = f.hold.clone();
+    host.runtime().spawn(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        hold.release.notify_one();
+    });
+    let closed = host.close();
+    assert!(!closed.interrupted);
+    assert_eq!(f.revoked(), std::slice::from_ref(&f.username), "the database user was dropped");
+    assert_eq!(f.lease(), None, "the revocation's outcome is in the log: the lease is gone");
+}
+
+#[test]
+fn past_the_grace_an_interrupted_revocation_is_left_to_the_next_open() {
+    let (f, closed) = Fixture::with_an_interrupted_revocation();
+    assert!(closed.interrupted);
+    let lease = f.lease().expect("still recorded");
+    assert!(matches!(lease.status, LeaseStatus::Revoking(_)), "{lease:?}");
+    // Interrupted, not refused: no failure is recorded, so none may be reported.
+    assert_eq!(lease.revoke_attempts, 0);
+    assert!(f.revoked().is_empty());
+
+    // The next open's recovery finishes it before anything else runs.
+    let host = Host::open(f.dir.path(), f.options(), HostOptions::default()).unwrap();
+    assert_eq!(host.recovered(), Recovered { revoked: 1, ..Recovered::default() });
+    assert!(!host.close().interrupted);
+    assert_eq!(f.lease(), None);
+    assert_eq!(f.revoked(), std::slice::from_ref(&f.username));
+}
+
+#[test]
+fn with_recovery_off_the_interrupted_revocation_waits_for_the_callers_recover() {
+    let (f, _) = Fixture::with_an_interrupted_revocation();
+    let options = HostOptions { recover: false, expirer: false, ..HostOptions::default() };
+    let host = Host::open(f.dir.path(), f.options(), options).unwrap();
+    assert_eq!(host.recovered(), Recovered::default(), "the host recovered nothing");
+    let status = host.engine().with_state(|s| s.leases[f.lease_id.as_str()].status);
+    assert!(matches!(status, LeaseStatus::Revoking(_)), "{status:?}");
+    assert!(f.user_exists());
+    // The caller recovers when it chooses to.
+    let recovered = host.block_on(host.engine().recover()).unwrap();
+    assert_eq!(recovered, Recovered { revoked: 1, ..Recovered::default() });
     assert!(!f.user_exists());
     assert!(host.engine().with_state(|s| s.leases.is_empty()));
     host.close();

@@ -12,7 +12,7 @@ use lessor_engine::log::format::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 use lessor_engine::log::storage::ReadOnlyDir;
 use lessor_engine::log::{ScanError, read_entries};
 use lessor_engine::request::{ErrorKind, Operation};
-use lessor_engine::{Engine, EngineOptions, OpenError};
+use lessor_engine::{Engine, EngineOptions, Host, HostOptions, OpenError};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_700_000_000_000;
@@ -178,9 +178,8 @@ fn an_idle_engine_signs_what_its_macs_cover_at_the_expirers_tick_once_the_interv
     // The interval (1 s by default) passes on the engine's clock; the expirer's
     // next tick signs.
     clock.advance_ms(1_000);
-    let engine = Arc::new(engine);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let expirer = rt.spawn(engine.clone().run_expirer());
+    // The expirer an embedder gets: a host's (nothing to recover here).
+    let mut host = Host::start(engine, HostOptions { worker_threads: 1, ..HostOptions::default() }).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let report = loop {
         let report = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
@@ -189,12 +188,11 @@ fn an_idle_engine_signs_what_its_macs_cover_at_the_expirers_tick_once_the_interv
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
-    expirer.abort();
+    assert!(!host.stop_expirer());
     assert_eq!(report.proven_lsn, Some(report.last_lsn), "the expirer's tick never signed: {report:?}");
     assert_eq!(report.last_lsn, before.last_lsn + 2, "not one checkpoint and one signature");
     assert_eq!(report.latest_checkpoint.map(|c| c.lsn), Some(before.last_lsn));
-    drop(rt);
-    Arc::try_unwrap(engine).expect("engine still shared").close();
+    host.close();
 }
 
 #[test]

@@ -10,11 +10,10 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::ptr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::lessor_engine::request::Operation;
-use ::lessor_engine::{Engine, EngineOptions};
+use ::lessor_engine::{Engine, EngineOptions, Host, HostOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 use lessor::{
     lessor_credential, lessor_credential_free, lessor_credential_lease_id, lessor_engine as CEngine,
@@ -113,23 +112,20 @@ impl Drop for CSide {
 }
 
 struct RustSide {
-    runtime: tokio::runtime::Runtime,
-    engine: Arc<Engine>,
+    host: Host,
     token: String,
 }
 
 impl RustSide {
     fn new(db: &pg::TestDb, dir: &std::path::Path) -> RustSide {
-        // The same runtime shape as lessor_engine_open's.
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (engine, root) = Engine::init(dir, EngineOptions::default()).unwrap();
-        let engine = Arc::new(engine);
-        runtime.spawn(engine.clone().run_expirer());
+        // Hosted as lessor_engine_open hosts it: same runtime, recovery, expirer.
+        let host = Host::start(engine, HostOptions::default()).unwrap();
         let token = root.expose().to_string();
         for (_, path, data) in setup_requests(db) {
-            runtime.block_on(engine.request(&token, Operation::Update, &path, data)).unwrap();
+            host.block_on(host.engine().request(&token, Operation::Update, &path, data)).unwrap();
         }
-        RustSide { runtime, engine, token }
+        RustSide { host, token }
     }
 }
 
@@ -159,11 +155,11 @@ fn bench(c: &mut Criterion) {
             let mut issued = Vec::with_capacity(iters as usize);
             let start = Instant::now();
             for _ in 0..iters {
-                issued.push(rust.runtime.block_on(rust.engine.issue(&rust.token, &creds_path)).unwrap());
+                issued.push(rust.host.block_on(rust.host.engine().issue(&rust.token, &creds_path)).unwrap());
             }
             let elapsed = start.elapsed();
             for credential in issued {
-                rust.runtime.block_on(rust.engine.revoke(&rust.token, &credential.lease_id)).unwrap();
+                rust.host.block_on(rust.host.engine().revoke(&rust.token, &credential.lease_id)).unwrap();
             }
             elapsed
         })

@@ -1,18 +1,32 @@
 //! An initialized engine for cross-crate tests: a temporary data directory, the
-//! root token, and a runtime to drive requests from synchronous tests.
+//! root token, and the engine hosted ([`Host`]: its runtime, an orderly close) to
+//! drive requests from synchronous tests.
+//!
+//! The harness leaves recovery and expiry to each test: a reopened engine is not
+//! recovered (tests look at what recovery starts from, or count what it does),
+//! and no expirer runs until a test starts one ([`Lessor::start_expirer`]); the
+//! others drive `Engine::recover` and `Engine::expire_due` step by step.
+
+use std::sync::Arc;
 
 use lessor_engine::request::{Operation, RequestError, Response};
-use lessor_engine::{Engine, EngineOptions};
+use lessor_engine::{Engine, EngineOptions, Host, HostOptions};
 use serde_json::{Value, json};
 
 use crate::pg::TestDb;
 
 #[derive(Debug)]
 pub struct Lessor {
+    /// Declared first, so dropped first: the engine closes into its directory
+    /// before the directory is removed.
+    host: Option<Host>,
     pub dir: tempfile::TempDir,
-    engine: Option<std::sync::Arc<Engine>>,
     pub root: String,
-    pub rt: tokio::runtime::Runtime,
+}
+
+/// Hosted as the tests drive it: no recovery at open, no background expirer.
+fn host_options() -> HostOptions {
+    HostOptions { recover: false, expirer: false, ..HostOptions::default() }
 }
 
 impl Lessor {
@@ -23,16 +37,40 @@ impl Lessor {
     pub fn with_options(options: EngineOptions) -> Lessor {
         let dir = tempfile::tempdir().expect("temp dir");
         let (engine, root) = Engine::init(dir.path(), options).expect("init");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        Lessor { dir, engine: Some(std::sync::Arc::new(engine)), root: root.expose().to_string(), rt }
+        let host = Host::start(engine, host_options()).expect("host");
+        Lessor { host: Some(host), dir, root: root.expose().to_string() }
     }
 
-    pub fn engine(&self) -> &std::sync::Arc<Engine> {
-        self.engine.as_ref().expect("engine open")
+    fn host(&self) -> &Host {
+        self.host.as_ref().expect("engine open")
+    }
+
+    fn host_mut(&mut self) -> &mut Host {
+        self.host.as_mut().expect("engine open")
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.host().engine()
+    }
+
+    /// The host's runtime, to drive the engine's futures from a test.
+    pub fn rt(&self) -> &tokio::runtime::Runtime {
+        self.host().runtime()
+    }
+
+    /// Starts the host's background expirer (tests of what happens while it runs).
+    pub fn start_expirer(&mut self) {
+        self.host_mut().start_expirer(None);
+    }
+
+    /// Stops the background expirer after its pass in progress, as closing does;
+    /// returns whether revocations were interrupted.
+    pub fn stop_expirer(&mut self) -> bool {
+        self.host_mut().stop_expirer()
     }
 
     /// Closes the engine (draining its log) and opens the directory again, as a
-    /// restart would.
+    /// restart would (without recovery: the test runs it).
     pub fn reopen(&mut self) {
         self.close();
         self.open();
@@ -40,18 +78,22 @@ impl Lessor {
 
     /// Closes the engine and releases the directory (another process may open it).
     pub fn close(&mut self) {
-        let engine = std::sync::Arc::into_inner(self.engine.take().expect("engine open")).expect("engine shared");
-        engine.close();
+        let mut host = self.host.take().expect("engine open");
+        host.stop_expirer();
+        // Only the host may hold the engine: a reference a test kept elsewhere
+        // would keep the directory locked after this returns.
+        assert_eq!(Arc::strong_count(host.engine()), 1, "engine shared");
+        host.close();
     }
 
     /// Opens the directory again after [`Lessor::close`].
     pub fn open(&mut self) {
         let options = EngineOptions { snapshot_every_events: 0, ..EngineOptions::default() };
-        self.engine = Some(std::sync::Arc::new(Engine::open(self.dir.path(), options).expect("open")));
+        self.host = Some(Host::open(self.dir.path(), options, host_options()).expect("open"));
     }
 
     pub fn request_as(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
-        self.rt.block_on(self.engine().request(token, op, path, data))
+        self.rt().block_on(self.engine().request(token, op, path, data))
     }
 
     pub fn request(&self, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {

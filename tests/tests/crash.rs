@@ -70,7 +70,7 @@ fn sigkill_at_random_moments_leaves_no_orphan_and_loses_no_acknowledged_lease() 
         child.wait().unwrap();
         acknowledged.extend(reader.join().unwrap());
         l.open();
-        l.rt.block_on(l.engine().recover()).unwrap();
+        l.rt().block_on(l.engine().recover()).unwrap();
         let (live_users, live_ids): (Vec<String>, Vec<String>) = l.engine().with_state(|s| {
             (
                 s.leases.values().map(|l| l.username.to_string()).collect(),
@@ -90,7 +90,7 @@ fn sigkill_at_random_moments_leaves_no_orphan_and_loses_no_acknowledged_lease() 
     let start = std::time::Instant::now();
     while l.engine().with_state(|s| !s.leases.is_empty()) {
         assert!(start.elapsed() < Duration::from_secs(60));
-        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.rt().block_on(l.engine().expire_due()).unwrap();
     }
     assert!(db.roles_with_prefix("kill-").is_empty());
 }

@@ -379,7 +379,7 @@ fn a_crash_between_the_rotation_sql_and_its_outcome_recovers_to_a_working_connec
     db.superuser_execute(&format!("ALTER ROLE {admin} PASSWORD '{new}'"));
     l.reopen();
     assert!(l.engine().with_state(|s| s.rotations.len()) == 1);
-    assert_eq!(l.rt.block_on(l.engine().recover_rotations()).unwrap(), 1);
+    assert_eq!(l.rt().block_on(l.engine().recover_rotations()).unwrap(), 1);
     assert!(l.engine().with_state(|s| s.rotations.is_empty()));
     let (_, user, _) = issue(&l, "r");
     assert!(db.role_exists(&user), "recovered to the password that works");
@@ -476,7 +476,7 @@ fn recovery_revokes_an_issue_intent_that_never_got_its_outcome() {
     };
     l.engine().append_unchecked_blocking(vec![started.into()]).unwrap();
     l.reopen();
-    let recovered = l.rt.block_on(l.engine().recover()).unwrap();
+    let recovered = l.rt().block_on(l.engine().recover()).unwrap();
     assert_eq!((recovered.revoked, recovered.revoke_failed), (2, 0));
     assert!(!db.role_exists(user), "I2: the orphan-to-be is gone");
     assert!(!db.role_exists(&revoking_user));

@@ -119,12 +119,12 @@ fn issue_stream(l: &Lessor, role: &str, threads: usize, stop: &AtomicBool, acks:
 fn postgres_stopped_mid_stream_fails_issues_cleanly_and_every_expiring_lease_is_revoked_once_it_is_back() {
     let mut cluster = pg::private_cluster();
     let db = cluster.database("outage_stream");
-    let l = lessor();
+    let mut l = lessor();
     l.connect(&db, "dbo", "");
     l.write("database/roles/short", json!({"db_name": "pg", "creation_statements": CREATION, "default_ttl": "2s"}));
     l.write("database/roles/long", json!({"db_name": "pg", "creation_statements": CREATION, "default_ttl": "1h"}));
     let long: Vec<String> = (0..4).map(|_| l.read("database/creds/long").unwrap().lease_id).collect();
-    let expirer = l.rt.spawn(l.engine().clone().run_expirer());
+    l.start_expirer();
 
     // Issues stream on three threads; the server dies under them.
     let stop = AtomicBool::new(false);
@@ -212,7 +212,7 @@ fn postgres_stopped_mid_stream_fails_issues_cleanly_and_every_expiring_lease_is_
     l.write("sys/leases/revoke-prefix/database/creds/long/", json!({}));
     wait_until("every long lease revoked", || l.engine().with_state(|s| s.leases.is_empty()));
     assert!(db.roles_with_prefix("dbo-").is_empty());
-    expirer.abort();
+    l.stop_expirer();
     let mut kinds: Vec<String> = stream.errors.iter().chain(&down_errors).map(|e| e.to_string()).collect();
     kinds.sort();
     kinds.dedup();
@@ -295,9 +295,9 @@ fn terminated_pooled_connections_are_replaced_without_failing_a_request_and_with
     }
     assert_none_issuing(&l, "after the stream");
     // A COMMIT whose fate was unknown was revoked at once or left for the expirer.
-    l.rt.block_on(l.engine().expire_due()).unwrap();
+    l.rt().block_on(l.engine().expire_due()).unwrap();
     wait_until("revocations in doubt finished", || {
-        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.rt().block_on(l.engine().expire_due()).unwrap();
         l.engine().with_state(|s| s.leases.values().all(|l| l.status == LeaseStatus::Active))
     });
     assert_no_orphan(&l, &db, "dbt-", "after the stream");
@@ -314,7 +314,7 @@ fn terminated_pooled_connections_are_replaced_without_failing_a_request_and_with
     }
     l.write("sys/leases/revoke-prefix/database/creds/r/", json!({}));
     wait_until("every lease revoked", || {
-        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.rt().block_on(l.engine().expire_due()).unwrap();
         l.engine().with_state(|s| s.leases.is_empty())
     });
     assert!(db.roles_with_prefix("dbt-").is_empty());
@@ -339,11 +339,11 @@ fn terminated_pooled_connections_are_replaced_without_failing_a_request_and_with
 #[test]
 fn a_creation_slower_than_the_lease_ttl_leaves_no_orphan() {
     let db = pg::database("slow_create");
-    let l = lessor();
+    let mut l = lessor();
     l.connect(&db, "dbs", "");
     let slow = format!("{CREATION} SELECT pg_sleep(2);");
     l.write("database/roles/slow", json!({"db_name": "pg", "creation_statements": slow, "default_ttl": "1s"}));
-    let expirer = l.rt.spawn(l.engine().clone().run_expirer());
+    l.start_expirer();
     let issued = l.read("database/creds/slow");
     // Acknowledged or not, the role is tracked or gone once the expirer caught up.
     // The lease expired during its own issue: the expirer ends it once it is issued.
@@ -354,7 +354,7 @@ fn a_creation_slower_than_the_lease_ttl_leaves_no_orphan() {
         "role {orphans:?} outlived its lease: the expirer revoked the issue while its CREATE was still running \
          (issue answered {issued:?})"
     );
-    expirer.abort();
+    l.stop_expirer();
 }
 
 /// A renewal slower than the time left on the lease: the expirer must not revoke
@@ -363,7 +363,7 @@ fn a_creation_slower_than_the_lease_ttl_leaves_no_orphan() {
 #[test]
 fn a_renewal_slower_than_the_time_left_is_not_undone_by_the_expirer() {
     let db = pg::database("slow_renew");
-    let l = lessor();
+    let mut l = lessor();
     l.connect(&db, "dbr", "");
     let slow_renew = "ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}'; SELECT pg_sleep(2);";
     let role = json!({"db_name": "pg", "creation_statements": CREATION, "renew_statements": slow_renew,
@@ -371,7 +371,7 @@ fn a_renewal_slower_than_the_time_left_is_not_undone_by_the_expirer() {
     l.write("database/roles/r", role);
     let lease = l.read("database/creds/r").unwrap();
     let user = lease.data.as_ref().unwrap()["username"].as_str().unwrap().to_string();
-    let expirer = l.rt.spawn(l.engine().clone().run_expirer());
+    l.start_expirer();
     let renewed =
         l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": lease.lease_id, "increment": "1h"}));
     if let Ok(r) = &renewed {
@@ -384,10 +384,10 @@ fn a_renewal_slower_than_the_time_left_is_not_undone_by_the_expirer() {
         );
         assert!(db.role_exists(&user), "renewal acknowledged for an hour, yet role {user} was dropped");
     }
-    expirer.abort();
+    l.stop_expirer();
     l.write("sys/leases/revoke-prefix/database/creds/r/", json!({}));
     wait_until("revoked", || {
-        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.rt().block_on(l.engine().expire_due()).unwrap();
         l.engine().with_state(|s| s.leases.is_empty())
     });
     assert!(db.roles_with_prefix("dbr-").is_empty());

@@ -16,7 +16,7 @@ fn expire_until_empty(l: &Lessor, limit: Duration) {
     let start = Instant::now();
     while l.engine().with_state(|s| !s.leases.is_empty()) {
         assert!(start.elapsed() < limit, "leases still live after {limit:?}");
-        l.rt.block_on(l.engine().expire_due()).unwrap();
+        l.rt().block_on(l.engine().expire_due()).unwrap();
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -39,7 +39,7 @@ fn a_thousand_two_second_leases_all_end_in_dropped_roles() {
     });
     assert_eq!(db.roles_with_prefix("exp1k-").len(), 1000);
     // Nothing is revoked early.
-    let report = l.rt.block_on(l.engine().expire_due()).unwrap();
+    let report = l.rt().block_on(l.engine().expire_due()).unwrap();
     let expired_already = l.engine().with_state(|s| 1000 - s.leases.len());
     assert_eq!(report.revoked, expired_already, "only leases past their expiry were revoked");
     std::thread::sleep(Duration::from_millis(2_500));
@@ -66,7 +66,7 @@ fn an_outage_longer_than_the_retry_budget_ends_with_every_lease_revoked() {
     let start = Instant::now();
     while l.engine().with_state(|s| s.leases.values().filter(|l| l.irrevocable).count()) < 20 {
         assert!(start.elapsed() < Duration::from_secs(60), "leases never became irrevocable");
-        let report = l.rt.block_on(l.engine().expire_due()).unwrap();
+        let report = l.rt().block_on(l.engine().expire_due()).unwrap();
         assert_eq!(report.revoked, 0);
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -124,12 +124,12 @@ fn revoking_a_token_or_disabling_the_mount_revokes_their_leases() {
     let root_lease = l.read("database/creds/r").unwrap().lease_id;
     assert_eq!(roles_alive(&db, "casc-"), 4);
     l.write("auth/token/revoke-accessor", json!({"accessor": auth.accessor}));
-    let report = l.rt.block_on(l.engine().expire_due()).unwrap();
+    let report = l.rt().block_on(l.engine().expire_due()).unwrap();
     assert_eq!(report.revoked, 3, "the token's three leases, not root's");
     assert_eq!(roles_alive(&db, "casc-"), 1);
     assert!(l.engine().with_state(|s| s.leases.contains_key(root_lease.as_str())));
     l.request(lessor_engine::request::Operation::Delete, "sys/mounts/database", serde_json::Value::Null).unwrap();
-    l.rt.block_on(l.engine().expire_due()).unwrap();
+    l.rt().block_on(l.engine().expire_due()).unwrap();
     assert_eq!(roles_alive(&db, "casc-"), 0, "disabling the mount revoked the rest");
     assert!(l.engine().with_state(|s| s.leases.is_empty()));
 }
@@ -144,7 +144,7 @@ fn after_a_restart_leases_are_rearmed_and_expire() {
         l.read("database/creds/r").unwrap();
     }
     l.reopen();
-    assert_eq!(l.rt.block_on(l.engine().expire_due()).unwrap().revoked, 0, "nothing before its expiry");
+    assert_eq!(l.rt().block_on(l.engine().expire_due()).unwrap().revoked, 0, "nothing before its expiry");
     std::thread::sleep(Duration::from_millis(1_000));
     expire_until_empty(&l, Duration::from_secs(10));
     assert_eq!(roles_alive(&db, "rst-"), 0);

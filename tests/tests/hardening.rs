@@ -76,14 +76,14 @@ fn revoke_prefix_and_lease_listing_match_paths_not_strings() {
     // A prefix that is a string prefix but not a path prefix matches nothing.
     l.write("sys/leases/revoke-prefix/d", json!({}));
     l.write("sys/leases/revoke-prefix/database/cre", json!({}));
-    l.rt.block_on(l.engine().recover()).unwrap();
+    l.rt().block_on(l.engine().recover()).unwrap();
     for (lease, _) in app.iter().chain(&others) {
         assert!(live(&l, lease), "{lease} was revoked by a partial path");
     }
 
     // revoke-prefix of app revokes app's leases only.
     l.request_as(&token, Operation::Update, "sys/leases/revoke-prefix/database/creds/app", json!({})).unwrap();
-    l.rt.block_on(l.engine().recover()).unwrap();
+    l.rt().block_on(l.engine().recover()).unwrap();
     for (lease, user) in &app {
         assert!(!live(&l, lease), "{lease} survived revoke-prefix of its role");
         assert!(!role_exists(&db, user), "{user} still in pg_roles");
@@ -99,7 +99,7 @@ fn revoke_prefix_and_lease_listing_match_paths_not_strings() {
     // An exact lease id (no trailing slash) revokes that lease.
     let (one, _) = &others[0];
     l.write(&format!("sys/leases/revoke-prefix/{one}"), json!({}));
-    l.rt.block_on(l.engine().recover()).unwrap();
+    l.rt().block_on(l.engine().recover()).unwrap();
     assert!(!live(&l, one));
     assert!(live(&l, &others[1].0));
 }

@@ -144,7 +144,7 @@ fn eight_concurrent_article_issues_and_revocations_all_succeed() {
     );
     let engine: Arc<_> = l.engine().clone();
     let root = l.root.clone();
-    let (issued, revoke_failures) = l.rt.block_on(async move {
+    let (issued, revoke_failures) = l.rt().block_on(async move {
         let issue_tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (engine, root) = (engine.clone(), root.clone());

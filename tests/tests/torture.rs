@@ -40,7 +40,7 @@ use lessor_engine::log::format::Chain;
 use lessor_engine::request::Operation;
 use lessor_engine::state::LeaseStatus;
 use lessor_engine::testing::SplitMix64;
-use lessor_engine::{Engine, EngineOptions};
+use lessor_engine::{Engine, EngineOptions, Host, HostOptions};
 use lessor_tests::pg;
 use serde_json::{Value, json};
 
@@ -86,12 +86,11 @@ fn torture_child() {
     let seed: u64 = std::env::var(CHILD_SEED).unwrap().parse().unwrap();
     let cycle: u64 = std::env::var(CHILD_CYCLE).unwrap().parse().unwrap();
     let out = Arc::new(Mutex::new(std::io::stdout()));
-    let engine = Arc::new(Engine::open(&dir, engine_options()).expect("child: open"));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
-        let recovered = engine.recover().await.expect("child: recover");
-        emit(&out, format!("READY {recovered:?}"));
-        tokio::spawn(engine.clone().run_expirer());
+    // Started as an embedder starts it: open, recover, then the expirer.
+    let host = Host::open(&dir, engine_options(), HostOptions::default()).expect("child: open and recover");
+    emit(&out, format!("READY {:?}", host.recovered()));
+    let engine = host.engine().clone();
+    host.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..WORKERS {
             let (engine, root, out) = (engine.clone(), root.clone(), out.clone());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lessor_engine::plugin::postgres::{PasswordAuthentication, PostgresPlugin};
 use lessor_engine::text::password::PasswordPolicy;
-use lessor_engine::{Engine, EngineOptions};
+use lessor_engine::{EXPIRER_GRACE_DEFAULT, Engine, EngineOptions, Expirer};
 
 use super::args::LoadgenArgs;
 use super::lessor::{Lessor, configure, log_counts, plugin_factory, plugin_settings};
@@ -64,7 +64,7 @@ pub(crate) async fn run_sets(
     let (engine, root) =
         Engine::init(data_dir, options).map_err(|e| format!("lessor init in {}: {e}", data_dir.display()))?;
     let engine = Arc::new(engine);
-    let expirer = tokio::spawn(engine.clone().run_expirer());
+    let expirer = Expirer::spawn(engine.clone(), &tokio::runtime::Handle::current(), None);
     let root = root.expose().to_string();
     let result = async {
         let app_token = configure(&engine, &root, server, run_id, sets, workers, args).await?;
@@ -166,8 +166,7 @@ pub(crate) async fn run_sets(
         Ok(measurements)
     }
     .await;
-    expirer.abort();
-    let _ = expirer.await;
+    expirer.stop(EXPIRER_GRACE_DEFAULT).await;
     match Arc::into_inner(engine) {
         Some(engine) => engine.close(),
         None => return Err("the engine is still in use after the run".into()),

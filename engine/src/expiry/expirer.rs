@@ -184,7 +184,8 @@ pub struct ExpiryReport {
 impl Engine {
     /// Revokes every lease due at the engine clock's now (at most
     /// `fire_batch_max` per call). Deterministic under a manual clock; the
-    /// background loop ([`Engine::run_expirer`]) calls it every tick.
+    /// background loop ([`crate::Expirer`], which a [`crate::Host`] runs) calls
+    /// it every tick.
     pub async fn expire_due(self: &Arc<Self>) -> Result<ExpiryReport, LeaseError> {
         let now = self.clock().now_ms();
         let options = self.expiry_options().clone();
@@ -270,25 +271,5 @@ impl Engine {
             }
         }
         Ok(report)
-    }
-
-    /// Runs the expirer until the task is dropped or aborted: `expire_due` every
-    /// tick, and a signature of the log's MAC'd records once one is due
-    /// ([`crate::log::Log::sign_tick`]). Aborting mid-revocation is safe: the intent is logged and recovery or
-    /// the next run finishes it.
-    pub async fn run_expirer(self: Arc<Self>) {
-        let tick = std::time::Duration::from_millis(self.expiry_options().tick_ms.max(1));
-        loop {
-            match self.expire_due().await {
-                Ok(report) if report.more_due => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "expirer cannot record revocations; retrying"),
-            }
-            // An idle engine's MAC'd records get their signature on this clock.
-            if let Err(e) = self.sign_log_tick().await {
-                tracing::warn!(error = %e, "cannot sign the log's newest records; the next batch or close will");
-            }
-            tokio::time::sleep(tick).await;
-        }
     }
 }
