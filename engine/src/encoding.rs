@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 /// Upper bound on what a single decode may allocate: a hostile or damaged payload
 /// cannot make the decoder reserve more than this (I7).
-pub const DECODE_BYTES_MAX: usize = 1 << 30;
+pub(crate) const DECODE_BYTES_MAX: usize = 1 << 30;
 
 /// Standard config: little-endian, variable-length integers, with an allocation limit.
 fn config() -> impl bincode::config::Config {
@@ -17,7 +17,7 @@ fn config() -> impl bincode::config::Config {
 }
 
 /// Appends the encoding of `value` to `out`.
-pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     // Encoding into a Vec cannot fail for the types we define (no maps with
     // non-string keys that serde rejects, no sequences of unknown length).
     bincode::serde::encode_into_std_write(value, out, config())
@@ -25,7 +25,7 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 }
 
 /// Encodes `value` into a fresh buffer.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     encode_into(value, &mut out);
     out
@@ -41,7 +41,7 @@ pub struct DecodeError {
 
 /// Decodes a `T` that must occupy `bytes` exactly: trailing bytes are an error,
 /// because a payload that is longer than its value means the format is not ours.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
         .map_err(|e| DecodeError { message: e.to_string() })?;
     if read != bytes.len() {
@@ -52,7 +52,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 
 /// Decodes a `T` from the front of `reader`, reading no further than it: the
 /// caller says whether what follows is allowed (a snapshot's body must end there).
-pub fn decode_from_reader<T: DeserializeOwned>(mut reader: &mut dyn std::io::Read) -> Result<T, DecodeError> {
+pub(crate) fn decode_from_reader<T: DeserializeOwned>(mut reader: &mut dyn std::io::Read) -> Result<T, DecodeError> {
     bincode::serde::decode_from_std_read::<T, _, _>(&mut reader, config())
         .map_err(|e| DecodeError { message: e.to_string() })
 }

@@ -23,18 +23,40 @@
 //! assert!(reopened.with_state(|s| s.mounts.contains_key("database/")));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Where to start
+//!
+//! | to | use |
+//! |---|---|
+//! | serve requests with recovery and expiry running | [`Host`] ([`HostOptions`], [`Closed`]); or an [`Engine`] with an [`Expirer`] on your own runtime |
+//! | create or open a data directory | [`Engine::init`], [`Engine::open`], [`EngineOptions`] ([`ExpiryOptions`], [`log::LogOptions`]) |
+//! | issue, renew, revoke | [`Engine::issue`] → [`request::Credential`] (its password a [`Secret`]), [`Engine::renew`], [`Engine::revoke`] |
+//! | call any Vault path | [`Engine::request`] with a [`request::Operation`] → [`request::Response`] |
+//! | branch on a failure | [`request::RequestError::kind`], [`OpenError`], [`InitError`], [`HostError`], [`LeaseError`]: match the variant, never the message |
+//! | ask who had which database user when; verify the log | [`audit`] (needs neither the master key nor the lock) |
+//! | drive time in a test | [`clock::ManualClock`] |
+//!
+//! The other modules are the engine's parts, public for tools, tests and
+//! readers: [`event`] (the log's vocabulary), [`log`] (its format and the
+//! storage seam), [`state`] (the fold), [`auth`] (keys, tokens, policies),
+//! [`expiry`] (the timing wheel), [`plugin`] (the database seam and the
+//! PostgreSQL plugin), [`text`] (templates, statements, password policies).
+//! The lease lifecycle, the request handlers and the engine's internals are
+//! private. Invariants, the write path and the recovery tables are in
+//! `docs/DESIGN.md`.
 #![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
 
 pub mod audit;
 pub mod auth;
 pub mod clock;
-pub mod encoding;
+mod encoding;
 mod engine;
 pub mod event;
 pub mod expiry;
 mod fxhash;
 mod host;
-pub mod lease;
+mod lease;
 pub mod log;
 pub mod plugin;
 pub mod request;
@@ -45,5 +67,7 @@ pub mod testing;
 pub mod text;
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
+pub use expiry::ExpiryOptions;
 pub use host::{Closed, EXPIRER_GRACE_DEFAULT, Expirer, ExpirerWarning, Host, HostError, HostOptions};
+pub use lease::{LeaseError, Recovered};
 pub use secret::Secret;

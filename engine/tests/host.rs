@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use lessor_engine::Recovered;
 use lessor_engine::clock::ManualClock;
 use lessor_engine::event::ConnectionWritten;
-use lessor_engine::lease::Recovered;
 use lessor_engine::plugin::{CommitGate, DatabasePlugin, NewUser, PluginFactory, PluginFuture};
 use lessor_engine::request::Operation;
 use lessor_engine::state::{Lease, LeaseStatus};

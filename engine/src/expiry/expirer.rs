@@ -76,7 +76,7 @@ pub(crate) struct LeaseChanges {
 }
 
 /// Changes listed before the expirer falls back to a rebuild.
-pub const LEASE_CHANGES_MAX: usize = 100_000;
+pub(crate) const LEASE_CHANGES_MAX: usize = 100_000;
 
 impl LeaseChanges {
     pub(crate) fn push(&mut self, lease_id: &str) {

@@ -3,7 +3,7 @@
 //! manual clock runs a year of expiries in milliseconds and replay stays deterministic.
 
 mod armed;
-pub mod expirer;
+pub(crate) mod expirer;
 pub mod wheel;
 
 pub use expirer::{ExpiryOptions, ExpiryReport};

@@ -29,7 +29,6 @@ use crate::event::Event;
 
 pub(crate) use claim::{Claim, ClaimSet};
 pub use error::LeaseError;
-pub use plan::glob_match;
 pub(crate) use plan::{
     IssuePlan, RenewPlan, RevokePlan, RotatePlan, lease_for_revoke, plan_issue, plan_renew, plan_revoke,
     plan_rotate_root,
@@ -62,11 +61,11 @@ impl<T> Settled<T> {
 }
 
 /// Vault's system default and maximum lease TTL: 768h.
-pub const LEASE_TTL_MS_SYSTEM: u64 = 768 * 3_600_000;
+pub(crate) const LEASE_TTL_MS_SYSTEM: u64 = 768 * 3_600_000;
 /// Characters of randomness in a lease id.
-pub const LEASE_ID_RANDOM_CHARS: usize = 24;
+pub(crate) const LEASE_ID_RANDOM_CHARS: usize = 24;
 /// `{{expiration}}` is the lease's expiry plus this (Vault's margin).
-pub const EXPIRATION_MARGIN_MS: i64 = 5_000;
+pub(crate) const EXPIRATION_MARGIN_MS: i64 = 5_000;
 
 /// What the lifecycle owns inside an engine: the live plugins and the claims.
 #[derive(Debug, Default)]

@@ -257,7 +257,7 @@ pub(crate) fn lease_for_revoke(state: &State, lease_id: &str) -> Result<RevokePl
 
 /// `allowed_roles` globs: `*` matches any run of characters (also none); other
 /// characters match themselves. Empty = no role (Vault's default).
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n) = (pattern.as_bytes(), name.as_bytes());
     let (mut pi, mut ni) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

@@ -181,7 +181,7 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut buf = Vec::with_capacity(1 << 20);
         let mut batch: Vec<Request> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();

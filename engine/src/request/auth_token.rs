@@ -13,9 +13,9 @@ use crate::event::{Event, RevokeReason, RevokeStarted, TokenCreated, TokenRenewe
 use crate::state::{LeaseStatus, State, Token};
 
 /// Most uses a token may be limited to.
-pub const NUM_USES_MAX: u64 = 1_000_000;
+pub(super) const NUM_USES_MAX: u64 = 1_000_000;
 /// Most policies one token may carry.
-pub const TOKEN_POLICIES_MAX: usize = 64;
+pub(super) const TOKEN_POLICIES_MAX: usize = 64;
 
 pub(crate) fn handle(ctx: &Ctx<'_>, verb: TokenVerb, mut input: Input) -> Result<Handled, RequestError> {
     match verb {

@@ -17,9 +17,9 @@ use crate::text::statements::normalize_statement_list;
 use crate::text::template::{self, StatementVars};
 
 /// Longest connection or role name, in bytes.
-pub const OBJECT_NAME_BYTES_MAX: usize = 128;
+pub(super) const OBJECT_NAME_BYTES_MAX: usize = 128;
 /// Most pooled connections a connection may ask for.
-pub const MAX_OPEN_CONNECTIONS_MAX: u64 = 1024;
+pub(super) const MAX_OPEN_CONNECTIONS_MAX: u64 = 1024;
 
 /// `<rest>` of a path under a database mount, split into its handler and name.
 fn split_rest(rest: &str) -> (&str, &str) {

@@ -20,7 +20,7 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    pub fn is_root(&self) -> bool {
+    pub(super) fn is_root(&self) -> bool {
         self.token.policies.iter().any(|p| p == ROOT_POLICY)
     }
 }

@@ -6,7 +6,7 @@ use crate::auth::policy::Capabilities;
 use crate::state::State;
 
 /// Longest request path accepted, in bytes.
-pub const PATH_BYTES_MAX: usize = 512;
+pub(super) const PATH_BYTES_MAX: usize = 512;
 
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub enum TokenVerb {
 
 /// Checks a request path's shape: no leading `/` (one is removed), no empty or
 /// `.`/`..` segments, printable ASCII, bounded length.
-pub fn normalize_path(path: &str) -> Result<String, RequestError> {
+pub(super) fn normalize_path(path: &str) -> Result<String, RequestError> {
     let path = path.strip_prefix('/').unwrap_or(path);
     if path.is_empty() {
         return Err(RequestError::invalid("path is empty: give a path such as \"sys/mounts\""));
@@ -97,7 +97,7 @@ fn no_route(path: &str) -> RequestError {
 }
 
 /// Finds the route of a normalized path.
-pub fn route(path: &str, state: &State) -> Result<Route, RequestError> {
+pub(super) fn route(path: &str, state: &State) -> Result<Route, RequestError> {
     let trimmed = path.strip_suffix('/').unwrap_or(path);
     if trimmed == "sys/mounts" {
         return Ok(Route::Mounts);
@@ -176,7 +176,7 @@ fn unsupported(operation: Operation, path: &str, allowed: &str) -> RequestError 
     ))
 }
 
-pub fn operation_name(operation: Operation) -> &'static str {
+pub(super) fn operation_name(operation: Operation) -> &'static str {
     match operation {
         Operation::Create => "create",
         Operation::Read => "read",

@@ -13,7 +13,7 @@ use crate::auth::policy::{Capabilities, ROOT_POLICY};
 use crate::auth::tokens;
 
 /// Paths asked about in one request.
-pub const CAPABILITIES_PATHS_MAX: usize = 64;
+pub(super) const CAPABILITIES_PATHS_MAX: usize = 64;
 
 pub(crate) fn handle(ctx: &Ctx<'_>, of: CapabilitiesOf, mut input: Input) -> Result<Handled, RequestError> {
     let token =

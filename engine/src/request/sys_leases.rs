@@ -20,7 +20,7 @@ use crate::lease;
 use crate::state::{Lease, LeaseStatus, State};
 
 /// Most lease ids one list returns.
-pub const LEASE_LIST_MAX: usize = 100_000;
+pub(super) const LEASE_LIST_MAX: usize = 100_000;
 
 pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Plan, RequestError> {
     match route {
@@ -133,7 +133,7 @@ fn find<'s>(state: &'s State, input: &mut Input) -> Result<&'s Lease, RequestErr
 /// prefix verbatim, so what is selected is always at or under the path the
 /// caller was authorized for. An empty prefix (every lease in the engine) is
 /// refused.
-pub fn select<'s>(state: &'s State, prefix: &str) -> Result<Vec<&'s Lease>, RequestError> {
+pub(super) fn select<'s>(state: &'s State, prefix: &str) -> Result<Vec<&'s Lease>, RequestError> {
     let bare = prefix.strip_suffix('/').unwrap_or(prefix);
     if bare.is_empty() {
         return Err(RequestError::invalid(

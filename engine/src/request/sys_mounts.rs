@@ -10,11 +10,11 @@ use crate::event::{Event, MountDisabled, MountEnabled, MountTuned, RevokeReason,
 use crate::state::{LeaseStatus, Mount, State};
 
 /// The only engine type lessor serves.
-pub const MOUNT_TYPE_DATABASE: &str = "database";
+pub(super) const MOUNT_TYPE_DATABASE: &str = "database";
 /// Path prefixes Vault reserves for itself.
 const RESERVED_PREFIXES: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
 /// Longest mount path, in bytes.
-pub const MOUNT_PATH_BYTES_MAX: usize = 128;
+pub(super) const MOUNT_PATH_BYTES_MAX: usize = 128;
 
 pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Handled, RequestError> {
     match (route, ctx.operation) {
