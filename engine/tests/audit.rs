@@ -4,11 +4,14 @@
 //! reference model over a simulated history of 100,000 events; `who_had`, the
 //! timeline filters and the keyed hash, over a history made through real requests.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::{records, segment_names};
 use lessor_engine::audit::{
     self, CheckpointError, Filter, KeyLoadError, QueryError, ReadError, ReplayOptions, SignedCheckpoint, VerifyError,
     VerifyOptions,
@@ -78,29 +81,6 @@ fn small_log(batches: usize) -> tempfile::TempDir {
 
 fn verify(dir: &Path) -> Result<audit::VerifyReport, VerifyError> {
     audit::verify(dir, VerifyOptions::default())
-}
-
-/// Segment file names, in LSN order.
-fn segment_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| format::parse_segment_name(n).is_some())
-        .collect();
-    names.sort();
-    names
-}
-
-/// `(offset, lsn, size)` of every record in a segment's bytes.
-fn records(bytes: &[u8]) -> Vec<(usize, Lsn, usize)> {
-    let mut out = Vec::new();
-    let mut at = SEGMENT_HEADER_BYTES;
-    while at < bytes.len() {
-        let r = format::read_record(&bytes[at..]).unwrap();
-        out.push((at, r.lsn, r.size));
-        at += r.size;
-    }
-    out
 }
 
 /// The place a verification failed: `(file name, offset, lsn)`.

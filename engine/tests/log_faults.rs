@@ -1,14 +1,16 @@
 //! I/O faults through the storage seam, the directory lock, and group commit under
 //! concurrency.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
+use common::{ev, events_in, faulty};
 use lessor_engine::clock::ManualClock;
-use lessor_engine::event::{Event, EventKind};
-use lessor_engine::log::storage::{FaultInjectingStorage, Faults, FsStorage, ReadOnlyDir, Storage};
-use lessor_engine::log::{AppendError, FsyncPolicy, LogOptions, read_entries};
-use lessor_engine::testing::sample;
+use lessor_engine::event::Event;
+use lessor_engine::log::storage::{Faults, ReadOnlyDir, Storage};
+use lessor_engine::log::{AppendError, FsyncPolicy, LogOptions};
 use lessor_engine::{Engine, EngineOptions, OpenError};
 
 fn options() -> EngineOptions {
@@ -19,22 +21,6 @@ fn options() -> EngineOptions {
         create_if_missing: true,
         ..EngineOptions::default()
     }
-}
-
-fn faulty(dir: &Path) -> FaultInjectingStorage {
-    FaultInjectingStorage::new(Arc::new(FsStorage::open(dir).unwrap()))
-}
-
-fn ev(i: u64) -> Event {
-    let mut e = sample(EventKind::PolicyWritten);
-    if let Event::PolicyWritten(p) = &mut e {
-        p.name = format!("p{i}");
-    }
-    e
-}
-
-fn durable_events(dir: &Path) -> Vec<Event> {
-    read_entries(&ReadOnlyDir::new(dir)).unwrap().0.into_iter().map(|e| e.event).collect()
 }
 
 #[test]
@@ -64,7 +50,7 @@ fn fsync_failure_fails_the_append_cuts_it_off_and_the_log_goes_on() {
 
     // Reopen: the acknowledged events, and not the failed one.
     let engine = Engine::open(tmp.path(), options()).unwrap();
-    assert_eq!(durable_events(tmp.path()), vec![ev(1), ev(3), ev(4), ev(5)]);
+    assert_eq!(events_in(tmp.path()), vec![ev(1), ev(3), ev(4), ev(5)]);
     engine.append_unchecked_blocking(vec![ev(7)]).unwrap();
 }
 
@@ -100,7 +86,7 @@ fn fsync_never_acknowledges_without_syncing_and_always_syncs_every_batch() {
             assert!(results.iter().all(Result::is_ok), "{policy:?}: {results:?}");
             assert!(!synced_before_close, "{policy:?} called fsync before close");
             assert!(storage.fired(), "{policy:?}: a clean close must sync all {segments} segments and the directory");
-            let events = durable_events(tmp.path());
+            let events = events_in(tmp.path());
             assert_eq!(events, (1..=40).map(ev).collect::<Vec<_>>());
             assert!(segments > 2, "{policy:?}: only {segments} segments; the test must cross seals");
         } else {
@@ -144,11 +130,11 @@ fn torn_write_through_the_seam_at_every_byte_recovers_to_the_acknowledged_prefix
             assert!(engine.append_unchecked_blocking(vec![ev(3)]).is_err(), "keep {keep}");
             // The writer cut the torn bytes off itself: nothing is left for
             // recovery to cut (a torn tail left by a crash: log_recovery.rs).
-            assert_eq!(durable_events(tmp.path()), vec![ev(1), ev(2)], "keep {keep}");
+            assert_eq!(events_in(tmp.path()), vec![ev(1), ev(2)], "keep {keep}");
         }
         let engine = Engine::open(tmp.path(), options()).unwrap();
         engine.close();
-        assert_eq!(durable_events(tmp.path()), vec![ev(1), ev(2)], "keep {keep}");
+        assert_eq!(events_in(tmp.path()), vec![ev(1), ev(2)], "keep {keep}");
     }
 }
 
@@ -288,7 +274,7 @@ fn a_bit_flipped_in_the_last_record_is_indistinguishable_from_a_torn_write_and_i
     }
     let engine = Engine::open(tmp.path(), options()).unwrap();
     engine.close();
-    let events = durable_events(tmp.path());
+    let events = events_in(tmp.path());
     assert_eq!(events[0], ev(1));
     assert!(matches!(&events[1], Event::TailTruncated(t) if t.bytes > 0), "{events:?}");
 }

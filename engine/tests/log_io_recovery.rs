@@ -5,16 +5,18 @@
 //! (`FaultInjectingStorage`), at every write and every sync of a workload that
 //! seals segments and logs signed checkpoints.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
+use common::{ev, faulty};
 use lessor_engine::audit::{VerifyOptions, verify};
 use lessor_engine::auth::keys::MasterKey;
 use lessor_engine::clock::ManualClock;
-use lessor_engine::event::{Event, EventKind};
-use lessor_engine::log::storage::{FaultInjectingStorage, Faults, FsStorage, ReadOnlyDir};
+use lessor_engine::event::Event;
+use lessor_engine::log::storage::{Faults, ReadOnlyDir};
 use lessor_engine::log::{AppendError, LogOptions, read_entries};
-use lessor_engine::testing::sample;
 use lessor_engine::{Engine, EngineOptions};
 
 fn options(signed: bool) -> EngineOptions {
@@ -35,18 +37,6 @@ fn options(signed: bool) -> EngineOptions {
 fn tempdir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() }
-}
-
-fn faulty(dir: &Path) -> FaultInjectingStorage {
-    FaultInjectingStorage::new(Arc::new(FsStorage::open(dir).unwrap()))
-}
-
-fn ev(i: u64) -> Event {
-    let mut e = sample(EventKind::PolicyWritten);
-    if let Event::PolicyWritten(p) = &mut e {
-        p.name = format!("p{i}");
-    }
-    e
 }
 
 /// The events on disk that are not the writer's own (checkpoints).

@@ -1,13 +1,16 @@
 //! The recovery decision table, row by row, on real files; plus torn writes at
 //! every byte, single-byte corruption everywhere, and chain-only detection.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
+use common::{events_in, record_offsets, segment_names};
 use lessor_engine::clock::ManualClock;
 use lessor_engine::event::{Event, EventKind};
+use lessor_engine::log::LogOptions;
 use lessor_engine::log::format::{self, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
-use lessor_engine::log::{LogOptions, read_entries, storage::ReadOnlyDir};
 use lessor_engine::testing::{SplitMix64, generated_event, sample};
 use lessor_engine::{Engine, EngineOptions, OpenError};
 
@@ -33,32 +36,6 @@ fn write_log(dir: &Path, n: usize, segment_bytes_max: u64, seed: u64) -> Vec<Eve
     events
 }
 
-fn segments(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| format::parse_segment_name(n).is_some())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Byte offsets of each record in a segment file.
-fn record_offsets(bytes: &[u8]) -> Vec<usize> {
-    let mut at = SEGMENT_HEADER_BYTES;
-    let mut out = Vec::new();
-    while at < bytes.len() {
-        let rec = format::read_record(&bytes[at..]).unwrap();
-        out.push(at);
-        at += rec.size;
-    }
-    out
-}
-
-fn events_in(dir: &Path) -> Vec<Event> {
-    read_entries(&ReadOnlyDir::new(dir)).unwrap().0.into_iter().map(|e| e.event).collect()
-}
-
 fn open_err(dir: &Path) -> String {
     match Engine::open(dir, options(1 << 20)) {
         Ok(_) => panic!("open succeeded on a damaged log"),
@@ -70,7 +47,7 @@ fn open_err(dir: &Path) -> String {
 fn torn_write_at_every_byte_of_the_final_record_is_cut_and_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let written = write_log(tmp.path(), 5, 1 << 20, 1);
-    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
     let pristine = std::fs::read(&seg).unwrap();
     let last = *record_offsets(&pristine).last().unwrap();
     // Every proper prefix of the final record: 0 bytes of it (= clean end) excluded.
@@ -95,7 +72,7 @@ fn torn_write_at_every_byte_of_the_final_record_is_cut_and_recorded() {
 fn one_corrupt_byte_in_any_earlier_record_refuses_to_open_naming_file_offset_and_lsn() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 4, 1 << 20, 2);
-    let name = segments(tmp.path())[0].clone();
+    let name = segment_names(tmp.path())[0].clone();
     let seg = tmp.path().join(&name);
     let pristine = std::fs::read(&seg).unwrap();
     let offsets = record_offsets(&pristine);
@@ -120,7 +97,7 @@ fn one_corrupt_byte_in_any_earlier_record_refuses_to_open_naming_file_offset_and
 fn damage_in_a_sealed_segment_refuses_even_at_its_last_record() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 40, 2048, 3);
-    let names = segments(tmp.path());
+    let names = segment_names(tmp.path());
     assert!(names.len() >= 2, "expected a rotation, got {names:?}");
     let sealed = tmp.path().join(&names[0]);
     let mut bytes = std::fs::read(&sealed).unwrap();
@@ -138,7 +115,7 @@ fn damage_in_a_sealed_segment_refuses_even_at_its_last_record() {
 fn a_cut_sealed_segment_refuses() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 40, 2048, 4);
-    let names = segments(tmp.path());
+    let names = segment_names(tmp.path());
     let sealed = tmp.path().join(&names[0]);
     let bytes = std::fs::read(&sealed).unwrap();
     std::fs::write(&sealed, &bytes[..bytes.len() - 5]).unwrap();
@@ -150,7 +127,7 @@ fn a_cut_sealed_segment_refuses() {
 fn bad_record_followed_by_a_valid_one_in_the_last_segment_refuses() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 6, 1 << 20, 5);
-    let name = segments(tmp.path())[0].clone();
+    let name = segment_names(tmp.path())[0].clone();
     let seg = tmp.path().join(&name);
     let mut bytes = std::fs::read(&seg).unwrap();
     let offsets = record_offsets(&bytes);
@@ -165,7 +142,7 @@ fn bad_record_followed_by_a_valid_one_in_the_last_segment_refuses() {
 fn missing_segment_in_the_middle_refuses() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 60, 2048, 6);
-    let names = segments(tmp.path());
+    let names = segment_names(tmp.path());
     assert!(names.len() >= 3);
     std::fs::remove_file(tmp.path().join(&names[1])).unwrap();
     let err = open_err(tmp.path());
@@ -173,7 +150,7 @@ fn missing_segment_in_the_middle_refuses() {
     // And the first one missing.
     let tmp2 = tempfile::tempdir().unwrap();
     write_log(tmp2.path(), 60, 2048, 6);
-    std::fs::remove_file(tmp2.path().join(&segments(tmp2.path())[0])).unwrap();
+    std::fs::remove_file(tmp2.path().join(&segment_names(tmp2.path())[0])).unwrap();
     assert!(open_err(tmp2.path()).contains("expected a segment starting at LSN 1"));
 }
 
@@ -198,7 +175,7 @@ fn torn_segment_creation_is_removed_and_recorded() {
 fn zero_filled_tail_is_a_torn_tail() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 3, 1 << 20, 8);
-    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes.extend_from_slice(&[0u8; 4096]);
     std::fs::write(&seg, &bytes).unwrap();
@@ -241,7 +218,7 @@ fn parse_records(bytes: &[u8]) -> Vec<RawRecord> {
 fn reordered_or_deleted_records_are_caught_by_the_chain_even_with_valid_crcs() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 6, 1 << 20, 9);
-    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
     let pristine = std::fs::read(&seg).unwrap();
     let header = &pristine[..SEGMENT_HEADER_BYTES];
     let records = parse_records(&pristine);
@@ -282,7 +259,7 @@ fn reordered_or_deleted_records_are_caught_by_the_chain_even_with_valid_crcs() {
 fn reordered_segments_refuse() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 60, 2048, 10);
-    let names = segments(tmp.path());
+    let names = segment_names(tmp.path());
     let (a, b) = (tmp.path().join(&names[1]), tmp.path().join(&names[2]));
     let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     std::fs::write(&a, bb).unwrap();
@@ -295,7 +272,7 @@ fn reordered_segments_refuse() {
 fn chain_carries_across_segments_and_rotation_happens_at_the_size_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let written = write_log(tmp.path(), 80, 4096, 11);
-    let names = segments(tmp.path());
+    let names = segment_names(tmp.path());
     assert!(names.len() > 2);
     for name in &names[..names.len() - 1] {
         let len = std::fs::metadata(tmp.path().join(name)).unwrap().len();
@@ -315,7 +292,7 @@ fn chain_carries_across_segments_and_rotation_happens_at_the_size_limit() {
 fn a_bad_header_that_is_not_a_torn_creation_refuses() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path(), 3, 1 << 20, 12);
-    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[10] ^= 1; // first_lsn in the header
     std::fs::write(&seg, &bytes).unwrap();
@@ -352,7 +329,7 @@ fn snapshot_beyond_the_log_end_refuses() {
     engine.snapshot().unwrap().unwrap();
     engine.close();
     // Lose the last 3 records from the log (not a torn tail: whole records gone).
-    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
     let bytes = std::fs::read(&seg).unwrap();
     let cut = record_offsets(&bytes)[7];
     std::fs::write(&seg, &bytes[..cut]).unwrap();
@@ -395,7 +372,7 @@ fn open_trusts_the_chain_the_snapshot_covers_and_audit_verify_does_not() {
     }
     let digest = engine.digest();
     engine.close();
-    let seg = tmp.path().join(&segments(tmp.path())[0]);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
     let pristine = std::fs::read(&seg).unwrap();
     let header = &pristine[..SEGMENT_HEADER_BYTES];
     let records = parse_records(&pristine);
@@ -413,7 +390,7 @@ fn open_trusts_the_chain_the_snapshot_covers_and_audit_verify_does_not() {
     assert_eq!(reopened.digest(), digest);
     reopened.close();
     let err = verify(tmp.path()).unwrap_err();
-    assert!(err.contains("LSN 3") && err.contains(&segments(tmp.path())[0]), "audit verify names it: {err}");
+    assert!(err.contains("LSN 3") && err.contains(&segment_names(tmp.path())[0]), "audit verify names it: {err}");
 
     // After the snapshot (LSN 7): refused, naming the record.
     let mut edited = records.clone();
