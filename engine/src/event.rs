@@ -17,7 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::{self, DecodeError};
+pub use crate::encoding::DecodeError;
+use crate::encoding;
 
 /// Log sequence number: dense, starting at 1.
 pub type Lsn = u64;

@@ -68,6 +68,7 @@ impl CharsetRule {
 
 /// Why a password policy was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordPolicyError {
     #[error("password policy is {bytes} bytes, over the limit of {PASSWORD_POLICY_TEXT_BYTES_MAX}")]
     TooLong { bytes: usize },

@@ -38,6 +38,7 @@ pub const STATEMENTS_COUNT_MAX: usize = 256;
 /// Why a statement list was refused. Offsets are byte offsets into the text that
 /// was split (for [`normalize_statement_list`], into the item named by `Item`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StatementError {
     #[error("statements are {bytes} bytes, over the limit of {STATEMENTS_TEXT_BYTES_MAX}")]
     TooLong { bytes: usize },

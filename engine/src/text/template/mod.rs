@@ -46,6 +46,7 @@ const VARIABLE_BYTES_MAX: usize = 64;
 /// Why a template was refused or could not be rendered. Never holds a value that
 /// was substituted (it may be a password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TemplateError {
     #[error("unknown template variable {{{{{name}}}}}")]
     UnknownVariable { name: String },
