@@ -17,8 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::encoding::DecodeError;
 use crate::encoding;
+pub use crate::encoding::DecodeError;
 
 /// Log sequence number: dense, starting at 1.
 pub type Lsn = u64;

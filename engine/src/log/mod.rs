@@ -4,6 +4,8 @@
 //! - [`format`](mod@format): the bytes of segment headers and records;
 //! - [`storage`]: the seam every byte goes through (real directory, in-memory, and a
 //!   fault-injecting test double);
+//! - [`reader`]: the one streaming, verifying reader (recovery and the auditor
+//!   both read through it, in bounded memory);
 //! - [`recovery`]: the scan and its decision table;
 //! - [`writer`]: group commit;
 //! - [`snapshot`]: state caches at an LSN.
@@ -11,6 +13,7 @@
 pub mod format;
 pub mod head;
 pub mod proof;
+pub mod reader;
 pub mod recovery;
 pub mod snapshot;
 pub mod storage;

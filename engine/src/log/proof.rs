@@ -38,7 +38,8 @@
 //! segment before it appends anything.
 
 use crate::event::{BatchMac, BatchSigned, EventKind, Lsn};
-use crate::log::format::{self, Chain, RECORD_OVERHEAD_BYTES, RecordView};
+use crate::log::format::{Chain, RECORD_OVERHEAD_BYTES, RecordView};
+use crate::log::reader::{Raw, SegmentStream};
 
 /// Domain separation from the checkpoint notes signed with the same key.
 const CONTEXT: &[u8] = b"lessor batch proof v1\n";
@@ -118,36 +119,39 @@ pub fn mac_of(rec: &RecordView<'_>) -> Option<Vec<u8>> {
     }
 }
 
-/// Where the proofs of one segment stand.
+/// Where the proofs of one segment stand (byte offsets in the segment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProofScan {
     /// The end offset of the newest proof record of either kind.
-    pub proof_end: Option<usize>,
+    pub proof_end: Option<u64>,
     /// The end offset of the newest `BatchSigned` record.
-    pub signature_end: Option<usize>,
+    pub signature_end: Option<u64>,
     /// The offset of the first bad record, where the walk stopped.
-    pub first_bad: Option<usize>,
+    pub first_bad: Option<u64>,
 }
 
-/// Walks a segment's whole records from `start` (crc checked) to the first bad
-/// one, noting where the newest proofs end.
-pub fn last_proof_end(bytes: &[u8], start: usize) -> ProofScan {
-    let mut offset = start;
+/// Walks a segment's whole records from where `stream` stands (crc checked) to
+/// the first bad one, noting where the newest proofs end. The stream is left at
+/// that bad record (or at the end).
+pub(crate) fn last_proof_end(stream: &mut SegmentStream) -> std::io::Result<ProofScan> {
     let mut scan = ProofScan { proof_end: None, signature_end: None, first_bad: None };
-    while offset < bytes.len() {
-        let Ok(rec) = format::read_record(&bytes[offset..]) else {
-            scan.first_bad = Some(offset);
-            break;
+    loop {
+        let rec = match stream.next_record()? {
+            Raw::Record(rec) => rec,
+            Raw::Bad(_) => {
+                scan.first_bad = Some(stream.offset());
+                return Ok(scan);
+            }
+            Raw::End => return Ok(scan),
         };
-        offset += rec.size;
+        stream.consume(rec.size);
         if is_proof(rec.kind) {
-            scan.proof_end = Some(offset);
+            scan.proof_end = Some(stream.offset());
         }
         if rec.kind == EventKind::BatchSigned.code() {
-            scan.signature_end = Some(offset);
+            scan.signature_end = Some(stream.offset());
         }
     }
-    scan
 }
 
 /// The public key in a log's first record (`EngineInitialized`), if `rec` is it.

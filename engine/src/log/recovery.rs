@@ -37,12 +37,24 @@
 //! whole batch is fsync'd, and a batch is written after every earlier batch — and it
 //! is recorded in the log itself. [`classify`] is the table in code; tests walk it
 //! row by row.
+//!
+//! # One reader
+//! Rows 1–10 are applied by the log's one streaming reader
+//! ([`super::reader::LogReader`]), which `audit verify` and the other audit
+//! queries read through as well, so an auditor and an opening engine judge
+//! every byte alike; this module adds rows 11 and 12 on top ([`Scan`]) and words
+//! the errors. The reader holds a bounded window, not a segment: rows 5 and 6
+//! look past a bad record by streaming on, and a cut's offset and length are
+//! counted as the bytes go by. Rows 11 and 12 must know where the newest
+//! segment's newest proof ends before its first record is handed on, so that
+//! segment is streamed twice: once for its proofs (crcs only), once to read it.
+
+use std::ops::ControlFlow;
 
 use crate::event::{Event, Lsn};
-use crate::log::format::{
-    self, Chain, GENESIS_CHAIN, HeaderProblem, RecordProblem, RecordView, SEGMENT_HEADER_BYTES, SegmentHeader,
-};
+use crate::log::format::{self, Chain, GENESIS_CHAIN, RecordProblem, RecordView, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::log::proof;
+use crate::log::reader::{After, Damage, LogReader, SegmentStream, Start, Step};
 use crate::log::storage::{MemStorage, Storage};
 
 /// A segment as the scan found it.
@@ -164,224 +176,261 @@ pub fn scan_trusting(
     mac_check: Option<proof::MacCheck<'_>>,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
 ) -> Result<ScanSummary, ScanError> {
-    let segs = list_segments(storage)?;
-    let mut summary = ScanSummary {
-        segments: Vec::with_capacity(segs.len()),
-        next_lsn: 1,
-        last_chain: GENESIS_CHAIN,
-        last_ts_ms: i64::MIN,
-        records: 0,
-        torn_tail: None,
-        public_key: None,
-        unsigned: false,
-    };
-    let mut bytes = Vec::new();
-    for (i, (name_lsn, name)) in segs.iter().enumerate() {
-        let last = i + 1 == segs.len();
-        storage.read_into(name, &mut bytes).map_err(|source| ScanError::Io { file: name.clone(), source })?;
-        let corrupt = |offset: usize, lsn: Lsn, what: String| ScanError::Corrupt {
-            file: name.clone(),
-            offset: offset as u64,
-            lsn,
-            what,
-        };
+    let mut scan = Scan::new(storage, chain_trusted_through, mac_check)?;
+    let mut rejected = None;
+    scan.each(|_, at, rec| match visit(at, rec) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(what) => {
+            rejected = Some(ScanError::Rejected { file: at.file.to_string(), offset: at.offset, lsn: rec.lsn, what });
+            ControlFlow::Break(())
+        }
+    })?;
+    match rejected {
+        Some(error) => Err(error),
+        None => Ok(scan.into_summary()),
+    }
+}
 
-        let header = match SegmentHeader::decode(&bytes) {
-            Ok(h) => h,
-            Err(problem) => {
-                let torn_creation = last
-                    && bytes.len() <= SEGMENT_HEADER_BYTES
-                    && (problem == HeaderProblem::Short || bytes.iter().all(|&b| b == 0));
-                if torn_creation {
-                    // Row 7.
-                    if *name_lsn != summary.next_lsn {
-                        return Err(ScanError::MissingSegment { expected_lsn: summary.next_lsn, found: name.clone() });
+/// The scan: the log's [`LogReader`] (rows 1–10) with the batch-proof rows (11,
+/// 12) on top, handing on the records it accepts and summing up what it passes.
+/// [`scan_trusting`] visits it; the engine's open folds from it.
+pub struct Scan<'a> {
+    reader: LogReader<&'a dyn Storage>,
+    mac_check: Option<proof::MacCheck<'a>>,
+    summary: ScanSummary,
+    /// The segment being read, as the summary will list it.
+    segment: Option<SegmentInfo>,
+    /// Rows 11 and 12, for the newest segment of a log with proofs.
+    proofs: Option<Proofs>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Scan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("reader", &self.reader)
+            .field("checks_macs", &self.mac_check.is_some())
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the newest segment's proofs end.
+#[derive(Clone, Copy, Debug)]
+struct Proofs {
+    /// Row 11: records from here on are an unproven tail.
+    proven_end: u64,
+    /// Row 12: the newest signature, checked too.
+    signature_end: Option<u64>,
+}
+
+impl<'a> Scan<'a> {
+    /// A scan of the whole log, trusting the chain up to `chain_trusted_through`
+    /// (see [`scan_trusting`]).
+    pub fn new(
+        storage: &'a dyn Storage,
+        chain_trusted_through: Lsn,
+        mac_check: Option<proof::MacCheck<'a>>,
+    ) -> Result<Scan<'a>, ScanError> {
+        let segments = list_segments(storage)?;
+        let summary = ScanSummary {
+            segments: Vec::with_capacity(segments.len()),
+            next_lsn: 1,
+            last_chain: GENESIS_CHAIN,
+            last_ts_ms: i64::MIN,
+            records: 0,
+            torn_tail: None,
+            public_key: None,
+            unsigned: false,
+        };
+        let reader = LogReader::new(storage, segments, Start { index: 0, chain_trusted_through });
+        Ok(Scan { reader, mac_check, summary, segment: None, proofs: None, finished: false })
+    }
+
+    /// What the scan has learned so far; all of it once [`Scan::each`] has
+    /// passed the end of the log.
+    pub fn summary(&self) -> &ScanSummary {
+        &self.summary
+    }
+
+    pub fn into_summary(self) -> ScanSummary {
+        self.summary
+    }
+
+    /// Hands each accepted record and where it is to `visit`, in order, until
+    /// `visit` breaks (that record is taken) or the log ends: at its end, or at
+    /// a torn or unproven tail, which the summary records and nothing visits.
+    /// `visit` also sees the scan (its summary so far).
+    pub fn each<V>(&mut self, mut visit: V) -> Result<(), ScanError>
+    where
+        V: FnMut(&Self, Located<'_>, &RecordView<'_>) -> ControlFlow<()>,
+    {
+        while !self.finished {
+            if let Some(proofs) = self.proofs
+                && self.summary.public_key.is_some()
+                && self.reader.position() >= proofs.proven_end
+                && self.reader.segment_has_more().map_err(|d| self.error(d))?
+            {
+                // Row 11: never applied; cut like a torn tail (and logged).
+                let offset = self.reader.position();
+                let bytes = self.reader.stop_here().map_err(|d| self.error(d))?;
+                self.end_in_tail(offset, bytes, true);
+                continue;
+            }
+            match self.reader.step().map_err(|d| self.error(d))? {
+                Step::Segment { index, version, last } => {
+                    let (first_lsn, name) = &self.reader.segments()[index];
+                    self.segment =
+                        Some(SegmentInfo { name: name.clone(), version, first_lsn: *first_lsn, valid_bytes: 0 });
+                    if last && version >= 2 {
+                        self.proofs = self.newest_proofs(index)?;
                     }
-                    summary.torn_tail = Some(TornTail {
+                }
+                Step::Record { index, offset, meta } => {
+                    let rec = self.reader.view(&meta);
+                    if rec.lsn == 1 {
+                        self.summary.public_key = proof::public_key_of_first(&rec);
+                    }
+                    if let Some(key) = &self.summary.public_key
+                        && let Some(proofs) = self.proofs
+                        && let end = offset + rec.size as u64
+                        && (end == proofs.proven_end || Some(end) == proofs.signature_end)
+                    {
+                        // Row 12: the newest proof covers every record before it; the
+                        // newest signature is checked too, so a forger cannot hide
+                        // behind a MAC a keyless reader takes on trust.
+                        let covered = (rec.lsn - 1, &self.summary.last_chain);
+                        let valid = match (proof::signature_of(&rec), proof::mac_of(&rec)) {
+                            (Some(signature), _) => proof::verify(key, covered.0, covered.1, &signature),
+                            (None, Some(mac)) => self
+                                .mac_check
+                                .is_none_or(|check| check(&proof::mac_message(covered.0, covered.1), &mac)),
+                            (None, None) => false,
+                        };
+                        if !valid {
+                            return Err(ScanError::Corrupt {
+                                file: self.reader.name(index).to_string(),
+                                offset,
+                                lsn: rec.lsn,
+                                what: "the batch proof does not verify under the log's key: records were written \
+                                       without the master key"
+                                    .into(),
+                            });
+                        }
+                    }
+                    self.summary.last_chain = rec.chain;
+                    self.summary.last_ts_ms = rec.ts_ms;
+                    self.summary.next_lsn += 1;
+                    self.summary.records += 1;
+                    let at = Located { file: self.reader.name(index), offset };
+                    if visit(self, at, &rec).is_break() {
+                        return Ok(());
+                    }
+                }
+                Step::SegmentEnd { len, .. } => {
+                    if let Some(mut segment) = self.segment.take() {
+                        segment.valid_bytes = len;
+                        self.summary.segments.push(segment);
+                    }
+                }
+                Step::TornTail(torn) if torn.remove_segment => {
+                    // Row 7: the file goes whole, and is not listed.
+                    let (first_lsn, name) = &self.reader.segments()[torn.index];
+                    self.summary.torn_tail = Some(TornTail {
                         segment: name.clone(),
-                        segment_first_lsn: *name_lsn,
+                        segment_first_lsn: *first_lsn,
                         offset: 0,
-                        bytes: bytes.len() as u64,
+                        bytes: torn.bytes,
                         remove_segment: true,
                         unproven: false,
                     });
-                    break;
+                    self.finished = true;
                 }
-                // Row 8.
-                return Err(corrupt(0, summary.next_lsn, format!("bad segment header: {problem:?}")));
+                Step::TornTail(torn) => self.end_in_tail(torn.offset, torn.bytes, false),
+                Step::End => self.finished = true,
             }
+        }
+        Ok(())
+    }
+
+    /// Rows 6 and 11: the current segment is cut at `offset`, and the scan ends.
+    fn end_in_tail(&mut self, offset: u64, bytes: u64, unproven: bool) {
+        if let Some(mut segment) = self.segment.take() {
+            self.summary.torn_tail = Some(TornTail {
+                segment: segment.name.clone(),
+                segment_first_lsn: segment.first_lsn,
+                offset,
+                bytes,
+                remove_segment: false,
+                unproven,
+            });
+            segment.valid_bytes = offset;
+            self.summary.segments.push(segment);
+        }
+        self.finished = true;
+    }
+
+    /// Rows 11 and 12 need to know, before the newest segment's first record is
+    /// taken, where its newest proofs end: a first streaming pass over it finds
+    /// out (crcs only; its bytes are read twice, never held). Damage followed
+    /// by valid records is left to rows 4-6, which refuse.
+    fn newest_proofs(&mut self, index: usize) -> Result<Option<Proofs>, ScanError> {
+        let name = self.reader.name(index);
+        let io = |source| ScanError::Io { file: name.to_string(), source };
+        let mut stream = SegmentStream::new();
+        stream.open(self.reader.storage().open_read(name).map_err(io)?);
+        stream.header().map_err(io)?;
+        stream.consume(SEGMENT_HEADER_BYTES);
+        let scan = proof::last_proof_end(&mut stream).map_err(io)?;
+        if scan.first_bad.is_some() && stream.valid_record_after().map_err(io)? == After::ValidRecord {
+            return Ok(None);
+        }
+        self.summary.unsigned = scan.proof_end.is_some() && scan.proof_end != scan.signature_end;
+        Ok(Some(Proofs {
+            proven_end: scan.proof_end.unwrap_or(SEGMENT_HEADER_BYTES as u64),
+            signature_end: scan.signature_end,
+        }))
+    }
+
+    /// The reader's facts in the words of this table.
+    fn error(&self, damage: Damage) -> ScanError {
+        let file = |index: usize| self.reader.name(index).to_string();
+        let corrupt = |index: usize, offset: u64, lsn: Lsn, what: String| ScanError::Corrupt {
+            file: file(index),
+            offset,
+            lsn,
+            what,
         };
-        if header.first_lsn != *name_lsn {
-            return Err(corrupt(
-                0,
-                summary.next_lsn,
-                format!("header says first LSN {} but the file name says {name_lsn}", header.first_lsn),
-            ));
-        }
-        if header.first_lsn != summary.next_lsn {
-            // Row 9.
-            return Err(ScanError::MissingSegment { expected_lsn: summary.next_lsn, found: name.clone() });
-        }
-        if header.prev_chain != summary.last_chain {
-            // Row 10.
-            return Err(corrupt(
-                0,
-                summary.next_lsn,
-                "segment header does not carry the previous segment's chain".into(),
-            ));
-        }
-
-        // Row 11: in the newest segment, only what the newest proof covers counts.
-        // (Damage followed by valid records is left to rows 4-6, which refuse.)
-        let proofs = (last && header.version >= 2)
-            .then(|| proof::last_proof_end(&bytes, SEGMENT_HEADER_BYTES))
-            .filter(|scan| scan.first_bad.is_none_or(|bad| !valid_record_after(&bytes, bad)));
-        summary.unsigned = proofs.is_some_and(|scan| scan.proof_end.is_some() && scan.proof_end != scan.signature_end);
-        let records = Records {
-            name,
-            bytes: &bytes,
-            segment_first_lsn: header.first_lsn,
-            last,
-            proven_end: proofs.map(|scan| scan.proof_end.unwrap_or(SEGMENT_HEADER_BYTES)),
-            signature_end: proofs.and_then(|scan| scan.signature_end),
-            mac_check,
-        };
-        scan_records(&records, chain_trusted_through, &mut summary, visit)?;
-        let valid_bytes = summary.torn_tail.as_ref().map_or(bytes.len() as u64, |t| t.offset);
-        summary.segments.push(SegmentInfo {
-            name: name.clone(),
-            version: header.version,
-            first_lsn: header.first_lsn,
-            valid_bytes,
-        });
-    }
-    Ok(summary)
-}
-
-/// One segment's bytes as [`scan_records`] walks them.
-struct Records<'a> {
-    name: &'a str,
-    bytes: &'a [u8],
-    segment_first_lsn: Lsn,
-    last: bool,
-    /// Row 11: where the newest batch proof ends, for the newest segment of a
-    /// log with proofs.
-    proven_end: Option<usize>,
-    /// Row 12: where the newest signature ends, in the same segment.
-    signature_end: Option<usize>,
-    mac_check: Option<proof::MacCheck<'a>>,
-}
-
-impl Records<'_> {
-    /// The cut that removes everything from `offset` on (rows 6 and 11).
-    fn tail_from(&self, offset: usize, unproven: bool) -> TornTail {
-        TornTail {
-            segment: self.name.to_string(),
-            segment_first_lsn: self.segment_first_lsn,
-            offset: offset as u64,
-            bytes: (self.bytes.len() - offset) as u64,
-            remove_segment: false,
-            unproven,
-        }
-    }
-}
-
-/// Rows 1–6 and 11–12 for the records of one segment, in one pass (crc, LSN,
-/// chain, proof and the visitor while the record is in cache): advances
-/// `summary` over every valid record and calls `visit` for each.
-fn scan_records(
-    records: &Records<'_>,
-    chain_trusted_through: Lsn,
-    summary: &mut ScanSummary,
-    visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
-) -> Result<(), ScanError> {
-    let &Records { name, bytes, last, proven_end, signature_end, mac_check, .. } = records;
-    let corrupt = |offset: usize, lsn: Lsn, what: String| ScanError::Corrupt {
-        file: name.to_string(),
-        offset: offset as u64,
-        lsn,
-        what,
-    };
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset < bytes.len() {
-        if let Some(end) = proven_end
-            && offset >= end
-            && summary.public_key.is_some()
-        {
-            // Row 11: never applied; cut like a torn tail (and logged).
-            summary.torn_tail = Some(records.tail_from(offset, true));
-            return Ok(());
-        }
-        match format::read_record(&bytes[offset..]) {
-            Ok(rec) => {
-                if rec.lsn != summary.next_lsn {
-                    // Row 2.
-                    return Err(corrupt(offset, summary.next_lsn, format!("record has LSN {} out of order", rec.lsn)));
-                }
-                let verify_chain = rec.lsn > chain_trusted_through;
-                if verify_chain
-                    && format::chain_next(&summary.last_chain, rec.lsn, rec.ts_ms, rec.kind, rec.payload) != rec.chain
-                {
-                    // Row 3.
-                    return Err(corrupt(
-                        offset,
-                        rec.lsn,
-                        "hash chain broken: a record was edited, removed or reordered".into(),
-                    ));
-                }
-                if rec.lsn == 1 {
-                    summary.public_key = proof::public_key_of_first(&rec);
-                }
-                let end = Some(offset + rec.size);
-                if let Some(key) = &summary.public_key
-                    && (end == proven_end || end == signature_end)
-                {
-                    // Row 12: the newest proof covers every record before it; the
-                    // newest signature is checked too, so a forger cannot hide
-                    // behind a MAC a keyless reader takes on trust.
-                    let covered = (rec.lsn - 1, &summary.last_chain);
-                    let valid = match (proof::signature_of(&rec), proof::mac_of(&rec)) {
-                        (Some(signature), _) => proof::verify(key, covered.0, covered.1, &signature),
-                        (None, Some(mac)) => {
-                            mac_check.is_none_or(|check| check(&proof::mac_message(covered.0, covered.1), &mac))
-                        }
-                        (None, None) => false,
-                    };
-                    if !valid {
-                        return Err(corrupt(
-                            offset,
-                            rec.lsn,
-                            "the batch proof does not verify under the log's key: records were written \
-                             without the master key"
-                                .into(),
-                        ));
-                    }
-                }
-                visit(Located { file: name, offset: offset as u64 }, &rec).map_err(|what| ScanError::Rejected {
-                    file: name.to_string(),
-                    offset: offset as u64,
-                    lsn: rec.lsn,
-                    what,
-                })?;
-                summary.last_chain = rec.chain;
-                summary.last_ts_ms = rec.ts_ms;
-                summary.next_lsn += 1;
-                summary.records += 1;
-                offset += rec.size;
+        match damage {
+            Damage::Io { index, source } => ScanError::Io { file: file(index), source },
+            Damage::BadHeader { index, expected_lsn, torn_creation: true, .. } => {
+                // A torn creation in all but its name: a segment is missing before it.
+                ScanError::MissingSegment { expected_lsn, found: file(index) }
             }
-            Err(problem) => {
-                let follows = valid_record_after(bytes, offset);
-                return match classify(last, follows) {
-                    Decision::Refuse => Err(corrupt(offset, summary.next_lsn, bad_record_what(problem, last, follows))),
-                    Decision::TruncateTail => {
-                        summary.torn_tail = Some(records.tail_from(offset, false));
-                        Ok(())
-                    }
-                };
+            Damage::BadHeader { index, problem, expected_lsn, .. } => {
+                corrupt(index, 0, expected_lsn, format!("bad segment header: {problem:?}"))
+            }
+            Damage::NameMismatch { index, header_lsn, name_lsn, expected_lsn } => corrupt(
+                index,
+                0,
+                expected_lsn,
+                format!("header says first LSN {header_lsn} but the file name says {name_lsn}"),
+            ),
+            Damage::Gap { index, expected_lsn, .. } => ScanError::MissingSegment { expected_lsn, found: file(index) },
+            Damage::ChainNotCarried { index, expected_lsn } => {
+                corrupt(index, 0, expected_lsn, "segment header does not carry the previous segment's chain".into())
+            }
+            Damage::LsnOutOfOrder { index, offset, lsn, expected_lsn } => {
+                corrupt(index, offset, expected_lsn, format!("record has LSN {lsn} out of order"))
+            }
+            Damage::ChainBroken { index, offset, lsn } => {
+                corrupt(index, offset, lsn, "hash chain broken: a record was edited, removed or reordered".into())
+            }
+            Damage::BadRecord { index, offset, expected_lsn, bad, last, follows } => {
+                corrupt(index, offset, expected_lsn, bad_record_what(bad.problem, last, follows))
             }
         }
     }
-    Ok(())
 }
 
 fn bad_record_what(problem: RecordProblem, last: bool, follows: bool) -> String {
@@ -390,13 +439,6 @@ fn bad_record_what(problem: RecordProblem, last: bool, follows: bool) -> String 
         _ => " in a sealed segment",
     };
     format!("{}{place}", problem.describe())
-}
-
-/// Row 5 vs 6: is there any valid record at any offset after `from`?
-fn valid_record_after(bytes: &[u8], from: usize) -> bool {
-    let magic = format::RECORD_MAGIC.to_le_bytes();
-    (from + 1..bytes.len().saturating_sub(3))
-        .any(|at| bytes[at..at + 4] == magic && format::read_record(&bytes[at..]).is_ok())
 }
 
 /// The public key named by the log's first record (`EngineInitialized`), read

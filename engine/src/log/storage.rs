@@ -38,13 +38,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list(&self) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
-    /// The whole content of a file into `buf` (cleared first), reusing its memory:
-    /// a scan reads segment after segment into one buffer.
-    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
-        *buf = self.read(name)?;
-        Ok(())
-    }
-    /// A file open for reading from its start, for what is too big to hold whole.
+    /// A file open for reading from its start, for what is too big to hold whole:
+    /// segments (the log's reader streams them through a bounded window) and
+    /// snapshot bodies.
     fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(io::Cursor::new(self.read(name)?)))
     }
@@ -436,14 +432,8 @@ fn read_only(what: &str) -> io::Error {
 
 fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    read_file_into(path, &mut buf)?;
+    open_regular_file(path)?.read_to_end(&mut buf)?;
     Ok(buf)
-}
-
-fn read_file_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
-    open_regular_file(path)?.read_to_end(buf)?;
-    Ok(())
 }
 
 impl Storage for ReadOnlyDir {
@@ -452,9 +442,6 @@ impl Storage for ReadOnlyDir {
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         read_whole(&self.dir.join(name))
-    }
-    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
-        read_file_into(&self.dir.join(name), buf)
     }
     fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(open_regular_file(&self.dir.join(name))?))
@@ -497,9 +484,6 @@ impl Storage for FsStorage {
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         read_whole(&self.path(name))
-    }
-    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
-        read_file_into(&self.path(name), buf)
     }
     fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(open_regular_file(&self.path(name))?))
@@ -662,9 +646,6 @@ impl Storage for FaultInjectingStorage {
     }
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         self.inner.read(name)
-    }
-    fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
-        self.inner.read_into(name, buf)
     }
     fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
         self.inner.open_read(name)

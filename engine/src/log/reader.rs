@@ -1,0 +1,885 @@
+//! The one streaming, verifying reader of a log. The engine's open (through
+//! [`super::recovery`]) and the auditor (`audit verify`, timeline, state, diff,
+//! who-had, through [`crate::audit::Reader`]) both read through it, so they check
+//! the same things in the same order and decide the same way:
+//!
+//! - segment headers: the format, the file name, a dense LSN sequence and the
+//!   carried chain (rows 7–10 of the recovery table in [`super::recovery`]);
+//! - every record's crc and LSN, and its chain past an LSN the caller trusts
+//!   (rows 1–3);
+//! - a bad record: in the last segment with nothing valid anywhere after it, a
+//!   torn tail; anywhere else, damage (rows 4–6, [`super::recovery::classify`]).
+//!
+//! What it reports is facts ([`Step`], [`Damage`]); each caller words its own
+//! errors, and recovery adds the batch-proof rows (11, 12) on top.
+//!
+//! # Memory
+//! A segment is streamed through one window of [`WINDOW_BYTES`]: a read, plus the
+//! largest record the format allows ([`RECORD_BYTES_MAX`]), so any record can be
+//! verified whole and in place. Nothing is held per segment, so a 64 MiB segment
+//! is read in the same memory as a 64 KiB one (I7). The offsets recovery needs to
+//! cut a tail are counted as the bytes stream past; nothing seeks.
+
+use std::io::{self, Read};
+use std::ops::Deref;
+
+use crate::event::Lsn;
+use crate::log::format::{
+    self, Chain, GENESIS_CHAIN, HeaderProblem, RECORD_HEADER_BYTES, RECORD_MAGIC, RECORD_OVERHEAD_BYTES,
+    RECORD_PAYLOAD_BYTES_MAX, RecordProblem, RecordView, SEGMENT_HEADER_BYTES, SegmentHeader,
+};
+use crate::log::recovery::{self, Decision};
+use crate::log::storage::Storage;
+
+/// The largest framed record: a `len` above it is damage, not data.
+pub const RECORD_BYTES_MAX: usize = RECORD_OVERHEAD_BYTES + RECORD_PAYLOAD_BYTES_MAX;
+
+/// Bytes asked of a file per read: few enough syscalls that they do not show,
+/// and few enough bytes that what was read is still in cache when it is
+/// checked, hashed and decoded.
+const READ_BYTES: usize = 256 << 10;
+
+/// Bytes are kept in the window at the same offset modulo this as in the file:
+/// the kernel copies from the page cache several times faster when source and
+/// destination are aligned alike (measured: a quarter of a replay's reading time
+/// went to misaligned copies).
+const ALIGN: usize = 4096;
+
+/// The reader's whole buffer: the largest record fits in it whole, with a read
+/// behind it (and room to keep the alignment). This, not the size of a segment,
+/// bounds the memory of a scan.
+pub const WINDOW_BYTES: usize = ALIGN + RECORD_BYTES_MAX + READ_BYTES;
+
+const _: () = assert!(SEGMENT_HEADER_BYTES < RECORD_BYTES_MAX);
+
+/// A record verified in place: its fixed fields, and where its bytes are in the
+/// window, where they stay until the stream moves on ([`SegmentStream::view`]).
+/// Kept small, and the chain left in the window, because it is handed up
+/// through the readers once per record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordMeta {
+    pub lsn: Lsn,
+    pub ts_ms: i64,
+    pub kind: u16,
+    /// Total framed size in bytes.
+    pub size: usize,
+    /// Where the record starts in the window.
+    at: usize,
+}
+
+impl RecordMeta {
+    fn payload(&self) -> std::ops::Range<usize> {
+        self.at + RECORD_HEADER_BYTES..self.at + self.size - format::CHAIN_BYTES
+    }
+
+    fn chain(&self) -> std::ops::Range<usize> {
+        self.at + self.size - format::CHAIN_BYTES..self.at + self.size
+    }
+}
+
+/// Why the bytes at an offset are not a record, with what the auditor's wording
+/// needs: whether even the fixed header was cut short, and the `len` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BadRecord {
+    pub problem: RecordProblem,
+    /// Fewer than a record header's bytes were left in the file.
+    pub header_short: bool,
+    /// The record's `len` field, when there were bytes enough to hold it.
+    pub len: Option<u32>,
+}
+
+/// One step of a [`SegmentStream`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Raw {
+    Record(RecordMeta),
+    Bad(BadRecord),
+    /// The file ends here, at a record boundary.
+    End,
+}
+
+/// What [`SegmentStream::valid_record_after`] found past a bad record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// A whole valid record starts somewhere after it (row 5: damage).
+    ValidRecord,
+    /// Nothing valid follows; the bad record and everything after it are this
+    /// many bytes (row 6: a torn tail).
+    Nothing { bytes: u64 },
+}
+
+/// One segment file, read front to back through a bounded window, records
+/// parsed in place. The window's memory is kept from one file to the next.
+pub(crate) struct SegmentStream {
+    file: Option<Box<dyn Read + Send>>,
+    buf: Vec<u8>,
+    /// `buf[start..end]` holds the bytes read and not yet consumed.
+    start: usize,
+    end: usize,
+    /// The file offset of `buf[start]`: bytes consumed so far.
+    offset: u64,
+    eof: bool,
+}
+
+impl std::fmt::Debug for SegmentStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentStream")
+            .field("offset", &self.offset)
+            .field("buffered", &(self.end - self.start))
+            .field("eof", &self.eof)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SegmentStream {
+    pub(crate) fn new() -> SegmentStream {
+        SegmentStream { file: None, buf: Vec::new(), start: 0, end: 0, offset: 0, eof: true }
+    }
+
+    /// Starts reading `file` from its first byte.
+    pub(crate) fn open(&mut self, file: Box<dyn Read + Send>) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; WINDOW_BYTES];
+        }
+        self.file = Some(file);
+        let at = self.aligned_index(0);
+        (self.start, self.end, self.offset, self.eof) = (at, at, 0, false);
+    }
+
+    /// The index in the window whose address is `offset` modulo [`ALIGN`]: where
+    /// the byte at file offset `offset` is best kept.
+    fn aligned_index(&self, offset: u64) -> usize {
+        let base = self.buf.as_ptr() as usize % ALIGN;
+        (offset as usize % ALIGN + ALIGN - base) % ALIGN
+    }
+
+    /// The file offset of the next unconsumed byte.
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    /// Makes at least `want` bytes available, or every byte left in the file.
+    fn fill(&mut self, want: usize) -> io::Result<()> {
+        debug_assert!(want <= self.buf.len() - ALIGN);
+        if self.end - self.start >= want || self.eof {
+            return Ok(());
+        }
+        // What is left (at most one partial record) moves to the front, so the
+        // window always has room for the largest record; aligned as in the file.
+        let to = self.aligned_index(self.offset);
+        self.buf.copy_within(self.start..self.end, to);
+        (self.end, self.start) = (to + self.end - self.start, to);
+        let file = self.file.as_mut().expect("fill on an open stream");
+        while self.end - self.start < want {
+            let to = (self.end + READ_BYTES).max(self.start + want).min(self.buf.len());
+            match file.read(&mut self.buf[self.end..to]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The first `SEGMENT_HEADER_BYTES` of the file (fewer if it is shorter), and
+    /// whether the file is no longer than a header (row 7 needs to know).
+    pub(crate) fn header(&mut self) -> io::Result<(&[u8], bool)> {
+        self.fill(SEGMENT_HEADER_BYTES + 1)?;
+        let avail = self.available();
+        Ok((&avail[..avail.len().min(SEGMENT_HEADER_BYTES)], avail.len() <= SEGMENT_HEADER_BYTES))
+    }
+
+    /// The record at the current offset, verified (crc), not consumed.
+    #[inline]
+    pub(crate) fn next_record(&mut self) -> io::Result<Raw> {
+        // Read until the whole record is in the window, as its header says, so
+        // that `read_record` answers as it would over the whole file.
+        loop {
+            let avail = self.available();
+            let need = match frame_size(avail) {
+                Some(size) => size,
+                None => break,
+            };
+            if avail.len() >= need || self.eof {
+                break;
+            }
+            self.fill(need)?;
+        }
+        let avail = self.available();
+        if avail.is_empty() {
+            return Ok(Raw::End);
+        }
+        Ok(match format::read_record(avail) {
+            Ok(view) => Raw::Record(RecordMeta {
+                lsn: view.lsn,
+                ts_ms: view.ts_ms,
+                kind: view.kind,
+                size: view.size,
+                at: self.start,
+            }),
+            Err(problem) => Raw::Bad(BadRecord {
+                problem,
+                header_short: avail.len() < RECORD_HEADER_BYTES,
+                len: avail.get(4..8).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            }),
+        })
+    }
+
+    /// The record `meta` describes, valid until the stream is consumed or read.
+    #[inline]
+    pub(crate) fn view(&self, meta: &RecordMeta) -> RecordView<'_> {
+        RecordView {
+            lsn: meta.lsn,
+            ts_ms: meta.ts_ms,
+            kind: meta.kind,
+            payload: &self.buf[meta.payload()],
+            chain: self.chain_of(meta),
+            size: meta.size,
+        }
+    }
+
+    /// The chain the record `meta` describes carries.
+    #[inline]
+    pub(crate) fn chain_of(&self, meta: &RecordMeta) -> Chain {
+        self.buf[meta.chain()].try_into().expect("a chain's bytes")
+    }
+
+    /// The payload of the record `meta` describes.
+    #[inline]
+    pub(crate) fn payload_of(&self, meta: &RecordMeta) -> &[u8] {
+        &self.buf[meta.payload()]
+    }
+
+    /// Rows 5 and 6: is there a whole valid record at any offset after the bad
+    /// one at the current offset? Reads the file to its end if not (to count
+    /// the bytes a cut removes), holding no more than the window. Leaves the
+    /// stream at an arbitrary place: nothing is read from it afterwards.
+    pub(crate) fn valid_record_after(&mut self) -> io::Result<After> {
+        let from = self.offset;
+        let magic = RECORD_MAGIC.to_le_bytes();
+        // `at` is a candidate's index in the window; the first is one byte on.
+        let mut at = self.start + 1;
+        loop {
+            while at + magic.len() <= self.end {
+                if self.buf[at..at + magic.len()] != magic {
+                    at += 1;
+                    continue;
+                }
+                let need = frame_size(&self.buf[at..self.end]).unwrap_or(RECORD_HEADER_BYTES);
+                if self.end - at < need && !self.eof {
+                    // The candidate runs past the window: bring it to the front.
+                    self.consume(at - self.start);
+                    self.fill(need)?;
+                    at = self.start;
+                    continue;
+                }
+                if format::read_record(&self.buf[at..self.end]).is_ok() {
+                    return Ok(After::ValidRecord);
+                }
+                at += 1;
+            }
+            if self.eof {
+                let end = self.offset + (self.end - self.start) as u64;
+                return Ok(After::Nothing { bytes: end - from });
+            }
+            // Keep the bytes a magic could still start in, read on.
+            let keep_from = at.min(self.end);
+            self.consume(keep_from - self.start);
+            let more = self.end - self.start + 1;
+            self.fill(more)?;
+            at = self.start;
+        }
+    }
+
+    /// Bytes from the current offset to the end of the file (read, not held).
+    pub(crate) fn bytes_to_end(&mut self) -> io::Result<u64> {
+        let from = self.offset;
+        loop {
+            let n = self.end - self.start;
+            self.consume(n);
+            if self.eof {
+                return Ok(self.offset - from);
+            }
+            self.fill(1)?;
+        }
+    }
+
+    /// Whether the file has a byte at the current offset.
+    pub(crate) fn at_end(&mut self) -> io::Result<bool> {
+        self.fill(1)?;
+        Ok(self.start == self.end)
+    }
+}
+
+/// How many bytes the record starting at `bytes[0]` needs to be judged: its
+/// fixed header, then its whole frame; `None` once its header already condemns it
+/// (bad magic, `len` over the limit), which needs no more bytes.
+fn frame_size(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < RECORD_HEADER_BYTES {
+        return Some(RECORD_HEADER_BYTES);
+    }
+    let magic = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) as usize;
+    (magic == RECORD_MAGIC && len <= RECORD_PAYLOAD_BYTES_MAX).then_some(RECORD_OVERHEAD_BYTES + len)
+}
+
+/// A torn tail the reader found (rows 6 and 7); nothing follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Torn {
+    /// The segment's index in the reader's list.
+    pub index: usize,
+    /// Where the valid data ends.
+    pub offset: u64,
+    /// Bytes from `offset` to the end of the file.
+    pub bytes: u64,
+    /// Row 7: the segment has no valid header and goes whole.
+    pub remove_segment: bool,
+}
+
+/// One step of a [`LogReader`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Step {
+    /// A segment whose header checked out; its records follow.
+    Segment { index: usize, version: u16, last: bool },
+    /// A verified record at `offset` of segment `index`
+    /// ([`LogReader::view`] gives its bytes until the next step).
+    Record { index: usize, offset: u64, meta: RecordMeta },
+    /// Segment `index` ended cleanly after `len` bytes.
+    SegmentEnd { index: usize, len: u64 },
+    /// The log ends in a torn tail.
+    TornTail(Torn),
+    /// The end of the log.
+    End,
+}
+
+/// Where and why reading stopped: the facts, which each caller words (recovery's
+/// [`recovery::ScanError`], the auditor's `audit::ReadError`). `index` is the
+/// segment's index in the reader's list; `expected_lsn` the LSN due next.
+#[derive(Debug)]
+pub(crate) enum Damage {
+    Io {
+        index: usize,
+        source: io::Error,
+    },
+    /// Row 8; with `torn_creation`, a header that would be a torn creation (row 7)
+    /// but for its file name, which is not the LSN due next.
+    BadHeader {
+        index: usize,
+        problem: HeaderProblem,
+        torn_creation: bool,
+        expected_lsn: Lsn,
+    },
+    /// Row 8: the header's first LSN is not its file name's.
+    NameMismatch {
+        index: usize,
+        header_lsn: Lsn,
+        name_lsn: Lsn,
+        expected_lsn: Lsn,
+    },
+    /// Row 9: the segment does not start at the LSN due next.
+    Gap {
+        index: usize,
+        first_lsn: Lsn,
+        expected_lsn: Lsn,
+    },
+    /// Row 10: the header does not carry the previous segment's last chain.
+    ChainNotCarried {
+        index: usize,
+        expected_lsn: Lsn,
+    },
+    /// Row 2.
+    LsnOutOfOrder {
+        index: usize,
+        offset: u64,
+        lsn: Lsn,
+        expected_lsn: Lsn,
+    },
+    /// Row 3.
+    ChainBroken {
+        index: usize,
+        offset: u64,
+        lsn: Lsn,
+    },
+    /// Rows 4 and 5: `follows` is known only in the last segment.
+    BadRecord {
+        index: usize,
+        offset: u64,
+        expected_lsn: Lsn,
+        bad: BadRecord,
+        last: bool,
+        follows: bool,
+    },
+}
+
+/// Where a [`LogReader`] starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Start {
+    /// The index of the first segment to read; from any but the first, that
+    /// segment's header chain is taken on trust (a read that starts mid-log).
+    pub index: usize,
+    /// Records up to this LSN keep the chain they carry instead of having it
+    /// recomputed (row 3's note in [`super::recovery`]); 0 trusts nothing.
+    pub chain_trusted_through: Lsn,
+}
+
+/// Reads a log's segments in order, verifying as it goes (rows 1–10).
+pub(crate) struct LogReader<St> {
+    storage: St,
+    /// `(first LSN, file name)` in LSN order, as listed.
+    segments: Vec<(Lsn, String)>,
+    next_segment: usize,
+    /// The segment being read.
+    current: Option<usize>,
+    stream: SegmentStream,
+    /// The size of the record last returned: consumed on the next step, so its
+    /// bytes stay in the window while the caller looks at them.
+    pending: usize,
+    next_lsn: Lsn,
+    chain: Chain,
+    chain_trusted_through: Lsn,
+    trust_first_header: bool,
+    done: bool,
+}
+
+impl<St> std::fmt::Debug for LogReader<St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("current", &self.current)
+            .field("next_lsn", &self.next_lsn)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St> LogReader<St>
+where
+    St: Deref,
+    St::Target: Storage,
+{
+    /// A reader over `segments` (as [`recovery::list_segments`] lists them).
+    pub(crate) fn new(storage: St, segments: Vec<(Lsn, String)>, from: Start) -> LogReader<St> {
+        let (next_lsn, trust_first_header) = match segments.get(from.index) {
+            Some(&(first_lsn, _)) if from.index > 0 => (first_lsn, true),
+            _ => (1, false),
+        };
+        LogReader {
+            storage,
+            segments,
+            next_segment: from.index,
+            current: None,
+            stream: SegmentStream::new(),
+            pending: 0,
+            next_lsn,
+            chain: GENESIS_CHAIN,
+            chain_trusted_through: from.chain_trusted_through,
+            trust_first_header,
+            done: false,
+        }
+    }
+
+    pub(crate) fn storage(&self) -> &St::Target {
+        &self.storage
+    }
+
+    pub(crate) fn segments(&self) -> &[(Lsn, String)] {
+        &self.segments
+    }
+
+    /// The file name of segment `index`.
+    pub(crate) fn name(&self, index: usize) -> &str {
+        &self.segments[index].1
+    }
+
+    /// The LSN the next record must have.
+    pub(crate) fn next_lsn(&self) -> Lsn {
+        self.next_lsn
+    }
+
+    /// The chain after the last record returned.
+    pub(crate) fn chain(&self) -> Chain {
+        self.chain
+    }
+
+    /// The offset in the current segment after the last record returned.
+    pub(crate) fn position(&self) -> u64 {
+        self.stream.offset() + self.pending as u64
+    }
+
+    /// The bytes of the record a [`Step::Record`] described, until the next step.
+    #[inline]
+    pub(crate) fn view(&self, meta: &RecordMeta) -> RecordView<'_> {
+        self.stream.view(meta)
+    }
+
+    /// Whether the current segment has bytes past [`LogReader::position`].
+    pub(crate) fn segment_has_more(&mut self) -> Result<bool, Damage> {
+        let Some(index) = self.current else { return Ok(false) };
+        self.stream.consume(std::mem::take(&mut self.pending));
+        self.stream.at_end().map(|end| !end).map_err(|source| Damage::Io { index, source })
+    }
+
+    /// Ends the read at [`LogReader::position`], returning the bytes from there to
+    /// the end of the current segment (what a cut there removes).
+    pub(crate) fn stop_here(&mut self) -> Result<u64, Damage> {
+        self.done = true;
+        let Some(index) = self.current.take() else { return Ok(0) };
+        self.stream.consume(std::mem::take(&mut self.pending));
+        self.stream.bytes_to_end().map_err(|source| Damage::Io { index, source })
+    }
+
+    #[inline]
+    pub(crate) fn step(&mut self) -> Result<Step, Damage> {
+        if self.done {
+            return Ok(Step::End);
+        }
+        let Some(index) = self.current else { return self.open_next() };
+        self.stream.consume(std::mem::take(&mut self.pending));
+        let io = |source| Damage::Io { index, source };
+        let offset = self.stream.offset();
+        let last = index + 1 == self.segments.len();
+        match self.stream.next_record().map_err(io)? {
+            Raw::End => {
+                self.current = None;
+                Ok(Step::SegmentEnd { index, len: offset })
+            }
+            Raw::Bad(bad) => {
+                // Rows 4-6. Whether anything valid follows matters only in the
+                // last segment: elsewhere any bad record is damage.
+                let after = if last { self.stream.valid_record_after().map_err(io)? } else { After::ValidRecord };
+                let follows = after == After::ValidRecord;
+                match (recovery::classify(last, follows), after) {
+                    (Decision::TruncateTail, After::Nothing { bytes }) => {
+                        self.done = true;
+                        self.current = None;
+                        Ok(Step::TornTail(Torn { index, offset, bytes, remove_segment: false }))
+                    }
+                    _ => Err(Damage::BadRecord {
+                        index,
+                        offset,
+                        expected_lsn: self.next_lsn,
+                        bad,
+                        last,
+                        follows: last && follows,
+                    }),
+                }
+            }
+            Raw::Record(meta) => {
+                if meta.lsn != self.next_lsn {
+                    // Row 2.
+                    return Err(Damage::LsnOutOfOrder { index, offset, lsn: meta.lsn, expected_lsn: self.next_lsn });
+                }
+                let chain = self.stream.chain_of(&meta);
+                if meta.lsn > self.chain_trusted_through {
+                    let payload = self.stream.payload_of(&meta);
+                    if format::chain_next(&self.chain, meta.lsn, meta.ts_ms, meta.kind, payload) != chain {
+                        // Row 3.
+                        return Err(Damage::ChainBroken { index, offset, lsn: meta.lsn });
+                    }
+                }
+                self.chain = chain;
+                self.next_lsn += 1;
+                self.pending = meta.size;
+                Ok(Step::Record { index, offset, meta })
+            }
+        }
+    }
+
+    /// Opens the next segment and checks its header (rows 7-10).
+    fn open_next(&mut self) -> Result<Step, Damage> {
+        let index = self.next_segment;
+        let Some((name_lsn, name)) = self.segments.get(index) else {
+            self.done = true;
+            return Ok(Step::End);
+        };
+        let name_lsn = *name_lsn;
+        let last = index + 1 == self.segments.len();
+        let io = |source| Damage::Io { index, source };
+        let file = self.storage.open_read(name).map_err(io)?;
+        self.stream.open(file);
+        let (bytes, whole_file) = self.stream.header().map_err(io)?;
+        let header = match SegmentHeader::decode(bytes) {
+            Ok(header) => header,
+            Err(problem) => {
+                // Row 7: a crash while the segment's header was being written.
+                let torn_creation =
+                    last && whole_file && (problem == HeaderProblem::Short || bytes.iter().all(|&b| b == 0));
+                if torn_creation && name_lsn == self.next_lsn {
+                    let bytes = bytes.len() as u64;
+                    self.done = true;
+                    return Ok(Step::TornTail(Torn { index, offset: 0, bytes, remove_segment: true }));
+                }
+                // Row 8.
+                return Err(Damage::BadHeader { index, problem, torn_creation, expected_lsn: self.next_lsn });
+            }
+        };
+        if header.first_lsn != name_lsn {
+            return Err(Damage::NameMismatch {
+                index,
+                header_lsn: header.first_lsn,
+                name_lsn,
+                expected_lsn: self.next_lsn,
+            });
+        }
+        if header.first_lsn != self.next_lsn {
+            // Row 9.
+            return Err(Damage::Gap { index, first_lsn: header.first_lsn, expected_lsn: self.next_lsn });
+        }
+        if std::mem::take(&mut self.trust_first_header) {
+            self.chain = header.prev_chain;
+        } else if header.prev_chain != self.chain {
+            // Row 10.
+            return Err(Damage::ChainNotCarried { index, expected_lsn: self.next_lsn });
+        }
+        self.stream.consume(SEGMENT_HEADER_BYTES);
+        self.current = Some(index);
+        self.next_segment += 1;
+        Ok(Step::Segment { index, version: header.version, last })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::log::format::{FORMAT_VERSION, encode_record};
+    use crate::log::storage::{MemStorage, StorageFile};
+    use crate::testing::SplitMix64;
+
+    /// A segment starting at LSN 1 holding records of these kinds and payloads.
+    fn segment(records: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let header = SegmentHeader { version: FORMAT_VERSION, first_lsn: 1, prev_chain: GENESIS_CHAIN };
+        let mut out = header.encode().to_vec();
+        let mut chain = GENESIS_CHAIN;
+        for (i, (kind, payload)) in records.iter().enumerate() {
+            chain = encode_record(&mut out, &chain, i as u64 + 1, 1_000 + i as i64, *kind, payload);
+        }
+        out
+    }
+
+    /// Records of many sizes, the largest the format allows among them, so that
+    /// records straddle every kind of read boundary.
+    fn mixed_records() -> Vec<(u16, Vec<u8>)> {
+        let mut rng = SplitMix64(11);
+        let mut records: Vec<(u16, Vec<u8>)> = (0..60)
+            .map(|i| {
+                let len = match i % 4 {
+                    0 => rng.below(16) as usize,
+                    1 => rng.below(4096) as usize,
+                    2 => READ_BYTES - 40 + rng.below(80) as usize,
+                    _ => rng.below(200_000) as usize,
+                };
+                (90, (0..len).map(|_| rng.below(256) as u8).collect())
+            })
+            .collect();
+        records.insert(7, (90, vec![0xab; RECORD_PAYLOAD_BYTES_MAX]));
+        records.push((90, vec![0xcd; RECORD_PAYLOAD_BYTES_MAX]));
+        records
+    }
+
+    /// Serves files in reads of random sizes up to `max` bytes, whatever was asked.
+    #[derive(Debug)]
+    struct Trickle {
+        files: MemStorage,
+        max: u64,
+        seed: u64,
+    }
+
+    struct Chunks {
+        bytes: Vec<u8>,
+        at: usize,
+        max: u64,
+        rng: SplitMix64,
+    }
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = (1 + self.rng.below(self.max) as usize).min(buf.len()).min(self.bytes.len() - self.at);
+            buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    impl Storage for Trickle {
+        fn list(&self) -> io::Result<Vec<String>> {
+            self.files.list()
+        }
+        fn read(&self, _: &str) -> io::Result<Vec<u8>> {
+            panic!("a segment was read whole")
+        }
+        fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+            let bytes = self.files.read(name)?;
+            Ok(Box::new(Chunks { bytes, at: 0, max: self.max, rng: SplitMix64(self.seed) }))
+        }
+        fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+            self.files.create_new(name)
+        }
+        fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+            self.files.open_append(name)
+        }
+        fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+            self.files.truncate(name, len)
+        }
+        fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+            self.files.rename(from, to)
+        }
+        fn remove(&self, name: &str) -> io::Result<()> {
+            self.files.remove(name)
+        }
+        fn sync_dir(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// How a read of a one-segment log ended, as comparable values.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Ending {
+        End,
+        Torn { offset: u64, bytes: u64 },
+        Refused { offset: u64, follows: bool },
+    }
+
+    /// The log's records `(lsn, payload, chain)` and how the read ended.
+    type ReadOut = (Vec<(Lsn, Vec<u8>, Chain)>, Ending);
+
+    /// Reads `bytes` as the only segment of a log through the reader, served in
+    /// reads of at most `max` bytes.
+    fn read_through_reader(bytes: &[u8], max: u64, seed: u64) -> ReadOut {
+        let storage = Trickle { files: MemStorage::default(), max, seed };
+        storage.files.put(&format::segment_name(1), bytes.to_vec());
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let segments = recovery::list_segments(storage.as_ref()).unwrap();
+        let mut reader = LogReader::new(storage.as_ref(), segments, Start { index: 0, chain_trusted_through: 0 });
+        let mut records = Vec::new();
+        loop {
+            match reader.step() {
+                Ok(Step::Segment { .. } | Step::SegmentEnd { .. }) => {}
+                Ok(Step::Record { meta, .. }) => {
+                    let rec = reader.view(&meta);
+                    records.push((rec.lsn, rec.payload.to_vec(), rec.chain));
+                }
+                Ok(Step::TornTail(torn)) => return (records, Ending::Torn { offset: torn.offset, bytes: torn.bytes }),
+                Ok(Step::End) => return (records, Ending::End),
+                Err(Damage::BadRecord { offset, follows, .. }) => {
+                    return (records, Ending::Refused { offset, follows });
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// The same decisions made over the whole file in memory, as recovery did
+    /// before it streamed: the oracle for rows 1 and 4-6 in a last segment.
+    fn read_in_memory(bytes: &[u8]) -> ReadOut {
+        let mut records = Vec::new();
+        let mut at = SEGMENT_HEADER_BYTES;
+        while at < bytes.len() {
+            match format::read_record(&bytes[at..]) {
+                Ok(rec) => {
+                    records.push((rec.lsn, rec.payload.to_vec(), rec.chain));
+                    at += rec.size;
+                }
+                Err(_) => {
+                    let magic = RECORD_MAGIC.to_le_bytes();
+                    let follows = (at + 1..bytes.len().saturating_sub(3))
+                        .any(|p| bytes[p..p + 4] == magic && format::read_record(&bytes[p..]).is_ok());
+                    let ending = if follows {
+                        Ending::Refused { offset: at as u64, follows: true }
+                    } else {
+                        Ending::Torn { offset: at as u64, bytes: (bytes.len() - at) as u64 }
+                    };
+                    return (records, ending);
+                }
+            }
+        }
+        (records, Ending::End)
+    }
+
+    #[test]
+    fn records_across_every_read_boundary_read_as_from_one_buffer() {
+        let bytes = segment(&mixed_records());
+        let whole = read_in_memory(&bytes);
+        assert_eq!(whole.0.len(), 62);
+        assert_eq!(whole.1, Ending::End);
+        for (max, seed) in [(1 << 30, 1), (1, 2), (7, 3), (4096, 4), (READ_BYTES as u64 + 3, 5)] {
+            // One-byte reads of megabytes take a while; a prefix shows the same.
+            let bytes = if max == 1 { &bytes[..400_000] } else { &bytes[..] };
+            assert_eq!(read_through_reader(bytes, max, seed), read_in_memory(bytes), "reads of at most {max} bytes");
+        }
+    }
+
+    #[test]
+    fn damage_and_torn_tails_are_judged_as_over_the_whole_file() {
+        let pristine = segment(&mixed_records());
+        let mut rng = SplitMix64(12);
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..40 {
+            // Cut anywhere: a torn tail (or a clean end at a record boundary).
+            let cut = SEGMENT_HEADER_BYTES + rng.below((pristine.len() - SEGMENT_HEADER_BYTES) as u64) as usize;
+            cases.push(pristine[..cut].to_vec());
+            // One byte flipped anywhere: damage, unless it is in the last record.
+            let mut flipped = pristine.clone();
+            let at = SEGMENT_HEADER_BYTES + rng.below((pristine.len() - SEGMENT_HEADER_BYTES) as u64) as usize;
+            flipped[at] ^= 1 << rng.below(8);
+            cases.push(flipped);
+        }
+        // A tail of zeros longer than the window, and garbage that looks like a
+        // record's start but is not one.
+        let mut zeros = pristine.clone();
+        zeros.extend(std::iter::repeat_n(0, 3 * WINDOW_BYTES));
+        cases.push(zeros);
+        let mut lookalikes = pristine.clone();
+        for _ in 0..2_000 {
+            lookalikes.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
+            lookalikes.extend_from_slice(&(RECORD_PAYLOAD_BYTES_MAX as u32).to_le_bytes());
+            lookalikes.extend_from_slice(&[7; 100]);
+        }
+        cases.push(lookalikes);
+        for (i, bytes) in cases.iter().enumerate() {
+            let expected = read_in_memory(bytes);
+            for (max, seed) in [(1 << 30, i as u64), (3_000, i as u64 + 100)] {
+                assert_eq!(read_through_reader(bytes, max, seed), expected, "case {i}, reads of at most {max} bytes");
+            }
+        }
+    }
+
+    /// Row 5 against row 6 when the valid record is further past the bad one than
+    /// the window holds: the look-ahead streams on to find it.
+    #[test]
+    fn a_valid_record_far_past_a_bad_one_is_found_and_its_absence_is_a_torn_tail() {
+        let records: Vec<(u16, Vec<u8>)> = (0..3).map(|i| (90, vec![i; 100])).collect();
+        let good = segment(&records);
+        let last_record = format::read_record(&good[SEGMENT_HEADER_BYTES..]).unwrap().size;
+        let tail_start = good.len();
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(b"LSRE\x05\x00\x00\x00 torn");
+        bytes.extend(std::iter::repeat_n(0xee, 2 * WINDOW_BYTES + 17));
+        let torn_len = (bytes.len() - tail_start) as u64;
+        assert_eq!(
+            read_through_reader(&bytes, 1 << 30, 1).1,
+            Ending::Torn { offset: tail_start as u64, bytes: torn_len }
+        );
+        // A whole record of the log after it: damage, not a torn write. One-byte
+        // reads put every byte of it at the edge of what the window holds.
+        bytes.extend_from_slice(&good[SEGMENT_HEADER_BYTES..SEGMENT_HEADER_BYTES + last_record]);
+        for max in [1 << 30, 5_000, 1] {
+            let (read, ending) = read_through_reader(&bytes, max, 2);
+            assert_eq!(read.len(), 3);
+            assert_eq!(ending, Ending::Refused { offset: tail_start as u64, follows: true });
+        }
+    }
+}
