@@ -32,6 +32,7 @@ pub mod encoding;
 mod engine;
 pub mod event;
 pub mod expiry;
+mod fold;
 mod fxhash;
 mod host;
 pub mod lease;
