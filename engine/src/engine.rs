@@ -1,8 +1,9 @@
 //! `Engine`: the log, the state folded from it, and snapshots, put together.
 //!
-//! Open = newest valid snapshot + replay of the records after it. Every durable
-//! batch is applied to the state on the log's writer thread, in LSN order, before
-//! any appender hears back (I1, I4).
+//! Open = newest valid snapshot + replay of the records after it: the one fold
+//! ([`crate::fold`]) that `audit state` runs too. Every durable batch is applied to
+//! the state on the log's writer thread, in LSN order, before any appender hears
+//! back (I1, I4).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -13,7 +14,8 @@ use crate::auth::keys::{KEY_FILE_NAME, KeyError, Keys, MasterKey};
 use crate::auth::tokens::{self, TokenSecret};
 use crate::clock::{Clock, SystemClock};
 use crate::event::{Entry, Event, Lsn};
-use crate::log::format::{Chain, GENESIS_CHAIN};
+use crate::fold;
+use crate::log::format::Chain;
 use crate::log::storage::{FsStorage, LockError, Storage};
 use crate::log::{self, AppendError, Appended, Log, LogOpenError, LogOptions, ScanError, WriterStats, snapshot};
 use crate::state::State;
@@ -255,30 +257,18 @@ impl Engine {
             None if snapshots.is_empty() => None,
             None => log::recovery::first_public_key(storage.as_ref()),
         };
-        // Newest usable snapshot first; a snapshot that does not match the log is a
-        // stale cache, so the next one (or a full replay) takes its place.
-        for name in snapshots.iter().map(Some).chain([None]) {
-            let base = match name {
-                Some(name) => match load_snapshot(storage.as_ref(), name, public_key.as_ref()) {
-                    Ok(base) => Some(base),
-                    Err(problem) => {
-                        tracing::warn!(%problem, "ignoring snapshot");
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            match replay(storage.as_ref(), base, keys.as_ref())? {
-                Replayed::Done(done) => {
-                    let (applied, summary) = *done;
-                    return Engine::start(storage, options, applied, &summary);
-                }
-                Replayed::SnapshotMismatch(name) => {
-                    tracing::warn!(snapshot = %name, "snapshot does not match the log's chain; ignoring it");
-                }
-            }
-        }
-        unreachable!("a replay without a snapshot cannot mismatch one")
+        // The batch MACs of the newest segment are checked with the master key.
+        let mac_check = |message: &[u8], tag: &[u8]| keys.as_ref().is_some_and(|k| k.verify_batch_mac(message, tag));
+        let mut source = OpenFold {
+            storage: storage.as_ref(),
+            public_key,
+            mac_check: keys.as_ref().map(|_| &mac_check as log::proof::MacCheck<'_>),
+        };
+        let folded = fold::fold_from_newest_agreeing(&mut source, &snapshots, |_| false, &mut |_| {})?;
+        let summary = folded.records.into_summary();
+        debug_assert_eq!(folded.chain, summary.last_chain, "the fold folds every record the scan accepts");
+        let applied = Applied { state: folded.state, chain: summary.last_chain, events_since_snapshot: 0 };
+        Engine::start(storage, options, applied, &summary)
     }
 
     fn start(
@@ -554,103 +544,62 @@ fn checkpointer(keys: Arc<Keys>, shared: &Shared) -> log::Checkpointer {
     }
 }
 
-struct Base {
-    name: String,
-    state: State,
-    chain: Chain,
+/// The engine's open as a fold ([`fold`]): every snapshot may be the base; the
+/// records come from recovery's scan of the whole log, which applies the recovery
+/// table (and trusts the chain a snapshot covers, row 3's note); a log that ends
+/// before a snapshot has lost acknowledged records, and the open is refused.
+struct OpenFold<'a> {
+    storage: &'a dyn Storage,
+    /// The key snapshots must be signed with.
+    public_key: Option<[u8; 32]>,
+    mac_check: Option<log::proof::MacCheck<'a>>,
 }
 
-fn load_snapshot(
-    storage: &dyn Storage,
-    name: &str,
-    public_key: Option<&[u8; 32]>,
-) -> Result<Base, snapshot::SnapshotProblem> {
-    let loaded = snapshot::read_decoded(storage, name, public_key, |body| {
-        State::decode_from_reader(body).map_err(|e| format!("cannot decode state: {e}"))
-    })?;
-    let state = loaded.value;
-    if state.applied_lsn != loaded.lsn {
-        return Err(snapshot::SnapshotProblem {
-            name: name.to_string(),
-            what: format!("state is at LSN {} but the header says {}", state.applied_lsn, loaded.lsn),
-        });
-    }
-    Ok(Base { name: loaded.name, state, chain: loaded.chain })
-}
+impl<'a> fold::FoldSource for OpenFold<'a> {
+    type Records = log::recovery::Scan<'a>;
+    type Error = OpenError;
 
-enum Replayed {
-    Done(Box<(Applied, log::ScanSummary)>),
-    SnapshotMismatch(String),
-}
-
-const MISMATCH: &str = "snapshot does not match the log";
-
-/// One pass over the log: every record is verified; records after the base
-/// snapshot are decoded and applied.
-fn replay(storage: &dyn Storage, base: Option<Base>, keys: Option<&Keys>) -> Result<Replayed, OpenError> {
-    let (base_name, state, base_chain) = match base {
-        Some(b) => (Some(b.name), b.state, b.chain),
-        None => (None, State::default(), GENESIS_CHAIN),
-    };
-    let base_lsn = state.applied_lsn;
-    let mut mismatch = false;
-    // Two stages on two threads: this one reads, verifies and decodes; the folder
-    // applies. Chunks bound the memory in flight (I7).
-    let (tx, rx) = std_mpsc::sync_channel::<Vec<Entry>>(REPLAY_CHUNKS_IN_FLIGHT);
-    let (scanned, state) = std::thread::scope(|scope| {
-        let folder = std::thread::Builder::new().name("lessor-replay-fold".into()).spawn_scoped(scope, move || {
-            let mut state = state;
-            for chunk in rx {
-                for entry in chunk {
-                    state.apply_owned(entry);
-                }
+    fn load(&mut self, name: &str) -> Option<fold::Base> {
+        match fold::load_snapshot(self.storage, name, self.public_key.as_ref()) {
+            Ok(base) => Some(base),
+            Err(problem) => {
+                tracing::warn!(%problem, "ignoring snapshot");
+                None
             }
-            state
-        });
-        let folder =
-            folder.map_err(|e| OpenError::Log(LogOpenError::Io { file: "replay thread".into(), source: e }))?;
-        let mut chunk = Vec::with_capacity(REPLAY_CHUNK_ENTRIES);
-        // The snapshot's own records are not re-hashed: the record at its LSN
-        // must carry the chain it recorded (checked below); `audit verify`
-        // walks the whole chain.
-        let mac_check = |message: &[u8], tag: &[u8]| keys.is_some_and(|k| k.verify_batch_mac(message, tag));
-        let mac_check = keys.map(|_| &mac_check as log::proof::MacCheck<'_>);
-        let scanned = Log::recover_trusting(storage, base_lsn, mac_check, &mut |_, rec| {
-            if rec.lsn > base_lsn {
-                let event = Event::decode(rec.kind, rec.payload).map_err(|e| e.to_string())?;
-                chunk.push(Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event });
-                if chunk.len() == REPLAY_CHUNK_ENTRIES {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(REPLAY_CHUNK_ENTRIES));
-                    tx.send(full).map_err(|_| "replay folder stopped".to_string())?;
-                }
-            } else if rec.lsn == base_lsn && rec.chain != base_chain {
-                mismatch = true;
-                return Err(MISMATCH.to_string());
-            }
-            Ok(())
-        });
-        if !chunk.is_empty() {
-            let _ = tx.send(chunk);
         }
-        drop(tx);
-        Ok::<_, OpenError>((scanned, folder.join().expect("replay folder panicked")))
-    })?;
-    if mismatch {
-        return Ok(Replayed::SnapshotMismatch(base_name.unwrap_or_default()));
     }
-    let summary = scanned?;
-    let log_last_lsn = summary.next_lsn - 1;
-    if let Some(snapshot) = base_name.filter(|_| base_lsn > log_last_lsn) {
-        return Err(OpenError::SnapshotBeyondLog { snapshot, snapshot_lsn: base_lsn, log_last_lsn });
-    }
-    let chain = summary.last_chain;
-    Ok(Replayed::Done(Box::new((Applied { state, chain, events_since_snapshot: 0 }, summary))))
-}
 
-/// Entries per chunk handed from the replay reader to the folder.
-const REPLAY_CHUNK_ENTRIES: usize = 128;
-/// Chunks that may wait for the folder.
-const REPLAY_CHUNKS_IN_FLIGHT: usize = 128;
+    fn records(&mut self, base_lsn: Lsn) -> Result<Self::Records, OpenError> {
+        // Every record is read (damage anywhere refuses the open); the snapshot's
+        // own records are not re-hashed: the record at its LSN must carry the
+        // chain it recorded (checked by the fold); `audit verify` walks the chain.
+        Ok(log::recovery::Scan::new(self.storage, base_lsn, self.mac_check)?)
+    }
+
+    fn disagrees(
+        &mut self,
+        name: &str,
+        base_lsn: Lsn,
+        why: fold::Disagreement,
+        records: &Self::Records,
+    ) -> Result<(), OpenError> {
+        match why {
+            fold::Disagreement::ChainDiffers => {
+                tracing::warn!(snapshot = %name, "snapshot does not match the log's chain; ignoring it");
+                Ok(())
+            }
+            fold::Disagreement::LogEndsBefore => Err(OpenError::SnapshotBeyondLog {
+                snapshot: name.to_string(),
+                snapshot_lsn: base_lsn,
+                log_last_lsn: records.summary().next_lsn - 1,
+            }),
+        }
+    }
+
+    fn thread_failed(source: std::io::Error) -> OpenError {
+        OpenError::Log(LogOpenError::Io { file: "replay thread".into(), source })
+    }
+}
 
 fn write_snapshot(shared: &Shared) -> std::io::Result<Option<String>> {
     let _writing = shared.snapshot_writing.lock().expect("snapshot lock poisoned");

@@ -54,6 +54,7 @@ mod encoding;
 mod engine;
 pub mod event;
 pub mod expiry;
+mod fold;
 mod fxhash;
 mod host;
 mod lease;

@@ -1050,6 +1050,47 @@ fn state_at_and_diff_agree_with_the_reference_over_100k_simulated_events() {
     );
 }
 
+/// The auditor's state at the end of the log is the state the engine opens
+/// with, from a snapshot or from LSN 1: open and `audit state` are one fold
+/// (`engine/src/fold.rs`), not two kept alike.
+#[test]
+fn the_audited_state_at_the_last_record_is_the_state_the_engine_opens_with() {
+    let dir = test_dir();
+    let clock = Arc::new(ManualClock::new(T0));
+    let opts = || EngineOptions { snapshot_every_events: 700, ..options(&clock, 64 * 1024) };
+    let (engine, _root) = Engine::init(dir.path(), opts()).unwrap();
+    let mut rng = SplitMix64(21);
+    for _ in 0..1_000 {
+        clock.advance_ms(rng.below(5_000) as i64);
+        engine.append_unchecked_blocking((0..3).map(|_| noise(&mut rng)).collect()).unwrap();
+    }
+    let written = (engine.last_lsn(), engine.digest());
+    engine.close();
+    let snapshots = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("snap-"))
+        .count();
+    assert!(snapshots >= 2, "{snapshots} snapshots");
+
+    let audited: Vec<audit::ReplayedState> = [ReplayOptions::default(), ReplayOptions { use_snapshots: false }]
+        .into_iter()
+        .map(|options| audit::replay_until(dir.path(), i64::MAX, options, None).unwrap())
+        .collect();
+    // At most a snapshot interval after the newest snapshot, and the close's records.
+    assert!(audited[0].snapshot.is_some() && audited[0].events_replayed <= 703, "{:?}", audited[0].snapshot);
+    assert_eq!(audited[1].snapshot, None);
+    let engine = Engine::open(dir.path(), opts()).unwrap();
+    let opened = (engine.last_lsn(), engine.digest());
+    engine.close();
+    // The clean close logged a checkpoint and its proof, which the digest leaves out.
+    assert!(opened.0 > written.0);
+    assert_eq!(opened.1, written.1);
+    for replayed in &audited {
+        assert_eq!((replayed.lsn, replayed.state.digest()), opened, "from {:?}", replayed.snapshot);
+        assert_eq!(replayed.state.applied_lsn, opened.0);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // who-had, timeline filters and the keyed hash, over a history of real requests.
 

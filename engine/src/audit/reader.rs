@@ -9,12 +9,14 @@
 //! segment (a write in flight, or a torn write recovery will cut) ends the scan
 //! and is reported, not treated as damage, as recovery's table decides.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::event::{Event, Lsn};
-use crate::log::format::{Chain, RecordProblem};
+use crate::fold;
+use crate::log::format::{Chain, RecordProblem, RecordView};
 use crate::log::reader::{Damage, LogReader, RecordMeta, Start, Step};
-use crate::log::recovery::list_segments;
+use crate::log::recovery::{Located, list_segments};
 use crate::log::storage::ReadOnlyDir;
 
 /// Why reading the log stopped. Every variant that concerns a record names the
@@ -295,5 +297,26 @@ impl Reader {
                 at(index, offset, expected_lsn, what)
             }
         }
+    }
+}
+
+impl fold::Records for Reader {
+    type Error = ReadError;
+
+    fn each<V>(&mut self, mut visit: V) -> Result<(), ReadError>
+    where
+        V: FnMut(&Self, Located<'_>, &RecordView<'_>) -> ControlFlow<()>,
+    {
+        while let Some((index, offset, meta)) = self.advance()? {
+            let rec = self.log.view(&meta);
+            if visit(self, Located { file: &self.paths[index], offset }, &rec).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn undecodable(at: Located<'_>, lsn: Lsn, what: String) -> ReadError {
+        ReadError::Undecodable { file: at.file.to_string(), offset: at.offset, lsn, what }
     }
 }

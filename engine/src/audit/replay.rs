@@ -1,8 +1,9 @@
 //! Replaying the log to an instant: the state then ([`state_at`]), what changed
 //! between two instants ([`diff`]), and the story behind a username ([`who_had`]).
 //!
-//! The fold is the engine's own ([`State::apply_owned`]), so these answers are the
-//! state the engine had, not a second opinion. Timestamps never go backwards in a
+//! The fold is the engine's own, the same function its open runs
+//! ([`crate::fold`]), so these answers are the state the engine had, not a
+//! second opinion. Timestamps never go backwards in a
 //! log (the reader checks), so "the state at `t`" is the fold of every record
 //! with `ts <= t`, and the scan stops at the first record after `t`.
 //!
@@ -22,7 +23,8 @@ use super::reader::{ReadError, Reader, Rec};
 use super::time::{serialize_ms, serialize_opt_ms};
 use super::{PROGRESS_EVERY_RECORDS, Progress, QueryError, report};
 use crate::event::{Entry, Event, EventKind, Lsn, RevokeReason};
-use crate::log::format::{self, Chain, GENESIS_CHAIN};
+use crate::fold;
+use crate::log::format::Chain;
 use crate::log::snapshot;
 use crate::log::storage::ReadOnlyDir;
 use crate::state::{LeaseStatus, State};
@@ -66,18 +68,6 @@ fn snapshots_before(dir: &Path, at_ms: i64) -> Vec<String> {
         .collect()
 }
 
-/// A snapshot's state and where it stands, if the file is sound.
-fn load_snapshot(dir: &Path, name: &str) -> Option<(State, Lsn, Chain)> {
-    // Only the key holder's snapshots: one planted by someone who can write the
-    // directory would otherwise become the auditor's answer.
-    let public_key = crate::log::recovery::first_public_key(&ReadOnlyDir::new(dir));
-    let loaded = snapshot::read_decoded(&ReadOnlyDir::new(dir), name, public_key.as_ref(), |body| {
-        State::decode_from_reader(body).map_err(|e| e.to_string())
-    })
-    .ok()?;
-    (loaded.value.applied_lsn == loaded.lsn).then_some((loaded.value, loaded.lsn, loaded.chain))
-}
-
 /// A replay that stopped at the first record after its instant.
 struct Stopped {
     replayed: ReplayedState,
@@ -86,120 +76,37 @@ struct Stopped {
     next: Option<(Entry, Chain)>,
 }
 
-enum Folded {
-    Done(Box<Stopped>),
-    /// The log does not agree with the snapshot: try an older one.
-    SnapshotMismatch,
+/// The auditor's replay as a fold ([`fold`]): the records come from the
+/// read-only [`Reader`], from the segment holding the snapshot's LSN on; a log
+/// that does not agree with a snapshot, or ends before it, sends the fold to an
+/// older one.
+struct AuditFold<'a> {
+    dir: &'a Path,
 }
 
-/// Entries per chunk handed from the reading thread to the folding one.
-const FOLD_CHUNK_ENTRIES: usize = 256;
-/// Chunks that may wait for the folder (I7: bounded memory in flight).
-const FOLD_CHUNKS_IN_FLIGHT: usize = 64;
+impl fold::FoldSource for AuditFold<'_> {
+    type Records = Reader;
+    type Error = QueryError;
 
-/// Where a scan for a replay stopped: the last record folded, its chain, how many
-/// were folded, and the first record after the instant.
-type Scanned = (Lsn, Chain, u64, Option<(Entry, Chain)>);
+    fn load(&mut self, name: &str) -> Option<fold::Base> {
+        // Only the key holder's snapshots: one planted by someone who can write the
+        // directory would otherwise become the auditor's answer.
+        let storage = ReadOnlyDir::new(self.dir);
+        let public_key = crate::log::recovery::first_public_key(&storage);
+        fold::load_snapshot(&storage, name, public_key.as_ref()).ok()
+    }
 
-/// Folds records into `state` until the first one after `at_ms`. Two stages, as
-/// the engine's own replay: this thread reads, verifies and decodes; a second one
-/// folds, so the two overlap.
-fn fold_until(
-    mut reader: Reader,
-    state: State,
-    base: Option<(Lsn, Chain, String)>,
-    at_ms: i64,
-    progress: &mut Progress<'_>,
-) -> Result<Folded, QueryError> {
-    let (base_lsn, base_chain) = base.as_ref().map_or((0, GENESIS_CHAIN), |(l, c, _)| (*l, *c));
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(FOLD_CHUNKS_IN_FLIGHT);
-    std::thread::scope(|scope| {
-        let folder = std::thread::Builder::new()
-            .name("lessor-audit-fold".into())
-            .spawn_scoped(scope, move || {
-                let mut state = state;
-                for chunk in rx {
-                    for entry in chunk {
-                        state.apply_owned(entry);
-                    }
-                }
-                state
-            })
-            .map_err(|source| ReadError::Io { file: "a replay thread".into(), source })?;
-        let scanned = scan_until(&mut reader, base_lsn, base_chain, at_ms, progress, &tx);
-        drop(tx);
-        let state = folder.join().expect("the audit fold thread panicked");
-        let Some((lsn, chain, events, next)) = scanned? else { return Ok(Folded::SnapshotMismatch) };
-        let snapshot = base.map(|(_, _, name)| name);
-        let replayed = ReplayedState { state, lsn, chain, snapshot, events_replayed: events };
-        Ok(Folded::Done(Box::new(Stopped { replayed, reader, next })))
-    })
-}
+    fn records(&mut self, base_lsn: Lsn) -> Result<Reader, QueryError> {
+        Ok(Reader::open_from(self.dir, base_lsn + 1)?)
+    }
 
-/// The reading stage of [`fold_until`]: `None` when the log does not agree with
-/// the snapshot at `base_lsn`.
-fn scan_until(
-    reader: &mut Reader,
-    base_lsn: Lsn,
-    base_chain: Chain,
-    at_ms: i64,
-    progress: &mut Progress<'_>,
-    tx: &std::sync::mpsc::SyncSender<Vec<Entry>>,
-) -> Result<Option<Scanned>, QueryError> {
-    let mut chain = base_chain;
-    let mut lsn = base_lsn;
-    let mut anchored = base_lsn == 0;
-    let mut events = 0u64;
-    let mut next = None;
-    let mut chunk = Vec::with_capacity(FOLD_CHUNK_ENTRIES);
-    let mut scanned = 0u64;
-    loop {
-        if scanned.is_multiple_of(PROGRESS_EVERY_RECORDS) {
-            report(progress, reader);
-        }
-        scanned += 1;
-        let Some(rec) = reader.next_record()? else { break };
-        if rec.lsn <= base_lsn {
-            if rec.lsn == base_lsn {
-                if rec.chain != base_chain {
-                    return Ok(None);
-                }
-                anchored = true;
-            }
-            continue;
-        }
-        if !anchored {
-            // The reader started at a segment boundary right after the snapshot.
-            if rec.lsn != base_lsn + 1
-                || format::chain_next(&base_chain, rec.lsn, rec.ts_ms, rec.kind, rec.payload) != rec.chain
-            {
-                return Ok(None);
-            }
-            anchored = true;
-        }
-        let entry = Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event: rec.decode()? };
-        if rec.ts_ms > at_ms {
-            next = Some((entry, rec.chain));
-            break;
-        }
-        chain = rec.chain;
-        lsn = rec.lsn;
-        chunk.push(entry);
-        events += 1;
-        if chunk.len() == FOLD_CHUNK_ENTRIES {
-            // A closed channel means the folder panicked; joining it says so.
-            let _ = tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(FOLD_CHUNK_ENTRIES)));
-        }
+    fn disagrees(&mut self, _: &str, _: Lsn, _: fold::Disagreement, _: &Reader) -> Result<(), QueryError> {
+        Ok(())
     }
-    if !anchored {
-        // The log ends before the snapshot's LSN.
-        return Ok(None);
+
+    fn thread_failed(source: std::io::Error) -> QueryError {
+        ReadError::Io { file: "a replay thread".into(), source }.into()
     }
-    if !chunk.is_empty() {
-        let _ = tx.send(chunk);
-    }
-    report(progress, reader);
-    Ok(Some((lsn, chain, events, next)))
 }
 
 fn replay_to(
@@ -209,21 +116,22 @@ fn replay_to(
     progress: &mut Progress<'_>,
 ) -> Result<Stopped, QueryError> {
     let candidates = if options.use_snapshots { snapshots_before(dir, at_ms) } else { Vec::new() };
-    for name in candidates.iter().map(Some).chain([None]) {
-        let (state, base) = match name {
-            Some(name) => match load_snapshot(dir, name) {
-                Some((state, lsn, chain)) => (state, Some((lsn, chain, name.clone()))),
-                None => continue,
-            },
-            None => (State::default(), None),
-        };
-        let reader = Reader::open_from(dir, base.as_ref().map_or(1, |b| b.0 + 1))?;
-        match fold_until(reader, state, base, at_ms, progress)? {
-            Folded::Done(stopped) => return Ok(*stopped),
-            Folded::SnapshotMismatch => continue,
-        }
-    }
-    unreachable!("a replay from LSN 1 has no snapshot to disagree with")
+    // Timestamps never go backwards (the reader checks), so the state at `at_ms`
+    // is the fold up to the first record after it.
+    let folded = fold::fold_from_newest_agreeing(
+        &mut AuditFold { dir },
+        &candidates,
+        |entry| entry.ts_ms > at_ms,
+        &mut |reader| report(progress, reader),
+    )?;
+    let replayed = ReplayedState {
+        state: folded.state,
+        lsn: folded.lsn,
+        chain: folded.chain,
+        snapshot: folded.snapshot,
+        events_replayed: folded.events,
+    };
+    Ok(Stopped { replayed, reader: folded.records, next: folded.next })
 }
 
 /// The full engine state as of `at_ms`: every record with a timestamp at or before
