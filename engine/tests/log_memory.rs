@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use lessor_engine::audit::{self, VerifyOptions};
 use lessor_engine::event::{Event, Operation, Outcome, RequestRecorded};
 use lessor_engine::log::Log;
+use lessor_engine::log::WINDOW_BYTES;
 use lessor_engine::log::format::{self, GENESIS_CHAIN, SegmentHeader};
-use lessor_engine::log::reader::WINDOW_BYTES;
 use lessor_engine::log::storage::ReadOnlyDir;
 
 /// Bytes allocated now, and the most allocated at once since the last reset.

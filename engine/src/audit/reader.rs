@@ -1,5 +1,5 @@
 //! The auditor's streaming, verifying reader over a data directory's segments. It
-//! is the log's one reader ([`crate::log::reader`], which the engine's recovery
+//! is the log's one reader (`log/reader.rs`, which the engine's recovery
 //! reads through too), so it checks what recovery checks — segment headers and
 //! their carried chain, every record's crc, dense LSNs, the hash chain — in the
 //! same bounded memory (a 10 GB log is read in the same memory as a 10 MB one),
@@ -71,7 +71,7 @@ impl Rec<'_> {
 }
 
 /// Reads records in LSN order, verifying as it goes: the log's one reader
-/// ([`crate::log::reader`]), which recovery reads through too, plus the check
+/// (`log/reader.rs`), which recovery reads through too, plus the check
 /// that timestamps never go backwards.
 #[derive(Debug)]
 pub struct Reader {

@@ -4,7 +4,7 @@
 //! - [`format`](mod@format): the bytes of segment headers and records;
 //! - [`storage`]: the seam every byte goes through (real directory, in-memory, and a
 //!   fault-injecting test double);
-//! - [`reader`]: the one streaming, verifying reader (recovery and the auditor
+//! - `reader.rs`: the one streaming, verifying reader (recovery and the auditor
 //!   both read through it, in bounded memory);
 //! - [`recovery`]: the scan and its decision table;
 //! - [`writer`]: group commit;
@@ -13,7 +13,7 @@
 pub mod format;
 pub mod head;
 pub mod proof;
-pub mod reader;
+pub(crate) mod reader;
 pub mod recovery;
 pub mod snapshot;
 pub mod storage;
@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::event::{Entry, Event, Lsn, TailTruncated};
 pub use format::Chain;
+pub use reader::{RECORD_BYTES_MAX, WINDOW_BYTES};
 pub use recovery::{ScanError, ScanSummary, fuzz_recover};
 use storage::Storage;
 pub use writer::{AppendError, Appended, Checkpointer, DurableSink, WriterStats};

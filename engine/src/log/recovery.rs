@@ -40,7 +40,7 @@
 //!
 //! # One reader
 //! Rows 1–10 are applied by the log's one streaming reader
-//! ([`super::reader::LogReader`]), which `audit verify` and the other audit
+//! (`LogReader`, `log/reader.rs`), which `audit verify` and the other audit
 //! queries read through as well, so an auditor and an opening engine judge
 //! every byte alike; this module adds rows 11 and 12 on top ([`Scan`]) and words
 //! the errors. The reader holds a bounded window, not a segment: rows 5 and 6
@@ -191,7 +191,7 @@ pub fn scan_trusting(
     }
 }
 
-/// The scan: the log's [`LogReader`] (rows 1–10) with the batch-proof rows (11,
+/// The scan: the log's `LogReader` (rows 1–10) with the batch-proof rows (11,
 /// 12) on top, handing on the records it accepts and summing up what it passes.
 /// [`scan_trusting`] visits it; the engine's open folds from it.
 pub struct Scan<'a> {
