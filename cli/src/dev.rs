@@ -31,25 +31,25 @@ pub struct DevArgs {
 
 const CONNECTION: &str = "my-postgresql";
 const ROLE: &str = "app-readonly";
-const CREATION: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; \
+pub(crate) const CREATION: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; \
                         GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\"; \
                         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO \"{{name}}\";";
-const REVOCATION: &str = "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM \"{{name}}\"; \
+pub(crate) const REVOCATION: &str = "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM \"{{name}}\"; \
                           DROP ROLE IF EXISTS \"{{name}}\";";
 
 /// An admin URL taken apart: what the connection config needs.
 #[derive(Debug)]
-struct AdminUrl {
-    username: String,
-    password: String,
+pub(crate) struct AdminUrl {
+    pub(crate) username: String,
+    pub(crate) password: String,
     /// `postgresql://{{username}}:{{password}}@HOST:PORT/DB?…`
-    template: String,
+    pub(crate) template: String,
     /// `HOST:PORT/DB?…`
     rest: String,
 }
 
 impl AdminUrl {
-    fn parse(url: &str) -> Result<AdminUrl, String> {
+    pub(crate) fn parse(url: &str) -> Result<AdminUrl, String> {
         let bad = || {
             "--database-url must look like postgresql://USER:PASSWORD@HOST:PORT/DB (percent-encode special characters)"
                 .to_string()

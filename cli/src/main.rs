@@ -13,6 +13,7 @@ mod flags;
 mod operator;
 mod output;
 mod run;
+mod server;
 mod session;
 mod term;
 
@@ -107,6 +108,9 @@ enum Command {
         #[command(subcommand)]
         command: operator::PolicyCommand,
     },
+    /// Serve Vault's HTTP API (so the vault/bao CLI, hvac, Agent, Terraform work
+    /// unchanged): `-config=FILE`, or `-dev` for a throwaway server.
+    Server(server::ServerArgs),
     /// Host the engine in the foreground (expirer and revocations) until SIGINT or SIGTERM.
     Run,
     /// The guided tour: a throwaway PostgreSQL and data directory; issue, log in,
@@ -201,6 +205,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Token { command } => operator::token(global, command),
         Command::Policy { command } => operator::policy(global, command),
         Command::Run => run::run(&global.location()?),
+        Command::Server(args) => server::server(global, args),
         Command::Dev(args) => dev::dev(args),
         Command::Bench { args } => bench(&args),
         Command::Audit(args) => {

@@ -208,14 +208,53 @@ impl Engine {
     /// Creates a new data directory: the master key (written to a 0600 key file
     /// unless the embedder supplies one), the `default` policy, and the root token,
     /// whose secret is returned here once and stored only as a keyed hash.
-    pub fn init(dir: impl AsRef<Path>, mut options: EngineOptions) -> Result<(Engine, TokenSecret), InitError> {
+    pub fn init(dir: impl AsRef<Path>, options: EngineOptions) -> Result<(Engine, TokenSecret), InitError> {
+        Engine::init_inner(dir.as_ref(), options, None)
+    }
+
+    /// Whether `dir` holds a log ([`Engine::init`] ran there): a server that
+    /// may be asked to initialize its directory looks first.
+    pub fn initialized(dir: impl AsRef<Path>) -> std::io::Result<bool> {
         let dir = dir.as_ref();
-        let segments_exist = dir.is_dir()
-            && std::fs::read_dir(dir)
-                .map_err(|e| KeyError::Read { path: dir.display().to_string(), source: e })?
-                .filter_map(Result::ok)
-                .any(|e| log::format::parse_segment_name(&e.file_name().to_string_lossy()).is_some());
-        if segments_exist {
+        if !dir.is_dir() {
+            return Ok(false);
+        }
+        Ok(std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .any(|e| log::format::parse_segment_name(&e.file_name().to_string_lossy()).is_some()))
+    }
+
+    /// The accessor of the token whose secret is `token`, if it exists (expired
+    /// or not): for an access log line, which must name the caller without the
+    /// secret. `None` without a master key.
+    pub fn accessor_of(&self, token: &str) -> Option<String> {
+        let hash = self.keys.as_ref()?.hash_token(token);
+        self.with_state(|s| s.token_by_hash(&hash).map(|t| t.accessor.clone()))
+    }
+
+    /// Whether the engine holds its master key; without it, it opened for
+    /// reading (forensics) and refuses every request.
+    pub fn has_master_key(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// [`Engine::init`] with a root token the caller chose
+    /// ([`TokenSecret::chosen`]) instead of a random one: for throwaway
+    /// development directories only (`lessor server -dev -dev-root-token-id`).
+    pub fn init_with_root_token(
+        dir: impl AsRef<Path>,
+        options: EngineOptions,
+        root: TokenSecret,
+    ) -> Result<Engine, InitError> {
+        Engine::init_inner(dir.as_ref(), options, Some(root)).map(|(engine, _)| engine)
+    }
+
+    fn init_inner(
+        dir: &Path,
+        mut options: EngineOptions,
+        root: Option<TokenSecret>,
+    ) -> Result<(Engine, TokenSecret), InitError> {
+        if Engine::initialized(dir).map_err(|e| KeyError::Read { path: dir.display().to_string(), source: e })? {
             return Err(InitError::AlreadyInitialized { dir: dir.to_path_buf() });
         }
         // Creates the directory (0700) or refuses one others could change, before a
@@ -241,7 +280,7 @@ impl Engine {
         }
         let engine = Engine::open_with_storage(Arc::new(storage), options)?;
         let keys = engine.keys.clone().expect("init always has a key");
-        let (root, events) = tokens::init_events(&keys)?;
+        let (root, events) = tokens::init_events(&keys, root)?;
         engine.log.append_blocking(engine.clock.now_ms(), events)?;
         Ok((engine, root))
     }

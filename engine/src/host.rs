@@ -100,7 +100,10 @@ pub struct Closed {
 /// [`Host::close`]) shuts down in order: the expirer after its pass, then the
 /// engine, durable, with the directory lock released.
 pub struct Host {
+    /// The runtime the host made, or `None` for one started inside a runtime of
+    /// the caller's ([`Host::start_in`]).
     runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
     engine: Option<Arc<Engine>>,
     expirer: Option<Expirer>,
     grace: Duration,
@@ -223,6 +226,7 @@ impl Host {
             .map_err(HostError::Runtime)?;
         let engine = Arc::new(engine);
         let mut host = Host {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
             engine: Some(engine.clone()),
             expirer: None,
@@ -238,12 +242,62 @@ impl Host {
         Ok(host)
     }
 
+    /// Hosts an opened engine on the runtime this is called from, for a server
+    /// that owns its runtime (and may have been serving before the engine
+    /// existed): [`Engine::recover`], then the expirer, as [`Host::start`] does.
+    /// Close it with [`Host::close_in`]; [`Host::block_on`] and [`Host::runtime`]
+    /// are not for such a host. Dropped unclosed, its expirer is told to stop and
+    /// the engine closes once the last request holding it ends.
+    pub async fn start_in(engine: Engine, options: HostOptions) -> Result<Host, HostError> {
+        let engine = Arc::new(engine);
+        let mut host = Host {
+            runtime: None,
+            handle: tokio::runtime::Handle::current(),
+            engine: Some(engine.clone()),
+            expirer: None,
+            grace: options.expirer_grace,
+            recovered: Recovered::default(),
+        };
+        if options.recover {
+            host.recovered = engine.recover().await.map_err(HostError::Recover)?;
+        }
+        if options.expirer {
+            host.start_expirer(options.expirer_warning);
+        }
+        Ok(host)
+    }
+
+    /// [`Host::close`] for a host started with [`Host::start_in`]: stops the
+    /// expirer after its pass (waiting at most the grace), then closes the
+    /// engine, durable, on a blocking thread — or, if a request still holds it,
+    /// when that request ends.
+    pub async fn close_in(mut self) -> Closed {
+        let interrupted = match self.expirer.take() {
+            Some(expirer) => expirer.stop(self.grace).await,
+            None => false,
+        };
+        if let Some(engine) = self.engine.take()
+            && let Ok(engine) = Arc::try_unwrap(engine)
+        {
+            let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+        }
+        Closed { interrupted }
+    }
+
+    /// Asks the expirer for a pass now, without waiting for it: after a request
+    /// that only recorded revocations (a queued `sys/leases/revoke`).
+    pub fn kick_expirer(&self) {
+        if let Some(expirer) = &self.expirer {
+            expirer.kick.notify_one();
+        }
+    }
+
     /// Starts the background expirer, if it is not running: for a host started
     /// with [`HostOptions::expirer`] off that wants it now (after looking at the
     /// recovered state first, say).
     pub fn start_expirer(&mut self, warning: Option<ExpirerWarning>) {
         if self.expirer.is_none() {
-            self.expirer = Some(Expirer::spawn(self.engine().clone(), self.runtime().handle(), warning));
+            self.expirer = Some(Expirer::spawn(self.engine().clone(), &self.handle, warning));
         }
     }
 
@@ -302,6 +356,16 @@ impl Host {
     }
 
     fn shutdown(&mut self) -> Closed {
+        if self.runtime.is_none() {
+            // Started in the caller's runtime and not closed with `close_in`:
+            // nothing here may block. The expirer stops after its pass; the
+            // engine closes when its last holder drops it.
+            if let Some(expirer) = self.expirer.take() {
+                let _ = expirer.stop.send(true);
+            }
+            self.engine.take();
+            return Closed::default();
+        }
         let closed = Closed { interrupted: self.stop_expirer() };
         if let Some(engine) = self.engine.take() {
             match Arc::try_unwrap(engine) {

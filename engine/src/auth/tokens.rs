@@ -29,6 +29,16 @@ impl TokenSecret {
         Ok(TokenSecret(format!("{TOKEN_PREFIX}{}", random_base62(TOKEN_SECRET_CHARS)?)))
     }
 
+    /// A root token secret chosen by the operator (`lessor server -dev
+    /// -dev-root-token-id=…`, as Vault's dev mode): 1 to 128 printable ASCII
+    /// characters without spaces, so it fits a header and a shell word.
+    pub fn chosen(secret: &str) -> Result<TokenSecret, String> {
+        if secret.is_empty() || secret.len() > 128 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("a chosen token must be 1 to 128 printable ASCII characters without spaces".into());
+        }
+        Ok(TokenSecret(secret.to_string()))
+    }
+
     /// The secret, to hand to its owner.
     pub fn expose(&self) -> &str {
         &self.0
@@ -46,8 +56,11 @@ pub fn new_accessor() -> Result<String, KeyError> {
 }
 
 /// The events that bring a new data directory to life, and the root token secret.
-pub fn init_events(keys: &Keys) -> Result<(TokenSecret, Vec<Event>), KeyError> {
-    let root = TokenSecret::generate()?;
+pub fn init_events(keys: &Keys, root: Option<TokenSecret>) -> Result<(TokenSecret, Vec<Event>), KeyError> {
+    let root = match root {
+        Some(root) => root,
+        None => TokenSecret::generate()?,
+    };
     let events = vec![
         EngineInitialized { key_check: keys.key_check(), checkpoint_public_key: keys.checkpoint_public_key() }.into(),
         PolicyWritten { name: DEFAULT_POLICY.into(), text: DEFAULT_POLICY_TEXT.into() }.into(),

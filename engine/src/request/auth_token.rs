@@ -130,6 +130,10 @@ fn create(ctx: &Ctx<'_>, mut input: Input, orphan_path: bool) -> Result<Handled,
     let no_default_policy = input.bool("no_default_policy")?.unwrap_or(false);
     let renewable = input.bool("renewable")?.unwrap_or(true);
     let num_uses = input.u64("num_uses", NUM_USES_MAX)?.unwrap_or(0) as u32;
+    // What `vault token create` sends besides: service tokens only, no periodic
+    // tokens, no identity, no chosen id, no metadata.
+    input.default_only(&["type"], &["service", "default"])?;
+    input.default_only(&["period", "entity_alias", "id", "meta", "metadata", "lease"], &[])?;
     input.finish()?;
 
     let orphan = orphan_path || no_parent;

@@ -51,6 +51,29 @@ impl Input {
         self.map.get(field).filter(|v| !v.is_null())
     }
 
+    /// Fields Vault's clients send whose every non-default value asks for
+    /// something lessor does not do (`seal_wrap`, a token `period`, an entity
+    /// alias, …): accepted at their default (null, `false`, `""`, `0`, `"0s"`,
+    /// `{}`, `[]`, or one of `also`), refused otherwise with the field named,
+    /// so a request never silently gets less than it asked for.
+    pub fn default_only(&mut self, fields: &[&str], also: &[&str]) -> Result<(), RequestError> {
+        for field in fields {
+            let Some(value) = self.take(field) else { continue };
+            let default = match value {
+                Value::Bool(b) => !b,
+                Value::String(s) => s.is_empty() || s == "0" || s == "0s" || also.contains(&s.as_str()),
+                Value::Number(n) => n.as_f64() == Some(0.0),
+                Value::Object(m) => m.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                Value::Null => true,
+            };
+            if !default {
+                return Err(bad(field, "lessor does not support it; leave it unset"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn string(&mut self, field: &str) -> Result<Option<String>, RequestError> {
         match self.take(field) {
             None => Ok(None),

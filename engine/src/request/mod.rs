@@ -123,6 +123,11 @@ pub struct Response {
     pub data: Option<Map<String, Value>>,
     pub warnings: Option<Vec<String>>,
     pub auth: Option<AuthResponse>,
+    /// The request's intent is durable and the rest runs in the background (a
+    /// `sys/leases/revoke` with `sync: false`): Vault answers such a request
+    /// with 202 Accepted.
+    #[serde(skip)]
+    pub queued: bool,
 }
 
 impl Response {

@@ -344,7 +344,7 @@ fn dispatch(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Plan, RequestEr
         Route::Leases
         | Route::LeaseLookup(_)
         | Route::LeaseRenew
-        | Route::LeaseRevoke
+        | Route::LeaseRevoke(_)
         | Route::LeaseRevokePrefix(_)
         | Route::LeaseRevokeForce(_) => super::sys_leases::handle(ctx, route, input),
         Route::Capabilities(of) => super::sys_capabilities::handle(ctx, of, input).map(Plan::Done),

@@ -30,8 +30,9 @@ pub enum Route {
     LeaseLookup(Option<String>),
     /// `sys/leases/renew`
     LeaseRenew,
-    /// `sys/leases/revoke`
-    LeaseRevoke,
+    /// `sys/leases/revoke` (the lease id in `lease_id`) or
+    /// `sys/leases/revoke/<lease_id>`.
+    LeaseRevoke(Option<String>),
     /// `sys/leases/revoke-prefix/<prefix>`
     LeaseRevokePrefix(String),
     /// `sys/leases/revoke-force/<prefix>`
@@ -152,7 +153,10 @@ pub(super) fn route(path: &str, state: &State) -> Result<Route, RequestError> {
         return Ok(Route::LeaseRenew);
     }
     if trimmed == "sys/leases/revoke" || trimmed == "sys/revoke" {
-        return Ok(Route::LeaseRevoke);
+        return Ok(Route::LeaseRevoke(None));
+    }
+    if let Some(id) = path.strip_prefix("sys/leases/revoke/").or_else(|| path.strip_prefix("sys/revoke/")) {
+        return Ok(Route::LeaseRevoke(Some(id.to_string())));
     }
     if let Some(prefix) = path.strip_prefix("sys/leases/revoke-prefix/") {
         return Ok(Route::LeaseRevokePrefix(prefix.to_string()));
@@ -222,8 +226,8 @@ impl Route {
             (Route::LeaseLookup(Some(_)), List) => Capabilities::LIST.union(Capabilities::SUDO),
             (Route::LeaseLookup(None), _) => return Err(unsupported(operation, path, "update")),
             (Route::LeaseLookup(Some(_)), _) => return Err(unsupported(operation, path, "list")),
-            (Route::LeaseRenew | Route::LeaseRevoke, Create | Update) => Capabilities::UPDATE,
-            (Route::LeaseRenew | Route::LeaseRevoke, _) => return Err(unsupported(operation, path, "update")),
+            (Route::LeaseRenew | Route::LeaseRevoke(_), Create | Update) => Capabilities::UPDATE,
+            (Route::LeaseRenew | Route::LeaseRevoke(_), _) => return Err(unsupported(operation, path, "update")),
             (Route::LeaseRevokePrefix(_) | Route::LeaseRevokeForce(_), Create | Update) => {
                 Capabilities::UPDATE.union(Capabilities::SUDO)
             }

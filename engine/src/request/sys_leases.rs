@@ -24,10 +24,23 @@ pub(super) const LEASE_LIST_MAX: usize = 100_000;
 
 pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Plan, RequestError> {
     match route {
-        Route::LeaseRevoke => {
-            let id = input.required_string("lease_id", "the lease id, e.g. database/creds/app/AbC…")?;
+        Route::LeaseRevoke(in_path) => {
+            let id = match in_path {
+                Some(id) => id,
+                None => input.required_string("lease_id", "the lease id, e.g. database/creds/app/AbC…")?,
+            };
+            // Vault's default is a synchronous revoke; `sync: false` (what the
+            // CLI sends) only records the intent and leaves the database side to
+            // the expirer, which the caller hears as "queued" (HTTP 202).
+            let sync = input.bool("sync")?.unwrap_or(true);
             input.finish()?;
-            Ok(Plan::Revoke(Box::new(lease::lease_for_revoke(ctx.state, &id)?)))
+            if sync {
+                return Ok(Plan::Revoke(Box::new(lease::lease_for_revoke(ctx.state, &id)?)));
+            }
+            let lease = ctx.state.leases.get(id.as_str()).ok_or_else(|| RequestError::not_found("lease not found"))?;
+            let events = revoke(&[lease], RevokeReason::Explicit);
+            let response = Response { queued: true, ..Response::default() };
+            Ok(Plan::Done(Handled { events, response, ..Handled::default() }))
         }
         Route::LeaseRenew => {
             let lease = find(ctx.state, &mut input)?;

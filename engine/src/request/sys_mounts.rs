@@ -102,6 +102,19 @@ fn ttls(input: &mut Input) -> Result<(Option<u64>, Option<u64>), RequestError> {
     Ok((default, max))
 }
 
+/// Mount `config` fields Vault's clients send that lessor has no use for.
+const MOUNT_CONFIG_DEFAULT_ONLY: &[&str] = &[
+    "force_no_cache",
+    "listing_visibility",
+    "audit_non_hmac_request_keys",
+    "audit_non_hmac_response_keys",
+    "passthrough_request_headers",
+    "allowed_response_headers",
+    "plugin_version",
+    "token_type",
+    "options",
+];
+
 fn enable(state: &State, path: String, mut input: Input) -> Result<Handled, RequestError> {
     validate_path(&path)?;
     let mount_type = input.required_string("type", "the engine type, \"database\"")?;
@@ -114,11 +127,15 @@ fn enable(state: &State, path: String, mut input: Input) -> Result<Handled, Requ
     let (default_ttl, max_ttl) = match input.object("config")? {
         Some(mut config) => {
             let t = ttls(&mut config)?;
+            config.default_only(MOUNT_CONFIG_DEFAULT_ONLY, &[])?;
             config.finish()?;
             t
         }
         None => (None, None),
     };
+    // What `vault secrets enable` and hvac send besides: accepted at their
+    // defaults (the CLI sends `options: {}` and `force_no_cache: false`).
+    input.default_only(&["local", "seal_wrap", "external_entropy_access", "options", "plugin_version"], &[])?;
     input.finish()?;
     if let Some(existing) = state.mounts.keys().find(|m| path.starts_with(m.as_str()) || m.starts_with(path.as_str())) {
         return Err(RequestError::invalid(format!("path is already in use at \"{existing}\"; choose another path")));

@@ -1,0 +1,119 @@
+//! The engine behind the server: none yet (a data directory not initialized,
+//! waiting for `PUT sys/init`), or one hosted on the server's runtime
+//! ([`Host::start_in`]: recovered, its expirer running).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lessor_engine::auth::tokens::TokenSecret;
+use lessor_engine::{Closed, Engine, EngineOptions, Host, HostError, HostOptions, InitError, OpenError};
+use tokio::sync::RwLock;
+
+/// Why the server could not open or initialize its data directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Init(#[from] InitError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The directory holds a log but no master key: the engine would open
+    /// read-only and refuse every request.
+    #[error(
+        "the data directory {dir} has no master key: lessor server needs it to serve requests (the default is \
+         <dir>/master.key; point `-master-key-file` or LESSOR_MASTER_KEY_FILE at it)"
+    )]
+    NoMasterKey { dir: String },
+    #[error("cannot read the data directory {dir}: {source}")]
+    Read { dir: String, source: std::io::Error },
+    #[error("the data directory is already initialized")]
+    AlreadyInitialized,
+}
+
+/// Where the engine lives and how it is opened.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    /// `None`: `<data_dir>/master.key`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Storage {
+    fn options(&self) -> EngineOptions {
+        EngineOptions { key_file: self.key_file.clone(), ..EngineOptions::default() }
+    }
+}
+
+/// The engine slot. Requests take a clone of the engine's `Arc` and release the
+/// lock at once, so an init never waits behind a slow request.
+#[derive(Debug)]
+pub(crate) struct Core {
+    storage: Storage,
+    host: RwLock<Option<Host>>,
+    host_options: HostOptions,
+}
+
+impl Core {
+    /// Opens the data directory if it was initialized; otherwise waits for
+    /// `sys/init`. Runs on the server's runtime.
+    pub(crate) async fn open(storage: Storage, host_options: HostOptions) -> Result<Core, CoreError> {
+        let core = Core { storage, host: RwLock::new(None), host_options };
+        let initialized = Engine::initialized(&core.storage.data_dir)
+            .map_err(|e| CoreError::Read { dir: core.storage.data_dir.display().to_string(), source: e })?;
+        if initialized {
+            let options = core.storage.options();
+            let dir = core.storage.data_dir.clone();
+            let engine = tokio::task::spawn_blocking(move || Engine::open(dir, options))
+                .await
+                .expect("opening the engine does not panic")?;
+            if !engine.has_master_key() {
+                return Err(CoreError::NoMasterKey { dir: core.storage.data_dir.display().to_string() });
+            }
+            let host = Host::start_in(engine, core.host_options.clone()).await?;
+            *core.host.write().await = Some(host);
+        }
+        Ok(core)
+    }
+
+    /// The engine, if the directory is initialized.
+    pub(crate) async fn engine(&self) -> Option<Arc<Engine>> {
+        self.host.read().await.as_ref().map(|h| h.engine().clone())
+    }
+
+    /// Asks the expirer for a pass now (after a queued revocation).
+    pub(crate) async fn kick_expirer(&self) {
+        if let Some(host) = self.host.read().await.as_ref() {
+            host.kick_expirer();
+        }
+    }
+
+    /// `sys/init`: creates the data directory's key, policies and root token,
+    /// and starts serving. `root` is a chosen root token (dev mode) or `None` for
+    /// a random one. Returns the root token, shown once.
+    pub(crate) async fn init(&self, root: Option<TokenSecret>) -> Result<TokenSecret, CoreError> {
+        let mut slot = self.host.write().await;
+        if slot.is_some() {
+            return Err(CoreError::AlreadyInitialized);
+        }
+        let options = self.storage.options();
+        let dir = self.storage.data_dir.clone();
+        let (engine, root) = tokio::task::spawn_blocking(move || match root {
+            Some(root) => Engine::init_with_root_token(dir, options, root.clone()).map(|e| (e, root)),
+            None => Engine::init(dir, options),
+        })
+        .await
+        .expect("initializing the engine does not panic")?;
+        *slot = Some(Host::start_in(engine, self.host_options.clone()).await?);
+        Ok(root)
+    }
+
+    /// Stops the expirer after its pass and closes the engine, durable.
+    pub(crate) async fn close(&self) -> Closed {
+        match self.host.write().await.take() {
+            Some(host) => host.close_in().await,
+            None => Closed::default(),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The endpoints the server answers itself, before any token: `sys/health`,
+//! `sys/seal-status`, `sys/leader` (what `bao status`, hvac and load balancers
+//! call first) and `sys/init` (what `bao operator init` sends to a directory not
+//! yet initialized). lessor has no seal and no standby: it is unsealed once its
+//! directory is initialized, and always the active node.
+
+use hyper::{Method, StatusCode};
+use lessor_engine::auth::tokens::TokenSecret;
+use serde_json::{Value, json};
+
+use crate::core::{Core, CoreError};
+use crate::encode::{HttpResponse, Refusal, empty, json_response};
+
+/// The version every client sees: a semver (the Terraform provider parses it).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A fixed cluster name: lessor is one node.
+const CLUSTER_NAME: &str = "lessor";
+
+fn now_rfc3339() -> String {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    lessor_engine::clock::rfc3339(ms)
+}
+
+/// `GET`/`HEAD sys/health`: 200 active, 501 not initialized; `activecode`,
+/// `uninitcode` (and the standby and seal codes, which never apply) override.
+pub(crate) fn health(method: &Method, initialized: bool, query: &[(String, String)]) -> Result<HttpResponse, Refusal> {
+    let code =
+        |name: &str, default: StatusCode| -> Result<StatusCode, Refusal> {
+            match query.iter().find(|(k, _)| k == name) {
+                None => Ok(default),
+                Some((_, v)) => v.parse::<u16>().ok().and_then(|n| StatusCode::from_u16(n).ok()).ok_or_else(|| {
+                    Refusal::bad_request(format!("query parameter \"{name}\" must be an HTTP status code"))
+                }),
+            }
+        };
+    for name in ["standbycode", "sealedcode", "perfstandbyokcode", "drsecondarycode", "performancestandbycode"] {
+        code(name, StatusCode::OK)?;
+    }
+    let status = if initialized {
+        code("activecode", StatusCode::OK)?
+    } else {
+        code("uninitcode", StatusCode::NOT_IMPLEMENTED)?
+    };
+    if method == Method::HEAD {
+        return Ok(empty(status));
+    }
+    let body = json!({
+        "initialized": initialized,
+        "sealed": false,
+        "standby": false,
+        "performance_standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        "version": VERSION,
+        "cluster_name": CLUSTER_NAME,
+        "cluster_id": "",
+    });
+    Ok(json_response(status, &body))
+}
+
+/// `GET sys/seal-status`.
+pub(crate) fn seal_status(initialized: bool) -> HttpResponse {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "type": "shamir",
+            "initialized": initialized,
+            "sealed": false,
+            "t": 0,
+            "n": 0,
+            "progress": 0,
+            "nonce": "",
+            "version": VERSION,
+            "build_date": "",
+            "migration": false,
+            "cluster_name": CLUSTER_NAME,
+            "cluster_id": "",
+            "recovery_seal": false,
+            "storage_type": "file",
+        }),
+    )
+}
+
+/// `GET sys/leader`: no HA; this node is the only one.
+pub(crate) fn leader() -> HttpResponse {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "ha_enabled": false,
+            "is_self": true,
+            "active_time": now_rfc3339(),
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+            "raft_committed_index": 0,
+            "raft_applied_index": 0,
+        }),
+    )
+}
+
+/// `GET sys/init`: whether the directory is initialized.
+pub(crate) fn init_status(initialized: bool) -> HttpResponse {
+    json_response(StatusCode::OK, &json!({ "initialized": initialized }))
+}
+
+/// `PUT sys/init`: initializes the data directory and answers with the root
+/// token, once. lessor keeps one master key file instead of Shamir shares, so
+/// the reply has no unseal keys; the share counts are accepted and ignored, and
+/// PGP-encrypted keys, which cannot be honoured, are refused.
+pub(crate) async fn init(core: &Core, data: &Value, root: Option<TokenSecret>) -> Result<HttpResponse, Refusal> {
+    if let Value::Object(fields) = data {
+        for (field, value) in fields {
+            match field.as_str() {
+                "secret_shares" | "secret_threshold" | "stored_shares" | "recovery_shares" | "recovery_threshold" => {}
+                "pgp_keys" | "root_token_pgp_key" | "recovery_pgp_keys" if value.is_null() => {}
+                "pgp_keys" | "root_token_pgp_key" | "recovery_pgp_keys" => {
+                    return Err(Refusal::bad_request(format!(
+                        "field \"{field}\": lessor has no unseal keys to encrypt; send the request without it"
+                    )));
+                }
+                other => {
+                    return Err(Refusal::bad_request(format!(
+                        "unknown field \"{}\"; sys/init accepts secret_shares and secret_threshold (ignored)",
+                        crate::decode::truncate(other, 64)
+                    )));
+                }
+            }
+        }
+    }
+    match core.init(root).await {
+        Ok(root) => {
+            Ok(json_response(StatusCode::OK, &json!({ "keys": [], "keys_base64": [], "root_token": root.expose() })))
+        }
+        Err(CoreError::AlreadyInitialized) => Err(Refusal::bad_request("the data directory is already initialized")),
+        Err(e) => Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot initialize: {e}"))),
+    }
+}
