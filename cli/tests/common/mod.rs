@@ -39,3 +39,4 @@ pub fn ok_output(dir: &Path, token: &str, args: &[&str]) -> Output {
 pub fn ok(dir: &Path, token: &str, args: &[&str]) -> String {
     text(&ok_output(dir, token, args).stdout)
 }
+pub mod server;
