@@ -88,7 +88,10 @@ impl ServerProcess {
         loop {
             let mut line = String::new();
             let n = stdout.read_line(&mut line).expect("read the server's stdout");
-            assert!(n > 0, "lessor server exited before listening: {:?}\n{banner}", child.wait());
+            if n == 0 {
+                let status = child.wait();
+                panic!("lessor server exited before listening: {status:?}\n{banner}");
+            }
             if let Some(url) = line.trim().strip_prefix("lessor server listening on ") {
                 let addr = url.split("://").nth(1).expect("scheme://addr").parse().expect("a socket address");
                 return ServerProcess {
