@@ -75,6 +75,8 @@ impl ServerProcess {
     }
 
     /// Starts `command` and waits for its "listening on" line.
+    // The child is waited for by `ServerProcess`'s Drop, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
     pub fn spawn(mut command: Command) -> ServerProcess {
         command
             .env_remove("VAULT_DEV_ROOT_TOKEN_ID")
