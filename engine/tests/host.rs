@@ -243,3 +243,87 @@ fn with_recovery_off_the_interrupted_revocation_waits_for_the_callers_recover() 
     assert!(host.engine().with_state(|s| s.leases.is_empty()));
     host.close();
 }
+
+/// A server hosts the engine on its own runtime (`Host::start_in`): the same
+/// recovery and expiry as `Host::start`, and `close_in` closes it, durable.
+#[test]
+fn a_host_started_in_the_callers_runtime_recovers_expires_and_closes() {
+    let f = Fixture::with_an_expired_lease();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let closed = rt.block_on(async {
+        let engine = Engine::open(f.dir.path(), f.options()).unwrap();
+        let host = Host::start_in(engine, HostOptions::default()).await.unwrap();
+        // The expirer's first pass runs at once: the expired lease is revoked.
+        let engine = host.engine().clone();
+        for _ in 0..1000 {
+            if engine.with_state(|s| !s.leases.contains_key(f.lease_id.as_str())) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(engine);
+        host.close_in().await
+    });
+    assert!(!closed.interrupted);
+    assert!(!f.user_exists(), "the expired lease's user is dropped");
+    assert!(!f.lease_is_recorded(), "and the log says so, durable across a reopen");
+}
+
+/// `sys/leases/revoke` with `sync: false` records the intent and answers
+/// `queued`; the expirer runs the revocation. The path form
+/// (`sys/leases/revoke/<lease_id>`) names the lease in the path. The directory
+/// is made with a chosen root token (`Engine::init_with_root_token`, dev mode).
+#[test]
+fn a_queued_revoke_is_an_intent_the_expirer_finishes() {
+    let mut f = Fixture::with_an_expired_lease();
+    f.dir = tempfile::tempdir().unwrap();
+    let root = lessor_engine::auth::tokens::TokenSecret::chosen("root-for-tests").unwrap();
+    assert!(lessor_engine::auth::tokens::TokenSecret::chosen("has space").is_err());
+    assert!(lessor_engine::auth::tokens::TokenSecret::chosen("").is_err());
+    let engine = Engine::init_with_root_token(f.dir.path(), f.options(), root).unwrap();
+    assert!(Engine::initialized(f.dir.path()).unwrap());
+    let host = Host::start(engine, HostOptions { expirer: false, ..HostOptions::default() }).unwrap();
+    let engine = host.engine().clone();
+    let ok = |operation, path: &str, data| {
+        host.block_on(engine.request("root-for-tests", operation, path, data)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    ok(Operation::Update, "sys/mounts/database", json!({"type": "database", "options": {}, "local": false}));
+    ok(
+        Operation::Update,
+        "database/config/pg",
+        json!({"plugin_name": "postgresql-database-plugin", "allowed_roles": "*", "username": "admin",
+               "password": "pw", "connection_url": "postgresql://{{username}}:{{password}}@sim/db"}),
+    );
+    ok(
+        Operation::Update,
+        "database/roles/app",
+        json!({"db_name": "pg", "creation_statements": "CREATE ROLE \"{{name}}\";"}),
+    );
+    let first = ok(Operation::Read, "database/creds/app", Value::Null);
+    let second = ok(Operation::Read, "database/creds/app", Value::Null);
+
+    // Queued: the lease is revoking, the user still there until the expirer runs.
+    let queued = ok(Operation::Update, "sys/leases/revoke", json!({"lease_id": first.lease_id, "sync": false}));
+    assert!(queued.queued);
+    let status = engine.with_state(|s| s.leases.get(first.lease_id.as_str()).map(|l| l.status.clone()));
+    assert!(matches!(status, Some(LeaseStatus::Revoking(_))), "{status:?}");
+    host.expire_now().unwrap();
+    assert!(engine.with_state(|s| !s.leases.contains_key(first.lease_id.as_str())));
+
+    // The path form, synchronous by default: gone when it answers.
+    let done = ok(Operation::Update, &format!("sys/leases/revoke/{}", second.lease_id), Value::Null);
+    assert!(!done.queued);
+    assert!(engine.with_state(|s| !s.leases.contains_key(second.lease_id.as_str())));
+
+    // A field Vault's clients send is accepted at its default, refused otherwise.
+    let refused = host.block_on(engine.request(
+        "root-for-tests",
+        Operation::Update,
+        "sys/mounts/other",
+        json!({"type": "database", "seal_wrap": true}),
+    ));
+    assert!(matches!(refused, Err(ref e) if e.kind() == lessor_engine::request::ErrorKind::InvalidArgument));
+    assert!(engine.with_state(|s| !s.mounts.contains_key("other/")), "a refused request changes nothing");
+    drop(engine);
+    host.close();
+}
