@@ -305,7 +305,7 @@ fn a_queued_revoke_is_an_intent_the_expirer_finishes() {
     // Queued: the lease is revoking, the user still there until the expirer runs.
     let queued = ok(Operation::Update, "sys/leases/revoke", json!({"lease_id": first.lease_id, "sync": false}));
     assert!(queued.queued);
-    let status = engine.with_state(|s| s.leases.get(first.lease_id.as_str()).map(|l| l.status.clone()));
+    let status = engine.with_state(|s| s.leases.get(first.lease_id.as_str()).map(|l| l.status));
     assert!(matches!(status, Some(LeaseStatus::Revoking(_))), "{status:?}");
     host.expire_now().unwrap();
     assert!(engine.with_state(|s| !s.leases.contains_key(first.lease_id.as_str())));
