@@ -10,6 +10,7 @@ mod audit;
 mod data;
 mod dev;
 mod flags;
+mod logging;
 mod operator;
 mod output;
 mod run;

@@ -78,6 +78,7 @@ pub fn server(global: &crate::Global, args: ServerArgs) -> Result<ExitCode, Fail
         .build()
         .map_err(|e| Failure::Local(format!("cannot start the runtime: {e}")))?;
     if args.dev {
+        crate::logging::init(None);
         return runtime.block_on(dev(args, access_log));
     }
     let Some(config_file) = &args.config else {
@@ -88,6 +89,7 @@ pub fn server(global: &crate::Global, args: ServerArgs) -> Result<ExitCode, Fail
         ));
     };
     let config = Config::read(config_file).map_err(|e| Failure::Local(e.to_string()))?;
+    crate::logging::init(config.log_level.as_deref());
     let listeners =
         config.listeners.iter().map(|l| ListenerOptions { address: l.address.clone(), tls: l.tls.clone() }).collect();
     let storage = Storage { data_dir: config.data_dir.clone(), key_file: global.master_key_file.clone() };
