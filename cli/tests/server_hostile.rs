@@ -260,3 +260,23 @@ fn a_request_over_the_in_flight_cap_gets_503() {
     assert_eq!(once(server.addr, "GET", "/v1/sys/policies/acl/held", Some(&root), None).status, 200);
     server.stop();
 }
+
+#[test]
+fn a_request_longer_than_max_request_duration_gets_504() {
+    let setup = Setup::plain("max_request_duration = \"1s\"");
+    let server = setup.start();
+    let root = init(&server);
+    // A body promised and never sent keeps the request from finishing.
+    let mut stalled = Conn::open(server.addr);
+    let head = format!(
+        "PUT /v1/sys/policies/acl/stalled HTTP/1.1\r\nHost: lessor\r\nX-Vault-Token: {root}\r\nContent-Type: \
+         application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    stalled.stream.write_all(head.as_bytes()).unwrap();
+    let reply = stalled.read_reply(false).expect("a reply, not a hang");
+    assert_errors(&reply, 504, "max_request_duration");
+    drop(stalled);
+    // Nothing was written; the server goes on serving.
+    assert_eq!(once(server.addr, "GET", "/v1/sys/policies/acl/stalled", Some(&root), None).status, 404);
+    server.stop();
+}
