@@ -96,6 +96,7 @@ pub fn server(global: &crate::Global, args: ServerArgs) -> Result<ExitCode, Fail
     let mut options = ServerOptions::new(storage, listeners);
     options.access_log = access_log;
     options.metrics_unauthenticated = config.metrics_unauthenticated;
+    config.limits.apply(&mut options.connection_limits, &mut options.request_limits);
     runtime.block_on(async {
         let server = Server::bind(options).await.map_err(|e| Failure::Local(e.to_string()))?;
         if server.engine().await.is_none() {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lessor_engine::auth::tokens::TokenSecret;
+use lessor_engine::log::storage::{FsStorage, LockError};
 use lessor_engine::{Closed, Engine, EngineOptions, Host, HostError, HostOptions, InitError, OpenError};
 use tokio::sync::RwLock;
 
@@ -30,6 +31,11 @@ pub enum CoreError {
     Read { dir: String, source: std::io::Error },
     #[error("the data directory is already initialized")]
     AlreadyInitialized,
+    /// A directory the engine would refuse (a symbolic link, writable by others,
+    /// another user's, locked by another process), found at start rather than at
+    /// `sys/init`.
+    #[error(transparent)]
+    Dir(#[from] LockError),
 }
 
 /// Where the engine lives and how it is opened.
@@ -73,6 +79,15 @@ impl Core {
             }
             let host = Host::start_in(engine, core.host_options.clone()).await?;
             *core.host.write().await = Some(host);
+        } else {
+            // Not initialized: the directory is checked (and made, 0700, if
+            // missing) now, as the engine will at `sys/init`, so a server is not
+            // left listening for an init that can only fail. The lock is let go:
+            // `sys/init` takes it.
+            let dir = core.storage.data_dir.clone();
+            tokio::task::spawn_blocking(move || FsStorage::open(&dir).map(drop))
+                .await
+                .expect("checking the data directory does not panic")?;
         }
         Ok(core)
     }

@@ -55,7 +55,7 @@ use lessor_engine::{Closed, Engine, HostOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Config, ConfigError, ListenerConfig};
+pub use config::{Config, ConfigError, Limits, ListenerConfig};
 pub use core::{CoreError, Storage};
 pub use listen::ConnectionLimits;
 pub use service::RequestLimits;

@@ -110,6 +110,16 @@ pub(crate) fn init_status(initialized: bool) -> HttpResponse {
     json_response(StatusCode::OK, &json!({ "initialized": initialized }))
 }
 
+/// A PGP field that asks for nothing: null, `""` or `[]`.
+fn absent(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
 /// `PUT sys/init`: initializes the data directory and answers with the root
 /// token, once. lessor keeps one master key file instead of Shamir shares, so
 /// the reply has no unseal keys; the share counts are accepted and ignored, and
@@ -119,7 +129,8 @@ pub(crate) async fn init(core: &Core, data: &Value, root: Option<TokenSecret>) -
         for (field, value) in fields {
             match field.as_str() {
                 "secret_shares" | "secret_threshold" | "stored_shares" | "recovery_shares" | "recovery_threshold" => {}
-                "pgp_keys" | "root_token_pgp_key" | "recovery_pgp_keys" if value.is_null() => {}
+                // `bao operator init` sends `"root_token_pgp_key": ""` and empty lists.
+                "pgp_keys" | "root_token_pgp_key" | "recovery_pgp_keys" if absent(value) => {}
                 "pgp_keys" | "root_token_pgp_key" | "recovery_pgp_keys" => {
                     return Err(Refusal::bad_request(format!(
                         "field \"{field}\": lessor has no unseal keys to encrypt; send the request without it"

@@ -39,4 +39,6 @@ pub fn ok_output(dir: &Path, token: &str, args: &[&str]) -> Output {
 pub fn ok(dir: &Path, token: &str, args: &[&str]) -> String {
     text(&ok_output(dir, token, args).stdout)
 }
+pub mod config;
+pub mod http;
 pub mod server;
