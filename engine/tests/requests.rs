@@ -334,7 +334,7 @@ fn policies_round_trip_and_list_and_delete() {
     let text = r#"path "database/creds/*" { capabilities = ["read", "list"] }"#;
     policy(&h, "Readers", text);
     let got = h.root(Operation::Read, "sys/policies/acl/readers", Value::Null).data.unwrap();
-    assert_eq!((got["name"].as_str(), got["rules"].as_str()), (Some("readers"), Some(text)));
+    assert_eq!((got["name"].as_str(), got["policy"].as_str()), (Some("readers"), Some(text)));
     let list = h.root(Operation::List, "sys/policy", Value::Null).data.unwrap();
     assert_eq!(list["keys"], json!(["default", "readers", "root"]));
     h.root(Operation::Delete, "sys/policy/readers", Value::Null);
@@ -346,6 +346,56 @@ fn policies_round_trip_and_list_and_delete() {
     policy(&h, "j", r#"{"path": {"sys/mounts": {"capabilities": ["read"]}}}"#);
     let (t, _) = h.token(&h.root, json!({"policies": ["j"]}));
     h.req(&t, Operation::Read, "sys/mounts", Value::Null).unwrap();
+}
+
+#[test]
+fn the_legacy_policy_path_answers_in_its_own_field_names() {
+    // As Vault: `sys/policy` reads `rules` and lists `policies` too, and still
+    // takes `rules` for the text (with a warning); `sys/policies/acl` does neither.
+    let h = Harness::new();
+    let text = r#"path "sys/mounts" { capabilities = ["read"] }"#;
+    let written = h.root(Operation::Update, "sys/policy/old", json!({ "rules": text }));
+    assert!(written.warnings.unwrap()[0].contains("'rules' is deprecated"));
+    let legacy = h.root(Operation::Read, "sys/policy/old", Value::Null).data.unwrap();
+    assert_eq!(Value::Object(legacy), json!({"name": "old", "rules": text}));
+    let acl = h.root(Operation::Read, "sys/policies/acl/old", Value::Null).data.unwrap();
+    assert_eq!(Value::Object(acl), json!({"name": "old", "policy": text}));
+    let legacy = h.root(Operation::List, "sys/policy", Value::Null).data.unwrap();
+    assert_eq!(
+        Value::Object(legacy),
+        json!({"keys": ["default", "old", "root"], "policies": ["default", "old", "root"]})
+    );
+    let acl = h.root(Operation::List, "sys/policies/acl", Value::Null).data.unwrap();
+    assert_eq!(Value::Object(acl), json!({"keys": ["default", "old", "root"]}));
+    let e = h.req(&h.root, Operation::Update, "sys/policies/acl/new", json!({ "rules": text })).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("\"rules\""), "{e}");
+}
+
+#[test]
+fn an_operation_a_path_does_not_take_is_its_own_kind_and_changes_nothing() {
+    let h = Harness::new();
+    h.root(Operation::Update, "sys/mounts/database", json!({"type": "database"}));
+    let before = h.root(Operation::Read, "sys/mounts", Value::Null).data;
+    for (op, path) in [
+        (Operation::Update, "sys/mounts"),
+        (Operation::List, "sys/mounts/database"),
+        (Operation::List, "sys/policy/default"),
+        (Operation::Read, "auth/token/create"),
+        (Operation::Read, "sys/leases/renew"),
+        (Operation::Delete, "database/creds/ro"),
+        (Operation::Update, "database/creds/ro"),
+        (Operation::Read, "database/rotate-root/pg"),
+        (Operation::Update, "database/roles"),
+        (Operation::List, "database/roles/ro"),
+    ] {
+        let e = h.req(&h.root, op, path, json!({})).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnsupportedOperation, "{op:?} {path}: {e}");
+        assert!(e.to_string().contains("unsupported operation") && e.to_string().contains(path), "{e}");
+    }
+    assert_eq!(h.root(Operation::Read, "sys/mounts", Value::Null).data, before);
+    let refused = h.audit().into_iter().filter(|r| r.outcome == Outcome::Invalid).count();
+    assert_eq!(refused, 10, "every refusal is recorded, as an invalid request");
 }
 
 #[test]
@@ -627,7 +677,7 @@ fn capabilities_self_answers_from_the_acl_the_pipeline_authorizes_with() {
     assert!(err.to_string().contains("accessor"), "{err}");
     // A read is not what it takes (a caller the ACL grants no read is denied first).
     let err = h.req(&h.root, Operation::Read, "sys/capabilities-self", Value::Null).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(err.kind(), ErrorKind::UnsupportedOperation, "{err}");
     assert_eq!(
         h.req(&t, Operation::Read, "sys/capabilities-self", Value::Null).unwrap_err().kind(),
         ErrorKind::PermissionDenied

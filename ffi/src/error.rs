@@ -46,7 +46,8 @@ impl Failure {
 impl From<RequestError> for Failure {
     fn from(e: RequestError) -> Failure {
         let status = match e.kind() {
-            ErrorKind::InvalidArgument => lessor_status::LESSOR_INVALID_ARGUMENT,
+            // A C caller gave an operation the path does not take: a bad argument.
+            ErrorKind::InvalidArgument | ErrorKind::UnsupportedOperation => lessor_status::LESSOR_INVALID_ARGUMENT,
             ErrorKind::PermissionDenied => lessor_status::LESSOR_PERMISSION_DENIED,
             ErrorKind::NotFound => lessor_status::LESSOR_NOT_FOUND,
             ErrorKind::Database => lessor_status::LESSOR_DATABASE,

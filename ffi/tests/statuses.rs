@@ -74,6 +74,10 @@ fn invalid_argument() {
     let (status, message) = request(engine, &root, "update", "sys/mounts/db", r#"{"type": "database", "bogus": 1}"#);
     assert_eq!(status, lessor_status::LESSOR_INVALID_ARGUMENT);
     assert!(message.contains("bogus"), "the message names the field: {message}");
+    // An operation the path does not take (HTTP's 405) is a bad argument to C.
+    let (status, message) = request(engine, &root, "update", "sys/mounts", "{}");
+    assert_eq!(status, lessor_status::LESSOR_INVALID_ARGUMENT);
+    assert!(message.contains("unsupported operation update"), "{message}");
     lessor_engine_free(engine);
 }
 

@@ -48,6 +48,8 @@ pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        // The path exists but does not take the operation: Vault's 405.
+        ErrorKind::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         // A third party (the database) failed: Vault's 502.
         ErrorKind::Database => StatusCode::BAD_GATEWAY,
         // Another request holds the lease; Vault's Go client retries 5xx but 501.

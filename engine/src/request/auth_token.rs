@@ -105,10 +105,13 @@ fn lookup_json(ctx: &Ctx<'_>, t: &Token, secret: &str) -> Value {
         "creation_time": secs(t.creation_time_ms),
         "creation_ttl": t.ttl_ms / 1000,
         "display_name": t.display_name,
+        // lessor has no identity store and no token metadata; Vault sends both.
+        "entity_id": "",
         "expire_time": t.expire_time_ms.map(rfc3339),
         "explicit_max_ttl": t.explicit_max_ttl_ms / 1000,
         "id": secret,
         "issue_time": rfc3339(t.creation_time_ms),
+        "meta": Value::Null,
         "num_uses": if t.num_uses == 0 { 0 } else { t.num_uses - t.uses.min(t.num_uses) },
         "orphan": t.parent_accessor.is_none(),
         "path": "auth/token/create",

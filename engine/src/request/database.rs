@@ -32,6 +32,7 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
     match (kind, name, ctx.operation) {
         ("config", "", Operation::List | Operation::Read) => Ok(Plan::Done(list(ctx.state, mount, input, true)?)),
         ("roles", "", Operation::List | Operation::Read) => Ok(Plan::Done(list(ctx.state, mount, input, false)?)),
+        ("config" | "roles", "", _) => Err(unsupported(ctx, mount, rest, "list")),
         ("config", name, op) => {
             validate_name("connection", name)?;
             match op {
@@ -42,7 +43,7 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
                     let event = ConnectionDeleted { mount: mount.into(), name: name.into() };
                     Ok(Plan::Done(Handled { events: vec![event.into()], ..Handled::default() }))
                 }
-                Operation::List => Err(unsupported(ctx, "create, update, read or delete")),
+                Operation::List => Err(unsupported(ctx, mount, rest, "create, update, read or delete")),
             }
         }
         ("roles", name, op) => {
@@ -55,7 +56,7 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
                     let event = RoleDeleted { mount: mount.into(), name: name.into() };
                     Ok(Plan::Done(Handled { events: vec![event.into()], ..Handled::default() }))
                 }
-                Operation::List => Err(unsupported(ctx, "create, update, read or delete")),
+                Operation::List => Err(unsupported(ctx, mount, rest, "create, update, read or delete")),
             }
         }
         ("creds", role, Operation::Read) if !role.is_empty() => {
@@ -69,6 +70,7 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
                 role,
             )?)))
         }
+        ("creds", role, _) if !role.is_empty() => Err(unsupported(ctx, mount, rest, "read")),
         ("rotate-root", name, Operation::Create | Operation::Update) if !name.is_empty() => {
             input.finish()?;
             Ok(Plan::RotateRoot(Box::new(lease::plan_rotate_root(ctx.state, ctx.keys, mount, name)?)))
@@ -82,14 +84,15 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
                 .ok_or_else(|| RequestError::not_found(format!("no connection named \"{name}\" in {mount}")))?;
             Ok(Plan::Reset(Box::new(connection.clone())))
         }
+        ("rotate-root" | "reset", name, _) if !name.is_empty() => Err(unsupported(ctx, mount, rest, "update")),
         _ => Err(RequestError::not_found(format!(
             "no handler for \"{mount}{rest}\": a database mount serves config/, roles/, creds/, rotate-root/ and reset/"
         ))),
     }
 }
 
-fn unsupported(ctx: &Ctx<'_>, allowed: &str) -> RequestError {
-    RequestError::invalid(format!("unsupported operation {:?} here; this path takes {allowed}", ctx.operation))
+fn unsupported(ctx: &Ctx<'_>, mount: &str, rest: &str, allowed: &str) -> RequestError {
+    super::router::unsupported(ctx.operation, &format!("{mount}{rest}"), allowed)
 }
 
 fn validate_name(what: &str, name: &str) -> Result<(), RequestError> {

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::event::Operation;
-pub use router::{CapabilitiesOf, Route};
+pub use router::{CapabilitiesOf, PolicyApi, Route};
 pub use typed::{Credential, Renewed};
 
 /// The stable category of an error: what a caller (or the C API) branches on.
@@ -37,6 +37,8 @@ pub enum ErrorKind {
     Io,
     Corrupt,
     Busy,
+    /// The path exists but does not take the operation (Vault's 405).
+    UnsupportedOperation,
 }
 
 /// Why a request failed. Messages name the field or path and the fix; they never
@@ -58,6 +60,11 @@ pub enum RequestError {
     Corrupt(String),
     #[error("busy: {0}")]
     Busy(String),
+    /// The path exists but does not take this operation (reading a path that
+    /// only takes writes, listing one object): the message names the
+    /// operations it takes.
+    #[error("{0}")]
+    UnsupportedOperation(String),
 }
 
 impl RequestError {
@@ -70,6 +77,7 @@ impl RequestError {
             RequestError::Io(_) => ErrorKind::Io,
             RequestError::Corrupt(_) => ErrorKind::Corrupt,
             RequestError::Busy(_) => ErrorKind::Busy,
+            RequestError::UnsupportedOperation(_) => ErrorKind::UnsupportedOperation,
         }
     }
 

@@ -45,7 +45,7 @@ fn io_error(e: AppendError) -> RequestError {
 fn outcome_of(e: &RequestError) -> Outcome {
     match e {
         RequestError::PermissionDenied(_) => Outcome::Denied,
-        RequestError::InvalidArgument(_) => Outcome::Invalid,
+        RequestError::InvalidArgument(_) | RequestError::UnsupportedOperation(_) => Outcome::Invalid,
         _ => Outcome::Error,
     }
 }
@@ -329,7 +329,7 @@ impl Engine {
 fn exists(route: &Route, state: &State) -> bool {
     match route {
         Route::Mount(path) => state.mounts.contains_key(path),
-        Route::Policy(name) => state.policies.contains_key(&name.to_ascii_lowercase()),
+        Route::Policy(name, _) => state.policies.contains_key(&name.to_ascii_lowercase()),
         _ => false,
     }
 }
@@ -339,7 +339,7 @@ fn dispatch(ctx: &Ctx<'_>, route: Route, input: Input) -> Result<Plan, RequestEr
         Route::Mounts | Route::Mount(_) | Route::MountTune(_) => {
             super::sys_mounts::handle(ctx, route, input).map(Plan::Done)
         }
-        Route::Policies | Route::Policy(_) => super::sys_policy::handle(ctx, route, input).map(Plan::Done),
+        Route::Policies(_) | Route::Policy(..) => super::sys_policy::handle(ctx, route, input).map(Plan::Done),
         Route::Token(verb) => super::auth_token::handle(ctx, verb, input).map(Plan::Done),
         Route::Leases
         | Route::LeaseLookup(_)

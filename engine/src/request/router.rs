@@ -19,9 +19,9 @@ pub enum Route {
     /// `sys/mounts/<path>/tune`
     MountTune(String),
     /// `sys/policy`, `sys/policies/acl`
-    Policies,
+    Policies(PolicyApi),
     /// `sys/policy/<name>`, `sys/policies/acl/<name>`
-    Policy(String),
+    Policy(String, PolicyApi),
     /// `auth/token/<verb>`
     Token(TokenVerb),
     /// `sys/leases` (list, `type=irrevocable`)
@@ -41,6 +41,17 @@ pub enum Route {
     Capabilities(CapabilitiesOf),
     /// Anything under an enabled database mount: `<mount>/<rest>`.
     Database { mount: String, rest: String },
+}
+
+/// Which of Vault's two policy paths a request came by: they differ only in
+/// the names of their reply fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyApi {
+    /// `sys/policies/acl`: a read answers `policy`, a list `keys`.
+    Acl,
+    /// The legacy `sys/policy` (hvac's): a read answers `rules`, a list `keys`
+    /// and `policies`, and a write may send `rules` for `policy`.
+    Legacy,
 }
 
 /// Whose capabilities a `sys/capabilities*` request asks about.
@@ -109,11 +120,17 @@ pub(super) fn route(path: &str, state: &State) -> Result<Route, RequestError> {
         }
         return Ok(Route::Mount(format!("{rest}/")));
     }
-    if trimmed == "sys/policy" || trimmed == "sys/policies/acl" {
-        return Ok(Route::Policies);
+    if trimmed == "sys/policy" {
+        return Ok(Route::Policies(PolicyApi::Legacy));
     }
-    if let Some(name) = trimmed.strip_prefix("sys/policy/").or_else(|| trimmed.strip_prefix("sys/policies/acl/")) {
-        return Ok(Route::Policy(name.to_string()));
+    if trimmed == "sys/policies/acl" {
+        return Ok(Route::Policies(PolicyApi::Acl));
+    }
+    if let Some(name) = trimmed.strip_prefix("sys/policy/") {
+        return Ok(Route::Policy(name.to_string(), PolicyApi::Legacy));
+    }
+    if let Some(name) = trimmed.strip_prefix("sys/policies/acl/") {
+        return Ok(Route::Policy(name.to_string(), PolicyApi::Acl));
     }
     if let Some(verb) = trimmed.strip_prefix("auth/token/") {
         let verb = match verb {
@@ -173,8 +190,9 @@ pub(super) fn route(path: &str, state: &State) -> Result<Route, RequestError> {
     Err(no_route(path))
 }
 
-fn unsupported(operation: Operation, path: &str, allowed: &str) -> RequestError {
-    RequestError::invalid(format!(
+/// The refusal of an operation a path does not take (Vault's 405).
+pub(super) fn unsupported(operation: Operation, path: &str, allowed: &str) -> RequestError {
+    RequestError::UnsupportedOperation(format!(
         "unsupported operation {} on \"{path}\"; this path takes {allowed}",
         operation_name(operation)
     ))
@@ -206,12 +224,12 @@ impl Route {
             (Route::MountTune(_), Read) => Capabilities::READ,
             (Route::MountTune(_), Create | Update) => Capabilities::UPDATE,
             (Route::MountTune(_), _) => return Err(unsupported(operation, path, "read or update")),
-            (Route::Policies, Read | List) => Capabilities::LIST,
-            (Route::Policies, _) => return Err(unsupported(operation, path, "read or list")),
-            (Route::Policy(_), Create | Update) => write,
-            (Route::Policy(_), Read) => Capabilities::READ,
-            (Route::Policy(_), Delete) => Capabilities::DELETE,
-            (Route::Policy(_), List) => return Err(unsupported(operation, path, "create, update, read or delete")),
+            (Route::Policies(_), Read | List) => Capabilities::LIST,
+            (Route::Policies(_), _) => return Err(unsupported(operation, path, "read or list")),
+            (Route::Policy(..), Create | Update) => write,
+            (Route::Policy(..), Read) => Capabilities::READ,
+            (Route::Policy(..), Delete) => Capabilities::DELETE,
+            (Route::Policy(..), List) => return Err(unsupported(operation, path, "create, update, read or delete")),
             (Route::Token(TokenVerb::Accessors), List) => Capabilities::LIST.union(Capabilities::SUDO),
             (Route::Token(TokenVerb::Accessors), _) => return Err(unsupported(operation, path, "list")),
             (Route::Token(TokenVerb::LookupSelf), Read) => Capabilities::READ,
@@ -265,7 +283,9 @@ mod tests {
         let state = State::default();
         assert_eq!(route("sys/mounts/database", &state).unwrap(), Route::Mount("database/".into()));
         assert_eq!(route("sys/mounts/db-prod/tune", &state).unwrap(), Route::MountTune("db-prod/".into()));
-        assert_eq!(route("sys/policies/acl/app", &state).unwrap(), Route::Policy("app".into()));
+        assert_eq!(route("sys/policies/acl/app", &state).unwrap(), Route::Policy("app".into(), PolicyApi::Acl));
+        assert_eq!(route("sys/policy/app/", &state).unwrap(), Route::Policy("app".into(), PolicyApi::Legacy));
+        assert_eq!(route("sys/policy", &state).unwrap(), Route::Policies(PolicyApi::Legacy));
         assert_eq!(route("auth/token/lookup-self", &state).unwrap(), Route::Token(TokenVerb::LookupSelf));
         assert_eq!(route("sys/capabilities-self", &state).unwrap(), Route::Capabilities(CapabilitiesOf::Caller));
         assert!(route("database/creds/x", &state).unwrap_err().to_string().contains("no handler"));

@@ -134,8 +134,10 @@ fn enable(state: &State, path: String, mut input: Input) -> Result<Handled, Requ
         None => (None, None),
     };
     // What `vault secrets enable` and hvac send besides: accepted at their
-    // defaults (the CLI sends `options: {}` and `force_no_cache: false`).
+    // defaults (the CLI sends `options: {}` and `force_no_cache: false`; hvac
+    // `plugin_name: null`, and a builtin engine's plugin is named by its type).
     input.default_only(&["local", "seal_wrap", "external_entropy_access", "options", "plugin_version"], &[])?;
+    input.default_only(&["plugin_name"], &[MOUNT_TYPE_DATABASE])?;
     input.finish()?;
     if let Some(existing) = state.mounts.keys().find(|m| path.starts_with(m.as_str()) || m.starts_with(path.as_str())) {
         return Err(RequestError::invalid(format!("path is already in use at \"{existing}\"; choose another path")));
