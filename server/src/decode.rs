@@ -48,6 +48,11 @@ pub(crate) fn api_path(uri_path: &str) -> Result<String, Refusal> {
     };
     let path =
         percent_decode(rest).ok_or_else(|| Refusal::bad_request("the path is not valid percent-encoded UTF-8"))?;
+    // An encoded `?` would reach the engine as a query string of its own: data
+    // smuggled past the query the server parsed. No Vault path holds one.
+    if path.contains(['?', '#']) {
+        return Err(Refusal::bad_request("the path may not contain an encoded \"?\" or \"#\""));
+    }
     Ok(path)
 }
 
@@ -188,6 +193,7 @@ mod tests {
         assert!(api_path("/v1/sys/%ff").is_err());
         assert_eq!(api_path("/v1/database/creds/a%2Fb").unwrap(), "database/creds/a/b");
         assert!(api_path("/v2/sys/health").is_err());
+        assert!(api_path("/v1/database/creds/app%3Fttl=1").is_err(), "an encoded ? is refused");
     }
 
     #[test]
