@@ -6,6 +6,7 @@
 //! replay throughput (see the README's figures for both; feature `system-alloc`
 //! measures without it).
 
+pub mod http;
 pub mod loadgen;
 
 #[cfg(not(feature = "system-alloc"))]

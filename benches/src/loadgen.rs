@@ -31,11 +31,11 @@ mod chart;
 mod lessor;
 mod phase;
 mod raw;
-mod report;
+pub(crate) mod report;
 mod rounds;
-mod server;
-mod statements;
-mod stats;
+pub(crate) mod server;
+pub(crate) mod statements;
+pub(crate) mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -91,7 +91,7 @@ pub fn run(args: LoadgenArgs) -> Result<Report, String> {
 }
 
 /// The 1-minute load average, as /proc/loadavg gives it ("?" elsewhere).
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))

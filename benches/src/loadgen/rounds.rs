@@ -13,8 +13,8 @@ use super::lessor::{Lessor, configure, log_counts, plugin_factory, plugin_settin
 use super::phase::run_phase;
 use super::raw::Raw;
 use super::report::{Measurement, Phase, System};
-use super::server::{Server, connect};
-use super::statements::{READERS_ROLE, StatementSet};
+use super::server::{Server, connect, prepare};
+use super::statements::StatementSet;
 use super::stats::measurement;
 
 pub(crate) async fn run_sets(
@@ -32,25 +32,7 @@ pub(crate) async fn run_sets(
         .map(|r| r.get::<_, String>(0))
         .map_err(|e| format!("SHOW server_version: {e}"))?;
     let fsync = admin.query_one("SHOW fsync", &[]).await.map(|r| r.get::<_, String>(0)).unwrap_or_else(|_| "?".into());
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&READERS_ROLE])
-        .await
-        .map_err(|e| format!("looking for role {READERS_ROLE}: {e}"))?;
-    if exists.is_none() {
-        admin
-            .batch_execute(&format!("CREATE ROLE {READERS_ROLE} NOLOGIN"))
-            .await
-            .map_err(|e| format!("CREATE ROLE {READERS_ROLE}: {e}"))?;
-    }
-    for set in sets {
-        for sql in &set.setup {
-            admin.batch_execute(sql).await.map_err(|e| format!("setup of {}: {sql}: {e}", set.name))?;
-        }
-    }
-    admin
-        .batch_execute(&format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READERS_ROLE}"))
-        .await
-        .map_err(|e| format!("granting {READERS_ROLE}: {e}"))?;
+    prepare(&admin, sets).await?;
 
     let mode = if args.password_authentication == "scram-sha-256" {
         PasswordAuthentication::ScramSha256

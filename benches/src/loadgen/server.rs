@@ -6,7 +6,7 @@ use lessor_engine::plugin::postgres::{PostgresPlugin, PostgresSettings};
 use lessor_engine::text::template::render_connection_url;
 
 use super::args::LoadgenArgs;
-use super::statements::ROLE_PREFIX;
+use super::statements::{READERS_ROLE, ROLE_PREFIX, StatementSet};
 
 /// Where the server is, and how to reach it as the admin.
 pub(crate) struct Server {
@@ -84,6 +84,31 @@ pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<tokio_pos
         config.connect(tokio_postgres::NoTls).await.map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// What every statement set needs in the database before a run: the group
+/// role the membership set joins (created when missing), each set's setup SQL
+/// (the tables), and SELECT on them for the group.
+pub(crate) async fn prepare(admin: &tokio_postgres::Client, sets: &[StatementSet]) -> Result<(), String> {
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&READERS_ROLE])
+        .await
+        .map_err(|e| format!("looking for role {READERS_ROLE}: {e}"))?;
+    if exists.is_none() {
+        admin
+            .batch_execute(&format!("CREATE ROLE {READERS_ROLE} NOLOGIN"))
+            .await
+            .map_err(|e| format!("CREATE ROLE {READERS_ROLE}: {e}"))?;
+    }
+    for set in sets {
+        for sql in &set.setup {
+            admin.batch_execute(sql).await.map_err(|e| format!("setup of {}: {sql}: {e}", set.name))?;
+        }
+    }
+    admin
+        .batch_execute(&format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READERS_ROLE}"))
+        .await
+        .map_err(|e| format!("granting {READERS_ROLE}: {e}"))
 }
 
 /// Drops every role of this run; returns those still there afterwards.

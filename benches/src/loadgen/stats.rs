@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::phase::PhaseResult;
 use super::report::{Measurement, Phase, Summary, System};
 
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -14,7 +14,7 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank - 1].as_secs_f64() * 1000.0
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
