@@ -17,9 +17,9 @@
 //! every segment seal and every `LogOptions::checkpoint_interval_ms`; an exported
 //! one kept elsewhere lets [`verify()`] prove the history up to it is unchanged.
 
-pub mod base64;
+mod base64;
 pub mod checkpoint;
-pub mod reader;
+mod reader;
 mod replay;
 pub mod time;
 mod timeline;

@@ -24,7 +24,7 @@
 //! scan takes the records a MAC covers as they are).
 //!
 //! Row 3 at open: the engine's open trusts the chain of the records a valid
-//! snapshot already covers ([`scan_trusting`]): those records are crc- and
+//! snapshot already covers ([`Scan::new`]'s `chain_trusted_through`): those records are crc- and
 //! LSN-checked (rows 1, 2, 4–10) but not re-hashed, and the record at the
 //! snapshot's LSN must carry the chain the snapshot recorded. The state comes from
 //! the snapshot, so nothing read is trusted that was not verified when the snapshot
@@ -51,11 +51,11 @@
 
 use std::ops::ControlFlow;
 
-use crate::event::{Event, Lsn};
+use crate::event::Lsn;
 use crate::log::format::{self, Chain, GENESIS_CHAIN, RecordProblem, RecordView, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::log::proof;
 use crate::log::reader::{After, Damage, LogReader, SegmentStream, Start, Step};
-use crate::log::storage::{MemStorage, Storage};
+use crate::log::storage::Storage;
 
 /// A segment as the scan found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,7 +157,9 @@ pub fn list_segments(storage: &dyn Storage) -> Result<Vec<(Lsn, String)>, ScanEr
 
 /// Walks every record of every segment in order, applying the decision table, and
 /// calls `visit` for each accepted record. Never modifies storage: the caller acts on
-/// [`ScanSummary::torn_tail`].
+/// [`ScanSummary::torn_tail`]. (The engine's open and the audit drive a [`Scan`]
+/// through the fold; tests, `read_entries` and the fuzzer use this.)
+#[cfg(any(test, feature = "testing"))]
 pub fn scan(
     storage: &dyn Storage,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
@@ -170,6 +172,7 @@ pub fn scan(
 /// still runs on every record. `0` trusts nothing. With `mac_check` (the master
 /// key's), a newest proof that is a batch MAC is checked too (row 12); without,
 /// the records a MAC covers are accepted unchecked (read-only use).
+#[cfg(any(test, feature = "testing"))]
 pub fn scan_trusting(
     storage: &dyn Storage,
     chain_trusted_through: Lsn,
@@ -193,7 +196,8 @@ pub fn scan_trusting(
 
 /// The scan: the log's `LogReader` (rows 1–10) with the batch-proof rows (11,
 /// 12) on top, handing on the records it accepts and summing up what it passes.
-/// [`scan_trusting`] visits it; the engine's open folds from it.
+/// The engine's open and the audit fold from it; `scan_trusting` (tests)
+/// visits it.
 pub struct Scan<'a> {
     reader: LogReader<&'a dyn Storage>,
     mac_check: Option<proof::MacCheck<'a>>,
@@ -226,7 +230,9 @@ struct Proofs {
 
 impl<'a> Scan<'a> {
     /// A scan of the whole log, trusting the chain up to `chain_trusted_through`
-    /// (see [`scan_trusting`]).
+    /// (see row 3's note in the module documentation; `0` trusts nothing). With
+    /// `mac_check` (the master key's), a newest proof that is a batch MAC is
+    /// checked too (row 12).
     pub fn new(
         storage: &'a dyn Storage,
         chain_trusted_through: Lsn,
@@ -456,7 +462,10 @@ pub fn first_public_key(storage: &dyn Storage) -> Option<[u8; 32]> {
 
 /// Fuzzing entry point: `bytes` as the only segment of a log; recovery and event
 /// decoding must return `Ok` or a clean error, never panic.
+#[cfg(any(test, feature = "testing"))]
 pub fn fuzz_recover(bytes: &[u8]) -> Result<(), String> {
+    use crate::event::Event;
+    use crate::log::storage::MemStorage;
     let storage = MemStorage::default();
     storage.put(&format::segment_name(1), bytes.to_vec());
     scan(&storage, &mut |_, rec| Event::decode(rec.kind, rec.payload).map(|_| ()).map_err(|e| e.to_string()))

@@ -209,6 +209,7 @@ fn read_checked_header(name: &str, file: &mut dyn Read) -> Result<Header, Snapsh
 pub struct DecodedSnapshot<T> {
     pub name: String,
     pub lsn: Lsn,
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code, reason = "read by tests only"))]
     pub ts_ms: i64,
     pub chain: Chain,
     pub value: T,

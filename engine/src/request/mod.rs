@@ -10,7 +10,7 @@
 mod auth_token;
 mod database;
 mod handler;
-pub mod input;
+pub(crate) mod input;
 mod pipeline;
 mod router;
 mod sys_capabilities;

@@ -56,6 +56,7 @@ pub struct CharsetRule {
     min_chars: usize,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl CharsetRule {
     pub fn charset(&self) -> &str {
         std::str::from_utf8(&self.charset).expect("charsets are ASCII")
@@ -221,15 +222,18 @@ impl PasswordPolicy {
         PasswordPolicy::new(length, &rules)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn length(&self) -> usize {
         self.length
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn rules(&self) -> &[CharsetRule] {
         &self.rules
     }
 
     /// Every character a password may hold, sorted.
+    #[cfg(any(test, feature = "testing"))]
     pub fn charset(&self) -> &str {
         std::str::from_utf8(&self.charset).expect("charsets are ASCII")
     }

@@ -65,7 +65,10 @@ pub enum StatementError {
 }
 
 /// Splits PostgreSQL text on its top-level `;`s: the statements, trimmed, without
-/// comments and without empty ones (see the [module documentation](self)).
+/// comments and without empty ones (see the [module documentation](self)). The
+/// engine splits through [`normalize_statement_list`]; tests and the fuzzer call
+/// this directly.
+#[cfg(any(test, feature = "testing"))]
 pub fn split_statements(text: &str) -> Result<Vec<String>, StatementError> {
     if text.len() > STATEMENTS_TEXT_BYTES_MAX {
         return Err(StatementError::TooLong { bytes: text.len() });

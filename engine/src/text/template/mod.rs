@@ -35,10 +35,10 @@ use std::fmt;
 // file; its items are this module's, so callers name one path.
 mod username;
 
-pub use username::{
-    DEFAULT_USERNAME_TEMPLATE, USERNAME_BYTES_MAX, USERNAME_TEMPLATE_BYTES_MAX, USERNAME_TEMPLATE_NESTING_MAX,
-    USERNAME_VALUE_BYTES_MAX, UsernameContext, UsernameTemplate, random_source, username_char_allowed,
-};
+pub use username::{USERNAME_TEMPLATE_BYTES_MAX, USERNAME_VALUE_BYTES_MAX, UsernameContext, UsernameTemplate, random_source};
+// What only tests and the fuzzer name.
+#[cfg(any(test, feature = "testing"))]
+pub use username::{DEFAULT_USERNAME_TEMPLATE, USERNAME_BYTES_MAX, USERNAME_TEMPLATE_NESTING_MAX, username_char_allowed};
 
 /// The longest `{{ … }}` variable reference (name plus spaces) in a statement or URL.
 const VARIABLE_BYTES_MAX: usize = 64;

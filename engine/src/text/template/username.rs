@@ -121,6 +121,7 @@ impl UsernameTemplate {
     }
 
     /// The template's text, as parsed.
+    #[cfg(any(test, feature = "testing"))]
     pub fn as_str(&self) -> &str {
         &self.source
     }
