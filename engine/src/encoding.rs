@@ -36,7 +36,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct DecodeError {
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Decodes a `T` that must occupy `bytes` exactly: trailing bytes are an error,

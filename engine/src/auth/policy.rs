@@ -169,6 +169,7 @@ impl Capabilities {
     }
 
     /// The set with these bits, or `None` if a bit names no capability.
+    #[cfg(any(test, feature = "testing"))]
     pub const fn from_bits(bits: u8) -> Option<Capabilities> {
         if bits & !(Self::ALL_GRANTS.0 | Self::DENY.0) == 0 { Some(Capabilities(bits)) } else { None }
     }

@@ -40,7 +40,7 @@ const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
 /// Levels: `ceil(64 / 6)`, enough for every `u64` tick offset.
-pub const LEVELS: usize = 64_usize.div_ceil(SLOT_BITS as usize);
+pub(crate) const LEVELS: usize = 64_usize.div_ceil(SLOT_BITS as usize);
 /// "No entry" in a link field.
 const NIL: u32 = u32::MAX;
 /// Wheel slot lists are numbered `level * 64 + slot`; the ready list follows them.
@@ -174,7 +174,7 @@ impl<V> Wheel<V> {
     }
 
     /// The resolution, in ms.
-    pub fn tick_ms(&self) -> u64 {
+    pub(crate) fn tick_ms(&self) -> u64 {
         self.tick_ms as u64
     }
 
@@ -235,7 +235,7 @@ impl<V> Wheel<V> {
 
     /// The entry armed at slab index `index`, with its current key; `None` if the
     /// slot is free.
-    pub fn at_index(&self, index: u32) -> Option<(Key, &V)> {
+    pub(crate) fn at_index(&self, index: u32) -> Option<(Key, &V)> {
         let e = self.slab.get(index as usize)?;
         let value = e.value.as_ref().filter(|_| e.list != FREE)?;
         Some((Key { index, generation: e.generation }, value))

@@ -22,12 +22,12 @@ pub struct Pending(oneshot::Receiver<Result<Appended, AppendError>>);
 
 impl Pending {
     /// Resolves once the events are durable and applied (or failed).
-    pub async fn durable(self) -> Result<Appended, AppendError> {
+    pub(crate) async fn durable(self) -> Result<Appended, AppendError> {
         self.0.await.map_err(|_| AppendError::Closed)?
     }
 }
 
-/// A log open for appending. Dropping it (or [`Log::close`]) drains the queue and
+/// A log open for appending. Dropping it (or [`Log::shutdown`]) drains the queue and
 /// stops the writer thread.
 #[derive(Debug)]
 pub struct Log {
@@ -53,7 +53,7 @@ impl Log {
     /// scanned end, and — if a tail was cut — appends `TailTruncated` (stamped
     /// `now_ms`) so the repair is itself on the record. With a `checkpointer` the
     /// writer logs signed checkpoints (see [`LogOptions::checkpoint_interval_ms`]).
-    pub fn start(
+    pub(crate) fn start(
         storage: Arc<dyn Storage>,
         options: &LogOptions,
         summary: &ScanSummary,
@@ -182,14 +182,14 @@ impl Log {
 
     /// Appends `events` as consecutive records stamped `ts_ms` (raised to the last
     /// record's time if earlier) and returns once they are durable and applied.
-    pub async fn append(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
+    pub(crate) async fn append(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
         self.submit(ts_ms, events).await?.durable().await
     }
 
     /// Enqueues `events` and returns at once (after waiting for queue space), so
     /// the caller can work while the writer makes them durable — the issue path
     /// runs its SQL during the fsync and commits only after [`Pending::durable`].
-    pub async fn submit(&self, ts_ms: i64, events: Vec<Event>) -> Result<Pending, AppendError> {
+    pub(crate) async fn submit(&self, ts_ms: i64, events: Vec<Event>) -> Result<Pending, AppendError> {
         let (req, rx) = self.prepare(ts_ms, events)?;
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         tx.send(req).await.map_err(|_| AppendError::Closed)?;
@@ -201,7 +201,7 @@ impl Log {
     /// writer signs them now (in a batch of its own); otherwise nothing is
     /// written. The engine's expirer calls it every tick, so an idle engine's
     /// log is signed within the interval on the engine's own clock.
-    pub async fn sign_tick(&self, ts_ms: i64) -> Result<(), AppendError> {
+    pub(crate) async fn sign_tick(&self, ts_ms: i64) -> Result<(), AppendError> {
         let (reply, rx) = oneshot::channel();
         let req = writer::Request { ts_ms, events: Vec::new(), sign_tick: true, reply };
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
@@ -212,23 +212,17 @@ impl Log {
     /// [`Log::append`], blocking the calling thread until durable. Usable from any
     /// thread, also one that runs an async runtime (which it then blocks: the
     /// writer is a thread of its own, so this cannot deadlock).
-    pub fn append_blocking(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
+    pub(crate) fn append_blocking(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
         block_on(self.append(ts_ms, events))
     }
 
-    pub fn stats(&self) -> &WriterStats {
+    pub(crate) fn stats(&self) -> &WriterStats {
         &self.stats
     }
 
-    /// Waits for everything queued to be written, then stops the writer. (The
-    /// engine shuts its log down in place: [`Log::shutdown`].)
-    #[cfg(any(test, feature = "testing"))]
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
-    /// [`Log::close`] in place; idempotent. Later appends get [`AppendError::Closed`].
-    pub fn shutdown(&mut self) {
+    /// Waits for everything queued to be written, then stops the writer;
+    /// idempotent (dropping the log does it too). Later appends get [`AppendError::Closed`].
+    pub(crate) fn shutdown(&mut self) {
         // Dropping the sender ends the writer's loop once the queue is drained.
         self.tx.take();
         if let Some(thread) = self.thread.take()

@@ -23,7 +23,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::event::Operation;
-pub use router::{CapabilitiesOf, Route};
 pub use typed::{Credential, Renewed};
 
 /// The stable category of an error: what a caller (or the C API) branches on.

@@ -11,7 +11,7 @@ pub(super) const PATH_BYTES_MAX: usize = 512;
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Route {
+pub(crate) enum Route {
     /// `sys/mounts`
     Mounts,
     /// `sys/mounts/<path>`; the mount path is normalized with a trailing `/`.
@@ -44,7 +44,7 @@ pub enum Route {
 
 /// Whose capabilities a `sys/capabilities*` request asks about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CapabilitiesOf {
+pub(crate) enum CapabilitiesOf {
     /// `sys/capabilities-self`: the calling token's.
     Caller,
     /// `sys/capabilities`: the token given in `token`.
@@ -54,7 +54,7 @@ pub enum CapabilitiesOf {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenVerb {
+pub(crate) enum TokenVerb {
     Create,
     CreateOrphan,
     Lookup,
@@ -189,7 +189,12 @@ pub(super) fn operation_name(operation: Operation) -> &'static str {
 impl Route {
     /// The capabilities a request needs on its path. `exists` tells create from
     /// update for paths that name one object (Vault's existence check).
-    pub fn required(&self, operation: Operation, path: &str, exists: bool) -> Result<Capabilities, RequestError> {
+    pub(crate) fn required(
+        &self,
+        operation: Operation,
+        path: &str,
+        exists: bool,
+    ) -> Result<Capabilities, RequestError> {
         use Operation::*;
         let write = if exists { Capabilities::UPDATE } else { Capabilities::CREATE };
         let caps = match (self, operation) {

@@ -33,7 +33,7 @@
 /// The most text a statement list may hold, in bytes (all items together).
 pub const STATEMENTS_TEXT_BYTES_MAX: usize = 64 * 1024;
 /// The most statements one list may split into.
-pub const STATEMENTS_COUNT_MAX: usize = 256;
+pub(crate) const STATEMENTS_COUNT_MAX: usize = 256;
 
 /// Why a statement list was refused. Offsets are byte offsets into the text that
 /// was split (for [`normalize_statement_list`], into the item named by `Item`).
@@ -113,7 +113,7 @@ pub fn normalize_statement_list(items: &[String]) -> Result<Vec<String>, Stateme
 /// assert!(!shared(r#"GRANT readers TO "v-1""#));
 /// assert!(!shared(r#"CREATE ROLE "v-1" WITH LOGIN PASSWORD 'p' IN ROLE readers"#));
 /// ```
-pub fn updates_shared_catalog_rows(statement: &str) -> bool {
+pub(crate) fn updates_shared_catalog_rows(statement: &str) -> bool {
     let lower = statement.to_ascii_lowercase();
     let mut words = lower.split_whitespace();
     match (words.next(), words.next()) {

@@ -121,8 +121,8 @@ impl UsernameTemplate {
     }
 
     /// The template's text, as parsed.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn as_str(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &str {
         &self.source
     }
 
