@@ -50,25 +50,25 @@ impl Clock for ManualClock {
 }
 
 /// `2026-11-25T10:00:00Z` for a Unix time in milliseconds (UTC, second precision).
-pub fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let t = Civil::from_unix_s(ms.div_euclid(1000));
     format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year, t.month, t.day, t.hour, t.minute, t.second)
 }
 
 /// A UTC calendar time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
+pub(crate) struct Civil {
+    pub(crate) year: i64,
+    pub(crate) month: u32,
+    pub(crate) day: u32,
+    pub(crate) hour: u32,
+    pub(crate) minute: u32,
+    pub(crate) second: u32,
 }
 
 impl Civil {
     /// Howard Hinnant's `civil_from_days`.
-    pub fn from_unix_s(unix_s: i64) -> Civil {
+    pub(crate) fn from_unix_s(unix_s: i64) -> Civil {
         let days = unix_s.div_euclid(86_400);
         let secs = unix_s.rem_euclid(86_400) as u32;
         let z = days + 719_468;

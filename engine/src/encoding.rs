@@ -35,6 +35,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 /// the input bytes (they may hold sealed secrets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct DecodeError {
     pub(crate) message: String,
 }

@@ -28,10 +28,10 @@ mod verify;
 use std::path::{Path, PathBuf};
 
 pub use checkpoint::{CheckpointError, SignedCheckpoint};
-pub use reader::{ReadError, Reader, TornTail};
+pub use reader::{ReadError, Reader, Rec, TornTail};
 pub use replay::{
-    DiffReport, Expiry, IssuedLease, LeaseLife, LiveLease, PolicyChange, Renewal, ReplayOptions, ReplayedState,
-    Revocation, RoleChange, StateAt, diff, replay_until, state_at, who_had,
+    DiffReport, Expiry, IssuedLease, LeaseEnd, LeaseLife, LiveLease, PolicyChange, Renewal, RenewalAt, ReplayOptions,
+    ReplayedState, Revocation, RoleChange, StateAt, diff, replay_until, state_at, who_had,
 };
 pub use timeline::{Filter, TimelineStats, event_json, event_json_line, event_text, timeline};
 pub use verify::{ExportedMatch, VerifyError, VerifyOptions, VerifyReport, verify};

@@ -29,12 +29,13 @@ pub mod storage;
 internal! {
     mod writer;
 }
+#[cfg(any(test, feature = "testing"))]
+mod faults;
 
+// `Chain` is in public reports (the audit's, a checkpoint's), so it is named here.
+pub use format::Chain;
 pub use recovery::ScanError;
 pub use writer::{AppendError, WriterStats};
-internal! {
-    use format::Chain;
-}
 internal! {
     use handle::{Log, Pending};
 }
