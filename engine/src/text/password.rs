@@ -70,7 +70,7 @@ impl CharsetRule {
 /// Why a password policy was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum PasswordPolicyError {
+pub enum PasswordPolicyError {
     #[error("password policy is {bytes} bytes, over the limit of {PASSWORD_POLICY_TEXT_BYTES_MAX}")]
     TooLong { bytes: usize },
     #[error("password policy, line {line}, column {column}: {detail}")]
@@ -173,7 +173,7 @@ impl PasswordPolicy {
     /// `length = 8 rule "charset" { charset = "abc" min-chars = 1 }` is one valid
     /// line; `#`, `//` and `/* */` comments are allowed. `min-chars` defaults to 0.
     /// Charsets may hold printable ASCII except `'`, `"`, `\` and `;`.
-    pub(crate) fn parse(text: &str) -> Result<Self, PasswordPolicyError> {
+    pub fn parse(text: &str) -> Result<Self, PasswordPolicyError> {
         if text.len() > PASSWORD_POLICY_TEXT_BYTES_MAX {
             return Err(PasswordPolicyError::TooLong { bytes: text.len() });
         }

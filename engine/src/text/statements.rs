@@ -113,7 +113,7 @@ pub fn normalize_statement_list(items: &[String]) -> Result<Vec<String>, Stateme
 /// assert!(!shared(r#"GRANT readers TO "v-1""#));
 /// assert!(!shared(r#"CREATE ROLE "v-1" WITH LOGIN PASSWORD 'p' IN ROLE readers"#));
 /// ```
-pub(crate) fn updates_shared_catalog_rows(statement: &str) -> bool {
+pub fn updates_shared_catalog_rows(statement: &str) -> bool {
     let lower = statement.to_ascii_lowercase();
     let mut words = lower.split_whitespace();
     match (words.next(), words.next()) {
