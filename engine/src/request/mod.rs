@@ -40,6 +40,18 @@ pub enum ErrorKind {
 
 /// Why a request failed. Messages name the field or path and the fix; they never
 /// contain a secret.
+///
+/// **The message is the wire error.** What `Display` prints is what a Vault
+/// client reads in `errors`, what the C API's `lessor_error_message` and the CLI
+/// print, and what the request's audit record (`RequestRecorded::error`) keeps
+/// in the log, made durable before the caller hears of the failure (I6). So a
+/// cause is rendered into the message where the failure happens — the
+/// database's own message, the file and the I/O error — and no
+/// [`source`](std::error::Error::source) is kept: a source chain would be either
+/// the same text again or detail that reaches no client and no record, and the
+/// lower errors it would hold (`std::io::Error`, the PostgreSQL driver's) are
+/// neither `Clone` nor `Eq`, which this type is (tests compare errors whole).
+/// Branch on the variant or [`RequestError::kind`], never on the message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
@@ -60,6 +72,7 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The stable category of this error (one per variant).
     pub fn kind(&self) -> ErrorKind {
         match self {
             RequestError::InvalidArgument(_) => ErrorKind::InvalidArgument,
