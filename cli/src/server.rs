@@ -155,14 +155,15 @@ async fn serve(server: Server) -> Result<ExitCode, Failure> {
 async fn dev(args: ServerArgs, access_log: Option<Box<dyn Write + Send>>) -> Result<ExitCode, Failure> {
     let data_dir = tempfile::Builder::new().prefix("lessor-server-dev-").tempdir()?;
     let address = args.dev_listen_address.clone().unwrap_or_else(|| "127.0.0.1:8200".into());
+    // Without -dev-root-token-id, init makes a random one.
     let root = match &args.dev_root_token_id {
-        Some(id) => TokenSecret::chosen(id).map_err(|e| Failure::Local(format!("-dev-root-token-id: {e}")))?,
-        None => TokenSecret::generate().map_err(|e| Failure::Local(e.to_string()))?,
+        Some(id) => Some(TokenSecret::chosen(id).map_err(|e| Failure::Local(format!("-dev-root-token-id: {e}")))?),
+        None => None,
     };
     let storage = Storage { data_dir: data_dir.path().to_path_buf(), key_file: None };
     let mut options = ServerOptions::new(storage, vec![ListenerOptions { address, tls: None }]);
     options.access_log = access_log;
-    options.dev_root_token = Some(root);
+    options.dev_root_token = root;
     let server = Server::bind(options).await.map_err(|e| Failure::Local(e.to_string()))?;
     let root = server.init().await.map_err(|e| Failure::Local(format!("cannot initialize the dev directory: {e}")))?;
     let engine = server.engine().await.expect("initialized just now");

@@ -57,18 +57,18 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// A UTC calendar time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
+pub(crate) struct Civil {
+    pub(crate) year: i64,
+    pub(crate) month: u32,
+    pub(crate) day: u32,
+    pub(crate) hour: u32,
+    pub(crate) minute: u32,
+    pub(crate) second: u32,
 }
 
 impl Civil {
     /// Howard Hinnant's `civil_from_days`.
-    pub fn from_unix_s(unix_s: i64) -> Civil {
+    pub(crate) fn from_unix_s(unix_s: i64) -> Civil {
         let days = unix_s.div_euclid(86_400);
         let secs = unix_s.rem_euclid(86_400) as u32;
         let z = days + 719_468;

@@ -35,8 +35,9 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 /// the input bytes (they may hold sealed secrets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct DecodeError {
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Decodes a `T` that must occupy `bytes` exactly: trailing bytes are an error,

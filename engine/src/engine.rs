@@ -46,7 +46,7 @@ pub struct EngineOptions {
     pub expiry: crate::expiry::ExpiryOptions,
     /// Plugins from here instead of PostgreSQL (fault injection in tests).
     pub plugin_factory: Option<crate::plugin::PluginFactory>,
-    /// The signed head file that catches a rollback of the log ([`log::head`]);
+    /// The signed head file that catches a rollback of the log (`docs/DESIGN.md`, §6.6);
     /// [`Engine::open`] and [`Engine::init`] set it beside the key (`<key
     /// file>.head` for a key kept elsewhere, else `<dir>/HEAD`). `None`: no head
     /// is kept (storage that is not a directory).

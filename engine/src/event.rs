@@ -117,7 +117,7 @@ pub struct Checkpoint {
 
 /// Proof that the key holder wrote the records before it: an Ed25519 signature,
 /// under the checkpoint key, of the LSN and chain of the record just before this
-/// one ([`crate::log::proof`]). Anyone with the public key can check it; the chain
+/// one (`docs/DESIGN.md`, §6.3). Anyone with the public key can check it; the chain
 /// makes the newest one prove every record before it. The writer signs at most
 /// `signature_interval_ms` after a batch it only MAC'd ([`BatchMac`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +128,7 @@ pub struct BatchSigned {
 
 /// The cheap proof that ends a batch between signatures: HMAC-SHA256, under a
 /// key derived from the master key, of the LSN and chain of the record just
-/// before it ([`crate::log::proof`]). Only the key holder can check it (the
+/// before it (`docs/DESIGN.md`, §6.3). Only the key holder can check it (the
 /// engine's open does); auditors wait for the next [`BatchSigned`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchMac {

@@ -62,9 +62,9 @@ impl Records for Scan<'_> {
 /// A snapshot's state, where it stands.
 #[derive(Debug)]
 pub(crate) struct Base {
-    pub name: String,
-    pub state: State,
-    pub chain: Chain,
+    pub(crate) name: String,
+    pub(crate) state: State,
+    pub(crate) chain: Chain,
 }
 
 /// Why the log does not agree with a snapshot.
@@ -107,19 +107,19 @@ pub(crate) trait FoldSource {
 /// A fold that ended.
 #[derive(Debug)]
 pub(crate) struct Folded<R> {
-    pub state: State,
+    pub(crate) state: State,
     /// The last record folded in (the snapshot's LSN if none; 0: none at all).
-    pub lsn: Lsn,
+    pub(crate) lsn: Lsn,
     /// The chain after it.
-    pub chain: Chain,
+    pub(crate) chain: Chain,
     /// The snapshot the fold started from.
-    pub snapshot: Option<String>,
+    pub(crate) snapshot: Option<String>,
     /// Records decoded and folded after the snapshot.
-    pub events: u64,
+    pub(crate) events: u64,
     /// The record the stop predicate stopped at, decoded, with its chain.
-    pub next: Option<(Entry, Chain)>,
+    pub(crate) next: Option<(Entry, Chain)>,
     /// The records, positioned after `next` (or at their end).
-    pub records: R,
+    pub(crate) records: R,
 }
 
 /// Entries per chunk handed from the reading stage to the folding one.

@@ -36,16 +36,64 @@
 //! | ask who had which database user when; verify the log | [`audit`] (needs neither the master key nor the lock) |
 //! | drive time in a test | [`clock::ManualClock`] |
 //!
-//! The other modules are the engine's parts, public for tools, tests and
-//! readers: [`event`] (the log's vocabulary), [`log`] (its format and the
-//! storage seam), [`state`] (the fold), [`auth`] (keys, tokens, policies),
-//! [`expiry`] (the timing wheel), [`plugin`] (the database seam and the
-//! PostgreSQL plugin), [`text`] (templates, statements, password policies).
-//! The lease lifecycle, the request handlers and the engine's internals are
-//! private. Invariants, the write path and the recovery tables are in
-//! `docs/DESIGN.md`.
+//! The public modules hold the rest of what an embedder touches: [`request`]
+//! (operations, responses, the error every request can end in), [`state`] (what
+//! [`Engine::with_state`] reads), [`event`] (the log's vocabulary, which
+//! [`audit`] hands back), [`auth`] (the master key and the root token secret),
+//! [`log`] (its options and errors, and the storage seam), [`plugin`] (the
+//! database seam), [`expiry`] (its options) and [`clock`]. Everything else — the
+//! lease lifecycle, the request handlers, the log's format, writer, proofs and
+//! snapshots, the timing wheel, the policy parser, the PostgreSQL plugin, the
+//! text tools — is the engine's own: crate-private, and public to tests, benches
+//! and fuzz targets only with feature `testing`. Invariants, the write path and
+//! the recovery tables are in `docs/DESIGN.md`.
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
+
+// What is public, and why (feature `testing` is what the crate's tests, the
+// `tests/` crate, the benches and the fuzz targets turn on; the CLI and the C
+// library do not, so nothing they use may depend on it):
+//
+// * **the facade**: what an embedder uses — the items re-exported below and the
+//   public modules `audit`, `auth` (keys and token secrets), `clock`, `event`,
+//   `expiry` (its options), `log` (its options, errors and the storage seam),
+//   `plugin` (the database seam), `request` and `state`. `pub` in them means
+//   public: `unreachable_pub` is denied.
+// * **internal parts test code reaches into** (the log's format, snapshots and
+//   proofs, the timing wheel, the policy parser, the PostgreSQL plugin, the text
+//   tools): declared with `internal!`, which makes a module (or a re-export) `pub`
+//   with `testing` and `pub(crate)` without. Inside such a module `pub` marks what
+//   test code uses and `pub(crate)` what only the engine does; `unreachable_pub`
+//   is allowed there without `testing`, where it cannot tell the two apart.
+// * **test doubles and hooks** the engine itself never calls (sample events, the
+//   fault-injecting storage and plugin, raw appends): they exist only with
+//   `any(test, feature = "testing")`.
+// * everything else is `pub(crate)` or private.
+
+/// Declares internal parts that test code reaches into (see above): each
+/// `mod name;` or `use path;` is `pub` with feature `testing` and `pub(crate)`
+/// without, so the facade a build without the feature documents and exports
+/// stays narrow while tests, benches and fuzz targets keep their access.
+macro_rules! internal {
+    ($($(#[$attr:meta])* mod $name:ident;)+) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        #[allow(unreachable_pub)]
+        pub(crate) mod $name;
+    )+};
+    ($(#[$attr:meta])* use $($path:tt)+) => {
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        pub use $($path)+
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        #[allow(unused_imports)]
+        pub(crate) use $($path)+
+    };
+}
 
 pub mod audit;
 pub mod auth;
@@ -65,7 +113,9 @@ mod secret;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod text;
+internal! {
+    mod text;
+}
 
 pub use engine::{Engine, EngineOptions, InitError, OpenError};
 pub use expiry::ExpiryOptions;

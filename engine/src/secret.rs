@@ -13,7 +13,7 @@ impl Secret {
     /// Takes ownership of `text`; its buffer is the one zeroed on drop (build it
     /// with its final capacity, or the copies a growing `String` left behind
     /// are not).
-    pub fn new(text: String) -> Secret {
+    pub(crate) fn new(text: String) -> Secret {
         Secret(Zeroizing::new(text))
     }
 

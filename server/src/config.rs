@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hcl::{Block, Body, Expression};
-use lessor_engine::request::input::parse_duration_ms;
+use lessor_engine::request::parse_duration_ms;
 
 use crate::listen::ConnectionLimits;
 use crate::service::RequestLimits;

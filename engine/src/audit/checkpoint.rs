@@ -52,12 +52,12 @@ fn malformed(what: impl Into<String>) -> CheckpointError {
 }
 
 /// `lessor/<hex of the first 8 bytes of the public key>`: the origin line and key name.
-pub fn origin(public_key: &[u8; 32]) -> String {
+pub(crate) fn origin(public_key: &[u8; 32]) -> String {
     format!("lessor/{}", hex::encode(&public_key[..8]))
 }
 
 /// The signed-note key id of `public_key` under `name`.
-pub fn key_id(name: &str, public_key: &[u8; 32]) -> [u8; 4] {
+pub(crate) fn key_id(name: &str, public_key: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update([b'\n', SIGNATURE_TYPE_ED25519]);
@@ -154,7 +154,7 @@ impl SignedCheckpoint {
     }
 
     /// The text that is signed.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         body(&self.origin, self.lsn, &self.chain, self.ts_ms)
     }
 

@@ -17,9 +17,9 @@
 //! every segment seal and every `LogOptions::checkpoint_interval_ms`; an exported
 //! one kept elsewhere lets [`verify()`] prove the history up to it is unchanged.
 
-pub mod base64;
+mod base64;
 pub mod checkpoint;
-pub mod reader;
+mod reader;
 mod replay;
 pub mod time;
 mod timeline;
@@ -28,10 +28,10 @@ mod verify;
 use std::path::{Path, PathBuf};
 
 pub use checkpoint::{CheckpointError, SignedCheckpoint};
-pub use reader::{ReadError, Reader, TornTail};
+pub use reader::{ReadError, Reader, Rec, TornTail};
 pub use replay::{
-    DiffReport, Expiry, IssuedLease, LeaseLife, LiveLease, PolicyChange, Renewal, ReplayOptions, ReplayedState,
-    Revocation, RoleChange, StateAt, diff, replay_until, state_at, who_had,
+    DiffReport, Expiry, IssuedLease, LeaseEnd, LeaseLife, LiveLease, PolicyChange, Renewal, RenewalAt, ReplayOptions,
+    ReplayedState, Revocation, RoleChange, StateAt, diff, replay_until, state_at, who_had,
 };
 pub use timeline::{Filter, TimelineStats, event_json, event_json_line, event_text, timeline};
 pub use verify::{ExportedMatch, VerifyError, VerifyOptions, VerifyReport, verify};

@@ -137,7 +137,7 @@ fn parse_rfc3339(s: &str) -> Result<i64, String> {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// `days_from_civil`, the inverse of [`Civil::from_unix_s`]).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -163,12 +163,12 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// Serializes a millisecond field as RFC 3339 (serde `serialize_with`).
-pub fn serialize_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339_ms(*ms))
 }
 
 /// [`serialize_ms`] for optional fields.
-pub fn serialize_opt_ms<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_opt_ms<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match ms {
         Some(ms) => s.serialize_str(&rfc3339_ms(*ms)),
         None => s.serialize_none(),

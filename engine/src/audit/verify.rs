@@ -69,7 +69,7 @@ pub struct VerifyReport {
     pub torn_tail: Option<TornTail>,
     pub exported: Option<ExportedMatch>,
     /// The newest batch signature, verified: it proves every record up to it was
-    /// written by the key holder ([`crate::log::proof`]). `None` for a log
+    /// written by the key holder (`docs/DESIGN.md`, §6.3). `None` for a log
     /// written before proofs (format 1).
     pub proven_lsn: Option<Lsn>,
     /// Records after the newest signature that batch MACs cover: only the key

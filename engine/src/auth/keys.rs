@@ -172,15 +172,15 @@ impl MasterKey {
 }
 
 /// Fills `buf` from the operating system's CSPRNG.
-pub fn fill_random(buf: &mut [u8]) -> Result<(), KeyError> {
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), KeyError> {
     getrandom::fill(buf).map_err(|e| KeyError::Random(e.to_string()))
 }
 
 /// Why a sealed value could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot decrypt {context}: wrong master key or damaged data")]
-pub struct UnsealError {
-    pub context: String,
+pub(crate) struct UnsealError {
+    pub(crate) context: String,
 }
 
 /// The keys derived from a master key.
@@ -222,7 +222,7 @@ impl Keys {
     }
 
     /// Public value that identifies the master key without revealing it.
-    pub fn key_check(&self) -> [u8; 32] {
+    pub(crate) fn key_check(&self) -> [u8; 32] {
         self.key_check
     }
 
@@ -235,14 +235,14 @@ impl Keys {
 
     /// HMAC-SHA256 of `message` under the batch-MAC key: the proof that ends a
     /// log batch between signatures (a microsecond, where a signature is twenty).
-    pub fn mac_batch(&self, message: &[u8]) -> [u8; 32] {
+    pub(crate) fn mac_batch(&self, message: &[u8]) -> [u8; 32] {
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.batch_mac).expect("HMAC takes any key length");
         mac.update(message);
         mac.finalize().into_bytes().into()
     }
 
     /// Is `tag` the batch MAC of `message`? Compared in constant time.
-    pub fn verify_batch_mac(&self, message: &[u8], tag: &[u8]) -> bool {
+    pub(crate) fn verify_batch_mac(&self, message: &[u8], tag: &[u8]) -> bool {
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.batch_mac).expect("HMAC takes any key length");
         mac.update(message);
         mac.verify_slice(tag).is_ok()
@@ -261,7 +261,7 @@ impl Keys {
 
     /// Encrypts `plaintext`; `context` (e.g. `connection database/ pg`) is bound as
     /// associated data, so a sealed value cannot be moved to another field.
-    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Sealed, KeyError> {
+    pub(crate) fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Sealed, KeyError> {
         let mut nonce = [0u8; 12];
         fill_random(&mut nonce)?;
         let cipher = Aes256Gcm::new_from_slice(&self.aead).expect("32-byte AES-256 key");
@@ -271,7 +271,7 @@ impl Keys {
         Ok(Sealed { nonce, ciphertext })
     }
 
-    pub fn unseal(&self, context: &str, sealed: &Sealed) -> Result<Vec<u8>, UnsealError> {
+    pub(crate) fn unseal(&self, context: &str, sealed: &Sealed) -> Result<Vec<u8>, UnsealError> {
         let cipher = Aes256Gcm::new_from_slice(&self.aead).expect("32-byte AES-256 key");
         cipher
             .decrypt(&Nonce::from(sealed.nonce), Payload { msg: &sealed.ciphertext, aad: context.as_bytes() })
@@ -282,7 +282,7 @@ impl Keys {
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// `len` characters from `[0-9A-Za-z]`, uniformly (rejection sampling on bytes).
-pub fn random_base62(len: usize) -> Result<String, KeyError> {
+pub(crate) fn random_base62(len: usize) -> Result<String, KeyError> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {

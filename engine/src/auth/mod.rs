@@ -1,12 +1,17 @@
 //! Who may do what: keys derived from the master key, tokens, and ACL policies.
 //!
 //! Every request goes through one function, [`crate::Engine::request`]'s
-//! authorization step, which resolves the token ([`tokens`]) and checks its
-//! policies ([`policy::Acl`]).
+//! authorization step, which resolves the token and checks its policies (a
+//! compiled ACL). Public here: the master key and what is derived from it
+//! ([`keys`]), and the root token secret [`crate::Engine::init`] returns
+//! ([`tokens::TokenSecret`]); the policy parser and ACLs (`policy.rs`) are the
+//! engine's own (public to test code with feature `testing`).
 
 pub(crate) mod acl_cache;
 pub mod keys;
-pub mod policy;
+internal! {
+    mod policy;
+}
 pub mod tokens;
 
 pub(crate) use acl_cache::AclCache;

@@ -11,13 +11,13 @@ use super::policy::{DEFAULT_POLICY, DEFAULT_POLICY_TEXT, ROOT_POLICY};
 use crate::event::{EngineInitialized, Event, PolicyWritten, TokenCreated};
 use crate::state::Token;
 
-pub const TOKEN_PREFIX: &str = "lsr.";
-pub const TOKEN_SECRET_CHARS: usize = 32;
-pub const ACCESSOR_CHARS: usize = 24;
+pub(crate) const TOKEN_PREFIX: &str = "lsr.";
+pub(crate) const TOKEN_SECRET_CHARS: usize = 32;
+pub(crate) const ACCESSOR_CHARS: usize = 24;
 /// Vault's system maximum TTL, used when neither token nor mount says otherwise.
-pub const TOKEN_TTL_MS_DEFAULT: u64 = 768 * 3_600_000;
+pub(crate) const TOKEN_TTL_MS_DEFAULT: u64 = 768 * 3_600_000;
 /// Longest display name kept, in bytes.
-pub const DISPLAY_NAME_BYTES_MAX: usize = 64;
+pub(crate) const DISPLAY_NAME_BYTES_MAX: usize = 64;
 
 /// A token secret in memory. `Debug` shows only its prefix, so it cannot leak
 /// through a log line or a panic message.
@@ -25,7 +25,7 @@ pub const DISPLAY_NAME_BYTES_MAX: usize = 64;
 pub struct TokenSecret(String);
 
 impl TokenSecret {
-    pub fn generate() -> Result<TokenSecret, KeyError> {
+    pub(crate) fn generate() -> Result<TokenSecret, KeyError> {
         Ok(TokenSecret(format!("{TOKEN_PREFIX}{}", random_base62(TOKEN_SECRET_CHARS)?)))
     }
 
@@ -51,12 +51,12 @@ impl std::fmt::Debug for TokenSecret {
     }
 }
 
-pub fn new_accessor() -> Result<String, KeyError> {
+pub(crate) fn new_accessor() -> Result<String, KeyError> {
     random_base62(ACCESSOR_CHARS)
 }
 
 /// The events that bring a new data directory to life, and the root token secret.
-pub fn init_events(keys: &Keys, root: Option<TokenSecret>) -> Result<(TokenSecret, Vec<Event>), KeyError> {
+pub(crate) fn init_events(keys: &Keys, root: Option<TokenSecret>) -> Result<(TokenSecret, Vec<Event>), KeyError> {
     let root = match root {
         Some(root) => root,
         None => TokenSecret::generate()?,
@@ -84,14 +84,14 @@ pub fn init_events(keys: &Keys, root: Option<TokenSecret>) -> Result<(TokenSecre
 /// Why a presented token cannot be used. Every variant reads as "permission
 /// denied" to the caller; the detail goes to the audit record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenRefusal {
+pub(crate) enum TokenRefusal {
     Unknown,
     Expired,
     UsesExhausted,
 }
 
 impl TokenRefusal {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             TokenRefusal::Unknown => "invalid token",
             TokenRefusal::Expired => "token expired",
@@ -101,7 +101,7 @@ impl TokenRefusal {
 }
 
 /// May `token` be used at `now_ms`?
-pub fn usable(token: &Token, now_ms: i64) -> Result<(), TokenRefusal> {
+pub(crate) fn usable(token: &Token, now_ms: i64) -> Result<(), TokenRefusal> {
     if token.expire_time_ms.is_some_and(|t| t <= now_ms) {
         return Err(TokenRefusal::Expired);
     }
@@ -114,7 +114,7 @@ pub fn usable(token: &Token, now_ms: i64) -> Result<(), TokenRefusal> {
 /// Vault's display names: `token` for an unnamed child, `token-<name>` otherwise,
 /// with characters outside `[A-Za-z0-9_-]` replaced, so the name is safe in a
 /// database username template.
-pub fn display_name(requested: Option<&str>) -> String {
+pub(crate) fn display_name(requested: Option<&str>) -> String {
     let cleaned: String = requested
         .unwrap_or("")
         .chars()

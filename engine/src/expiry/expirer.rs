@@ -57,7 +57,7 @@ impl Default for ExpiryOptions {
 
 impl ExpiryOptions {
     /// Delay after failed attempt number `attempt` (1-based), with ±10% jitter.
-    pub fn backoff_ms(&self, attempt: u32) -> u64 {
+    pub(crate) fn backoff_ms(&self, attempt: u32) -> u64 {
         let doubled = self.retry_ms_first.saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
         let base = doubled.min(self.retry_ms_max);
         let mut b = [0u8; 1];

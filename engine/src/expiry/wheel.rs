@@ -33,7 +33,6 @@
 //! further call at the same `now` has work.
 
 use std::fmt;
-use std::mem::size_of;
 
 /// Bits of tick per level.
 const SLOT_BITS: u32 = 6;
@@ -41,7 +40,7 @@ const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
 /// Levels: `ceil(64 / 6)`, enough for every `u64` tick offset.
-pub const LEVELS: usize = 64_usize.div_ceil(SLOT_BITS as usize);
+pub(crate) const LEVELS: usize = 64_usize.div_ceil(SLOT_BITS as usize);
 /// "No entry" in a link field.
 const NIL: u32 = u32::MAX;
 /// Wheel slot lists are numbered `level * 64 + slot`; the ready list follows them.
@@ -143,6 +142,7 @@ fn block_base(elapsed: u64, level: usize) -> u64 {
 }
 
 impl<V> Wheel<V> {
+    #[cfg(any(test, feature = "testing"))]
     /// Bytes of one slab entry: the wheel's per-entry cost beyond `V`'s own heap.
     pub const ENTRY_BYTES: usize = size_of::<Entry<V>>();
 
@@ -174,19 +174,22 @@ impl<V> Wheel<V> {
     }
 
     /// The resolution, in ms.
-    pub fn tick_ms(&self) -> u64 {
+    pub(crate) fn tick_ms(&self) -> u64 {
         self.tick_ms as u64
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Armed entries (including ones due but not yet emitted).
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Heap bytes the wheel holds: the slab (by capacity) and the list heads. Not
     /// counted: heap owned by the values themselves.
     pub fn heap_bytes(&self) -> usize {
@@ -224,6 +227,7 @@ impl<V> Wheel<V> {
         true
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The deadline `key` was armed with; `None` for a stale key.
     pub fn deadline(&self, key: Key) -> Option<i64> {
         self.lookup(key).map(|i| self.slab[i as usize].deadline_ms)
@@ -231,25 +235,29 @@ impl<V> Wheel<V> {
 
     /// The entry armed at slab index `index`, with its current key; `None` if the
     /// slot is free.
-    pub fn at_index(&self, index: u32) -> Option<(Key, &V)> {
+    pub(crate) fn at_index(&self, index: u32) -> Option<(Key, &V)> {
         let e = self.slab.get(index as usize)?;
         let value = e.value.as_ref().filter(|_| e.list != FREE)?;
         Some((Key { index, generation: e.generation }, value))
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The value armed under `key`; `None` for a stale key.
     pub fn get(&self, key: Key) -> Option<&V> {
         self.lookup(key).and_then(|i| self.slab[i as usize].value.as_ref())
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn get_mut(&mut self, key: Key) -> Option<&mut V> {
         self.lookup(key).and_then(|i| self.slab[i as usize].value.as_mut())
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn contains(&self, key: Key) -> bool {
         self.lookup(key).is_some()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// When to call [`Wheel::advance`] next: `None` if the wheel is empty, otherwise
     /// an instant no later than the first instant at which any entry can fire (its
     /// deadline rounded up to the tick; for a 1 ms tick, no later than the earliest

@@ -5,7 +5,9 @@ use crate::plugin::PluginError;
 /// Why a lease operation (plan, issue, renew, revoke, rotate, recover, expire)
 /// failed. Messages name the lease, role or connection and the fix; they never
 /// contain a secret. Each variant has the meaning of the
-/// [`RequestError`](crate::request::RequestError) variant it becomes.
+/// [`RequestError`](crate::request::RequestError) variant it becomes, with the
+/// same message; like it, it carries its cause as text, not as a `source`
+/// (see there why).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LeaseError {

@@ -13,12 +13,12 @@ use crate::{Engine, Secret};
 /// durable (I1), and the claim keeps the expirer off the lease, still `Issuing`,
 /// until then.
 pub(crate) struct Issued {
-    pub lease_id: String,
-    pub username: String,
+    pub(crate) lease_id: String,
+    pub(crate) username: String,
     /// Shown to the caller once; never logged.
-    pub password: Secret,
-    pub lease_duration_s: u64,
-    pub renewable: bool,
+    pub(crate) password: Secret,
+    pub(crate) lease_duration_s: u64,
+    pub(crate) renewable: bool,
 }
 
 impl std::fmt::Debug for Issued {

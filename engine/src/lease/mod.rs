@@ -44,9 +44,9 @@ pub use recover::Recovered;
 #[must_use = "the outcome must be appended, and the claims held until it is durable"]
 #[derive(Debug)]
 pub(crate) struct Settled<T> {
-    pub value: T,
-    pub outcome: Vec<Event>,
-    pub claims: Vec<Claim>,
+    pub(crate) value: T,
+    pub(crate) outcome: Vec<Event>,
+    pub(crate) claims: Vec<Claim>,
 }
 
 impl<T> Settled<T> {

@@ -12,22 +12,22 @@ use crate::text::template::{self, UsernameContext, UsernameTemplate};
 
 /// Everything an issue needs once the state lock is released.
 pub(crate) struct IssuePlan {
-    pub started: IssueStarted,
-    pub connection: ConnectionWritten,
-    pub creation_statements: Vec<String>,
-    pub password: Secret,
-    pub expiration: String,
-    pub lease_duration_s: u64,
+    pub(crate) started: IssueStarted,
+    pub(crate) connection: ConnectionWritten,
+    pub(crate) creation_statements: Vec<String>,
+    pub(crate) password: Secret,
+    pub(crate) expiration: String,
+    pub(crate) lease_duration_s: u64,
 }
 
 /// A single revocation to run now.
 #[derive(Debug)]
 pub(crate) struct RevokePlan {
-    pub lease: Lease,
-    pub connection: Option<ConnectionWritten>,
-    pub statements: Vec<String>,
-    pub terminate_sessions: bool,
-    pub reason: RevokeReason,
+    pub(crate) lease: Lease,
+    pub(crate) connection: Option<ConnectionWritten>,
+    pub(crate) statements: Vec<String>,
+    pub(crate) terminate_sessions: bool,
+    pub(crate) reason: RevokeReason,
 }
 
 impl std::fmt::Debug for IssuePlan {
@@ -154,12 +154,12 @@ pub(crate) fn plan_revoke(state: &State, lease: &Lease, reason: RevokeReason) ->
 /// A renewal to run: the new expiry, already capped.
 #[derive(Debug)]
 pub(crate) struct RenewPlan {
-    pub lease: Lease,
-    pub connection: ConnectionWritten,
-    pub statements: Vec<String>,
-    pub expire_time_ms: i64,
-    pub lease_duration_s: u64,
-    pub warning: Option<String>,
+    pub(crate) lease: Lease,
+    pub(crate) connection: ConnectionWritten,
+    pub(crate) statements: Vec<String>,
+    pub(crate) expire_time_ms: i64,
+    pub(crate) lease_duration_s: u64,
+    pub(crate) warning: Option<String>,
 }
 
 /// Vault's renewal rules: the new TTL counts from now (`increment`, else the
@@ -212,9 +212,9 @@ pub(crate) fn plan_renew(
 
 /// A root rotation: the new password, generated and sealed.
 pub(crate) struct RotatePlan {
-    pub connection: ConnectionWritten,
-    pub started: crate::event::RotateRootStarted,
-    pub new_password: Secret,
+    pub(crate) connection: ConnectionWritten,
+    pub(crate) started: crate::event::RotateRootStarted,
+    pub(crate) new_password: Secret,
 }
 
 pub(crate) fn plan_rotate_root(state: &State, keys: &Keys, mount: &str, name: &str) -> Result<RotatePlan, LeaseError> {

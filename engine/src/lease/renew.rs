@@ -8,11 +8,11 @@ use crate::text::template;
 /// What a renewal granted.
 #[derive(Debug)]
 pub(crate) struct RenewGranted {
-    pub lease_id: String,
+    pub(crate) lease_id: String,
     /// Seconds from now.
-    pub lease_duration_s: u64,
+    pub(crate) lease_duration_s: u64,
     /// Set when the max TTL capped the increment.
-    pub warning: Option<String>,
+    pub(crate) warning: Option<String>,
 }
 
 impl Engine {

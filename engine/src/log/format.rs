@@ -17,22 +17,22 @@ use sha2::{Digest, Sha256};
 
 use crate::event::Lsn;
 
-pub const SEGMENT_MAGIC: u32 = u32::from_le_bytes(*b"LSRS");
-pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"LSRE");
+pub(crate) const SEGMENT_MAGIC: u32 = u32::from_le_bytes(*b"LSRS");
+pub(crate) const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"LSRE");
 /// Version of the byte format. A change bumps it; readers keep opening old versions.
 /// 2: every batch ends with a proof, `BatchSigned` or `BatchMac`
 /// ([`super::proof`]); the framing is unchanged. 1: no proofs.
 pub const FORMAT_VERSION: u16 = 2;
 /// The oldest version this build still reads.
-pub const FORMAT_VERSION_MIN: u16 = 1;
+pub(crate) const FORMAT_VERSION_MIN: u16 = 1;
 
-pub const CHAIN_BYTES: usize = 32;
+pub(crate) const CHAIN_BYTES: usize = 32;
 pub const SEGMENT_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + CHAIN_BYTES + 4;
-pub const RECORD_HEADER_BYTES: usize = 4 + 4 + 4 + 8 + 8 + 2;
+pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4 + 4 + 8 + 8 + 2;
 /// Framing bytes around a payload.
 pub const RECORD_OVERHEAD_BYTES: usize = RECORD_HEADER_BYTES + CHAIN_BYTES;
 /// The largest payload a record may carry; a larger `len` is damage, not data.
-pub const RECORD_PAYLOAD_BYTES_MAX: usize = 1 << 20;
+pub(crate) const RECORD_PAYLOAD_BYTES_MAX: usize = 1 << 20;
 /// Offset of the first byte the record crc covers.
 const RECORD_CRC_START: usize = 12;
 
@@ -113,7 +113,7 @@ impl SegmentHeader {
 }
 
 /// `SHA-256(prev_chain ‖ lsn ‖ ts_ms ‖ kind ‖ payload)`.
-pub fn chain_next(prev_chain: &Chain, lsn: Lsn, ts_ms: i64, kind: u16, payload: &[u8]) -> Chain {
+pub(crate) fn chain_next(prev_chain: &Chain, lsn: Lsn, ts_ms: i64, kind: u16, payload: &[u8]) -> Chain {
     let mut h = Sha256::new();
     h.update(prev_chain);
     h.update(lsn.to_le_bytes());
@@ -167,7 +167,7 @@ pub enum RecordProblem {
 }
 
 impl RecordProblem {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             RecordProblem::Short => "record cut short",
             RecordProblem::BadMagic => "bad record magic",

@@ -31,22 +31,22 @@ use crate::event::Lsn;
 use crate::log::format::Chain;
 
 /// The head file's name inside a data directory.
-pub const HEAD_FILE_NAME: &str = "HEAD";
+pub(crate) const HEAD_FILE_NAME: &str = "HEAD";
 /// Its size limit: a longer file is not a head.
 const HEAD_BYTES_MAX: u64 = 1024;
 
 /// Where the log stood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Head {
-    pub lsn: Lsn,
-    pub chain: Chain,
-    pub ts_ms: i64,
+pub(crate) struct Head {
+    pub(crate) lsn: Lsn,
+    pub(crate) chain: Chain,
+    pub(crate) ts_ms: i64,
 }
 
 /// Why a head file could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HeadProblem {
+pub(crate) enum HeadProblem {
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -59,7 +59,7 @@ pub enum HeadProblem {
 
 /// The head file for a data directory whose key is `key_file` (if it has one
 /// outside the directory): beside the key, else `<dir>/HEAD`.
-pub fn path_for(dir: &Path, key_file: Option<&Path>) -> PathBuf {
+pub(crate) fn path_for(dir: &Path, key_file: Option<&Path>) -> PathBuf {
     match key_file {
         Some(key) if key.parent().is_some_and(|p| p != dir) => {
             let mut name = key.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -75,7 +75,7 @@ fn text(head: &Head) -> String {
 }
 
 /// Writes `head`, signed, atomically.
-pub fn write(path: &Path, keys: &Keys, head: &Head) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, keys: &Keys, head: &Head) -> std::io::Result<()> {
     let body = text(head);
     let signature = keys.sign_checkpoint(body.as_bytes());
     let contents = format!("{body}sig {}\n", hex::encode(signature));
@@ -102,7 +102,7 @@ pub fn write(path: &Path, keys: &Keys, head: &Head) -> std::io::Result<()> {
 
 /// Reads the head file, if there is one, and checks its signature under
 /// `public_key`.
-pub fn read(path: &Path, public_key: &[u8; 32]) -> Result<Option<Head>, HeadProblem> {
+pub(crate) fn read(path: &Path, public_key: &[u8; 32]) -> Result<Option<Head>, HeadProblem> {
     use std::io::Read;
     let shown = path.display().to_string();
     let invalid = |what: &str| HeadProblem::Invalid { path: shown.clone(), what: what.to_string() };

@@ -1,35 +1,57 @@
 //! The event log: segments of checksummed, hash-chained records, written by one
 //! group-commit writer, read back through one recovery scan.
 //!
-//! - [`format`](mod@format): the bytes of segment headers and records;
-//! - [`storage`]: the seam every byte goes through (real directory, in-memory, and a
-//!   fault-injecting test double);
-//! - `reader.rs`: the one streaming, verifying reader (recovery and the auditor
-//!   both read through it, in bounded memory);
-//! - [`recovery`]: the scan and its decision table;
-//! - [`writer`]: group commit;
-//! - [`snapshot`]: state caches at an LSN.
+//! Public here is what an embedder configures and sees: [`LogOptions`] and
+//! [`FsyncPolicy`], the errors an open or an append can end in ([`ScanError`],
+//! [`LogOpenError`], [`AppendError`]), the writer's counters ([`WriterStats`]),
+//! and [`storage`], the seam every byte goes through (a real directory, a
+//! read-only one, in memory; a fault-injecting double with feature `testing`).
+//!
+//! The rest is the engine's (public to test code with feature `testing`):
+//! `format.rs` (the bytes of segment headers and records), `handle.rs` (the
+//! open log the engine appends through), `reader.rs` (the one streaming,
+//! verifying reader: recovery and the auditor both read through it, in bounded
+//! memory), `recovery.rs` (the scan and its decision table), `writer.rs` (group
+//! commit), `proof.rs` (batch proofs), `head.rs` (the signed head file) and
+//! `snapshot.rs` (state caches at an LSN). `docs/DESIGN.md` describes the format
+//! and the recovery table.
 
-pub mod format;
-pub mod head;
-pub mod proof;
-pub(crate) mod reader;
-pub mod recovery;
-pub mod snapshot;
+internal! {
+    mod format;
+    mod handle;
+    mod head;
+    mod proof;
+    mod reader;
+    mod recovery;
+    mod snapshot;
+}
 pub mod storage;
-pub mod writer;
+internal! {
+    mod writer;
+}
+#[cfg(any(test, feature = "testing"))]
+mod faults;
 
-use std::sync::Arc;
-use std::thread::JoinHandle;
-
-use tokio::sync::{mpsc, oneshot};
-
-use crate::event::{Entry, Event, Lsn, TailTruncated};
+// `Chain` is in public reports (the audit's, a checkpoint's), so it is named here.
 pub use format::Chain;
-pub use reader::{RECORD_BYTES_MAX, WINDOW_BYTES};
-pub use recovery::{ScanError, ScanSummary, fuzz_recover};
-use storage::Storage;
-pub use writer::{AppendError, Appended, Checkpointer, DurableSink, WriterStats};
+pub use recovery::ScanError;
+pub use writer::{AppendError, WriterStats};
+internal! {
+    use handle::{Log, Pending};
+}
+#[cfg(feature = "testing")]
+pub use handle::read_entries;
+internal! {
+    use reader::{RECORD_BYTES_MAX, WINDOW_BYTES};
+}
+#[cfg(feature = "testing")]
+pub use recovery::fuzz_recover;
+internal! {
+    use recovery::ScanSummary;
+}
+internal! {
+    use writer::{Appended, Checkpointer, DurableSink};
+}
 
 /// Limits and sizes of a log. Every queue and batch is bounded (I7).
 #[derive(Clone, Debug)]
@@ -47,11 +69,11 @@ pub struct LogOptions {
     /// passed since the last one (after the next batch, or at the expirer's next
     /// tick), and at a clean close that follows new records; 0 = only at seals.
     pub checkpoint_interval_ms: u64,
-    /// With the master key, every batch ends with a proof ([`proof`]): a batch MAC,
-    /// or an Ed25519 signature auditors can check — on the first batch, at every
-    /// checkpoint, once this much log time has passed since the last signature
-    /// (at the next batch, or at the expirer's next tick when idle:
-    /// [`Log::sign_tick`]), and at a clean close. 0 = sign every batch.
+    /// With the master key, every batch ends with a proof (`docs/DESIGN.md`,
+    /// §6.3): a batch MAC, or an Ed25519 signature auditors can check — on the
+    /// first batch, at every checkpoint, once this much log time has passed since
+    /// the last signature (at the next batch, or at the expirer's next tick when
+    /// idle), and at a clean close. 0 = sign every batch.
     pub signature_interval_ms: u64,
     /// Whether an append waits for stable storage before it is acknowledged.
     pub fsync: FsyncPolicy,
@@ -106,17 +128,6 @@ impl Default for LogOptions {
 /// The smallest allowed segment: a header and one record of a few hundred bytes.
 pub const SEGMENT_BYTES_MIN: u64 = 1024;
 
-/// An append on its way to the disk.
-#[derive(Debug)]
-pub struct Pending(oneshot::Receiver<Result<Appended, AppendError>>);
-
-impl Pending {
-    /// Resolves once the events are durable and applied (or failed).
-    pub async fn durable(self) -> Result<Appended, AppendError> {
-        self.0.await.map_err(|_| AppendError::Closed)?
-    }
-}
-
 /// Why a log could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -131,279 +142,4 @@ pub enum LogOpenError {
     InvalidOption { field: &'static str, message: String },
     #[error("cannot record the truncated tail: {0}")]
     Append(#[from] AppendError),
-}
-
-/// A log open for appending. Dropping it (or [`Log::close`]) drains the queue and
-/// stops the writer thread.
-#[derive(Debug)]
-pub struct Log {
-    tx: Option<mpsc::Sender<writer::Request>>,
-    thread: Option<JoinHandle<()>>,
-    stats: Arc<WriterStats>,
-    request_events_max: usize,
-}
-
-impl Log {
-    /// Scans the whole log, calling `visit` for every record in order. Read-only:
-    /// a torn tail is reported in the summary and cut by [`Log::start`].
-    pub fn recover(
-        storage: &dyn Storage,
-        visit: &mut dyn FnMut(recovery::Located<'_>, &format::RecordView<'_>) -> Result<(), String>,
-    ) -> Result<ScanSummary, ScanError> {
-        recovery::scan(storage, visit)
-    }
-
-    /// [`Log::recover`] for an open that starts from a snapshot at
-    /// `chain_trusted_through`: see [`recovery::scan_trusting`].
-    pub fn recover_trusting(
-        storage: &dyn Storage,
-        chain_trusted_through: Lsn,
-        mac_check: Option<proof::MacCheck<'_>>,
-        visit: &mut dyn FnMut(recovery::Located<'_>, &format::RecordView<'_>) -> Result<(), String>,
-    ) -> Result<ScanSummary, ScanError> {
-        recovery::scan_trusting(storage, chain_trusted_through, mac_check, visit)
-    }
-
-    /// Repairs a torn tail as the decision table says, starts the writer after the
-    /// scanned end, and — if a tail was cut — appends `TailTruncated` (stamped
-    /// `now_ms`) so the repair is itself on the record. With a `checkpointer` the
-    /// writer logs signed checkpoints (see [`LogOptions::checkpoint_interval_ms`]).
-    pub fn start(
-        storage: Arc<dyn Storage>,
-        options: &LogOptions,
-        summary: &ScanSummary,
-        now_ms: i64,
-        sink: DurableSink,
-        mut checkpointer: Option<Checkpointer>,
-    ) -> Result<Log, LogOpenError> {
-        validate(options)?;
-        let io = |file: &str| {
-            let file = file.to_string();
-            move |source| LogOpenError::Io { file, source }
-        };
-        if let Some(torn) = &summary.torn_tail {
-            if torn.unproven {
-                tracing::warn!(
-                    segment = %torn.segment, offset = torn.offset, bytes = torn.bytes,
-                    "cutting log records no batch proof covers: a write a crash cut short, or records appended \
-                     without the master key; they were never applied"
-                );
-            } else {
-                tracing::warn!(segment = %torn.segment, offset = torn.offset, bytes = torn.bytes, "cutting torn log tail");
-            }
-            if torn.remove_segment {
-                storage.remove(&torn.segment).map_err(io(&torn.segment))?;
-            } else {
-                storage.truncate(&torn.segment, torn.offset).map_err(io(&torn.segment))?;
-            }
-            storage.sync_dir().map_err(io(&torn.segment))?;
-        }
-        // A log from before batch proofs goes on in a new segment of today's
-        // version, so that every record this writer appends is in a segment whose
-        // newest proof open checks (an empty old segment is replaced).
-        let upgrade =
-            summary.segments.last().filter(|seg| seg.version < format::FORMAT_VERSION && checkpointer.is_some());
-        if let Some(old) = upgrade
-            && old.valid_bytes <= format::SEGMENT_HEADER_BYTES as u64
-        {
-            storage.remove(&old.name).map_err(io(&old.name))?;
-        }
-        let active = summary.segments.last().filter(|_| upgrade.is_none());
-        let (file, segment_bytes, segment_name) = match active {
-            Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.valid_bytes, seg.name.clone()),
-            None => {
-                let name = format::segment_name(summary.next_lsn);
-                let header = format::SegmentHeader {
-                    version: format::FORMAT_VERSION,
-                    first_lsn: summary.next_lsn,
-                    prev_chain: summary.last_chain,
-                };
-                let mut file = storage.create_new(&name).map_err(io(&name))?;
-                file.write_all(&header.encode()).map_err(io(&name))?;
-                file.sync_data().map_err(io(&name))?;
-                storage.sync_dir().map_err(io(&name))?;
-                (file, format::SEGMENT_HEADER_BYTES as u64, name)
-            }
-        };
-        if let Some(cp) = &mut checkpointer {
-            cp.interval_ms = options.checkpoint_interval_ms;
-            cp.signature_interval_ms = options.signature_interval_ms;
-            if cp.since_ts_ms.is_none() && summary.records > 0 {
-                cp.since_ts_ms = Some(summary.last_ts_ms);
-            }
-        }
-        let stats = Arc::new(WriterStats::default());
-        let unsigned = summary.unsigned && checkpointer.is_some();
-        let writer = writer::Writer {
-            storage,
-            file,
-            segment_bytes,
-            segment_bytes_max: options.segment_bytes_max,
-            next_lsn: summary.next_lsn,
-            last_chain: summary.last_chain,
-            last_ts_ms: summary.last_ts_ms,
-            batch_events_max: options.batch_events_max,
-            fsync: options.fsync,
-            unsynced_sealed: Vec::new(),
-            sink,
-            stats: stats.clone(),
-            segment_name,
-            batch_segments: Vec::new(),
-            cut_back: None,
-            checkpointer,
-            sealed_since_checkpoint: false,
-            proof_pending: false,
-            unsigned,
-            // Unknown for what an earlier run left: the first close checkpoints
-            // only what this one appends.
-            records_since_checkpoint: false,
-        };
-        let (tx, rx) = mpsc::channel(options.append_queue_depth_max);
-        let thread = std::thread::Builder::new()
-            .name("lessor-log-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|source| LogOpenError::Io { file: "writer thread".into(), source })?;
-        let log = Log { tx: Some(tx), thread: Some(thread), stats, request_events_max: options.request_events_max };
-        if let Some(torn) = &summary.torn_tail {
-            let event = Event::TailTruncated(TailTruncated {
-                segment_first_lsn: torn.segment_first_lsn,
-                offset: torn.offset,
-                bytes: torn.bytes,
-            });
-            log.append_blocking(now_ms, vec![event])?;
-        }
-        Ok(log)
-    }
-
-    fn prepare(
-        &self,
-        ts_ms: i64,
-        events: Vec<Event>,
-    ) -> Result<(writer::Request, oneshot::Receiver<Result<Appended, AppendError>>), AppendError> {
-        if events.len() > self.request_events_max {
-            return Err(AppendError::TooMany { events: events.len(), max: self.request_events_max });
-        }
-        let mut encoded = Vec::with_capacity(events.len());
-        for event in events {
-            let payload = event.encode_payload();
-            if payload.len() > format::RECORD_PAYLOAD_BYTES_MAX {
-                return Err(AppendError::TooLarge { bytes: payload.len(), max: format::RECORD_PAYLOAD_BYTES_MAX });
-            }
-            encoded.push((event, payload));
-        }
-        let (reply, rx) = oneshot::channel();
-        Ok((writer::Request { ts_ms, events: encoded, sign_tick: false, reply }, rx))
-    }
-
-    /// Appends `events` as consecutive records stamped `ts_ms` (raised to the last
-    /// record's time if earlier) and returns once they are durable and applied.
-    pub async fn append(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
-        self.submit(ts_ms, events).await?.durable().await
-    }
-
-    /// Enqueues `events` and returns at once (after waiting for queue space), so
-    /// the caller can work while the writer makes them durable — the issue path
-    /// runs its SQL during the fsync and commits only after [`Pending::durable`].
-    pub async fn submit(&self, ts_ms: i64, events: Vec<Event>) -> Result<Pending, AppendError> {
-        let (req, rx) = self.prepare(ts_ms, events)?;
-        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
-        tx.send(req).await.map_err(|_| AppendError::Closed)?;
-        Ok(Pending(rx))
-    }
-
-    /// Tells the writer the time is `ts_ms`: if batch MACs cover records after
-    /// the newest signature and `signature_interval_ms` has passed since it, the
-    /// writer signs them now (in a batch of its own); otherwise nothing is
-    /// written. The engine's expirer calls it every tick, so an idle engine's
-    /// log is signed within the interval on the engine's own clock.
-    pub async fn sign_tick(&self, ts_ms: i64) -> Result<(), AppendError> {
-        let (reply, rx) = oneshot::channel();
-        let req = writer::Request { ts_ms, events: Vec::new(), sign_tick: true, reply };
-        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
-        tx.send(req).await.map_err(|_| AppendError::Closed)?;
-        Pending(rx).durable().await.map(drop)
-    }
-
-    /// [`Log::append`], blocking the calling thread until durable. Usable from any
-    /// thread, also one that runs an async runtime (which it then blocks: the
-    /// writer is a thread of its own, so this cannot deadlock).
-    pub fn append_blocking(&self, ts_ms: i64, events: Vec<Event>) -> Result<Appended, AppendError> {
-        block_on(self.append(ts_ms, events))
-    }
-
-    pub fn stats(&self) -> &WriterStats {
-        &self.stats
-    }
-
-    /// Waits for everything queued to be written, then stops the writer.
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
-    /// [`Log::close`] in place; idempotent. Later appends get [`AppendError::Closed`].
-    pub fn shutdown(&mut self) {
-        // Dropping the sender ends the writer's loop once the queue is drained.
-        self.tx.take();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("log writer thread panicked");
-        }
-    }
-}
-
-impl Drop for Log {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// Runs a future to completion on this thread, parking between polls. tokio's own
-/// blocking helpers refuse to run inside a runtime; the log's futures only wait on
-/// the writer thread, so parking here is always safe.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
-    }
-}
-
-fn validate(options: &LogOptions) -> Result<(), LogOpenError> {
-    let bad = |field, message: String| Err(LogOpenError::InvalidOption { field, message });
-    if options.segment_bytes_max < SEGMENT_BYTES_MIN {
-        return bad("segment_bytes_max", format!("must be at least {SEGMENT_BYTES_MIN}"));
-    }
-    if options.append_queue_depth_max == 0 {
-        return bad("append_queue_depth_max", "must be at least 1".into());
-    }
-    if options.batch_events_max == 0 {
-        return bad("batch_events_max", "must be at least 1".into());
-    }
-    if options.request_events_max == 0 {
-        return bad("request_events_max", "must be at least 1".into());
-    }
-    Ok(())
-}
-
-/// Reads every event of a log in order, fully verified, without taking the lock and
-/// without modifying anything (a torn tail is reported, not cut). For tools and tests.
-pub fn read_entries(storage: &dyn Storage) -> Result<(Vec<Entry>, ScanSummary), ScanError> {
-    let mut entries = Vec::new();
-    let summary = recovery::scan(storage, &mut |_, rec| {
-        let event = Event::decode(rec.kind, rec.payload).map_err(|e| e.to_string())?;
-        entries.push(Entry { lsn: rec.lsn, ts_ms: rec.ts_ms, event });
-        Ok(())
-    })?;
-    Ok((entries, summary))
 }

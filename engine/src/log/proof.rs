@@ -48,20 +48,20 @@ const CONTEXT: &[u8] = b"lessor batch proof v1\n";
 const MAC_CONTEXT: &[u8] = b"lessor batch mac v1\n";
 
 /// Bytes of a signature.
-pub const SIGNATURE_BYTES: usize = 64;
+pub(crate) const SIGNATURE_BYTES: usize = 64;
 
 /// Bytes of a batch MAC.
-pub const MAC_BYTES: usize = 32;
+pub(crate) const MAC_BYTES: usize = 32;
 
 /// Framed size of a `BatchSigned` record.
-pub const PROOF_RECORD_BYTES: usize = RECORD_OVERHEAD_BYTES + 2 + SIGNATURE_BYTES;
+pub(crate) const PROOF_RECORD_BYTES: usize = RECORD_OVERHEAD_BYTES + 2 + SIGNATURE_BYTES;
 
 /// Framed size of a `BatchMac` record.
-pub const MAC_RECORD_BYTES: usize = RECORD_OVERHEAD_BYTES + 2 + MAC_BYTES;
+pub(crate) const MAC_RECORD_BYTES: usize = RECORD_OVERHEAD_BYTES + 2 + MAC_BYTES;
 
 /// Checks a batch MAC: `(message, tag)` → valid. Only an engine holding the
 /// master key has one.
-pub type MacCheck<'a> = &'a dyn Fn(&[u8], &[u8]) -> bool;
+pub(crate) type MacCheck<'a> = &'a dyn Fn(&[u8], &[u8]) -> bool;
 
 /// What is signed for the record at `lsn` with chain `chain`.
 pub fn message(lsn: Lsn, chain: &Chain) -> Vec<u8> {
@@ -69,7 +69,7 @@ pub fn message(lsn: Lsn, chain: &Chain) -> Vec<u8> {
 }
 
 /// What is MAC'd for the record at `lsn` with chain `chain`.
-pub fn mac_message(lsn: Lsn, chain: &Chain) -> Vec<u8> {
+pub(crate) fn mac_message(lsn: Lsn, chain: &Chain) -> Vec<u8> {
     framed(MAC_CONTEXT, lsn, chain)
 }
 
@@ -82,7 +82,7 @@ fn framed(context: &[u8], lsn: Lsn, chain: &Chain) -> Vec<u8> {
 }
 
 /// Does `signature` prove the record at `lsn` with `chain` under `public_key`?
-pub fn verify(public_key: &[u8; 32], lsn: Lsn, chain: &Chain, signature: &[u8]) -> bool {
+pub(crate) fn verify(public_key: &[u8; 32], lsn: Lsn, chain: &Chain, signature: &[u8]) -> bool {
     use ed25519_dalek::Verifier;
     let (Ok(key), Ok(signature)) =
         (ed25519_dalek::VerifyingKey::from_bytes(public_key), ed25519_dalek::Signature::from_slice(signature))
@@ -93,12 +93,12 @@ pub fn verify(public_key: &[u8; 32], lsn: Lsn, chain: &Chain, signature: &[u8]) 
 }
 
 /// Is `rec` a proof record of either kind?
-pub fn is_proof(kind: u16) -> bool {
+pub(crate) fn is_proof(kind: u16) -> bool {
     kind == EventKind::BatchSigned.code() || kind == EventKind::BatchMac.code()
 }
 
 /// The signature a `BatchSigned` record carries, if `rec` is one.
-pub fn signature_of(rec: &RecordView<'_>) -> Option<Vec<u8>> {
+pub(crate) fn signature_of(rec: &RecordView<'_>) -> Option<Vec<u8>> {
     if rec.kind != EventKind::BatchSigned.code() {
         return None;
     }
@@ -109,7 +109,7 @@ pub fn signature_of(rec: &RecordView<'_>) -> Option<Vec<u8>> {
 }
 
 /// The MAC a `BatchMac` record carries, if `rec` is one.
-pub fn mac_of(rec: &RecordView<'_>) -> Option<Vec<u8>> {
+pub(crate) fn mac_of(rec: &RecordView<'_>) -> Option<Vec<u8>> {
     if rec.kind != EventKind::BatchMac.code() {
         return None;
     }
@@ -121,13 +121,13 @@ pub fn mac_of(rec: &RecordView<'_>) -> Option<Vec<u8>> {
 
 /// Where the proofs of one segment stand (byte offsets in the segment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProofScan {
+pub(crate) struct ProofScan {
     /// The end offset of the newest proof record of either kind.
-    pub proof_end: Option<u64>,
+    pub(crate) proof_end: Option<u64>,
     /// The end offset of the newest `BatchSigned` record.
-    pub signature_end: Option<u64>,
+    pub(crate) signature_end: Option<u64>,
     /// The offset of the first bad record, where the walk stopped.
-    pub first_bad: Option<u64>,
+    pub(crate) first_bad: Option<u64>,
 }
 
 /// Walks a segment's whole records from where `stream` stands (crc checked) to
@@ -155,7 +155,7 @@ pub(crate) fn last_proof_end(stream: &mut SegmentStream) -> std::io::Result<Proo
 }
 
 /// The public key in a log's first record (`EngineInitialized`), if `rec` is it.
-pub fn public_key_of_first(rec: &RecordView<'_>) -> Option<[u8; 32]> {
+pub(crate) fn public_key_of_first(rec: &RecordView<'_>) -> Option<[u8; 32]> {
     if rec.lsn != 1 || rec.kind != EventKind::EngineInitialized.code() {
         return None;
     }

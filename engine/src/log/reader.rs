@@ -58,11 +58,11 @@ const _: () = assert!(SEGMENT_HEADER_BYTES < RECORD_BYTES_MAX);
 /// through the readers once per record.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RecordMeta {
-    pub lsn: Lsn,
-    pub ts_ms: i64,
-    pub kind: u16,
+    pub(crate) lsn: Lsn,
+    pub(crate) ts_ms: i64,
+    pub(crate) kind: u16,
     /// Total framed size in bytes.
-    pub size: usize,
+    pub(crate) size: usize,
     /// Where the record starts in the window.
     at: usize,
 }
@@ -81,11 +81,11 @@ impl RecordMeta {
 /// needs: whether even the fixed header was cut short, and the `len` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BadRecord {
-    pub problem: RecordProblem,
+    pub(crate) problem: RecordProblem,
     /// Fewer than a record header's bytes were left in the file.
-    pub header_short: bool,
+    pub(crate) header_short: bool,
     /// The record's `len` field, when there were bytes enough to hold it.
-    pub len: Option<u32>,
+    pub(crate) len: Option<u32>,
 }
 
 /// One step of a [`SegmentStream`].
@@ -340,13 +340,13 @@ fn frame_size(bytes: &[u8]) -> Option<usize> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Torn {
     /// The segment's index in the reader's list.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Where the valid data ends.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Bytes from `offset` to the end of the file.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Row 7: the segment has no valid header and goes whole.
-    pub remove_segment: bool,
+    pub(crate) remove_segment: bool,
 }
 
 /// One step of a [`LogReader`].
@@ -429,10 +429,10 @@ pub(crate) enum Damage {
 pub(crate) struct Start {
     /// The index of the first segment to read; from any but the first, that
     /// segment's header chain is taken on trust (a read that starts mid-log).
-    pub index: usize,
+    pub(crate) index: usize,
     /// Records up to this LSN keep the chain they carry instead of having it
     /// recomputed (row 3's note in [`super::recovery`]); 0 trusts nothing.
-    pub chain_trusted_through: Lsn,
+    pub(crate) chain_trusted_through: Lsn,
 }
 
 /// Reads a log's segments in order, verifying as it goes (rows 1–10).

@@ -24,7 +24,7 @@
 //! scan takes the records a MAC covers as they are).
 //!
 //! Row 3 at open: the engine's open trusts the chain of the records a valid
-//! snapshot already covers ([`scan_trusting`]): those records are crc- and
+//! snapshot already covers ([`Scan::new`]'s `chain_trusted_through`): those records are crc- and
 //! LSN-checked (rows 1, 2, 4–10) but not re-hashed, and the record at the
 //! snapshot's LSN must carry the chain the snapshot recorded. The state comes from
 //! the snapshot, so nothing read is trusted that was not verified when the snapshot
@@ -51,36 +51,36 @@
 
 use std::ops::ControlFlow;
 
-use crate::event::{Event, Lsn};
+use crate::event::Lsn;
 use crate::log::format::{self, Chain, GENESIS_CHAIN, RecordProblem, RecordView, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::log::proof;
 use crate::log::reader::{After, Damage, LogReader, SegmentStream, Start, Step};
-use crate::log::storage::{MemStorage, Storage};
+use crate::log::storage::Storage;
 
 /// A segment as the scan found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
     pub name: String,
     /// The header's format version.
-    pub version: u16,
+    pub(crate) version: u16,
     pub first_lsn: Lsn,
     /// Bytes of valid data (header + whole records).
-    pub valid_bytes: u64,
+    pub(crate) valid_bytes: u64,
 }
 
 /// A torn tail found at the end of the last segment (rows 6 and 7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
-    pub segment: String,
-    pub segment_first_lsn: Lsn,
+    pub(crate) segment: String,
+    pub(crate) segment_first_lsn: Lsn,
     /// Where the valid data ends; the file is cut to this length.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// Bytes past `offset`.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Row 7: the segment holds no valid header and is removed entirely.
-    pub remove_segment: bool,
+    pub(crate) remove_segment: bool,
     /// Row 11: whole records that no batch proof covers (see [`super::proof`]).
-    pub unproven: bool,
+    pub(crate) unproven: bool,
 }
 
 /// What a successful scan learned.
@@ -90,15 +90,15 @@ pub struct ScanSummary {
     pub segments: Vec<SegmentInfo>,
     pub next_lsn: Lsn,
     pub last_chain: Chain,
-    pub last_ts_ms: i64,
+    pub(crate) last_ts_ms: i64,
     pub records: u64,
     pub torn_tail: Option<TornTail>,
     /// The checkpoint public key in the log's first record (`EngineInitialized`):
     /// batch proofs are checked against it.
-    pub public_key: Option<[u8; 32]>,
+    pub(crate) public_key: Option<[u8; 32]>,
     /// The newest segment's newest proof is a batch MAC: records after the
     /// newest signature wait for one (the writer signs them when idle).
-    pub unsigned: bool,
+    pub(crate) unsigned: bool,
 }
 
 /// Where a scan stopped. Messages name the file, byte offset and LSN.
@@ -127,13 +127,13 @@ pub enum ScanError {
 /// Location of a record, handed to the visitor with the record.
 #[derive(Clone, Copy, Debug)]
 pub struct Located<'a> {
-    pub file: &'a str,
-    pub offset: u64,
+    pub(crate) file: &'a str,
+    pub(crate) offset: u64,
 }
 
 /// A damaged-record verdict from [`classify`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Row 6: cut the tail.
     TruncateTail,
     /// Rows 4 and 5.
@@ -142,12 +142,12 @@ pub enum Decision {
 
 /// Rows 4–6: what to do with a bad record, given where it is and whether any valid
 /// record follows it.
-pub fn classify(in_last_segment: bool, valid_record_follows: bool) -> Decision {
+pub(crate) fn classify(in_last_segment: bool, valid_record_follows: bool) -> Decision {
     if in_last_segment && !valid_record_follows { Decision::TruncateTail } else { Decision::Refuse }
 }
 
 /// Segment files in the storage, sorted by first LSN.
-pub fn list_segments(storage: &dyn Storage) -> Result<Vec<(Lsn, String)>, ScanError> {
+pub(crate) fn list_segments(storage: &dyn Storage) -> Result<Vec<(Lsn, String)>, ScanError> {
     let names = storage.list().map_err(|source| ScanError::Io { file: "data directory".into(), source })?;
     let mut segs: Vec<(Lsn, String)> =
         names.into_iter().filter_map(|n| format::parse_segment_name(&n).map(|lsn| (lsn, n))).collect();
@@ -157,8 +157,10 @@ pub fn list_segments(storage: &dyn Storage) -> Result<Vec<(Lsn, String)>, ScanEr
 
 /// Walks every record of every segment in order, applying the decision table, and
 /// calls `visit` for each accepted record. Never modifies storage: the caller acts on
-/// [`ScanSummary::torn_tail`].
-pub fn scan(
+/// [`ScanSummary::torn_tail`]. (The engine's open and the audit drive a [`Scan`]
+/// through the fold; tests, `read_entries` and the fuzzer use this.)
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn scan(
     storage: &dyn Storage,
     visit: &mut dyn FnMut(Located<'_>, &RecordView<'_>) -> Result<(), String>,
 ) -> Result<ScanSummary, ScanError> {
@@ -170,7 +172,8 @@ pub fn scan(
 /// still runs on every record. `0` trusts nothing. With `mac_check` (the master
 /// key's), a newest proof that is a batch MAC is checked too (row 12); without,
 /// the records a MAC covers are accepted unchecked (read-only use).
-pub fn scan_trusting(
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn scan_trusting(
     storage: &dyn Storage,
     chain_trusted_through: Lsn,
     mac_check: Option<proof::MacCheck<'_>>,
@@ -193,8 +196,9 @@ pub fn scan_trusting(
 
 /// The scan: the log's `LogReader` (rows 1–10) with the batch-proof rows (11,
 /// 12) on top, handing on the records it accepts and summing up what it passes.
-/// [`scan_trusting`] visits it; the engine's open folds from it.
-pub struct Scan<'a> {
+/// The engine's open and the audit fold from it; `scan_trusting` (tests)
+/// visits it.
+pub(crate) struct Scan<'a> {
     reader: LogReader<&'a dyn Storage>,
     mac_check: Option<proof::MacCheck<'a>>,
     summary: ScanSummary,
@@ -226,8 +230,10 @@ struct Proofs {
 
 impl<'a> Scan<'a> {
     /// A scan of the whole log, trusting the chain up to `chain_trusted_through`
-    /// (see [`scan_trusting`]).
-    pub fn new(
+    /// (see row 3's note in the module documentation; `0` trusts nothing). With
+    /// `mac_check` (the master key's), a newest proof that is a batch MAC is
+    /// checked too (row 12).
+    pub(crate) fn new(
         storage: &'a dyn Storage,
         chain_trusted_through: Lsn,
         mac_check: Option<proof::MacCheck<'a>>,
@@ -249,11 +255,11 @@ impl<'a> Scan<'a> {
 
     /// What the scan has learned so far; all of it once [`Scan::each`] has
     /// passed the end of the log.
-    pub fn summary(&self) -> &ScanSummary {
+    pub(crate) fn summary(&self) -> &ScanSummary {
         &self.summary
     }
 
-    pub fn into_summary(self) -> ScanSummary {
+    pub(crate) fn into_summary(self) -> ScanSummary {
         self.summary
     }
 
@@ -261,7 +267,7 @@ impl<'a> Scan<'a> {
     /// `visit` breaks (that record is taken) or the log ends: at its end, or at
     /// a torn or unproven tail, which the summary records and nothing visits.
     /// `visit` also sees the scan (its summary so far).
-    pub fn each<V>(&mut self, mut visit: V) -> Result<(), ScanError>
+    pub(crate) fn each<V>(&mut self, mut visit: V) -> Result<(), ScanError>
     where
         V: FnMut(&Self, Located<'_>, &RecordView<'_>) -> ControlFlow<()>,
     {
@@ -443,7 +449,7 @@ fn bad_record_what(problem: RecordProblem, last: bool, follows: bool) -> String 
 
 /// The public key named by the log's first record (`EngineInitialized`), read
 /// from the start of the first segment alone; `None` if there is none.
-pub fn first_public_key(storage: &dyn Storage) -> Option<[u8; 32]> {
+pub(crate) fn first_public_key(storage: &dyn Storage) -> Option<[u8; 32]> {
     use std::io::Read;
     let (_, first) = list_segments(storage).ok()?.into_iter().next()?;
     let mut bytes = Vec::new();
@@ -456,7 +462,10 @@ pub fn first_public_key(storage: &dyn Storage) -> Option<[u8; 32]> {
 
 /// Fuzzing entry point: `bytes` as the only segment of a log; recovery and event
 /// decoding must return `Ok` or a clean error, never panic.
+#[cfg(any(test, feature = "testing"))]
 pub fn fuzz_recover(bytes: &[u8]) -> Result<(), String> {
+    use crate::event::Event;
+    use crate::log::storage::MemStorage;
     let storage = MemStorage::default();
     storage.put(&format::segment_name(1), bytes.to_vec());
     scan(&storage, &mut |_, rec| Event::decode(rec.kind, rec.payload).map(|_| ()).map_err(|e| e.to_string()))

@@ -22,7 +22,7 @@ use crate::event::Lsn;
 use crate::log::format::Chain;
 use crate::log::storage::Storage;
 
-pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"LSNP");
+pub(crate) const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"LSNP");
 /// Bumped whenever the encoded `State` changes shape or the fold that made it
 /// changes (2: `ConnectionWritten` gained `scram_iterations`; 3: a retired
 /// connection goes with its last lease; 4: signed). A snapshot of another version
@@ -34,10 +34,10 @@ const _: () = assert!(SNAPSHOT_HEADER_BYTES == 160);
 const SIGNATURE_BYTES: usize = 64;
 
 /// Signs a snapshot's [`message`] with the checkpoint key.
-pub type SnapshotSigner<'a> = &'a dyn Fn(&[u8]) -> [u8; 64];
+pub(crate) type SnapshotSigner<'a> = &'a dyn Fn(&[u8]) -> [u8; 64];
 
 /// What a snapshot's signature covers: where it stands and its body's digest.
-pub fn message(lsn: Lsn, ts_ms: i64, chain: &Chain, body_sha256: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn message(lsn: Lsn, ts_ms: i64, chain: &Chain, body_sha256: &[u8; 32]) -> Vec<u8> {
     let mut m = Vec::with_capacity(24 + 8 + 8 + 32 + 32);
     m.extend_from_slice(b"lessor snapshot v1\n");
     m.extend_from_slice(&lsn.to_le_bytes());
@@ -52,7 +52,7 @@ pub fn message(lsn: Lsn, ts_ms: i64, chain: &Chain, body_sha256: &[u8; 32]) -> V
 pub const SNAPSHOTS_KEPT: usize = 2;
 
 /// Default of `EngineOptions::snapshot_history_every_events`.
-pub const SNAPSHOT_HISTORY_EVERY_EVENTS_DEFAULT: u64 = 1_000_000;
+pub(crate) const SNAPSHOT_HISTORY_EVERY_EVENTS_DEFAULT: u64 = 1_000_000;
 
 pub fn snapshot_name(lsn: Lsn) -> String {
     format!("snap-{lsn:020}.bin")
@@ -141,7 +141,7 @@ pub fn write(
 #[derive(Debug, thiserror::Error)]
 #[error("snapshot {name} unusable: {what}")]
 pub struct SnapshotProblem {
-    pub name: String,
+    pub(crate) name: String,
     pub what: String,
 }
 
@@ -204,13 +204,12 @@ fn read_checked_header(name: &str, file: &mut dyn Read) -> Result<Header, Snapsh
     parse_header(name, &header_bytes).map_err(problem)
 }
 
-/// A snapshot's body decoded by [`read_decoded`], with its header's fields.
+/// A snapshot's body decoded by [`read_decoded`], with its name and where it stands.
 #[derive(Debug)]
 pub struct DecodedSnapshot<T> {
-    pub name: String,
-    pub lsn: Lsn,
-    pub ts_ms: i64,
-    pub chain: Chain,
+    pub(crate) name: String,
+    pub(crate) lsn: Lsn,
+    pub(crate) chain: Chain,
     pub value: T,
 }
 
@@ -262,7 +261,7 @@ pub fn read_decoded<T>(
     if unread != 0 {
         return Err(problem(format!("{unread} bytes of the body after the state")));
     }
-    Ok(DecodedSnapshot { name: name.to_string(), lsn: header.lsn, ts_ms: header.ts_ms, chain: header.chain, value })
+    Ok(DecodedSnapshot { name: name.to_string(), lsn: header.lsn, chain: header.chain, value })
 }
 
 fn verify_signature(public_key: &[u8; 32], header: &Header) -> bool {

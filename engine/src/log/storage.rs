@@ -1,9 +1,11 @@
 //! The storage seam: every byte the log and snapshots touch goes through [`Storage`].
 //!
-//! [`FsStorage`] is the real directory (and holds its exclusive lock).
-//! [`FaultInjectingStorage`] is a test double that tears a write at a chosen byte or
-//! fails a `write`/`fsync` on a countdown, so crash and I/O-error paths are tested
-//! without a real crash (redb's crash backend is the model).
+//! [`FsStorage`] is the real directory (and holds its exclusive lock),
+//! [`ReadOnlyDir`] one read without it, [`MemStorage`] one in memory.
+//! `FaultInjectingStorage` (feature `testing`, in `log/faults.rs`) is a test
+//! double that tears a write at a chosen byte or fails a `write`/`fsync` on a
+//! countdown, so crash and I/O-error paths are tested without a real crash
+//! (redb's crash backend is the model).
 //!
 //! **A data directory is private to the user running lessor.** [`FsStorage::open`]
 //! refuses a directory that is a symbolic link, is writable by group or others, or
@@ -20,12 +22,15 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOp
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+#[cfg(any(test, feature = "testing"))]
+pub use super::faults::{FaultInjectingStorage, Faults};
+
 /// The name of the lock file inside a data directory.
 pub const LOCK_FILE: &str = "LOCK";
 /// The mode of every file lessor creates in a data directory, whatever the umask.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 /// The mode of a data directory lessor creates, whatever the umask.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// The mode of missing parents created on the way to a new data directory: the
 /// umask may narrow it, never widen it, so no one else may rename the data
 /// directory away and put another in its place.
@@ -378,7 +383,7 @@ fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
 }
 
 /// `open_regular` for reading: how the auditor's reader opens segments too.
-pub fn open_regular_file(path: &Path) -> io::Result<File> {
+pub(crate) fn open_regular_file(path: &Path) -> io::Result<File> {
     open_regular(OpenOptions::new().read(true), path)
 }
 
@@ -509,167 +514,6 @@ impl Storage for FsStorage {
     }
     fn sync_dir(&self) -> io::Result<()> {
         self.dir_handle.sync_all()
-    }
-}
-
-/// What [`FaultInjectingStorage`] will do to upcoming writes and syncs.
-#[derive(Debug, Default, Clone)]
-pub struct Faults {
-    /// Fail the n-th `write_all` from now (1 = the next one).
-    pub fail_write_in: Option<u64>,
-    /// Keep this many bytes of the failing write on disk before reporting the error
-    /// (a torn write). `None` writes nothing.
-    pub tear_keep_bytes: Option<usize>,
-    /// Fail the n-th `sync_data` / `sync_dir` from now.
-    pub fail_sync_in: Option<u64>,
-    /// Silently flip one bit of the n-th `write_all` from now: `(n, byte index in
-    /// that write, bit)`. The write reports success (a lying disk).
-    pub flip_bit_in: Option<(u64, usize, u8)>,
-    /// Once a fault fired, every later write and sync fails too (a dead disk).
-    pub sticky: bool,
-    /// Set when a fault has fired.
-    pub fired: bool,
-}
-
-/// **Test double**: wraps a real [`Storage`] and injects faults on command.
-#[derive(Debug, Clone)]
-pub struct FaultInjectingStorage {
-    inner: Arc<dyn Storage>,
-    faults: Arc<Mutex<Faults>>,
-}
-
-impl FaultInjectingStorage {
-    pub fn new(inner: Arc<dyn Storage>) -> FaultInjectingStorage {
-        FaultInjectingStorage { inner, faults: Arc::default() }
-    }
-
-    /// Arms faults; applies to files opened before and after this call.
-    pub fn set_faults(&self, faults: Faults) {
-        *self.faults.lock().expect("fault lock") = faults;
-    }
-
-    pub fn fired(&self) -> bool {
-        self.faults.lock().expect("fault lock").fired
-    }
-}
-
-fn injected(what: &str) -> io::Error {
-    io::Error::other(format!("injected {what} failure"))
-}
-
-/// Counts one operation against a countdown; true when this one must fail.
-fn countdown(counter: &mut Option<u64>) -> bool {
-    match counter {
-        Some(1) => {
-            *counter = None;
-            true
-        }
-        Some(n) => {
-            *n -= 1;
-            false
-        }
-        None => false,
-    }
-}
-
-impl Faults {
-    /// The byte and bit to flip in this write, if this is the write to damage.
-    fn flip_for_this_write(&mut self) -> Option<(usize, u8)> {
-        let (n, byte, bit) = self.flip_bit_in?;
-        if n <= 1 {
-            self.flip_bit_in = None;
-            self.fired = true;
-            Some((byte, bit))
-        } else {
-            self.flip_bit_in = Some((n - 1, byte, bit));
-            None
-        }
-    }
-
-    fn on_write(&mut self) -> Option<Option<usize>> {
-        if (self.sticky && self.fired) || countdown(&mut self.fail_write_in) {
-            self.fired = true;
-            return Some(self.tear_keep_bytes.take());
-        }
-        None
-    }
-
-    fn on_sync(&mut self) -> bool {
-        if (self.sticky && self.fired) || countdown(&mut self.fail_sync_in) {
-            self.fired = true;
-            return true;
-        }
-        false
-    }
-}
-
-#[derive(Debug)]
-struct FaultyFile {
-    inner: Box<dyn StorageFile>,
-    faults: Arc<Mutex<Faults>>,
-}
-
-impl StorageFile for FaultyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let (action, flip) = {
-            let mut faults = self.faults.lock().expect("fault lock");
-            (faults.on_write(), faults.flip_for_this_write())
-        };
-        if let (None, Some((byte, bit))) = (&action, flip)
-            && byte < buf.len()
-        {
-            let mut damaged = buf.to_vec();
-            damaged[byte] ^= 1 << (bit % 8);
-            return self.inner.write_all(&damaged);
-        }
-        match action {
-            None => self.inner.write_all(buf),
-            Some(keep) => {
-                if let Some(keep) = keep {
-                    self.inner.write_all(&buf[..keep.min(buf.len())])?;
-                }
-                Err(injected("write"))
-            }
-        }
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        if self.faults.lock().expect("fault lock").on_sync() {
-            return Err(injected("fsync"));
-        }
-        self.inner.sync_data()
-    }
-}
-
-impl Storage for FaultInjectingStorage {
-    fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.list()
-    }
-    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
-        self.inner.read(name)
-    }
-    fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
-        self.inner.open_read(name)
-    }
-    fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        Ok(Box::new(FaultyFile { inner: self.inner.create_new(name)?, faults: self.faults.clone() }))
-    }
-    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        Ok(Box::new(FaultyFile { inner: self.inner.open_append(name)?, faults: self.faults.clone() }))
-    }
-    fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-        self.inner.truncate(name, len)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, name: &str) -> io::Result<()> {
-        self.inner.remove(name)
-    }
-    fn sync_dir(&self) -> io::Result<()> {
-        if self.faults.lock().expect("fault lock").on_sync() {
-            return Err(injected("directory fsync"));
-        }
-        self.inner.sync_dir()
     }
 }
 

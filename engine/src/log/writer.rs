@@ -37,7 +37,7 @@ pub struct Appended {
     pub last_lsn: Lsn,
     /// The timestamp the writer gave the records (never earlier than the previous
     /// record's, so the log's time is monotonic).
-    pub ts_ms: i64,
+    pub(crate) ts_ms: i64,
 }
 
 /// Why an append did not become durable. No variant means "maybe durable": on any
@@ -58,13 +58,13 @@ pub enum AppendError {
 }
 
 /// Builds the signed `Checkpoint` event for the record `(lsn, chain, ts_ms)`.
-pub type CheckpointSigner = Box<dyn FnMut(Lsn, &Chain, i64) -> Event + Send>;
+pub(crate) type CheckpointSigner = Box<dyn FnMut(Lsn, &Chain, i64) -> Event + Send>;
 
 /// Builds the `BatchSigned` proof of the record `(lsn, chain)` ([`super::proof`]).
-pub type BatchSigner = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
+pub(crate) type BatchSigner = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
 
 /// Builds the `BatchMac` proof of the record `(lsn, chain)` ([`super::proof`]).
-pub type BatchMacer = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
+pub(crate) type BatchMacer = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
 
 /// Signs checkpoints on the writer thread, where the chain is known exactly: after
 /// a batch that sealed a segment, or once `interval_ms` of log time passed since
@@ -72,23 +72,23 @@ pub type BatchMacer = Box<dyn FnMut(Lsn, &Chain) -> Event + Send>;
 /// record before it, in the same write and fsync as the batch.
 pub struct Checkpointer {
     /// Set from [`super::LogOptions::checkpoint_interval_ms`]; 0 = only at seals.
-    pub interval_ms: u64,
+    pub(crate) interval_ms: u64,
     /// The LSN the newest checkpoint covers (0: none yet).
-    pub last_lsn: Lsn,
+    pub(crate) last_lsn: Lsn,
     /// Log time the interval counts from: the newest checkpoint's, else the log's
     /// first record seen.
-    pub since_ts_ms: Option<i64>,
+    pub(crate) since_ts_ms: Option<i64>,
     /// Builds the signed `Checkpoint` event for `(lsn, chain, ts_ms)` of a record.
-    pub sign: CheckpointSigner,
+    pub(crate) sign: CheckpointSigner,
     /// Builds the signature that ends a batch when one is due.
-    pub sign_batch: BatchSigner,
+    pub(crate) sign_batch: BatchSigner,
     /// Builds the MAC that ends every other batch.
-    pub mac_batch: BatchMacer,
+    pub(crate) mac_batch: BatchMacer,
     /// Set from [`super::LogOptions::signature_interval_ms`]; 0 = sign every batch.
-    pub signature_interval_ms: u64,
+    pub(crate) signature_interval_ms: u64,
     /// Log time of the newest signature this writer made; `None`: the next
     /// batch is signed.
-    pub last_signature_ts_ms: Option<i64>,
+    pub(crate) last_signature_ts_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -129,13 +129,13 @@ pub(crate) struct CutBack {
 }
 
 pub(crate) struct Request {
-    pub ts_ms: i64,
+    pub(crate) ts_ms: i64,
     /// Events with their payloads, encoded by the appender (off the writer thread).
-    pub events: Vec<(Event, Vec<u8>)>,
+    pub(crate) events: Vec<(Event, Vec<u8>)>,
     /// No events: asks the writer to sign the MAC'd records if a signature is
     /// due at `ts_ms` ([`super::Log::sign_tick`]).
-    pub sign_tick: bool,
-    pub reply: oneshot::Sender<Result<Appended, AppendError>>,
+    pub(crate) sign_tick: bool,
+    pub(crate) reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
 /// Counters the writer keeps; read with relaxed loads.
@@ -148,36 +148,36 @@ pub struct WriterStats {
 }
 
 pub(crate) struct Writer {
-    pub storage: Arc<dyn Storage>,
-    pub file: Box<dyn StorageFile>,
-    pub segment_bytes: u64,
-    pub segment_bytes_max: u64,
-    pub next_lsn: Lsn,
-    pub last_chain: Chain,
-    pub last_ts_ms: i64,
-    pub batch_events_max: usize,
-    pub fsync: FsyncPolicy,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) file: Box<dyn StorageFile>,
+    pub(crate) segment_bytes: u64,
+    pub(crate) segment_bytes_max: u64,
+    pub(crate) next_lsn: Lsn,
+    pub(crate) last_chain: Chain,
+    pub(crate) last_ts_ms: i64,
+    pub(crate) batch_events_max: usize,
+    pub(crate) fsync: FsyncPolicy,
     /// Under [`FsyncPolicy::Never`], segments sealed since open: synced at close.
-    pub unsynced_sealed: Vec<String>,
-    pub sink: DurableSink,
-    pub stats: Arc<WriterStats>,
+    pub(crate) unsynced_sealed: Vec<String>,
+    pub(crate) sink: DurableSink,
+    pub(crate) stats: Arc<WriterStats>,
     /// The active segment's file name.
-    pub segment_name: String,
+    pub(crate) segment_name: String,
     /// Segments the batch being written created (removed if it fails).
-    pub batch_segments: Vec<String>,
+    pub(crate) batch_segments: Vec<String>,
     /// A failed batch not yet cut off the disk: done before anything else is written.
-    pub cut_back: Option<CutBack>,
-    pub checkpointer: Option<Checkpointer>,
+    pub(crate) cut_back: Option<CutBack>,
+    pub(crate) checkpointer: Option<Checkpointer>,
     /// A segment was sealed and no checkpoint has been written since.
-    pub sealed_since_checkpoint: bool,
+    pub(crate) sealed_since_checkpoint: bool,
     /// Records were framed since the last proof.
-    pub proof_pending: bool,
+    pub(crate) proof_pending: bool,
     /// The newest proof is a MAC: records after the newest signature exist, and
     /// the writer signs them once idle ([`super::proof`]).
-    pub unsigned: bool,
+    pub(crate) unsigned: bool,
     /// Appenders' records were framed since the newest checkpoint (its own
     /// record and the proof after it do not count): a clean close checkpoints.
-    pub records_since_checkpoint: bool,
+    pub(crate) records_since_checkpoint: bool,
 }
 
 impl Writer {

@@ -1,17 +1,22 @@
 //! Database plugins: what lessor runs against the database for each lease.
 //!
-//! [`DatabasePlugin`] is the seam: `postgresql-database-plugin` ([`postgres`]) is
-//! the real one, with its TLS (`tls.rs`) and SCRAM verifiers ([`scram`]) beside it;
-//! tests put fault-injecting doubles behind the same trait. The engine never holds
-//! a database connection itself.
+//! [`DatabasePlugin`] is the seam, and all of this module that is public: an
+//! embedder can put its own plugins behind it ([`PluginFactory`] in
+//! [`crate::EngineOptions::plugin_factory`]). `postgresql-database-plugin`
+//! (`postgres.rs`) is the real one, with its TLS (`tls.rs`) and SCRAM verifiers
+//! (`scram.rs`) beside it — the engine's own, public to test code with feature
+//! `testing`; tests put fault-injecting doubles behind the same trait. The
+//! engine never holds a database connection itself.
 //!
 //! What the plugin renders into SQL — statements, templates, passwords — is text
-//! work that touches no database: it lives in [`crate::text`]. The load
+//! work that touches no database: it lives in `text/`. The load
 //! generator's raw baseline runs the real plugin with a gate that is always open
 //! (`testing::open_gate`, feature `testing`).
 
-pub mod postgres;
-pub mod scram;
+internal! {
+    mod postgres;
+    mod scram;
+}
 mod tls;
 
 use std::future::Future;

@@ -22,15 +22,15 @@ use crate::text::template::{StatementVars, mask_url_password, render_connection_
 
 pub const PLUGIN_NAME: &str = "postgresql-database-plugin";
 /// Longest any one statement may run on the server.
-pub const STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+pub(crate) const STATEMENT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Longest to wait for a pooled connection, or to open one.
-pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+pub(crate) const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Vault's default pool size.
-pub const MAX_OPEN_CONNECTIONS_DEFAULT: u32 = 4;
+pub(crate) const MAX_OPEN_CONNECTIONS_DEFAULT: u32 = 4;
 /// Vault's default root rotation statement.
-pub const ROOT_ROTATION_STATEMENT_DEFAULT: &str = r#"ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}';"#;
+pub(crate) const ROOT_ROTATION_STATEMENT_DEFAULT: &str = r#"ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}';"#;
 /// Vault's default renew statement.
-pub const RENEW_STATEMENT_DEFAULT: &str = r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#;
+pub(crate) const RENEW_STATEMENT_DEFAULT: &str = r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#;
 
 /// How `{{password}}` reaches SQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub(super) fn config_error(what: impl std::fmt::Display) -> PluginError {
 /// `verify_connection=false`), and a literal password — which would be stored
 /// and shown in plaintext, since only the `password` field is sealed — is
 /// refused with the way to write it. Errors never repeat the URL.
-pub fn check_connection_url(template: &str) -> Result<(), String> {
+pub(crate) fn check_connection_url(template: &str) -> Result<(), String> {
     const PROBE_USER: &str = "lessor-probe-user";
     const PROBE_PASSWORD: &str = "lessor-probe-password";
     let rendered = render_connection_url(template, PROBE_USER, PROBE_PASSWORD)

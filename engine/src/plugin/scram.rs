@@ -8,13 +8,13 @@ use zeroize::Zeroize;
 /// `scram_iterations` default, fixed at 4096 before PostgreSQL 16).
 pub const SCRAM_ITERATIONS_DEFAULT: u32 = 4096;
 /// The fewest iterations a verifier may use (PostgreSQL accepts any count ≥ 1).
-pub const SCRAM_ITERATIONS_MIN: u32 = 1;
+pub(crate) const SCRAM_ITERATIONS_MIN: u32 = 1;
 /// The most iterations lessor computes: the verifier is computed on every issue,
 /// so the count bounds the CPU one request may take (I7). About 0.4 s at this count
 /// on the benchmark machine.
-pub const SCRAM_ITERATIONS_MAX: u32 = 1_000_000;
+pub(crate) const SCRAM_ITERATIONS_MAX: u32 = 1_000_000;
 /// Bytes of salt in a verifier: PostgreSQL's `SCRAM_DEFAULT_SALT_LEN`.
-pub const SCRAM_SALT_BYTES: usize = 16;
+pub(crate) const SCRAM_SALT_BYTES: usize = 16;
 
 /// A SCRAM-SHA-256 verifier for `password`, in PostgreSQL's `pg_authid` form
 /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, with a fresh salt
@@ -42,7 +42,7 @@ pub fn scram_sha256_verifier(password: &str, iterations: u32, fill: &mut dyn FnM
 }
 
 /// [`scram_sha256_verifier`] with a given salt (deterministic, for tests).
-pub fn scram_sha256_verifier_with_salt(password: &str, iterations: u32, salt: &[u8]) -> String {
+pub(crate) fn scram_sha256_verifier_with_salt(password: &str, iterations: u32, salt: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
     use sha2::Digest;
     type HmacSha256 = hmac::Hmac<sha2::Sha256>;

@@ -14,9 +14,9 @@ use crate::state::{State, Token};
 /// Who is asking: the token behind the request.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    pub token: Token,
+    pub(crate) token: Token,
     /// The presented secret: needed by `*-self` handlers, never stored.
-    pub secret: String,
+    pub(crate) secret: String,
 }
 
 impl Caller {
@@ -28,19 +28,19 @@ impl Caller {
 /// What a handler decided: the events that make it so, and the reply.
 #[derive(Debug, Default)]
 pub(crate) struct Handled {
-    pub events: Vec<Event>,
-    pub response: Response,
+    pub(crate) events: Vec<Event>,
+    pub(crate) response: Response,
     /// An issued credential's login, kept out of `response` until the reply is
     /// built: a JSON reply puts it in `data`; a typed one hands the
     /// [`Secret`] over as it is, never copied into a JSON string.
-    pub login: Option<Login>,
+    pub(crate) login: Option<Login>,
 }
 
 /// The username and password of an issued credential.
 #[derive(Debug)]
 pub(crate) struct Login {
-    pub username: String,
-    pub password: Secret,
+    pub(crate) username: String,
+    pub(crate) password: Secret,
 }
 
 /// What a request needs done once the state lock is released: most handlers are
@@ -63,15 +63,15 @@ pub(crate) enum Plan {
 
 /// Everything a handler needs.
 pub(crate) struct Ctx<'a> {
-    pub state: &'a State,
-    pub keys: &'a Keys,
-    pub caller: &'a Caller,
-    pub now_ms: i64,
-    pub operation: Operation,
+    pub(crate) state: &'a State,
+    pub(crate) keys: &'a Keys,
+    pub(crate) caller: &'a Caller,
+    pub(crate) now_ms: i64,
+    pub(crate) operation: Operation,
     /// Whether the caller holds `sudo` on the path (root always does).
-    pub sudo: bool,
+    pub(crate) sudo: bool,
     /// The engine-wide lease limit (0 = none).
-    pub lease_count_max: u64,
+    pub(crate) lease_count_max: u64,
     /// The compiled ACLs the pipeline authorizes with (for `sys/capabilities*`).
-    pub acls: &'a AclCache,
+    pub(crate) acls: &'a AclCache,
 }

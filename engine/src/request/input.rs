@@ -9,13 +9,13 @@ use serde_json::{Map, Value};
 use super::RequestError;
 
 /// The longest duration accepted anywhere: 100 years.
-pub const DURATION_MS_MAX: u64 = 100 * 365 * 24 * 3600 * 1000;
+pub(crate) const DURATION_MS_MAX: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// The largest `data` object a request may carry, in fields.
-pub const DATA_FIELDS_MAX: usize = 64;
+pub(crate) const DATA_FIELDS_MAX: usize = 64;
 
 /// A request's `data`, consumed field by field.
 #[derive(Debug)]
-pub struct Input {
+pub(crate) struct Input {
     map: Map<String, Value>,
     used: BTreeSet<String>,
 }
@@ -26,7 +26,7 @@ fn bad(field: &str, what: &str) -> RequestError {
 
 impl Input {
     /// `data` must be a JSON object (or null, meaning empty).
-    pub fn new(data: Value) -> Result<Input, RequestError> {
+    pub(crate) fn new(data: Value) -> Result<Input, RequestError> {
         let map = match data {
             Value::Null => Map::new(),
             Value::Object(map) => map,
@@ -56,7 +56,7 @@ impl Input {
     /// alias, …): accepted at their default (null, `false`, `""`, `0`, `"0s"`,
     /// `{}`, `[]`, or one of `also`), refused otherwise with the field named,
     /// so a request never silently gets less than it asked for.
-    pub fn default_only(&mut self, fields: &[&str], also: &[&str]) -> Result<(), RequestError> {
+    pub(crate) fn default_only(&mut self, fields: &[&str], also: &[&str]) -> Result<(), RequestError> {
         for field in fields {
             let Some(value) = self.take(field) else { continue };
             let default = match value {
@@ -74,7 +74,7 @@ impl Input {
         Ok(())
     }
 
-    pub fn string(&mut self, field: &str) -> Result<Option<String>, RequestError> {
+    pub(crate) fn string(&mut self, field: &str) -> Result<Option<String>, RequestError> {
         match self.take(field) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -85,14 +85,14 @@ impl Input {
     }
 
     /// A required string; `hint` says what to put there.
-    pub fn required_string(&mut self, field: &str, hint: &str) -> Result<String, RequestError> {
+    pub(crate) fn required_string(&mut self, field: &str, hint: &str) -> Result<String, RequestError> {
         match self.string(field)? {
             Some(s) if !s.is_empty() => Ok(s),
             _ => Err(bad(field, &format!("is required: {hint}"))),
         }
     }
 
-    pub fn bool(&mut self, field: &str) -> Result<Option<bool>, RequestError> {
+    pub(crate) fn bool(&mut self, field: &str) -> Result<Option<bool>, RequestError> {
         match self.take(field) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -106,7 +106,7 @@ impl Input {
         }
     }
 
-    pub fn u64(&mut self, field: &str, max: u64) -> Result<Option<u64>, RequestError> {
+    pub(crate) fn u64(&mut self, field: &str, max: u64) -> Result<Option<u64>, RequestError> {
         let value = match self.take(field) {
             None => return Ok(None),
             Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(field, "must be a whole number ≥ 0"))?,
@@ -120,7 +120,7 @@ impl Input {
     }
 
     /// A duration: whole seconds (`3600`, `"3600"`) or Go-style units (`"1h30m"`, `"45s"`, `"7d"`).
-    pub fn duration_ms(&mut self, field: &str) -> Result<Option<u64>, RequestError> {
+    pub(crate) fn duration_ms(&mut self, field: &str) -> Result<Option<u64>, RequestError> {
         let text = match self.take(field) {
             None => return Ok(None),
             Some(Value::Number(n)) => n.as_u64().map(|s| s.to_string()).ok_or_else(|| bad(field, DURATION_HINT))?,
@@ -131,7 +131,7 @@ impl Input {
     }
 
     /// A list of strings: a JSON array, or one comma-separated string (Vault accepts both).
-    pub fn string_list(&mut self, field: &str) -> Result<Option<Vec<String>>, RequestError> {
+    pub(crate) fn string_list(&mut self, field: &str) -> Result<Option<Vec<String>>, RequestError> {
         match self.take(field) {
             None => Ok(None),
             Some(Value::String(s)) => {
@@ -151,7 +151,7 @@ impl Input {
 
     /// A list given as a JSON array of strings, or as one string taken whole (not
     /// split on commas): SQL statements contain commas.
-    pub fn string_list_raw(&mut self, field: &str) -> Result<Option<Vec<String>>, RequestError> {
+    pub(crate) fn string_list_raw(&mut self, field: &str) -> Result<Option<Vec<String>>, RequestError> {
         match self.take(field) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(if s.trim().is_empty() { vec![] } else { vec![s.clone()] })),
@@ -161,7 +161,7 @@ impl Input {
     }
 
     /// A nested object, read with its own [`Input`] (e.g. a mount's `config`).
-    pub fn object(&mut self, field: &str) -> Result<Option<Input>, RequestError> {
+    pub(crate) fn object(&mut self, field: &str) -> Result<Option<Input>, RequestError> {
         match self.take(field) {
             None => Ok(None),
             Some(v @ Value::Object(_)) => Input::new(v.clone()).map(Some),
@@ -170,7 +170,7 @@ impl Input {
     }
 
     /// Refuses any field the handler did not read; `known` lists the accepted ones.
-    pub fn finish(self) -> Result<(), RequestError> {
+    pub(crate) fn finish(self) -> Result<(), RequestError> {
         let unknown: Vec<&String> = self.map.keys().filter(|k| !self.used.contains(*k)).collect();
         if unknown.is_empty() {
             return Ok(());
@@ -239,7 +239,7 @@ fn json_type(v: &Value) -> &'static str {
 }
 
 /// At most `max` bytes of `s`, cut on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

@@ -10,7 +10,7 @@
 mod auth_token;
 mod database;
 mod handler;
-pub mod input;
+pub(crate) mod input;
 mod pipeline;
 mod router;
 mod sys_capabilities;
@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::event::Operation;
-pub use router::{CapabilitiesOf, PolicyApi, Route};
+pub use input::parse_duration_ms;
 pub use typed::{Credential, Renewed};
 
 /// The stable category of an error: what a caller (or the C API) branches on.
@@ -43,6 +43,18 @@ pub enum ErrorKind {
 
 /// Why a request failed. Messages name the field or path and the fix; they never
 /// contain a secret.
+///
+/// **The message is the wire error.** What `Display` prints is what a Vault
+/// client reads in `errors`, what the C API's `lessor_error_message` and the CLI
+/// print, and what the request's audit record (`RequestRecorded::error`) keeps
+/// in the log, made durable before the caller hears of the failure (I6). So a
+/// cause is rendered into the message where the failure happens — the
+/// database's own message, the file and the I/O error — and no
+/// [`source`](std::error::Error::source) is kept: a source chain would be either
+/// the same text again or detail that reaches no client and no record, and the
+/// lower errors it would hold (`std::io::Error`, the PostgreSQL driver's) are
+/// neither `Clone` nor `Eq`, which this type is (tests compare errors whole).
+/// Branch on the variant or [`RequestError::kind`], never on the message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
@@ -68,6 +80,7 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The stable category of this error (one per variant).
     pub fn kind(&self) -> ErrorKind {
         match self {
             RequestError::InvalidArgument(_) => ErrorKind::InvalidArgument,

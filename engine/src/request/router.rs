@@ -11,7 +11,7 @@ pub(super) const PATH_BYTES_MAX: usize = 512;
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Route {
+pub(crate) enum Route {
     /// `sys/mounts`
     Mounts,
     /// `sys/mounts/<path>`; the mount path is normalized with a trailing `/`.
@@ -46,7 +46,7 @@ pub enum Route {
 /// Which of Vault's two policy paths a request came by: they differ only in
 /// the names of their reply fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PolicyApi {
+pub(super) enum PolicyApi {
     /// `sys/policies/acl`: a read answers `policy`, a list `keys`.
     Acl,
     /// The legacy `sys/policy` (hvac's): a read answers `rules`, a list `keys`
@@ -56,7 +56,7 @@ pub enum PolicyApi {
 
 /// Whose capabilities a `sys/capabilities*` request asks about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CapabilitiesOf {
+pub(crate) enum CapabilitiesOf {
     /// `sys/capabilities-self`: the calling token's.
     Caller,
     /// `sys/capabilities`: the token given in `token`.
@@ -66,7 +66,7 @@ pub enum CapabilitiesOf {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenVerb {
+pub(crate) enum TokenVerb {
     Create,
     CreateOrphan,
     Lookup,
@@ -211,7 +211,12 @@ pub(super) fn operation_name(operation: Operation) -> &'static str {
 impl Route {
     /// The capabilities a request needs on its path. `exists` tells create from
     /// update for paths that name one object (Vault's existence check).
-    pub fn required(&self, operation: Operation, path: &str, exists: bool) -> Result<Capabilities, RequestError> {
+    pub(crate) fn required(
+        &self,
+        operation: Operation,
+        path: &str,
+        exists: bool,
+    ) -> Result<Capabilities, RequestError> {
         use Operation::*;
         let write = if exists { Capabilities::UPDATE } else { Capabilities::CREATE };
         let caps = match (self, operation) {

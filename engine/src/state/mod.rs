@@ -89,7 +89,7 @@ impl State {
 
     /// [`State::apply`] taking the entry by value: replay and the writer hand over
     /// entries they no longer need, so strings move instead of being copied.
-    pub fn apply_owned(&mut self, entry: Entry) {
+    pub(crate) fn apply_owned(&mut self, entry: Entry) {
         debug_assert!(
             self.applied_lsn == 0 || entry.lsn == self.applied_lsn + 1,
             "entries must be applied in LSN order: {} after {}",
@@ -209,7 +209,7 @@ impl State {
     }
 
     /// The connection a lease is revoked through: the live one, else the retired copy.
-    pub fn connection_for(&self, mount: &str, name: &str) -> Option<&ConnectionWritten> {
+    pub(crate) fn connection_for(&self, mount: &str, name: &str) -> Option<&ConnectionWritten> {
         let key = (mount.to_string(), name.to_string());
         self.connections.get(&key).or_else(|| self.retired_connections.get(&key))
     }
@@ -260,12 +260,13 @@ impl State {
         encoding::encode(self)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<State, encoding::DecodeError> {
+    /// The state [`State::encode`] encoded.
+    pub fn decode(bytes: &[u8]) -> Result<State, crate::event::DecodeError> {
         Ok(encoding::decode::<State>(bytes)?.indexed())
     }
 
     /// [`State::decode`] from a stream, which it reads up to the state's end.
-    pub fn decode_from_reader(reader: &mut dyn std::io::Read) -> Result<State, encoding::DecodeError> {
+    pub fn decode_from_reader(reader: &mut dyn std::io::Read) -> Result<State, crate::event::DecodeError> {
         Ok(encoding::decode_from_reader::<State>(reader)?.indexed())
     }
 
@@ -286,7 +287,7 @@ impl State {
     }
 
     /// Accessors of every token below `accessor` in the token tree.
-    pub fn token_descendants(&self, accessor: &str) -> Vec<String> {
+    pub(crate) fn token_descendants(&self, accessor: &str) -> Vec<String> {
         let mut out = Vec::new();
         let mut frontier = vec![accessor.to_string()];
         while let Some(parent) = frontier.pop() {
@@ -299,7 +300,7 @@ impl State {
     }
 
     /// The token whose secret hashes to `hash`.
-    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Option<&Token> {
+    pub(crate) fn token_by_hash(&self, hash: &[u8; 32]) -> Option<&Token> {
         self.token_index.get(hash).and_then(|accessor| self.tokens.get(accessor))
     }
 }

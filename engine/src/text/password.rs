@@ -30,13 +30,13 @@ use super::quoted::{HCL_ESCAPES, quoted};
 use super::random::Picker;
 
 /// The shortest password a policy may ask for.
-pub const PASSWORD_CHARS_MIN: usize = 8;
+pub(crate) const PASSWORD_CHARS_MIN: usize = 8;
 /// The longest password a policy may ask for.
-pub const PASSWORD_CHARS_MAX: usize = 128;
+pub(crate) const PASSWORD_CHARS_MAX: usize = 128;
 /// The longest password policy text accepted.
-pub const PASSWORD_POLICY_TEXT_BYTES_MAX: usize = 4096;
+pub(crate) const PASSWORD_POLICY_TEXT_BYTES_MAX: usize = 4096;
 /// The most `rule "charset"` blocks a policy may have.
-pub const PASSWORD_POLICY_RULES_MAX: usize = 16;
+pub(crate) const PASSWORD_POLICY_RULES_MAX: usize = 16;
 
 /// A password policy: `length` characters, with at least `min_chars` from each
 /// rule's charset, every character from the union of the charsets.
@@ -50,18 +50,19 @@ pub struct PasswordPolicy {
 
 /// `rule "charset" { charset = "…" min-chars = N }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CharsetRule {
+pub(crate) struct CharsetRule {
     /// The characters, without duplicates, in their first order.
     charset: Vec<u8>,
     min_chars: usize,
 }
 
+#[cfg(test)]
 impl CharsetRule {
-    pub fn charset(&self) -> &str {
+    pub(crate) fn charset(&self) -> &str {
         std::str::from_utf8(&self.charset).expect("charsets are ASCII")
     }
 
-    pub fn min_chars(&self) -> usize {
+    pub(crate) fn min_chars(&self) -> usize {
         self.min_chars
     }
 }
@@ -121,7 +122,7 @@ fn charset_byte_allowed(b: u8) -> bool {
 
 impl PasswordPolicy {
     /// A policy from its length and `(charset, min_chars)` rules.
-    pub fn new(length: usize, rules: &[(&str, usize)]) -> Result<Self, PasswordPolicyError> {
+    pub(crate) fn new(length: usize, rules: &[(&str, usize)]) -> Result<Self, PasswordPolicyError> {
         if !(PASSWORD_CHARS_MIN..=PASSWORD_CHARS_MAX).contains(&length) {
             return Err(PasswordPolicyError::Length { length: length as u64 });
         }
@@ -221,16 +222,19 @@ impl PasswordPolicy {
         PasswordPolicy::new(length, &rules)
     }
 
-    pub fn length(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn length(&self) -> usize {
         self.length
     }
 
-    pub fn rules(&self) -> &[CharsetRule] {
+    #[cfg(test)]
+    pub(crate) fn rules(&self) -> &[CharsetRule] {
         &self.rules
     }
 
     /// Every character a password may hold, sorted.
-    pub fn charset(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn charset(&self) -> &str {
         std::str::from_utf8(&self.charset).expect("charsets are ASCII")
     }
 }

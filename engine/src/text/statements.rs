@@ -33,7 +33,7 @@
 /// The most text a statement list may hold, in bytes (all items together).
 pub const STATEMENTS_TEXT_BYTES_MAX: usize = 64 * 1024;
 /// The most statements one list may split into.
-pub const STATEMENTS_COUNT_MAX: usize = 256;
+pub(crate) const STATEMENTS_COUNT_MAX: usize = 256;
 
 /// Why a statement list was refused. Offsets are byte offsets into the text that
 /// was split (for [`normalize_statement_list`], into the item named by `Item`).
@@ -65,7 +65,10 @@ pub enum StatementError {
 }
 
 /// Splits PostgreSQL text on its top-level `;`s: the statements, trimmed, without
-/// comments and without empty ones (see the [module documentation](self)).
+/// comments and without empty ones (see the [module documentation](self)). The
+/// engine splits through [`normalize_statement_list`]; tests and the fuzzer call
+/// this directly.
+#[cfg(any(test, feature = "testing"))]
 pub fn split_statements(text: &str) -> Result<Vec<String>, StatementError> {
     if text.len() > STATEMENTS_TEXT_BYTES_MAX {
         return Err(StatementError::TooLong { bytes: text.len() });

@@ -35,10 +35,10 @@ use std::fmt;
 // file; its items are this module's, so callers name one path.
 mod username;
 
-pub use username::{
-    DEFAULT_USERNAME_TEMPLATE, USERNAME_BYTES_MAX, USERNAME_TEMPLATE_BYTES_MAX, USERNAME_TEMPLATE_NESTING_MAX,
-    USERNAME_VALUE_BYTES_MAX, UsernameContext, UsernameTemplate, random_source, username_char_allowed,
-};
+pub use username::{USERNAME_TEMPLATE_BYTES_MAX, USERNAME_VALUE_BYTES_MAX, UsernameContext, UsernameTemplate, random_source};
+// What only tests and the fuzzer name.
+#[cfg(any(test, feature = "testing"))]
+pub use username::{DEFAULT_USERNAME_TEMPLATE, USERNAME_BYTES_MAX, USERNAME_TEMPLATE_NESTING_MAX, username_char_allowed};
 
 /// The longest `{{ … }}` variable reference (name plus spaces) in a statement or URL.
 const VARIABLE_BYTES_MAX: usize = 64;
@@ -121,7 +121,7 @@ pub fn render_statement(template: &str, vars: &StatementVars<'_>) -> Result<Stri
 
 /// May `c` be substituted into a statement? Not a quote, backslash, `;`, NUL or
 /// any control character.
-pub fn statement_value_char_allowed(c: char) -> bool {
+pub(crate) fn statement_value_char_allowed(c: char) -> bool {
     !matches!(c, '\'' | '"' | '\\' | ';') && !c.is_control()
 }
 
@@ -140,14 +140,14 @@ pub fn render_connection_url(template: &str, username: &str, password: &str) -> 
 }
 
 /// What a masked password reads as (Vault's mask).
-pub const PASSWORD_MASK: &str = "*****";
+pub(crate) const PASSWORD_MASK: &str = "*****";
 
 /// `url` with every literal password replaced by [`PASSWORD_MASK`]: the one in a
 /// URL's user info (`postgresql://user:secret@host`) and any `password=` keyword
 /// or query parameter. A `{{password}}` placeholder is kept. New connections
 /// cannot hold a literal password (it is refused when written); this is for
 /// showing what older logs recorded.
-pub fn mask_url_password(url: &str) -> String {
+pub(crate) fn mask_url_password(url: &str) -> String {
     let is_placeholder = |v: &str| v.chars().filter(|c| !c.is_whitespace()).collect::<String>() == "{{password}}";
     let mut out = url.to_string();
     if let Some(scheme_end) = url.find("://") {
@@ -192,7 +192,7 @@ pub fn mask_url_password(url: &str) -> String {
 }
 
 /// Appends `value` with every byte outside `A-Z a-z 0-9 - . _ ~` as `%XX`.
-pub fn percent_encode(value: &str, out: &mut String) {
+pub(crate) fn percent_encode(value: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

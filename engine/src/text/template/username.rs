@@ -121,7 +121,8 @@ impl UsernameTemplate {
     }
 
     /// The template's text, as parsed.
-    pub fn as_str(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &str {
         &self.source
     }
 
