@@ -49,6 +49,8 @@
 //! the recovery tables are in `docs/DESIGN.md`.
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
+// Every type reachable from the public API can be named by its user.
+#![deny(unnameable_types)]
 
 // What is public, and why (feature `testing` is what the crate's tests, the
 // `tests/` crate, the benches and the fuzz targets turn on; the CLI and the C
