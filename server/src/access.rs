@@ -51,12 +51,7 @@ impl AccessLog {
 
     pub(crate) fn write(&self, line: &AccessLine<'_>) {
         let Some(sink) = &self.sink else { return };
-        let time = lessor_engine::clock::rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
-        );
+        let time = crate::sys::now_rfc3339();
         #[derive(Serialize)]
         struct Stamped<'a> {
             time: String,

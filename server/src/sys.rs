@@ -6,6 +6,7 @@
 
 use hyper::{Method, StatusCode};
 use lessor_engine::auth::tokens::TokenSecret;
+use lessor_engine::clock::{Clock, SystemClock};
 use serde_json::{Value, json};
 
 use crate::core::{Core, CoreError};
@@ -17,10 +18,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A fixed cluster name: lessor is one node.
 const CLUSTER_NAME: &str = "lessor";
 
-fn now_rfc3339() -> String {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    lessor_engine::clock::rfc3339(ms)
+/// Now, as the engine's system clock reads it, in RFC 3339.
+pub(crate) fn now_rfc3339() -> String {
+    lessor_engine::clock::rfc3339(SystemClock.now_ms())
 }
 
 /// `GET`/`HEAD sys/health`: 200 active, 501 not initialized; `activecode`,
@@ -53,10 +53,7 @@ pub(crate) fn health(method: &Method, initialized: bool, query: &[(String, Strin
         "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
-        "server_time_utc": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        "server_time_utc": SystemClock.now_ms() / 1000,
         "version": VERSION,
         "cluster_name": CLUSTER_NAME,
         "cluster_id": "",
