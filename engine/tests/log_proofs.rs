@@ -39,8 +39,9 @@ fn engine_with_default_token() -> (tempfile::TempDir, String) {
 }
 
 /// What the review did: a record appended after the log's end with its crc and
-/// chain recomputed — no key needed for either.
-fn append_forged(dir: &Path, events: &[Event]) {
+/// chain recomputed — no key needed for either. Returns where the log ends now:
+/// the next LSN, the chain, the time.
+fn append_forged(dir: &Path, events: &[Event]) -> (u64, format::Chain, i64) {
     let (entries, summary) = read_entries(&ReadOnlyDir::new(dir)).unwrap();
     let last = summary.segments.last().unwrap();
     let mut chain = summary.last_chain;
@@ -53,6 +54,7 @@ fn append_forged(dir: &Path, events: &[Event]) {
     let path = dir.join(&last.name);
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     std::io::Write::write_all(&mut file, &bytes).unwrap();
+    (summary.next_lsn + events.len() as u64, chain, ts)
 }
 
 fn grant_everything() -> Event {
@@ -89,6 +91,77 @@ fn a_forged_record_without_a_proof_is_reported_by_verify_and_never_applied_by_op
     let after = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
     assert_eq!(after.unproven_records, 0);
     assert_eq!(after.proven_lsn, Some(after.last_lsn));
+}
+
+/// Starts a new segment where the log ends (`append_forged`'s answer), as a
+/// seal does: its header carries the chain on. Then appends `events` to it,
+/// forged as above. Returns its name.
+fn start_forged_segment(dir: &Path, (next_lsn, prev_chain, ts): (u64, format::Chain, i64), events: &[Event]) -> String {
+    let header = SegmentHeader { version: format::FORMAT_VERSION, first_lsn: next_lsn, prev_chain };
+    let name = format::segment_name(next_lsn);
+    let mut bytes = header.encode().to_vec();
+    let mut chain = prev_chain;
+    for (i, event) in events.iter().enumerate() {
+        let lsn = next_lsn + i as u64;
+        chain = format::encode_record(&mut bytes, &chain, lsn, ts, event.kind().code(), &event.encode_payload());
+    }
+    std::fs::write(dir.join(&name), bytes).unwrap();
+    name
+}
+
+/// What a crash leaves when a batch sealed a segment half-way (its first
+/// records end the old segment, its proof was to start the new one), and what
+/// a forger gets by starting a segment after forged records: unproven records
+/// at the end of a segment that is no longer the last. Row 11 looks back past
+/// the seal: they are cut, the later segment goes, none of it is applied.
+#[test]
+fn unproven_records_before_a_seal_are_cut_with_the_segments_after_them() {
+    for in_new_segment in [0, 2] {
+        let (dir, token) = engine_with_default_token();
+        let before = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+        let end = append_forged(dir.path(), &[grant_everything()]);
+        let policy = |n: usize| {
+            Event::PolicyWritten(PolicyWritten { name: format!("forged-{n}"), text: "path \"x\" {}".into() })
+        };
+        let events: Vec<Event> = (0..in_new_segment).map(policy).collect();
+        let later = start_forged_segment(dir.path(), end, &events);
+        let report = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+        assert_eq!(report.unproven_records, 1 + in_new_segment as u64, "{report:?}");
+
+        let engine = Engine::open(dir.path(), options()).unwrap();
+        assert_eq!(
+            read_mounts(&engine, &token),
+            Err(ErrorKind::PermissionDenied),
+            "the unproven policy before the seal took effect ({in_new_segment} record(s) after it)"
+        );
+        assert!(engine.with_state(|s| !s.policies.keys().any(|p| p.starts_with("forged-"))));
+        assert_eq!(engine.with_state(|s| s.counters.tail_truncations), 1, "the cut is not on the record");
+        engine.close();
+        assert!(!dir.path().join(&later).exists(), "the segment after the cut is still there");
+        let after = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+        assert_eq!(after.unproven_records, 0, "{after:?}");
+        assert_eq!(after.proven_lsn, Some(after.last_lsn));
+        assert!(after.last_lsn > before.last_lsn, "the cut went further back than the forged records");
+        // A second open finds nothing more to cut.
+        let engine = Engine::open(dir.path(), options()).unwrap();
+        assert_eq!(engine.with_state(|s| s.counters.tail_truncations), 1);
+        engine.close();
+    }
+}
+
+/// The seal itself is not a proof: a segment that ends exactly in a proof,
+/// followed by an empty one, loses nothing and keeps the empty one.
+#[test]
+fn an_empty_segment_after_a_proven_one_is_kept_and_cuts_nothing() {
+    let (dir, _) = engine_with_default_token();
+    let before = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    let later = start_forged_segment(dir.path(), append_forged(dir.path(), &[]), &[]);
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(engine.with_state(|s| s.counters.tail_truncations), 0);
+    engine.close();
+    assert!(dir.path().join(&later).exists());
+    let after = audit::verify(dir.path(), VerifyOptions::default()).unwrap();
+    assert!(after.last_lsn >= before.last_lsn && after.unproven_records == 0, "{after:?}");
 }
 
 #[test]

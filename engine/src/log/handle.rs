@@ -76,6 +76,18 @@ impl Log {
             } else {
                 tracing::warn!(segment = %torn.segment, offset = torn.offset, bytes = torn.bytes, "cutting torn log tail");
             }
+            // Row 11 across a seal: the later segments go first, newest first, and
+            // that is made durable before the cut, so a crash half-way leaves the
+            // same unproven tail at the end of the last segment (cut again then).
+            for later in torn.later_segments.iter().rev() {
+                match storage.remove(later) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(later)(e)),
+                    _ => {}
+                }
+            }
+            if !torn.later_segments.is_empty() {
+                storage.sync_dir().map_err(io(&torn.segment))?;
+            }
             if torn.remove_segment {
                 storage.remove(&torn.segment).map_err(io(&torn.segment))?;
             } else {

@@ -353,7 +353,7 @@ pub(crate) struct Torn {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Step {
     /// A segment whose header checked out; its records follow.
-    Segment { index: usize, version: u16, last: bool },
+    Segment { index: usize, version: u16 },
     /// A verified record at `offset` of segment `index`
     /// ([`LogReader::view`] gives its bytes until the next step).
     Record { index: usize, offset: u64, meta: RecordMeta },
@@ -646,7 +646,7 @@ where
         self.stream.consume(SEGMENT_HEADER_BYTES);
         self.current = Some(index);
         self.next_segment += 1;
-        Ok(Step::Segment { index, version: header.version, last })
+        Ok(Step::Segment { index, version: header.version })
     }
 }
 

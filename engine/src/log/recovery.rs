@@ -15,13 +15,25 @@
 //! | 8 | any segment    | any other bad header, or header LSN ≠ file name                   | refuse: [`ScanError::Corrupt`] |
 //! | 9 | segment list   | first LSN ≠ 1, or a segment does not start where the last ended   | refuse: [`ScanError::MissingSegment`] |
 //! |10 | segment list   | a header's carried chain ≠ the previous segment's last chain      | refuse: [`ScanError::Corrupt`] |
-//! |11 | last segment   | format 2, a public key: whole records after the newest proof       | unproven tail: cut there, log `TailTruncated` |
+//! |11 | newest segments| format 2, a public key: whole records after the log's newest proof | unproven tail: cut there (later segments removed), log `TailTruncated` |
 //! |12 | last segment   | the newest proof, or the newest signature, does not verify        | refuse: [`ScanError::Corrupt`] |
 //!
 //! Rows 11 and 12 are the batch proofs of [`super::proof`]: a proof is a
 //! `BatchSigned` (checked with the log's public key) or a `BatchMac` (checked
 //! only when the scan holds the master key's [`proof::MacCheck`]; a keyless
 //! scan takes the records a MAC covers as they are).
+//!
+//! Row 11 looks past the last segment: a batch may seal a segment half-way (its
+//! first records end the old segment, its proof starts the new one), so a crash
+//! between the seal and the rest of the batch leaves unproven records at the end
+//! of a *sealed* segment and a new segment with none (or only unproven ones).
+//! The same shape is what someone without the key gets by appending records and
+//! then starting a segment that chains on to them. So the unproven tail starts
+//! after the newest proof in the whole log, wherever it is; when that is in an
+//! earlier segment, the cut removes every later segment (newest first, then the
+//! directory is synced) before truncating that one — a crash half-way leaves a
+//! log whose last segment ends in the same unproven tail, which the next open
+//! cuts again.
 //!
 //! Row 3 at open: the engine's open trusts the chain of the records a valid
 //! snapshot already covers ([`Scan::new`]'s `chain_trusted_through`): those records are crc- and
@@ -68,19 +80,22 @@ pub struct SegmentInfo {
     pub(crate) valid_bytes: u64,
 }
 
-/// A torn tail found at the end of the last segment (rows 6 and 7).
+/// A torn tail found at the end of the log (rows 6, 7 and 11).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
     pub(crate) segment: String,
     pub(crate) segment_first_lsn: Lsn,
     /// Where the valid data ends; the file is cut to this length.
     pub(crate) offset: u64,
-    /// Bytes past `offset`.
+    /// Bytes past `offset`, in this segment and in `later_segments`.
     pub(crate) bytes: u64,
     /// Row 7: the segment holds no valid header and is removed entirely.
     pub(crate) remove_segment: bool,
     /// Row 11: whole records that no batch proof covers (see [`super::proof`]).
     pub(crate) unproven: bool,
+    /// Row 11 across a seal: the segments after `segment`, oldest first, removed
+    /// whole (before `segment` is cut, newest first).
+    pub(crate) later_segments: Vec<String>,
 }
 
 /// What a successful scan learned.
@@ -204,7 +219,10 @@ pub(crate) struct Scan<'a> {
     summary: ScanSummary,
     /// The segment being read, as the summary will list it.
     segment: Option<SegmentInfo>,
-    /// Rows 11 and 12, for the newest segment of a log with proofs.
+    /// Rows 11 and 12: where the newest proof is, found before the first record
+    /// is handed on (`None` inside: nothing to check, e.g. a log without proofs).
+    newest: Option<Option<Proofs>>,
+    /// `newest`, while the reader is in its segment.
     proofs: Option<Proofs>,
     finished: bool,
 }
@@ -219,13 +237,19 @@ impl std::fmt::Debug for Scan<'_> {
     }
 }
 
-/// Where the newest segment's proofs end.
+/// Where the log's newest proof is (rows 11 and 12).
 #[derive(Clone, Copy, Debug)]
 struct Proofs {
+    /// The segment that holds it (or, with none, the first segment that could).
+    segment: usize,
     /// Row 11: records from here on are an unproven tail.
     proven_end: u64,
-    /// Row 12: the newest signature, checked too.
+    /// Row 12: the newest signature in that segment, checked too.
     signature_end: Option<u64>,
+    /// Whole records in the segments after `segment`: all of them unproven, so
+    /// the cut at `proven_end` is due even where `segment` ends right there.
+    /// Their bytes (headers and records).
+    later_bytes: Option<u64>,
 }
 
 impl<'a> Scan<'a> {
@@ -250,7 +274,7 @@ impl<'a> Scan<'a> {
             unsigned: false,
         };
         let reader = LogReader::new(storage, segments, Start { index: 0, chain_trusted_through });
-        Ok(Scan { reader, mac_check, summary, segment: None, proofs: None, finished: false })
+        Ok(Scan { reader, mac_check, summary, segment: None, newest: None, proofs: None, finished: false })
     }
 
     /// What the scan has learned so far; all of it once [`Scan::each`] has
@@ -275,22 +299,28 @@ impl<'a> Scan<'a> {
             if let Some(proofs) = self.proofs
                 && self.summary.public_key.is_some()
                 && self.reader.position() >= proofs.proven_end
-                && self.reader.segment_has_more().map_err(|d| self.error(d))?
+                && (proofs.later_bytes.is_some() || self.reader.segment_has_more().map_err(|d| self.error(d))?)
             {
-                // Row 11: never applied; cut like a torn tail (and logged).
+                // Row 11: never applied; cut like a torn tail (and logged), with
+                // every later segment.
                 let offset = self.reader.position();
                 let bytes = self.reader.stop_here().map_err(|d| self.error(d))?;
-                self.end_in_tail(offset, bytes, true);
+                let later = self.reader.segments()[proofs.segment + 1..].iter().map(|(_, n)| n.clone()).collect();
+                self.end_in_tail(offset, bytes + proofs.later_bytes.unwrap_or(0), true);
+                if let Some(torn) = &mut self.summary.torn_tail {
+                    torn.later_segments = later;
+                }
                 continue;
             }
             match self.reader.step().map_err(|d| self.error(d))? {
-                Step::Segment { index, version, last } => {
+                Step::Segment { index, version } => {
                     let (first_lsn, name) = &self.reader.segments()[index];
                     self.segment =
                         Some(SegmentInfo { name: name.clone(), version, first_lsn: *first_lsn, valid_bytes: 0 });
-                    if last && version >= 2 {
-                        self.proofs = self.newest_proofs(index)?;
+                    if self.newest.is_none() {
+                        self.newest = Some(self.newest_proofs()?);
                     }
+                    self.proofs = self.newest.flatten().filter(|p| p.segment == index);
                 }
                 Step::Record { index, offset, meta } => {
                     let rec = self.reader.view(&meta);
@@ -349,6 +379,7 @@ impl<'a> Scan<'a> {
                         bytes: torn.bytes,
                         remove_segment: true,
                         unproven: false,
+                        later_segments: Vec::new(),
                     });
                     self.finished = true;
                 }
@@ -369,6 +400,7 @@ impl<'a> Scan<'a> {
                 bytes,
                 remove_segment: false,
                 unproven,
+                later_segments: Vec::new(),
             });
             segment.valid_bytes = offset;
             self.summary.segments.push(segment);
@@ -376,26 +408,64 @@ impl<'a> Scan<'a> {
         self.finished = true;
     }
 
-    /// Rows 11 and 12 need to know, before the newest segment's first record is
-    /// taken, where its newest proofs end: a first streaming pass over it finds
-    /// out (crcs only; its bytes are read twice, never held). Damage followed
-    /// by valid records is left to rows 4-6, which refuse.
-    fn newest_proofs(&mut self, index: usize) -> Result<Option<Proofs>, ScanError> {
-        let name = self.reader.name(index);
-        let io = |source| ScanError::Io { file: name.to_string(), source };
+    /// Rows 11 and 12 need to know, before the first record is handed on, where
+    /// the log's newest proof ends: a streaming pass (crcs only; bytes read
+    /// twice, never held) over the newest segment, and over older ones while the
+    /// newer hold no proof — a batch that sealed a segment half-way, cut short by
+    /// a crash. It stops at a segment from before proofs (format 1: its end
+    /// counts as proven). Damage followed by valid records, or a bad header
+    /// before the last segment, is left to rows 4-10, which refuse.
+    fn newest_proofs(&mut self) -> Result<Option<Proofs>, ScanError> {
+        let count = self.reader.segments().len();
         let mut stream = SegmentStream::new();
-        stream.open(self.reader.storage().open_read(name).map_err(io)?);
-        stream.header().map_err(io)?;
-        stream.consume(SEGMENT_HEADER_BYTES);
-        let scan = proof::last_proof_end(&mut stream).map_err(io)?;
-        if scan.first_bad.is_some() && stream.valid_record_after().map_err(io)? == After::ValidRecord {
-            return Ok(None);
+        // The segments passed over, newest first: how many bytes of whole
+        // records each holds (0: none).
+        let mut passed: Vec<u64> = Vec::new();
+        // What a proof point in segment `at` leaves in the segments after it.
+        let after = |passed: &[u64], at: usize| {
+            let later = &passed[..count - 1 - at];
+            later.iter().any(|&b| b > 0).then(|| later.iter().sum::<u64>())
+        };
+        for index in (0..count).rev() {
+            let name = self.reader.name(index);
+            let io = |source| ScanError::Io { file: name.to_string(), source };
+            stream.open(self.reader.storage().open_read(name).map_err(io)?);
+            let version = match SegmentHeader::decode(stream.header().map_err(io)?.0) {
+                Ok(header) => header.version,
+                // Row 7 (a torn creation) or 8: nothing in it to prove.
+                Err(_) if index + 1 == count => {
+                    passed.push(0);
+                    continue;
+                }
+                Err(_) => return Ok(None),
+            };
+            if version < 2 {
+                // Proofs start in the segment after it, if there is one.
+                return Ok((index + 1 < count).then(|| Proofs {
+                    segment: index + 1,
+                    proven_end: SEGMENT_HEADER_BYTES as u64,
+                    signature_end: None,
+                    later_bytes: after(&passed, index + 1),
+                }));
+            }
+            stream.consume(SEGMENT_HEADER_BYTES);
+            let scan = proof::last_proof_end(&mut stream).map_err(io)?;
+            let valid_end = scan.first_bad.unwrap_or(stream.offset());
+            if scan.first_bad.is_some() && stream.valid_record_after().map_err(io)? == After::ValidRecord {
+                return Ok(None);
+            }
+            if scan.proof_end.is_some() || index == 0 {
+                self.summary.unsigned = scan.proof_end.is_some() && scan.proof_end != scan.signature_end;
+                return Ok(Some(Proofs {
+                    segment: index,
+                    proven_end: scan.proof_end.unwrap_or(SEGMENT_HEADER_BYTES as u64),
+                    signature_end: scan.signature_end,
+                    later_bytes: after(&passed, index),
+                }));
+            }
+            passed.push(if valid_end > SEGMENT_HEADER_BYTES as u64 { valid_end } else { 0 });
         }
-        self.summary.unsigned = scan.proof_end.is_some() && scan.proof_end != scan.signature_end;
-        Ok(Some(Proofs {
-            proven_end: scan.proof_end.unwrap_or(SEGMENT_HEADER_BYTES as u64),
-            signature_end: scan.signature_end,
-        }))
+        Ok(None)
     }
 
     /// The reader's facts in the words of this table.
