@@ -213,6 +213,26 @@ fn without_history_only_the_two_newest_snapshots_are_kept() {
     assert_eq!(snapshot_lsns_after(5, 0), vec![4, 5]);
 }
 
+/// A crash mid-snapshot leaves `snap-<lsn>.bin.tmp`; the next snapshot written
+/// removes such leftovers (at any LSN), so crashes do not pile them up.
+#[test]
+fn a_snapshot_write_removes_what_crashed_snapshot_writes_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::open(tmp.path(), options(8192, 0)).unwrap();
+    let leftovers = ["snap-00000000000000000001.bin.tmp", "snap-00000000000000000777.bin.tmp"];
+    for name in leftovers {
+        std::fs::write(tmp.path().join(name), b"cut short").unwrap();
+    }
+    std::fs::write(tmp.path().join("notes.tmp"), b"not ours").unwrap();
+    engine.append_unchecked_blocking(vec![generated_event(&mut SplitMix64(3), 30)]).unwrap();
+    engine.snapshot().unwrap().unwrap();
+    for name in leftovers {
+        assert!(!tmp.path().join(name).exists(), "{name} is still there");
+    }
+    assert!(tmp.path().join("notes.tmp").exists(), "a file that is not a snapshot's was removed");
+    engine.close();
+}
+
 #[test]
 fn history_keeps_the_oldest_snapshot_of_every_stretch() {
     // Stretches of 3 LSNs: [0,2] [3,5] [6,8] [9,11]; 10 and 11 are the newest two.

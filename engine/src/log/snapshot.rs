@@ -126,8 +126,14 @@ pub fn write(
     storage.rename(&tmp, &name)?;
     storage.sync_dir()?;
     // The new snapshot is durable; only now may older ones go.
-    let lsns: Vec<Lsn> = storage.list()?.iter().filter_map(|n| parse_snapshot_name(n)).collect();
+    let names = storage.list()?;
+    let lsns: Vec<Lsn> = names.iter().filter_map(|n| parse_snapshot_name(n)).collect();
     assert!(lsns.contains(&lsn), "the snapshot just written is not listed");
+    // Leftovers of snapshots a crash cut short at other LSNs: only this writer
+    // (under the directory's lock) makes them, and its own was just renamed.
+    for stale in names.iter().filter(|n| n.ends_with(".tmp") && n.strip_suffix(".tmp").is_some_and(|n| parse_snapshot_name(n).is_some())) {
+        storage.remove(stale)?;
+    }
     // A stray file with a higher LSN (another log's, ignored at open) must not
     // push out the snapshot just written.
     for old in to_prune(&lsns, history_every_events).into_iter().filter(|&old| old != lsn) {
