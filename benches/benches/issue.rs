@@ -45,8 +45,8 @@ impl DatabasePlugin for NoSqlPlugin {
         Box::pin(async { Ok(()) })
     }
 
-    fn revoke_user<'a>(&'a self, _: &'a str, _: &'a [String], _: bool) -> PluginFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
+    fn revoke_user<'a>(&'a self, _: &'a str, _: &'a [String], _: bool, gate: CommitGate<'a>) -> PluginFuture<'a, ()> {
+        Box::pin(async move { gate.await.map_err(PluginError::Aborted) })
     }
 
     fn rotate_root<'a>(&'a self, _: &'a str, _: &'a str, _: &'a [String]) -> PluginFuture<'a, ()> {

@@ -162,6 +162,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     log: Log,
     log_options: LogOptions,
+    /// Riding appends not yet durable ([`Engine::submit_riding`]).
+    riding: Arc<std::sync::atomic::AtomicUsize>,
     clock: Arc<dyn Clock>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
     /// `None` when opened without the master key: every request is refused and
@@ -382,6 +384,7 @@ impl Engine {
         Ok(Engine {
             shared,
             log,
+            riding: Arc::default(),
             clock: options.clock.clone(),
             keys,
             auth: crate::auth::AuthRuntime::default(),
@@ -431,6 +434,31 @@ impl Engine {
     /// Enqueues without waiting for durability (see [`Log::submit`]).
     pub(crate) async fn submit(&self, events: Vec<Event>) -> Result<log::Pending, AppendError> {
         self.log.submit(self.clock.now_ms(), events).await
+    }
+
+    /// Enqueues records nobody waits for, to ride the next batch; `hold` is
+    /// dropped once they are durable or failed (see [`Log::submit_riding`]).
+    pub(crate) async fn submit_riding(&self, events: Vec<Event>, hold: Box<dyn Send>) -> Result<(), AppendError> {
+        /// Counts one riding append until it is durable or failed.
+        struct Riding(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Riding {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.riding.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let hold: Box<dyn Send> = Box::new((hold, Riding(self.riding.clone())));
+        self.log.submit_riding(self.clock.now_ms(), events, hold).await.map(drop)
+    }
+
+    /// Waits until every riding append made before it is durable and applied
+    /// (an empty append: it takes them into a batch, and costs no fsync when
+    /// nothing rides). Reads of leases go after it, so a caller that was just
+    /// answered sees its issue, renewal or revocation in them.
+    pub(crate) async fn settle_riding(&self) {
+        if self.riding.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            let _ = self.append(Vec::new()).await;
+        }
     }
 
     /// Signs the log's MAC'd records if a signature is due now ([`Log::sign_tick`]).

@@ -8,8 +8,10 @@
 //! field gets the next version ([`EventKind::version`]) and its old shape is kept
 //! as a private `…V1` struct that decodes into the new one with the value old logs
 //! implied. Versions so far: every kind 1, except `ConnectionWritten` 2
-//! (`scram_iterations`; v1 verifiers all had 4096) and `RevokeForced` 2 (`error`:
-//! the database's refusal; v1 forgot leases without trying).
+//! (`scram_iterations`; v1 verifiers all had 4096), `RevokeForced` 2 (`error`:
+//! the database's refusal; v1 forgot leases without trying), and the lease
+//! intents `IssueStarted`, `RenewStarted`, `RevokeStarted` 2 (who asked: the
+//! request's id and path, and for renew and revoke the accessor; empty in v1).
 //!
 //! Bodies hold no plaintext secret (I5): passwords that must be kept are [`Sealed`]
 //! (AEAD ciphertext), tokens appear only as keyed hashes. Everything else is public
@@ -336,6 +338,46 @@ pub struct IssueStarted {
     pub expire_time_max_ms: i64,
     pub renewable: bool,
     pub revocation_statements: Vec<String>,
+    /// The request that asked (since version 2): its id, as the reply and the
+    /// `RequestRecorded` carry it, and its path. The caller may hold the password
+    /// once the COMMIT ran, before that record is durable, so the intent itself
+    /// says who asked. Empty in version 1 records.
+    pub request_id: String,
+    pub path: String,
+}
+
+/// `IssueStarted` as version 1 logged it: without the request's id and path.
+#[derive(Deserialize)]
+struct IssueStartedV1 {
+    lease_id: String,
+    mount: String,
+    role: String,
+    connection: String,
+    username: String,
+    accessor: String,
+    expire_time_ms: i64,
+    expire_time_max_ms: i64,
+    renewable: bool,
+    revocation_statements: Vec<String>,
+}
+
+impl From<IssueStartedV1> for IssueStarted {
+    fn from(v1: IssueStartedV1) -> Self {
+        IssueStarted {
+            lease_id: v1.lease_id,
+            mount: v1.mount,
+            role: v1.role,
+            connection: v1.connection,
+            username: v1.username,
+            accessor: v1.accessor,
+            expire_time_ms: v1.expire_time_ms,
+            expire_time_max_ms: v1.expire_time_max_ms,
+            renewable: v1.renewable,
+            revocation_statements: v1.revocation_statements,
+            request_id: String::new(),
+            path: String::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -350,10 +392,37 @@ pub struct IssueFailed {
     pub error: String,
 }
 
+/// Intent to move a lease's expiry. Once its SQL ran the caller may be told the
+/// new expiry before `RenewCompleted` is durable, so the intent's expiry holds
+/// after a crash (docs/DESIGN.md, "Recovery").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewStarted {
     pub lease_id: String,
     pub expire_time_ms: i64,
+    /// Who asked (since version 2; empty in version 1 records): the token's
+    /// accessor, the request's id and path.
+    pub accessor: String,
+    pub request_id: String,
+    pub path: String,
+}
+
+/// `RenewStarted` as version 1 logged it.
+#[derive(Deserialize)]
+struct RenewStartedV1 {
+    lease_id: String,
+    expire_time_ms: i64,
+}
+
+impl From<RenewStartedV1> for RenewStarted {
+    fn from(v1: RenewStartedV1) -> Self {
+        RenewStarted {
+            lease_id: v1.lease_id,
+            expire_time_ms: v1.expire_time_ms,
+            accessor: String::new(),
+            request_id: String::new(),
+            path: String::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,6 +441,41 @@ pub struct RenewFailed {
 pub struct RevokeStarted {
     pub lease_id: String,
     pub reason: RevokeReason,
+    /// Who asked (since version 2): the token's accessor, the request's id and
+    /// path; empty for the engine's own revocations (expiry, recovery) and in
+    /// version 1 records.
+    pub accessor: String,
+    pub request_id: String,
+    pub path: String,
+}
+
+impl RevokeStarted {
+    /// A revocation recorded without its own attribution: the engine's (expiry,
+    /// recovery), or one of many a request appends together with its own
+    /// `RequestRecorded` (revoke-prefix, token and mount revocations), which
+    /// attributes them in the same durable batch.
+    pub fn by_engine(lease_id: String, reason: RevokeReason) -> RevokeStarted {
+        RevokeStarted { lease_id, reason, accessor: String::new(), request_id: String::new(), path: String::new() }
+    }
+}
+
+/// `RevokeStarted` as version 1 logged it.
+#[derive(Deserialize)]
+struct RevokeStartedV1 {
+    lease_id: String,
+    reason: RevokeReason,
+}
+
+impl From<RevokeStartedV1> for RevokeStarted {
+    fn from(v1: RevokeStartedV1) -> Self {
+        RevokeStarted {
+            lease_id: v1.lease_id,
+            reason: v1.reason,
+            accessor: String::new(),
+            request_id: String::new(),
+            path: String::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -573,6 +677,9 @@ impl EventKind {
         match self {
             EventKind::ConnectionWritten => 2,
             EventKind::RevokeForced => 2,
+            EventKind::IssueStarted => 2,
+            EventKind::RenewStarted => 2,
+            EventKind::RevokeStarted => 2,
             _ => EVENT_VERSION,
         }
     }
@@ -588,6 +695,15 @@ fn decode_older(kind: EventKind, version: u8, body: &[u8]) -> Option<Result<Even
         ),
         (EventKind::RevokeForced, 1) => {
             Some(encoding::decode::<RevokeForcedV1>(body).map(|v1| Event::RevokeForced(RevokeForced::from(v1))))
+        }
+        (EventKind::IssueStarted, 1) => {
+            Some(encoding::decode::<IssueStartedV1>(body).map(|v1| Event::IssueStarted(IssueStarted::from(v1))))
+        }
+        (EventKind::RenewStarted, 1) => {
+            Some(encoding::decode::<RenewStartedV1>(body).map(|v1| Event::RenewStarted(RenewStarted::from(v1))))
+        }
+        (EventKind::RevokeStarted, 1) => {
+            Some(encoding::decode::<RevokeStartedV1>(body).map(|v1| Event::RevokeStarted(RevokeStarted::from(v1))))
         }
         _ => None,
     }
@@ -696,6 +812,44 @@ mod tests {
             assert_eq!(want, got, "event encoding changed");
         }
         assert_eq!(golden.lines().count(), text.lines().count(), "event kinds added or removed");
+    }
+
+    /// Version 1 of the lease intents (before they named who asked), as the
+    /// golden file held them: still decode, with empty attribution.
+    #[test]
+    fn lease_intents_v1_still_decode() {
+        let v1 = [
+            (
+                EventKind::IssueStarted,
+                "011f64617461626173652f63726564732f6170702d726561646f6e6c792f6162630964617461626173652f0c6170702d72\
+                 6561646f6e6c790270671f762d746f6b656e2d6170702d726561642d6162632d313730303030303030300461636331fd\
+                 00ad38a017030000fd008817aa1703000001011e44524f5020524f4c452049462045584953545320227b7b6e616d657d\
+                 7d22",
+            ),
+            (
+                EventKind::RenewStarted,
+                "011f64617461626173652f63726564732f6170702d726561646f6e6c792f616263fd008aa6a017030000",
+            ),
+            (EventKind::RevokeStarted, "011f64617461626173652f63726564732f6170702d726561646f6e6c792f61626300"),
+        ];
+        for (kind, hex_text) in v1 {
+            let payload = hex::decode(hex_text.split_whitespace().collect::<String>()).unwrap();
+            let decoded = Event::decode(kind.code(), &payload).unwrap();
+            let mut want = sample(kind);
+            match &mut want {
+                Event::IssueStarted(e) => (e.request_id, e.path) = (String::new(), String::new()),
+                Event::RenewStarted(e) => {
+                    (e.accessor, e.request_id, e.path) = (String::new(), String::new(), String::new())
+                }
+                Event::RevokeStarted(e) => {
+                    (e.accessor, e.request_id, e.path) = (String::new(), String::new(), String::new())
+                }
+                _ => unreachable!(),
+            }
+            assert_eq!(decoded, want, "{kind:?} v1");
+            assert_eq!(Event::decode(kind.code(), &want.encode_payload()).unwrap(), want);
+            assert_eq!(want.encode_payload()[0], 2, "{kind:?} is written at version 2");
+        }
     }
 
     /// Version 1 of `ConnectionWritten` (before `scram_iterations`), as the

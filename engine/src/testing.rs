@@ -102,15 +102,22 @@ pub fn sample(kind: EventKind) -> Event {
             expire_time_max_ms: 1_700_086_400_000,
             renewable: true,
             revocation_statements: vec![s("DROP ROLE IF EXISTS \"{{name}}\"")],
+            request_id: s("5b77296a-e052-789c-12a3-921be973b48b"),
+            path: s("database/creds/app-readonly"),
         }
         .into(),
         EventKind::IssueCompleted => IssueCompleted { lease_id: s("database/creds/app-readonly/abc") }.into(),
         EventKind::IssueFailed => {
             IssueFailed { lease_id: s("database/creds/app-readonly/abc"), error: s("permission denied") }.into()
         }
-        EventKind::RenewStarted => {
-            RenewStarted { lease_id: s("database/creds/app-readonly/abc"), expire_time_ms: 1_700_007_200_000 }.into()
+        EventKind::RenewStarted => RenewStarted {
+            lease_id: s("database/creds/app-readonly/abc"),
+            expire_time_ms: 1_700_007_200_000,
+            accessor: s("acc1"),
+            request_id: s("5b77296a-e052-789c-12a3-921be973b48b"),
+            path: s("sys/leases/renew"),
         }
+        .into(),
         EventKind::RenewCompleted => {
             RenewCompleted { lease_id: s("database/creds/app-readonly/abc"), expire_time_ms: 1_700_007_200_000 }.into()
         }
@@ -118,7 +125,7 @@ pub fn sample(kind: EventKind) -> Event {
             RenewFailed { lease_id: s("database/creds/app-readonly/abc"), error: s("timeout") }.into()
         }
         EventKind::RevokeStarted => {
-            RevokeStarted { lease_id: s("database/creds/app-readonly/abc"), reason: RevokeReason::Expired }.into()
+            RevokeStarted::by_engine(s("database/creds/app-readonly/abc"), RevokeReason::Expired).into()
         }
         EventKind::RevokeCompleted => RevokeCompleted { lease_id: s("database/creds/app-readonly/abc") }.into(),
         EventKind::RevokeFailed => RevokeFailed {
@@ -274,7 +281,7 @@ pub fn issuance_events(count: usize, seed: u64) -> Vec<Event> {
         out.push(IssueCompleted { lease_id: id.clone() }.into());
         out.push(sample(EventKind::RequestRecorded));
         if i % 2 == 1 {
-            out.push(RevokeStarted { lease_id: id.clone(), reason: RevokeReason::Expired }.into());
+            out.push(RevokeStarted::by_engine(id.clone(), RevokeReason::Expired).into());
             out.push(RevokeCompleted { lease_id: id }.into());
         }
         i += 1;
@@ -394,13 +401,15 @@ impl crate::plugin::DatabasePlugin for FaultInjectingPlugin {
         username: &'a str,
         _statements: &'a [String],
         _terminate_sessions: bool,
+        gate: crate::plugin::CommitGate<'a>,
     ) -> crate::plugin::PluginFuture<'a, ()> {
         Box::pin(async move {
             self.reachable()?;
-            let mut db = self.db();
-            if let Some(message) = db.refuse_revokes.clone() {
+            if let Some(message) = self.db().refuse_revokes.clone() {
                 return Err(crate::plugin::PluginError::Database { message, sqlstate: None });
             }
+            gate.await.map_err(crate::plugin::PluginError::Aborted)?;
+            let mut db = self.db();
             if db.users.remove(username).is_some() {
                 db.revoked.push(username.to_string());
             }

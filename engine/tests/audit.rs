@@ -476,7 +476,7 @@ impl Sim {
                 }
                 self.leases.remove(&id);
                 vec![
-                    RevokeStarted { lease_id: id.clone(), reason: RevokeReason::Expired }.into(),
+                    RevokeStarted::by_engine(id.clone(), RevokeReason::Expired).into(),
                     RevokeCompleted { lease_id: id }.into(),
                 ]
             }
@@ -497,6 +497,8 @@ impl Sim {
                     expire_time_max_ms: now + 120 * MINUTE,
                     renewable: true,
                     revocation_statements: vec![],
+                    request_id: format!("req-{n}"),
+                    path: format!("{mount}creds/r"),
                 };
                 let outcome = self.rng.below(20);
                 let mut out = vec![started.into()];
@@ -515,7 +517,16 @@ impl Sim {
             30..=44 => {
                 let Some(id) = self.pick() else { return vec![] };
                 let expire = now + MINUTE * (1 + self.rng.below(60) as i64);
-                let mut out = vec![RenewStarted { lease_id: id.clone(), expire_time_ms: expire }.into()];
+                let mut out = vec![
+                    RenewStarted {
+                        lease_id: id.clone(),
+                        expire_time_ms: expire,
+                        accessor: s("acc"),
+                        request_id: s("req"),
+                        path: s("sys/leases/renew"),
+                    }
+                    .into(),
+                ];
                 if self.rng.below(10) == 0 {
                     out.push(RenewFailed { lease_id: id, error: s("timeout") }.into());
                 } else {
@@ -527,7 +538,7 @@ impl Sim {
             45..=54 => {
                 let Some(id) = self.pick() else { return vec![] };
                 let reason = if self.rng.below(3) == 0 { RevokeReason::Prefix } else { RevokeReason::Explicit };
-                let mut out = vec![RevokeStarted { lease_id: id.clone(), reason }.into()];
+                let mut out = vec![RevokeStarted::by_engine(id.clone(), reason).into()];
                 match self.rng.below(20) {
                     0 => out.push(RevokeForced { lease_id: id.clone(), error: s("refused") }.into()),
                     1 | 2 => {
@@ -548,7 +559,7 @@ impl Sim {
                     self.leases.iter().filter(|(_, (e, _))| *e <= now).map(|(id, _)| id.clone()).take(20).collect();
                 let mut out = Vec::new();
                 for id in due {
-                    out.push(RevokeStarted { lease_id: id.clone(), reason: RevokeReason::Expired }.into());
+                    out.push(RevokeStarted::by_engine(id.clone(), RevokeReason::Expired).into());
                     if self.rng.below(15) == 0 {
                         out.push(LeaseIrrevocable { lease_id: id.clone(), attempts: 3, error: s("down") }.into());
                     } else {

@@ -14,7 +14,7 @@ use lessor_engine::Recovered;
 use lessor_engine::clock::ManualClock;
 use lessor_engine::event::ConnectionWritten;
 use lessor_engine::plugin::{CommitGate, DatabasePlugin, NewUser, PluginFactory, PluginFuture};
-use lessor_engine::request::Operation;
+use lessor_engine::request::{ErrorKind, Operation};
 use lessor_engine::state::{Lease, LeaseStatus};
 use lessor_engine::testing::FaultInjectingPlugin;
 use lessor_engine::{Closed, Engine, EngineOptions, Host, HostOptions};
@@ -50,13 +50,19 @@ impl DatabasePlugin for HeldPlugin {
     fn renew_user<'a>(&'a self, username: &'a str, expiration: &'a str, sql: &'a [String]) -> PluginFuture<'a, ()> {
         self.db.renew_user(username, expiration, sql)
     }
-    fn revoke_user<'a>(&'a self, username: &'a str, sql: &'a [String], terminate: bool) -> PluginFuture<'a, ()> {
+    fn revoke_user<'a>(
+        &'a self,
+        username: &'a str,
+        sql: &'a [String],
+        terminate: bool,
+        gate: CommitGate<'a>,
+    ) -> PluginFuture<'a, ()> {
         Box::pin(async move {
             if self.hold.on.load(Ordering::SeqCst) {
                 self.hold.started.notify_one();
                 self.hold.release.notified().await;
             }
-            self.db.revoke_user(username, sql, terminate).await
+            self.db.revoke_user(username, sql, terminate, gate).await
         })
     }
     fn rotate_root<'a>(&'a self, username: &'a str, password: &'a str, sql: &'a [String]) -> PluginFuture<'a, ()> {
@@ -310,9 +316,20 @@ fn a_queued_revoke_is_an_intent_the_expirer_finishes() {
     host.expire_now().unwrap();
     assert!(engine.with_state(|s| !s.leases.contains_key(first.lease_id.as_str())));
 
-    // The path form, synchronous by default: gone when it answers.
+    // The path form, synchronous by default: the user is dropped when it
+    // answers, and a lookup after it (read-your-writes, though the outcome rides
+    // the next group commit) no longer finds the lease.
     let done = ok(Operation::Update, &format!("sys/leases/revoke/{}", second.lease_id), Value::Null);
     assert!(!done.queued);
+    let username = second.data.as_ref().unwrap()["username"].as_str().unwrap().to_string();
+    assert!(!f.plugin.db.lock().unwrap().users.contains_key(&username), "the user outlived the synchronous revoke");
+    let lookup = host.block_on(engine.request(
+        "root-for-tests",
+        Operation::Update,
+        "sys/leases/lookup",
+        json!({"lease_id": second.lease_id}),
+    ));
+    assert_eq!(lookup.map(drop).map_err(|e| e.kind()), Err(ErrorKind::NotFound));
     assert!(engine.with_state(|s| !s.leases.contains_key(second.lease_id.as_str())));
 
     // A field Vault's clients send is accepted at its default, refused otherwise.

@@ -186,7 +186,12 @@ impl Sim {
                         .req(Operation::Update, "sys/leases/renew", json!({"lease_id": id, "increment": inc}))
                         .is_ok()
                     {
-                        let expiry = self.engine().with_state(|s| s.leases[&id].expire_time_ms);
+                        // What the caller was told: the renewal's intent (its outcome
+                        // may still be riding to the log).
+                        let expiry = self.engine().with_state(|s| {
+                            let lease = &s.leases[&id];
+                            lease.renewing_to_ms.unwrap_or(lease.expire_time_ms)
+                        });
                         self.model.get_mut(&id).unwrap().1 = expiry;
                     }
                 }
@@ -319,7 +324,8 @@ fn the_lease_lifecycle_holds_its_invariants_under_faults_and_crashes() {
         sim.check();
         let left = sim.engine().with_state(|s| s.leases.len());
         if left != 0 || !sim.plugin.db.lock().unwrap().users.is_empty() {
-            sim.fail(&format!("{left} leases still live after everything expired"));
+            let leases = sim.engine().with_state(|s| format!("{:?}", s.leases.values().collect::<Vec<_>>()));
+            sim.fail(&format!("{left} leases still live after everything expired: {leases}"));
         }
     }
 }

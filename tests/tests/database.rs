@@ -1,6 +1,8 @@
 //! The PostgreSQL plugin against a real server: the article's walkthrough, default
 //! revocation in awkward databases, concurrency, TLS, injection.
 
+use lessor_engine::clock::Clock as _;
+use lessor_engine::event::RevokeReason;
 use lessor_engine::request::{ErrorKind, Operation};
 use lessor_tests::lessor::{Lessor, connection_json};
 use lessor_tests::pg;
@@ -444,41 +446,74 @@ fn reset_closes_the_pool_and_the_next_use_reconnects() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
+/// The recovery table (docs/DESIGN.md, "Recovery") for lease intents a crash
+/// left without their outcome: an issue's COMMIT may have run and its caller
+/// may hold the password (the reply goes before the outcome is durable), so the
+/// lease stays live until the intent's expiry and is revoked then; a renewal's
+/// expiry holds (its VALID UNTIL is set again); a revocation runs again.
 #[test]
-fn recovery_revokes_an_issue_intent_that_never_got_its_outcome() {
+fn recovery_keeps_issue_and_renew_intents_until_their_expiry_and_finishes_revocations() {
     let db = pg::database("recover_issue");
     let mut l = Lessor::new();
     l.connect(&db, "rci", "");
     let creation = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';";
     l.write("database/roles/r", json!({ "db_name": "pg", "creation_statements": creation }));
-    // A crash after COMMIT, before the outcome: the intent is in the log, the user
-    // is in the database, the caller never saw a password.
-    let user = "rci-crashed-before-outcome";
-    let started = lessor_engine::event::IssueStarted {
-        lease_id: "database/creds/r/crashed".into(),
+    let now_ms = lessor_engine::clock::SystemClock.now_ms();
+    let intent = |id: &str, user: &str, expire_time_ms: i64| lessor_engine::event::IssueStarted {
+        lease_id: format!("database/creds/r/{id}"),
         mount: "database/".into(),
         role: "r".into(),
         connection: "pg".into(),
         username: user.into(),
         accessor: "x".into(),
-        expire_time_ms: i64::MAX / 2,
-        expire_time_max_ms: i64::MAX / 2,
+        expire_time_ms,
+        expire_time_max_ms: expire_time_ms,
         renewable: true,
         revocation_statements: vec![],
+        request_id: format!("req-{id}"),
+        path: "database/creds/r".into(),
     };
-    l.engine().append_unchecked_blocking(vec![started.into()]).unwrap();
-    db.admin_execute(&format!("CREATE ROLE \"{user}\" LOGIN"));
-    // And a revocation that was in progress.
+    // A crash after COMMIT, before the outcome: the intent is in the log, the user
+    // in the database, and the caller may hold the password — one lease that
+    // expires in an hour, one whose expiry has passed.
+    let (live, expired) = ("rci-crashed-live", "rci-crashed-expired");
+    let events = vec![intent("live", live, now_ms + 3_600_000).into(), intent("expired", expired, now_ms - 1).into()];
+    l.engine().append_unchecked_blocking(events).unwrap();
+    db.admin_execute(&format!("CREATE ROLE \"{live}\" LOGIN"));
+    db.admin_execute(&format!("CREATE ROLE \"{expired}\" LOGIN"));
+    // A revocation that was in progress, and a renewal answered but not recorded.
     let (lease, revoking_user, _) = issue(&l, "r");
-    let started = lessor_engine::event::RevokeStarted {
-        lease_id: lease.clone(),
-        reason: lessor_engine::event::RevokeReason::Explicit,
+    let started = lessor_engine::event::RevokeStarted::by_engine(lease.clone(), RevokeReason::Explicit);
+    let (renewed, renewed_user, _) = issue(&l, "r");
+    let renewed_to_ms = now_ms + 7_200_000;
+    let renew = lessor_engine::event::RenewStarted {
+        lease_id: renewed.clone(),
+        expire_time_ms: renewed_to_ms,
+        accessor: "x".into(),
+        request_id: "req-renew".into(),
+        path: "sys/leases/renew".into(),
     };
-    l.engine().append_unchecked_blocking(vec![started.into()]).unwrap();
+    l.engine().append_unchecked_blocking(vec![started.into(), renew.into()]).unwrap();
     l.reopen();
     let recovered = l.rt().block_on(l.engine().recover()).unwrap();
-    assert_eq!((recovered.revoked, recovered.revoke_failed), (2, 0));
-    assert!(!db.role_exists(user), "I2: the orphan-to-be is gone");
-    assert!(!db.role_exists(&revoking_user));
-    assert!(l.engine().with_state(|s| s.leases.is_empty()));
+    assert_eq!((recovered.revoked, recovered.revoke_failed), (1, 0), "{recovered:?}");
+    assert_eq!((recovered.issues_kept, recovered.renewed), (2, 1), "{recovered:?}");
+    assert!(!db.role_exists(&revoking_user), "the revocation in progress did not run again");
+    assert!(db.role_exists(live) && db.role_exists(expired), "I3: an issue the caller may hold was revoked early");
+    let expiry = l.engine().with_state(|s| s.leases[renewed.as_str()].expire_time_ms);
+    assert_eq!(expiry, renewed_to_ms, "the answered renewal's expiry did not hold");
+    let rows = db.admin_query(&format!(
+        "SELECT extract(epoch FROM rolvaliduntil)::bigint::text FROM pg_roles WHERE rolname = '{renewed_user}'"
+    ));
+    let valid_until_s: i64 = rows[0][0].as_deref().expect("VALID UNTIL set").parse().unwrap();
+    assert!(valid_until_s * 1000 >= renewed_to_ms, "VALID UNTIL {valid_until_s} s not moved to {renewed_to_ms} ms");
+    // At its expiry, the interrupted issue is revoked (I2), and only that one.
+    let report = l.rt().block_on(l.engine().expire_due()).unwrap();
+    assert_eq!(report.revoked, 1, "{report:?}");
+    assert!(!db.role_exists(expired), "I2: the expired interrupted issue's user is left");
+    assert!(db.role_exists(live));
+    l.engine().with_state(|s| {
+        assert!(s.leases.contains_key("database/creds/r/live"));
+        assert!(!s.leases.contains_key("database/creds/r/expired"));
+    });
 }

@@ -146,8 +146,17 @@ impl DatabasePlugin for IntentFirst {
         self.0.renew_user(username, expiration, s)
     }
 
-    fn revoke_user<'a>(&'a self, username: &'a str, s: &'a [String], terminate: bool) -> PluginFuture<'a, ()> {
-        self.0.revoke_user(username, s, terminate)
+    fn revoke_user<'a>(
+        &'a self,
+        username: &'a str,
+        s: &'a [String],
+        terminate: bool,
+        gate: CommitGate<'a>,
+    ) -> PluginFuture<'a, ()> {
+        Box::pin(async move {
+            gate.await.map_err(PluginError::Aborted)?;
+            self.0.revoke_user(username, s, terminate, open_gate()).await
+        })
     }
 
     fn rotate_root<'a>(&'a self, username: &'a str, password: &'a str, s: &'a [String]) -> PluginFuture<'a, ()> {

@@ -59,6 +59,6 @@ impl Target for Raw {
 
     async fn revoke(&self, username: String) -> Result<(), String> {
         // Empty statements: the plugin's default revocation, as lessor's.
-        self.plugin.revoke_user(&username, &self.set.revocation, false).await.map_err(|e| e.to_string())
+        self.plugin.revoke_user(&username, &self.set.revocation, false, open_gate()).await.map_err(|e| e.to_string())
     }
 }

@@ -119,7 +119,7 @@ pub(crate) async fn cleanup(server: &Server, run_id: &str) -> Result<Vec<String>
     let settings = PostgresSettings { connection_url: server.admin_connection_url()?, ..PostgresSettings::default() };
     let plugin = PostgresPlugin::new(&settings).map_err(|e| format!("cleanup: building the PostgreSQL plugin: {e}"))?;
     for role in run_roles(&admin, run_id).await? {
-        let _ = plugin.revoke_user(&role, &[], false).await;
+        let _ = plugin.revoke_user(&role, &[], false, lessor_engine::testing::open_gate()).await;
     }
     run_roles(&admin, run_id).await
 }

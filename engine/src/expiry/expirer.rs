@@ -95,7 +95,7 @@ impl LeaseChanges {
 /// When a lease next needs the expirer.
 fn deadline(lease: &Lease) -> i64 {
     match lease.status {
-        LeaseStatus::Active | LeaseStatus::Issuing => lease.expire_time_ms,
+        LeaseStatus::Active | LeaseStatus::Issuing => lease.expire_time_effective_ms(),
         // A revocation in progress: at its next attempt (now, if none failed yet).
         LeaseStatus::Revoking(_) => lease.next_revoke_attempt_ms.unwrap_or(i64::MIN),
     }
@@ -200,7 +200,7 @@ impl Engine {
             }
             (out.into_iter().map(|e| e.value.to_string()).collect::<Vec<_>>(), expirer.wheel.needs_advance(now))
         };
-        let in_flight = self.lifecycle.claims.lock().expect("claim lock poisoned").clone();
+        let in_flight = self.lifecycle.claims.snapshot();
         let mut busy = Vec::new();
         let plans: Vec<RevokePlan> = self.with_state(|s| {
             due.iter()
@@ -212,10 +212,10 @@ impl Engine {
                         return None;
                     }
                     match lease.status {
-                        LeaseStatus::Active if lease.expire_time_ms <= now => {
+                        LeaseStatus::Active if lease.expire_time_effective_ms() <= now => {
                             Some(plan_revoke(s, lease, RevokeReason::Expired))
                         }
-                        LeaseStatus::Issuing if lease.expire_time_ms <= now => {
+                        LeaseStatus::Issuing if lease.expire_time_effective_ms() <= now => {
                             Some(plan_revoke(s, lease, RevokeReason::Recovery))
                         }
                         LeaseStatus::Revoking(reason) if deadline(lease) <= now => Some(plan_revoke(s, lease, reason)),

@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{Claim, IssuePlan, LeaseError, Settled, plan_revoke};
 use crate::event::{IssueCompleted, IssueFailed, RevokeReason};
 use crate::plugin::{NewUser, PluginError};
-use crate::state::LeaseStatus;
 use crate::{Engine, Secret};
 
 /// A credential the database committed. Its outcome (`IssueCompleted`) comes
-/// with it in a [`Settled`]: the password may be handed out only once that is
-/// durable (I1), and the claim keeps the expirer off the lease, still `Issuing`,
-/// until then.
+/// with it in a [`Settled`]: the password may be handed out now — the intent
+/// was durable before the COMMIT (I1) — while the outcome rides the next group
+/// commit, and the claim keeps the expirer off the lease, still `Issuing`, until
+/// it is durable. A crash before then leaves the lease live until its expiry
+/// ([`Engine::recover`]).
 pub(crate) struct Issued {
     pub(crate) lease_id: String,
     pub(crate) username: String,
@@ -102,24 +103,6 @@ impl Engine {
         let failed = IssueFailed { lease_id: lease_id.to_string(), error: error.to_string() };
         if let Err(e) = self.append(vec![failed.into()]).await {
             tracing::error!(error = %e, lease_id, "cannot record a failed issue; recovery will revoke it");
-        }
-    }
-
-    /// Revokes a lease whose issue outcome could not be logged (disk full, I/O
-    /// error after COMMIT): its user may exist and its caller never gets the
-    /// password. If that cannot be logged either, the lease stays `Issuing`,
-    /// revoked by recovery or at its expiry (I2).
-    pub(crate) async fn abandon_issue(&self, lease_id: &str) {
-        let plan = self.with_state(|s| {
-            s.leases
-                .get(lease_id)
-                .filter(|l| l.status == LeaseStatus::Issuing)
-                .map(|l| plan_revoke(s, l, RevokeReason::Recovery))
-        });
-        if let Some(plan) = plan
-            && let Err(e) = self.run_revoke(plan).await
-        {
-            tracing::error!(error = %e, lease_id, "cannot revoke an issue whose outcome was not logged yet");
         }
     }
 }

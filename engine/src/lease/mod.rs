@@ -27,10 +27,10 @@ use std::sync::Mutex;
 
 use crate::event::Event;
 
-pub(crate) use claim::{Claim, ClaimSet};
+pub(crate) use claim::{CLAIM_WAIT_MS_MAX, Claim, ClaimSet};
 pub use error::LeaseError;
 pub(crate) use plan::{
-    IssuePlan, RenewPlan, RevokePlan, RotatePlan, lease_for_revoke, plan_issue, plan_renew, plan_revoke,
+    Asked, IssuePlan, RenewPlan, RevokePlan, RotatePlan, lease_for_revoke, plan_issue, plan_renew, plan_revoke,
     plan_rotate_root,
 };
 pub(crate) use plugins::PluginRegistry;

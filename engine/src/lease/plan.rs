@@ -10,6 +10,16 @@ use crate::state::{Lease, State, Token};
 use crate::text::password::PasswordPolicy;
 use crate::text::template::{self, UsernameContext, UsernameTemplate};
 
+/// Who asked for a lease operation: written into its intent, because the
+/// caller may hear back (once the SQL committed) before the request's own
+/// `RequestRecorded` is durable. Empty for the engine's own revocations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Asked {
+    pub(crate) accessor: String,
+    pub(crate) request_id: String,
+    pub(crate) path: String,
+}
+
 /// Everything an issue needs once the state lock is released.
 pub(crate) struct IssuePlan {
     pub(crate) started: IssueStarted,
@@ -28,6 +38,7 @@ pub(crate) struct RevokePlan {
     pub(crate) statements: Vec<String>,
     pub(crate) terminate_sessions: bool,
     pub(crate) reason: RevokeReason,
+    pub(crate) asked: Asked,
 }
 
 impl std::fmt::Debug for IssuePlan {
@@ -51,6 +62,7 @@ fn ttl_or(primary: u64, fallback: u64) -> u64 {
 pub(crate) fn plan_issue(
     state: &State,
     token: &Token,
+    asked: &Asked,
     now_ms: i64,
     lease_count_max: u64,
     mount: &str,
@@ -129,6 +141,8 @@ pub(crate) fn plan_issue(
             expire_time_max_ms,
             renewable: true,
             revocation_statements: role.revocation_statements.clone(),
+            request_id: asked.request_id.clone(),
+            path: asked.path.clone(),
         },
         connection: connection.clone(),
         creation_statements: role.creation_statements.clone(),
@@ -148,6 +162,7 @@ pub(crate) fn plan_revoke(state: &State, lease: &Lease, reason: RevokeReason) ->
         statements: role.map_or_else(|| lease.revocation_statements.to_vec(), |r| r.revocation_statements.clone()),
         terminate_sessions: role.is_some_and(|r| r.terminate_sessions),
         reason,
+        asked: Asked::default(),
     }
 }
 
@@ -160,6 +175,7 @@ pub(crate) struct RenewPlan {
     pub(crate) expire_time_ms: i64,
     pub(crate) lease_duration_s: u64,
     pub(crate) warning: Option<String>,
+    pub(crate) asked: Asked,
 }
 
 /// Vault's renewal rules: the new TTL counts from now (`increment`, else the
@@ -169,12 +185,16 @@ pub(crate) fn plan_renew(
     now_ms: i64,
     lease: &Lease,
     increment_ms: Option<u64>,
+    asked: &Asked,
 ) -> Result<RenewPlan, LeaseError> {
     let now = now_ms;
-    if lease.status != crate::state::LeaseStatus::Active {
-        return Err(LeaseError::invalid("lease is being issued or revoked and cannot be renewed"));
+    // An `Issuing` lease may be renewed: its caller may hold the password (the
+    // issue's outcome rides after the reply, or a crash lost it). An issue still
+    // running holds the lease's claim, which the renewal waits for.
+    if let crate::state::LeaseStatus::Revoking(_) = lease.status {
+        return Err(LeaseError::invalid("lease is being revoked and cannot be renewed"));
     }
-    if lease.expire_time_ms <= now {
+    if lease.expire_time_effective_ms() <= now {
         return Err(LeaseError::invalid("lease expired"));
     }
     if !lease.renewable {
@@ -207,6 +227,7 @@ pub(crate) fn plan_renew(
         expire_time_ms,
         lease_duration_s: ((expire_time_ms - now) / 1000) as u64,
         warning,
+        asked: asked.clone(),
     })
 }
 
@@ -249,10 +270,10 @@ pub(crate) fn plan_rotate_root(state: &State, keys: &Keys, mount: &str, name: &s
     })
 }
 
-/// Looks a lease up by id for a single revocation.
-pub(crate) fn lease_for_revoke(state: &State, lease_id: &str) -> Result<RevokePlan, LeaseError> {
+/// Looks a lease up by id for a single revocation `asked` for.
+pub(crate) fn lease_for_revoke(state: &State, lease_id: &str, asked: &Asked) -> Result<RevokePlan, LeaseError> {
     let lease = state.leases.get(lease_id).ok_or_else(|| LeaseError::NotFound("lease not found".into()))?;
-    Ok(plan_revoke(state, lease, RevokeReason::Explicit))
+    Ok(RevokePlan { asked: asked.clone(), ..plan_revoke(state, lease, RevokeReason::Explicit) })
 }
 
 /// `allowed_roles` globs: `*` matches any run of characters (also none); other

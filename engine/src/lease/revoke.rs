@@ -1,9 +1,12 @@
 //! Revoke: the intent, `DROP ROLE` (idempotent), the outcome; and
 //! `revoke-force`, which forgets a lease only when the database refuses.
 
-use super::{Claim, LeaseError, RevokePlan, Settled};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{CLAIM_WAIT_MS_MAX, Claim, LeaseError, RevokePlan, Settled};
 use crate::Engine;
 use crate::event::{Event, RevokeCompleted, RevokeFailed, RevokeForced, RevokeStarted};
+use crate::plugin::PluginError;
 
 /// Adds lessor's hint to a revocation error the database explains poorly, so the
 /// operator knows which statement to fix (the lease records both).
@@ -78,37 +81,72 @@ impl Engine {
         self.revoke_to_outcome(plan).await?.append(self).await
     }
 
-    /// A revocation up to its outcome: the intent made durable, the database user
-    /// dropped. On success the outcome is `RevokeCompleted`, for the caller to
-    /// append — a request appends it with its audit record, one fsync instead of
-    /// two — under the lease's claim, so no other revocation of it starts
-    /// meanwhile. A failure is logged here.
+    /// A revocation up to its outcome: the intent's fsync under way while the
+    /// revocation SQL runs, and its COMMIT waiting for it (the commit gate, as
+    /// an issue's). On success the outcome is `RevokeCompleted`, for the caller
+    /// to append — a request lets it ride the next group commit after its reply
+    /// (a crash before it is durable runs the revocation again, idempotently) —
+    /// under the lease's claim, so no other revocation of it starts meanwhile.
+    /// A failure is logged here.
     pub(crate) async fn revoke_to_outcome(&self, plan: RevokePlan) -> Result<Settled<()>, LeaseError> {
         let lease_id = plan.lease.lease_id.to_string();
         // One revocation of a lease at a time: the expirer and an explicit revoke
-        // must not race each other's DROP ROLE.
-        let Some(claim) = Claim::take(&self.lifecycle.claims, &lease_id) else {
+        // must not race each other's DROP ROLE. A revoke right after the issue
+        // or a renewal meets their riding outcome: it waits for it.
+        let wait = std::time::Duration::from_millis(CLAIM_WAIT_MS_MAX);
+        let Some(claim) = Claim::take_waiting(&self.lifecycle.claims, &lease_id, wait).await else {
             return Err(LeaseError::Busy(format!("a revocation of {lease_id} is already running; retry shortly")));
         };
-        let started = RevokeStarted { lease_id: lease_id.clone(), reason: plan.reason };
-        self.append(vec![started.into()]).await.map_err(LeaseError::io)?;
+        if self.with_state(|s| !s.leases.contains_key(lease_id.as_str())) {
+            // Revoked while it waited: nothing left to do, and nothing to log.
+            return Ok(Settled { value: (), outcome: Vec::new(), claims: vec![claim] });
+        }
+        let started = RevokeStarted {
+            lease_id: lease_id.clone(),
+            reason: plan.reason,
+            accessor: plan.asked.accessor.clone(),
+            request_id: plan.asked.request_id.clone(),
+            path: plan.asked.path.clone(),
+        };
+        let pending = self.submit(vec![started.into()]).await.map_err(LeaseError::io)?;
+        // Whether the intent was found not durable (the log's failure, I6). A
+        // revocation that fails before its gate is awaited still records its
+        // attempt: appends keep their order, so it lands after the intent.
+        let intent_lost = AtomicBool::new(false);
+        let gate = Box::pin(async {
+            let durable = pending.durable().await.map(drop).map_err(|e| e.to_string());
+            intent_lost.store(durable.is_err(), Ordering::SeqCst);
+            durable
+        });
         let result = match &plan.connection {
             Some(connection) => match self.plugin_for(connection) {
                 Ok(plugin) => plugin
-                    .revoke_user(&plan.lease.username, &plan.statements, plan.terminate_sessions)
+                    .revoke_user(&plan.lease.username, &plan.statements, plan.terminate_sessions, gate)
                     .await
-                    .map_err(LeaseError::from),
-                Err(e) => Err(e),
+                    .map_err(|e| match e {
+                        // The intent could not be made durable: the log's failure.
+                        PluginError::Aborted(cause) => LeaseError::Io(cause),
+                        e => LeaseError::from(e),
+                    }),
+                Err(e) => {
+                    gate.await.map_err(LeaseError::Io)?;
+                    Err(e)
+                }
             },
-            None => Err(LeaseError::Database(format!(
-                "connection \"{}\" of {} no longer exists; write it again to revoke, or use revoke-force",
-                plan.lease.connection, plan.lease.mount
-            ))),
+            None => {
+                gate.await.map_err(LeaseError::Io)?;
+                Err(LeaseError::Database(format!(
+                    "connection \"{}\" of {} no longer exists; write it again to revoke, or use revoke-force",
+                    plan.lease.connection, plan.lease.mount
+                )))
+            }
         };
         match result {
             Ok(()) => {
                 Ok(Settled { value: (), outcome: vec![RevokeCompleted { lease_id }.into()], claims: vec![claim] })
             }
+            // No intent in the log: nothing to record an attempt against.
+            Err(e) if intent_lost.load(Ordering::SeqCst) => Err(e),
             Err(e) => {
                 let e = with_revocation_hint(e);
                 let attempt = plan.lease.revoke_attempts + 1;

@@ -140,6 +140,7 @@ impl Log {
             last_chain: summary.last_chain,
             last_ts_ms: summary.last_ts_ms,
             batch_events_max: options.batch_events_max,
+            ride_delay: std::time::Duration::from_micros(options.ride_delay_us_max),
             fsync: options.fsync,
             unsynced_sealed: Vec::new(),
             sink,
@@ -189,7 +190,7 @@ impl Log {
             encoded.push((event, payload));
         }
         let (reply, rx) = oneshot::channel();
-        Ok((writer::Request { ts_ms, events: encoded, sign_tick: false, reply }, rx))
+        Ok((writer::Request { ts_ms, events: encoded, sign_tick: false, reply, riding: false, hold: None }, rx))
     }
 
     /// Appends `events` as consecutive records stamped `ts_ms` (raised to the last
@@ -208,6 +209,26 @@ impl Log {
         Ok(Pending(rx))
     }
 
+    /// Enqueues `events` to *ride* the next batch: records nobody waits for
+    /// (an outcome whose caller has its reply). The writer holds a batch of
+    /// only such records up to [`super::LogOptions::ride_delay_us_max`] for an
+    /// append to share its fsync with. `hold` is dropped on the writer thread
+    /// once they are durable and applied, or failed — what it guards (a lease's
+    /// claim) lasts exactly that long.
+    pub(crate) async fn submit_riding(
+        &self,
+        ts_ms: i64,
+        events: Vec<Event>,
+        hold: Box<dyn Send>,
+    ) -> Result<Pending, AppendError> {
+        let (mut req, rx) = self.prepare(ts_ms, events)?;
+        req.riding = true;
+        req.hold = Some(hold);
+        let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
+        tx.send(req).await.map_err(|_| AppendError::Closed)?;
+        Ok(Pending(rx))
+    }
+
     /// Tells the writer the time is `ts_ms`: if batch MACs cover records after
     /// the newest signature and `signature_interval_ms` has passed since it, the
     /// writer signs them now (in a batch of its own); otherwise nothing is
@@ -215,7 +236,7 @@ impl Log {
     /// log is signed within the interval on the engine's own clock.
     pub(crate) async fn sign_tick(&self, ts_ms: i64) -> Result<(), AppendError> {
         let (reply, rx) = oneshot::channel();
-        let req = writer::Request { ts_ms, events: Vec::new(), sign_tick: true, reply };
+        let req = writer::Request { ts_ms, events: Vec::new(), sign_tick: true, reply, riding: false, hold: None };
         let tx = self.tx.as_ref().ok_or(AppendError::Closed)?;
         tx.send(req).await.map_err(|_| AppendError::Closed)?;
         Pending(rx).durable().await.map(drop)
@@ -285,6 +306,9 @@ fn validate(options: &LogOptions) -> Result<(), LogOpenError> {
     }
     if options.request_events_max == 0 {
         return bad("request_events_max", "must be at least 1".into());
+    }
+    if options.ride_delay_us_max > super::RIDE_DELAY_US_LIMIT {
+        return bad("ride_delay_us_max", format!("must be at most {} (a second)", super::RIDE_DELAY_US_LIMIT));
     }
     Ok(())
 }

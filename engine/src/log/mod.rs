@@ -77,7 +77,16 @@ pub struct LogOptions {
     pub signature_interval_ms: u64,
     /// Whether an append waits for stable storage before it is acknowledged.
     pub fsync: FsyncPolicy,
+    /// How long the writer holds a batch of only *riding* records — lease
+    /// outcomes and request records whose caller already has its reply
+    /// (docs/DESIGN.md, "The write path") — waiting for another append to share
+    /// its fsync; any other append (or the queue closing) writes them at once.
+    /// 0 = no wait. At most [`RIDE_DELAY_US_LIMIT`].
+    pub ride_delay_us_max: u64,
 }
+
+/// The largest [`LogOptions::ride_delay_us_max`]: a second.
+pub const RIDE_DELAY_US_LIMIT: u64 = 1_000_000;
 
 /// When the writer forces appended records to stable storage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,6 +130,7 @@ impl Default for LogOptions {
             checkpoint_interval_ms: 10 * 60 * 1000,
             signature_interval_ms: 1000,
             fsync: FsyncPolicy::Always,
+            ride_delay_us_max: 2_000,
         }
     }
 }

@@ -136,6 +136,11 @@ pub(crate) struct Request {
     /// due at `ts_ms` ([`super::Log::sign_tick`]).
     pub(crate) sign_tick: bool,
     pub(crate) reply: oneshot::Sender<Result<Appended, AppendError>>,
+    /// Nobody waits for these records ([`super::Log::submit_riding`]): a batch
+    /// of only such requests waits up to `ride_delay` for company.
+    pub(crate) riding: bool,
+    /// Dropped with the request, after its reply: once durable and applied, or failed.
+    pub(crate) hold: Option<Box<dyn Send>>,
 }
 
 /// Counters the writer keeps; read with relaxed loads.
@@ -156,6 +161,8 @@ pub(crate) struct Writer {
     pub(crate) last_chain: Chain,
     pub(crate) last_ts_ms: i64,
     pub(crate) batch_events_max: usize,
+    /// [`super::LogOptions::ride_delay_us_max`].
+    pub(crate) ride_delay: std::time::Duration,
     pub(crate) fsync: FsyncPolicy,
     /// Under [`FsyncPolicy::Never`], segments sealed since open: synced at close.
     pub(crate) unsynced_sealed: Vec<String>,
@@ -185,16 +192,41 @@ impl Writer {
         let mut buf = Vec::with_capacity(1 << 20);
         let mut batch: Vec<Request> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
+        // Only for the riding records' timed wait: a timer, never a task.
+        let timer = tokio::runtime::Builder::new_current_thread().enable_time().build();
         while let Some(first) = rx.blocking_recv() {
             let mut events = first.events.len();
             batch.push(first);
-            while events < self.batch_events_max {
-                match rx.try_recv() {
-                    Ok(req) => {
-                        events += req.events.len();
-                        batch.push(req);
+            let take_queued = |rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>, events: &mut usize| {
+                while *events < self.batch_events_max {
+                    match rx.try_recv() {
+                        Ok(req) => {
+                            *events += req.events.len();
+                            batch.push(req);
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
+                }
+            };
+            take_queued(&mut rx, &mut batch, &mut events);
+            // Records whose callers already have their replies (lease outcomes,
+            // request records) wait a moment for an append that someone waits
+            // for, and share its fsync instead of taking one of their own.
+            if let Ok(timer) = &timer
+                && !self.ride_delay.is_zero()
+                && batch.iter().all(|req| req.riding)
+            {
+                let deadline = tokio::time::Instant::now() + self.ride_delay;
+                while events < self.batch_events_max && batch.iter().all(|req| req.riding) {
+                    match timer.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await }) {
+                        Ok(Some(req)) => {
+                            events += req.events.len();
+                            batch.push(req);
+                            take_queued(&mut rx, &mut batch, &mut events);
+                        }
+                        // Closing, or the wait is over: write what there is.
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
             if let Err(e) = self.finish_cut_back() {

@@ -96,13 +96,15 @@ pub trait DatabasePlugin: Send + Sync + std::fmt::Debug {
         expiration: &'a str,
         statements: &'a [String],
     ) -> PluginFuture<'a, ()>;
-    /// Drops the user: with `statements`, or the default revocation when empty.
-    /// Succeeds when the user does not exist.
+    /// Drops the user: with `statements`, or the default revocation when empty;
+    /// awaits `gate` before it commits (the revocation's intent is durable
+    /// first, as an issue's). Succeeds when the user does not exist.
     fn revoke_user<'a>(
         &'a self,
         username: &'a str,
         statements: &'a [String],
         terminate_sessions: bool,
+        gate: CommitGate<'a>,
     ) -> PluginFuture<'a, ()>;
     /// Sets the root user's password with the rotation statements.
     fn rotate_root<'a>(

@@ -281,11 +281,14 @@ impl PostgresPlugin {
         password_for_sql(self.password_authentication, self.scram_iterations, password)
     }
 
+    /// One revocation transaction; its COMMIT waits for `gate` if that is still
+    /// there (taken by the first attempt that gets as far).
     async fn revoke_once(
         &self,
         username: &str,
         statements: &[String],
         terminate_sessions: bool,
+        gate: &mut Option<CommitGate<'_>>,
     ) -> Result<(), PluginError> {
         // No existence check first (a round trip on every revocation): a role
         // dropped behind our back makes the statements fail, and `revoke_user`
@@ -294,7 +297,17 @@ impl PostgresPlugin {
         let mut held = None;
         let ran = self.revoke_in(&tx, username, statements, terminate_sessions, &mut held).await;
         let result = match ran {
-            Ok(()) => tx.commit().await,
+            Ok(()) => match gate.take() {
+                // The intent is not durable: nothing is dropped (I1).
+                Some(gate) => match gate.await {
+                    Ok(()) => tx.commit().await,
+                    Err(cause) => {
+                        tx.rollback().await;
+                        Err(PluginError::Aborted(cause))
+                    }
+                },
+                None => tx.commit().await,
+            },
             Err(e) => Err(tx.abandon(e).await),
         };
         drop(held);
@@ -674,11 +687,13 @@ impl DatabasePlugin for PostgresPlugin {
         username: &'a str,
         statements: &'a [String],
         terminate_sessions: bool,
+        gate: CommitGate<'a>,
     ) -> PluginFuture<'a, ()> {
         Box::pin(self.timed(async move {
+            let mut gate = Some(gate);
             let mut attempt = 1;
             let result = loop {
-                match self.revoke_once(username, statements, terminate_sessions).await {
+                match self.revoke_once(username, statements, terminate_sessions, &mut gate).await {
                     Err(e) if retryable(&e) && attempt < CONFLICT_ATTEMPTS_MAX => {
                         self.back_off(attempt).await;
                         attempt += 1;
@@ -686,7 +701,7 @@ impl DatabasePlugin for PostgresPlugin {
                     other => break other,
                 }
             };
-            match result {
+            let result = match result {
                 // Failed because the role is gone (dropped behind our back, or by
                 // a revocation elsewhere): revoked all the same.
                 Err(PluginError::Database { .. }) if !self.role_exists_now(username).await? => Ok(()),
@@ -700,9 +715,15 @@ impl DatabasePlugin for PostgresPlugin {
                     tracing::warn!(
                         "revocation_statements left objects depending on the role; finished with the default revocation"
                     );
-                    self.revoke_once(username, &[], terminate_sessions).await
+                    self.revoke_once(username, &[], terminate_sessions, &mut gate).await
                 }
                 other => other,
+            };
+            // Nothing committed (the role was gone, or every attempt failed):
+            // the caller still learns whether its intent became durable.
+            match (result, gate) {
+                (Ok(()), Some(gate)) => gate.await.map_err(PluginError::Aborted),
+                (result, _) => result,
             }
         }))
     }

@@ -261,7 +261,7 @@ pub(crate) fn revoke_events(state: &State, accessor: &str, orphan_children: bool
         .leases
         .values()
         .filter(|l| doomed.contains(&*l.accessor) && !matches!(l.status, LeaseStatus::Revoking(_)))
-        .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason: RevokeReason::TokenRevoked }.into())
+        .map(|l| RevokeStarted::by_engine(l.lease_id.to_string(), RevokeReason::TokenRevoked).into())
         .collect();
     events.push(TokenRevoked { accessor: accessor.to_string(), orphan_children }.into());
     events

@@ -64,6 +64,7 @@ pub(crate) fn plan(ctx: &Ctx<'_>, mount: &str, rest: &str, input: Input) -> Resu
             Ok(Plan::Issue(Box::new(lease::plan_issue(
                 ctx.state,
                 &ctx.caller.token,
+                ctx.asked,
                 ctx.now_ms,
                 ctx.lease_count_max,
                 mount,

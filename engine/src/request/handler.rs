@@ -74,4 +74,6 @@ pub(crate) struct Ctx<'a> {
     pub(crate) lease_count_max: u64,
     /// The compiled ACLs the pipeline authorizes with (for `sys/capabilities*`).
     pub(crate) acls: &'a AclCache,
+    /// Who asks: what a lease intent records of the request.
+    pub(crate) asked: &'a crate::lease::Asked,
 }

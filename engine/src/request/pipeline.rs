@@ -14,7 +14,7 @@ use crate::auth::keys::{self, Keys};
 use crate::auth::policy::Capabilities;
 use crate::auth::tokens::{self, TokenRefusal};
 use crate::event::{Event, Outcome, RequestRecorded, TokenUsed};
-use crate::lease::{Claim, Settled};
+use crate::lease::{Asked, Claim, Settled};
 use crate::log::AppendError;
 use crate::state::State;
 
@@ -24,8 +24,10 @@ struct Held {
     /// Claims on the leases whose outcomes the append carries, so the expirer
     /// and other requests leave them alone until then.
     claims: Vec<Claim>,
-    /// The lease an issue created: revoked at once if its outcome cannot be logged.
-    issued: Option<String>,
+    /// A lease operation (issue, renew, revoke) whose intent was durable before
+    /// its SQL committed: the reply goes at once, and the outcome and audit
+    /// record ride the next group commit (docs/DESIGN.md, "The write path").
+    riding: bool,
 }
 
 fn no_master_key() -> RequestError {
@@ -61,7 +63,10 @@ fn new_request_id() -> Result<String, RequestError> {
 impl Engine {
     /// Serves one request. `data` is a JSON object (or null). Every request —
     /// allowed, denied or invalid — leaves a `RequestRecorded` event, durable
-    /// before this returns; an allowed one's effects are in the same batch.
+    /// before this returns, with an allowed one's effects in the same batch —
+    /// except an issue, renewal or single revocation: its intent (which names
+    /// the request) was durable before its SQL committed, so it answers then and
+    /// its outcome and record ride the next group commit.
     pub async fn request(
         &self,
         token: &str,
@@ -103,6 +108,16 @@ impl Engine {
             error: None,
         };
         match self.serve(token, operation, path, data, &mut audit).await {
+            Ok((Handled { mut events, mut response, login }, held)) if held.riding => {
+                events.push(audit.into());
+                // Nobody waits for these: the claims are released on the log's
+                // thread once they are durable (or failed: a lease left `Issuing`
+                // is revoked at its expiry; a renewal's intent keeps its expiry).
+                let claims: Box<dyn Send> = Box::new(held.claims);
+                self.submit_riding(events, claims).await.map_err(io_error)?;
+                response.request_id = request_id;
+                Ok((response, login))
+            }
             Ok((Handled { mut events, mut response, login }, held)) => {
                 events.push(audit.into());
                 // Effects beyond one append's limit (revoking thousands of leases)
@@ -120,16 +135,7 @@ impl Engine {
                 }
                 // The claims were held until the outcomes are durable (or failed).
                 drop(held.claims);
-                if let Err(e) = appended {
-                    // The outcome of an issue did not become durable (disk full,
-                    // I/O error): its user may exist (COMMIT ran) and the caller
-                    // never gets the password. Revoke it now, as recovery would
-                    // after a restart.
-                    if let Some(lease_id) = held.issued {
-                        self.abandon_issue(&lease_id).await;
-                    }
-                    return Err(io_error(e));
-                }
+                appended.map_err(io_error)?;
                 response.request_id = request_id;
                 Ok((response, login))
             }
@@ -156,6 +162,8 @@ impl Engine {
         let caller = self.authenticate(&keys, secret, now_ms).await?;
         audit.accessor = caller.token.accessor.clone();
         audit.display_name = caller.token.display_name.clone();
+        let asked =
+            Asked { accessor: audit.accessor.clone(), request_id: audit.request_id.clone(), path: audit.path.clone() };
         // `path?k=v&…` (Vault's query parameters) become data fields.
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let mut data = data;
@@ -171,6 +179,10 @@ impl Engine {
         }
         let path = router::normalize_path(path)?;
         let input = Input::new(data)?;
+        if path.starts_with("sys/leases/lookup") {
+            // Read-your-writes for leases: what was answered is what is read.
+            self.settle_riding().await;
+        }
         // Route and authorize: the one check, run again on the state the
         // handler sees (a policy may change while a use is being spent).
         let check = |state: &State, caller: &Caller| -> Result<(Route, bool), RequestError> {
@@ -199,7 +211,17 @@ impl Engine {
             let (route, sudo) = check(state, &caller)?;
             let lease_count_max = self.expiry_options().lease_count_max;
             let acls = &self.auth.acls;
-            let ctx = Ctx { state, keys: &keys, caller: &caller, now_ms, operation, sudo, lease_count_max, acls };
+            let ctx = Ctx {
+                state,
+                keys: &keys,
+                caller: &caller,
+                now_ms,
+                operation,
+                sudo,
+                lease_count_max,
+                acls,
+                asked: &asked,
+            };
             dispatch(&ctx, route, input)
         })?;
         let handled = match plan {
@@ -221,17 +243,17 @@ impl Engine {
                     ..Response::default()
                 };
                 let login = Login { username: issued.username, password: issued.password };
-                let held = Held { claims, issued: Some(issued.lease_id) };
+                let held = Held { claims, riding: true };
                 return Ok((Handled { events: outcome, response, login: Some(login) }, held));
             }
             Plan::Revoke(plan) => {
                 let Settled { outcome, claims, .. } = self.revoke_to_outcome(*plan).await?;
-                return Ok((Handled { events: outcome, ..Handled::default() }, Held { claims, issued: None }));
+                return Ok((Handled { events: outcome, ..Handled::default() }, Held { claims, riding: true }));
             }
             Plan::RevokeForce(plans) => {
                 let Settled { value: warnings, outcome, claims } = self.run_revoke_force(plans).await?;
                 let response = Response { warnings: (!warnings.is_empty()).then_some(warnings), ..Response::default() };
-                return Ok((Handled { events: outcome, response, login: None }, Held { claims, issued: None }));
+                return Ok((Handled { events: outcome, response, login: None }, Held { claims, riding: false }));
             }
             Plan::Renew(plan) => {
                 let Settled { value: granted, outcome, claims } = self.run_renew(*plan).await?;
@@ -242,7 +264,7 @@ impl Engine {
                     warnings: granted.warning.map(|w| vec![w]),
                     ..Response::default()
                 };
-                return Ok((Handled { events: outcome, response, login: None }, Held { claims, issued: None }));
+                return Ok((Handled { events: outcome, response, login: None }, Held { claims, riding: true }));
             }
             Plan::RotateRoot(plan) => {
                 self.run_rotate_root(*plan).await?;

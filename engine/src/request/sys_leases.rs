@@ -35,7 +35,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
             let sync = input.bool("sync")?.unwrap_or(true);
             input.finish()?;
             if sync {
-                return Ok(Plan::Revoke(Box::new(lease::lease_for_revoke(ctx.state, &id)?)));
+                return Ok(Plan::Revoke(Box::new(lease::lease_for_revoke(ctx.state, &id, ctx.asked)?)));
             }
             let lease = ctx.state.leases.get(id.as_str()).ok_or_else(|| RequestError::not_found("lease not found"))?;
             let events = revoke(&[lease], RevokeReason::Explicit);
@@ -46,7 +46,7 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
             let lease = find(ctx.state, &mut input)?;
             let increment_ms = input.duration_ms("increment")?;
             input.finish()?;
-            Ok(Plan::Renew(Box::new(lease::plan_renew(ctx.state, ctx.now_ms, lease, increment_ms)?)))
+            Ok(Plan::Renew(Box::new(lease::plan_renew(ctx.state, ctx.now_ms, lease, increment_ms, ctx.asked)?)))
         }
         Route::LeaseRevokeForce(prefix) => {
             input.finish()?;
@@ -94,11 +94,14 @@ fn handle_local(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Handled
         Route::LeaseLookup(None) => {
             let lease = find(ctx.state, &mut input)?;
             input.finish()?;
-            let ttl = (lease.expire_time_ms - ctx.now_ms).max(0) / 1000;
+            // What the caller was told: a renewal's expiry from the moment it
+            // was answered, before its outcome is durable.
+            let expire_time_ms = lease.expire_time_effective_ms();
+            let ttl = (expire_time_ms - ctx.now_ms).max(0) / 1000;
             let data = json!({
                 "id": lease.lease_id,
                 "issue_time": rfc3339(lease.issue_time_ms),
-                "expire_time": rfc3339(lease.expire_time_ms),
+                "expire_time": rfc3339(expire_time_ms),
                 "last_renewal": lease.last_renewal_time_ms.map(rfc3339),
                 "renewable": lease.renewable,
                 "ttl": ttl,
@@ -183,7 +186,7 @@ fn revoke(leases: &[&Lease], reason: RevokeReason) -> Vec<Event> {
     leases
         .iter()
         .filter(|l| !matches!(l.status, LeaseStatus::Revoking(_)))
-        .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason }.into())
+        .map(|l| RevokeStarted::by_engine(l.lease_id.to_string(), reason).into())
         .collect()
 }
 

@@ -166,7 +166,7 @@ fn disable(state: &State, path: &str) -> Handled {
         .leases
         .values()
         .filter(|l| *l.mount == *path && !matches!(l.status, LeaseStatus::Revoking(_)))
-        .map(|l| RevokeStarted { lease_id: l.lease_id.to_string(), reason: RevokeReason::MountDisabled }.into())
+        .map(|l| RevokeStarted::by_engine(l.lease_id.to_string(), RevokeReason::MountDisabled).into())
         .collect();
     events.push(MountDisabled { path: path.to_string() }.into());
     Handled { events, ..Handled::default() }

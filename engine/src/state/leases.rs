@@ -13,7 +13,10 @@ use crate::event::{
 /// Where a lease is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LeaseStatus {
-    /// The intent is logged; the outcome is not. The caller has no password yet.
+    /// The intent is logged; the outcome is not. While the issue runs (under
+    /// its claim) the caller has no password yet; once its COMMIT ran the caller
+    /// may have it before the outcome is durable, so a crash leaves the lease
+    /// live until its expiry (docs/DESIGN.md, "Recovery").
     Issuing,
     /// Issued; the caller holds the credential.
     Active,
@@ -40,13 +43,24 @@ pub struct Lease {
     /// The statements in force when the lease was issued.
     pub revocation_statements: Arc<Vec<String>>,
     pub status: LeaseStatus,
-    /// A renewal whose outcome is not logged yet: its target expiry.
+    /// A renewal whose outcome is not logged yet: its target expiry, which
+    /// holds ([`Lease::expire_time_effective_ms`]).
     pub renewing_to_ms: Option<i64>,
     pub revoke_attempts: u32,
     pub revoke_error: Option<Box<str>>,
     pub next_revoke_attempt_ms: Option<i64>,
     /// The retry budget is spent; still retried, listed and force-revocable.
     pub irrevocable: bool,
+}
+
+impl Lease {
+    /// When the lease expires as far as any caller may have been told: the
+    /// logged expiry, or a renewal's intent if that is later — its SQL may have
+    /// run and its caller heard the new expiry before `RenewCompleted` became
+    /// durable (docs/DESIGN.md, "Recovery"). The expirer and renewals go by it.
+    pub fn expire_time_effective_ms(&self) -> i64 {
+        self.renewing_to_ms.map_or(self.expire_time_ms, |to| to.max(self.expire_time_ms))
+    }
 }
 
 pub(super) fn issue_started(state: &mut State, e: IssueStarted, ts: i64) {
