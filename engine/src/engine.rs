@@ -451,11 +451,13 @@ impl Engine {
         self.log.submit_riding(self.clock.now_ms(), events, hold).await.map(drop)
     }
 
-    /// Waits until every riding append made before it is durable and applied
-    /// (an empty append: it takes them into a batch, and costs no fsync when
-    /// nothing rides). Reads of leases go after it, so a caller that was just
-    /// answered sees its issue, renewal or revocation in them.
-    pub(crate) async fn settle_riding(&self) {
+    /// Waits until the outcomes of every issue, renewal and revocation
+    /// answered before it are durable and in the state: those ride the next
+    /// group commit after their replies (docs/DESIGN.md, "The write path"). An
+    /// empty append takes them into a batch; it costs nothing when none rides.
+    /// Lease lookups call it, so a caller that was just answered reads what it
+    /// was told; call it before reading [`Engine::with_state`] for the same.
+    pub async fn settle_outcomes(&self) {
         if self.riding.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             let _ = self.append(Vec::new()).await;
         }

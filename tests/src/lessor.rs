@@ -92,6 +92,13 @@ impl Lessor {
         self.host = Some(Host::open(self.dir.path(), options, host_options()).expect("open"));
     }
 
+    /// Waits until the outcomes of the requests answered so far are durable
+    /// and in the state ([`Engine::settle_outcomes`]): before a test reads the
+    /// state directly.
+    pub fn settle(&self) {
+        self.rt().block_on(self.engine().settle_outcomes());
+    }
+
     pub fn request_as(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
         self.rt().block_on(self.engine().request(token, op, path, data))
     }

@@ -122,11 +122,13 @@ fn article_role_with_empty_revocation_uses_the_default_revocation() {
         query_as(&db, &user, &password, "SELECT count(*) FROM public.items").unwrap()[0][0].as_deref(),
         Some("2")
     );
-    // A revocation request costs two durable appends: the intent (before the
-    // DROP), then the outcome together with the request's audit record.
+    // A revocation request costs two durable appends: the intent (its fsync
+    // under way while the DROP runs, its COMMIT waiting for it), then the
+    // outcome together with the request's audit record, riding after the reply.
     let batches = || l.engine().log_stats().batches_synced.load(std::sync::atomic::Ordering::SeqCst);
     let before = batches();
     revoke(&l, &lease).unwrap();
+    l.settle();
     assert_eq!(batches() - before, 2, "intent, then outcome + audit record in one append");
     assert!(!db.role_exists(&user));
     assert!(!default_acl_mentions(&db, &user));
@@ -188,6 +190,7 @@ fn revoking_a_role_dropped_behind_lessors_back_succeeds() {
     let (lease, user, _) = issue(&l, "r");
     db.superuser_execute(&format!("DROP ROLE \"{user}\""));
     revoke(&l, &lease).unwrap();
+    l.settle();
     assert!(l.engine().with_state(|s| s.leases.is_empty()));
 }
 
@@ -308,6 +311,7 @@ fn renew_moves_valid_until_and_is_capped_at_the_max_ttl() {
     let batches = || l.engine().log_stats().batches_synced.load(std::sync::atomic::Ordering::SeqCst);
     let batches_before = batches();
     let r = l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": lease, "increment": "2h"})).unwrap();
+    l.settle();
     assert_eq!(batches() - batches_before, 2, "intent, then outcome + audit record in one append");
     assert_eq!(r.lease_duration, 7200);
     let after = valid_until_s(&db, &user);
@@ -477,7 +481,8 @@ fn recovery_keeps_issue_and_renew_intents_until_their_expiry_and_finishes_revoca
     // in the database, and the caller may hold the password — one lease that
     // expires in an hour, one whose expiry has passed.
     let (live, expired) = ("rci-crashed-live", "rci-crashed-expired");
-    let events = vec![intent("live", live, now_ms + 3_600_000).into(), intent("expired", expired, now_ms - 1).into()];
+    let events =
+        vec![intent("live", live, now_ms + 3_600_000).into(), intent("expired", expired, now_ms - 60_000).into()];
     l.engine().append_unchecked_blocking(events).unwrap();
     db.admin_execute(&format!("CREATE ROLE \"{live}\" LOGIN"));
     db.admin_execute(&format!("CREATE ROLE \"{expired}\" LOGIN"));

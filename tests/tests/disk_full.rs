@@ -105,8 +105,14 @@ impl Rig {
         self.storage.as_ref().expect("opened through the seam").set_faults(faults);
     }
 
+    /// One request, then its riding outcome settled (written, or failed by the
+    /// faults too), so the checks read the state it left.
     fn req(&self, op: Operation, path: &str, data: Value) -> Result<Response, RequestError> {
-        self.rt.block_on(self.engine().request(&self.root, op, path, data))
+        self.rt.block_on(async {
+            let reply = self.engine().request(&self.root, op, path, data).await;
+            self.engine().settle_outcomes().await;
+            reply
+        })
     }
 
     fn write(&self, path: &str, data: Value) -> Response {
@@ -167,8 +173,14 @@ fn mixed_requests(rig: &Rig, acked: &mut Acked, k: usize, tally: &mut Tally) {
         Ok(r) => {
             let user = r.data.as_ref().unwrap()["username"].as_str().unwrap().to_string();
             assert!(rig.db.role_exists(&user), "{}: acknowledged, but no role {user}", when("issue"));
-            let active = rig.engine().with_state(|s| s.leases.get(&r.lease_id).map(|l| l.status));
-            assert_eq!(active, Some(LeaseStatus::Active), "{}", when("issue"));
+            // Issuing if the fault took the riding outcome's write: the caller
+            // holds the password, so the lease stays live until its expiry.
+            let status = rig.engine().with_state(|s| s.leases.get(&r.lease_id).map(|l| l.status));
+            assert!(
+                matches!(status, Some(LeaseStatus::Active | LeaseStatus::Issuing)),
+                "{}: {status:?}",
+                when("issue")
+            );
             acked.leases.push((r.lease_id, user));
             tally.acknowledged += 1;
         }
@@ -202,7 +214,9 @@ fn mixed_requests(rig: &Rig, acked: &mut Acked, k: usize, tally: &mut Tally) {
         match rig.req(Operation::Update, "sys/leases/renew", json!({"lease_id": lease, "increment": increment})) {
             Ok(_) => {
                 assert_ne!(rig.valid_until(&user), before, "{}: acknowledged, VALID UNTIL unchanged", when("renew"));
-                assert_ne!(rig.engine().with_state(|s| s.leases[&lease].expire_time_ms), expiry_before);
+                // (The expiry the renewal's intent holds: its riding outcome may
+                // have been refused by the full disk.)
+                assert_ne!(rig.engine().with_state(|s| s.leases[&lease].expire_time_effective_ms()), expiry_before);
                 tally.acknowledged += 1;
             }
             Err(e) => {
@@ -236,7 +250,10 @@ fn mixed_requests(rig: &Rig, acked: &mut Acked, k: usize, tally: &mut Tally) {
         match rig.req(Operation::Update, "sys/leases/revoke", json!({"lease_id": lease})) {
             Ok(_) => {
                 assert!(!rig.db.role_exists(&user), "{}: acknowledged, role {user} still exists", when("revoke"));
-                assert!(rig.engine().with_state(|s| !s.leases.contains_key(&lease)), "{}", when("revoke"));
+                // Gone, or — the fault took the riding outcome's write — still
+                // Revoking, which the expirer (or recovery) runs again.
+                let status = rig.engine().with_state(|s| s.leases.get(&lease).map(|l| l.status));
+                assert!(matches!(status, None | Some(LeaseStatus::Revoking(_))), "{}: {status:?}", when("revoke"));
                 acked.leases.pop();
                 acked.revoked.push((lease, user));
                 tally.acknowledged += 1;
@@ -393,7 +410,10 @@ fn a_single_failed_write_or_fsync_at_every_point_of_the_request_mix_loses_nothin
         }
     }
     println!("single failed writes and fsyncs: {total:?}");
-    assert!(total.refused >= 36, "{total:?}");
+    // A fault that hits a riding batch (outcomes and records of requests
+    // already answered) refuses nothing: their leases stay as their intents
+    // left them (checked above). So fewer than one refusal per scenario.
+    assert!(total.refused >= 12, "{total:?}");
 }
 
 // ------------------------------------------------------------------------------------

@@ -293,7 +293,12 @@ impl Run {
 
     /// One request, counted the way the engine counts it.
     fn call(&mut self, secret: &str, op: Operation, path: &str, data: Value) -> Reply {
-        let reply = self.rt.block_on(self.engine().request(secret, op, path, data));
+        let reply = self.rt.block_on(async {
+            let reply = self.engine().request(secret, op, path, data).await;
+            // Outcomes ride after replies: the model compares with the settled state.
+            self.engine().settle_outcomes().await;
+            reply
+        });
         self.m.requests += 1;
         if matches!(reply, Err(RequestError::PermissionDenied(_))) {
             self.m.denied += 1;

@@ -1,5 +1,5 @@
-//! Renew: the intent, `VALID UNTIL` in the database (run while the intent's
-//! fsync is under way), then the reply; the outcome rides the next group commit.
+//! Renew: the intent, `VALID UNTIL` in the database, then the reply; the
+//! outcome rides the next group commit.
 
 use std::time::Duration;
 
@@ -20,10 +20,9 @@ pub(crate) struct RenewGranted {
 }
 
 impl Engine {
-    /// Runs a renewal plan up to its outcome: the intent durable and `VALID
-    /// UNTIL` moved in the database, both under way at once (a `VALID UNTIL`
-    /// later than the log's expiry harms nothing: the role is dropped at the
-    /// logged one). From then on the caller may be told the new expiry, and it
+    /// Runs a renewal plan up to its outcome: the intent durable, then `VALID
+    /// UNTIL` moved in the database. From then on the caller may be told the
+    /// new expiry, and it
     /// holds even if `RenewCompleted` never becomes durable (the fold keeps a
     /// renewal's intent; docs/DESIGN.md, "Recovery"). The outcome is returned
     /// for the caller to append with its audit record, under the lease's claim,
@@ -55,14 +54,10 @@ impl Engine {
             request_id: plan.asked.request_id.clone(),
             path: plan.asked.path.clone(),
         };
-        let pending = self.submit(vec![started.into()]).await.map_err(LeaseError::io)?;
+        // I1: the database changes only once the intent is durable.
+        self.append(vec![started.into()]).await.map_err(LeaseError::io)?;
         let expiration = template::expiration_text(plan.expire_time_ms + EXPIRATION_MARGIN_MS);
-        let (durable, renewed) =
-            tokio::join!(pending.durable(), plugin.renew_user(&plan.lease.username, &expiration, &plan.statements));
-        // Not durable: the caller hears of a failure, and the log's expiry — the
-        // old one — is what the expirer keeps (a later VALID UNTIL harms nothing).
-        durable.map_err(LeaseError::io)?;
-        match renewed {
+        match plugin.renew_user(&plan.lease.username, &expiration, &plan.statements).await {
             Ok(()) => Ok(Settled {
                 outcome: vec![
                     RenewCompleted { lease_id: lease_id.clone(), expire_time_ms: plan.expire_time_ms }.into(),

@@ -181,7 +181,7 @@ impl Engine {
         let input = Input::new(data)?;
         if path.starts_with("sys/leases/lookup") {
             // Read-your-writes for leases: what was answered is what is read.
-            self.settle_riding().await;
+            self.settle_outcomes().await;
         }
         // Route and authorize: the one check, run again on the state the
         // handler sees (a policy may change while a use is being spent).
