@@ -30,6 +30,7 @@ mod args;
 mod chart;
 mod lessor;
 mod phase;
+pub mod proxy;
 mod raw;
 pub(crate) mod report;
 mod rounds;
