@@ -79,7 +79,7 @@ pub fn svg(summaries: &[Summary], conditions: &str) -> String {
             line.push_str(part);
         }
     }
-    for (i, line) in lines.iter().take(3).enumerate() {
+    for (i, line) in lines.iter().take(5).enumerate() {
         let _ = writeln!(out, r##"<text x="{margin}" y="{}" fill="#555">{}</text>"##, 36 + 14 * i, xml_escape(line));
     }
     for (i, (set, phase)) in panels.iter().enumerate() {
