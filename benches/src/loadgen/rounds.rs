@@ -243,8 +243,8 @@ pub(crate) async fn run_sets(
             None => return Err("the engine is still in use after the run".into()),
         }
     }
-    let conditions = format!(
-        "PostgreSQL {version} (fsync {fsync}); {} CPUs; {} per round, {} rounds per system (ABBA); password_authentication {}{}; grants: {}; raw client {}; intent overlap {}; lessor log in {}",
+    let mut conditions = format!(
+        "PostgreSQL {version} (fsync {fsync}); {} CPUs; {} per round, {} rounds per system (ABBA); password_authentication {}{}; grants: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.per_round,
         args.rounds,
@@ -255,10 +255,13 @@ pub(crate) async fn run_sets(
             String::new()
         },
         args.grants,
-        args.raw_client,
-        args.intent_overlap,
-        data_dir.display()
     );
+    if systems.contains(&System::Raw) {
+        conditions.push_str(&format!("; raw client {}", args.raw_client));
+    }
+    if systems.contains(&System::Lessor) {
+        conditions.push_str(&format!("; intent overlap {}; lessor log in {}", args.intent_overlap, data_dir.display()));
+    }
     result.map(|m| (m, conditions))
 }
 
