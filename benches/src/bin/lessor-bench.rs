@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run --release -p lessor-benches --bin lessor-bench -- \
 //!     --concurrency 1,2,4,8 --statements article,membership --rounds 3 --per-round 200
+//! scripts/bench-openbao      # raw, lessor, OpenBao (raft) and lessor server, same PostgreSQL
+//! target/release/lessor-bench --systems raw,lessor --rtt-ms 1 --raw-client naive
 //! cargo build --release -p lessor-cli -p lessor-benches
 //! target/release/lessor bench http --clients 1,2,4,8 --duration 10 --rounds 3
 //! ```
@@ -14,7 +16,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     name = "lessor-bench",
-    about = "Credentials per second through lessor against the same SQL run raw; `http`: lessor server against OpenBao",
+    about = "Credentials per second through lessor against the same SQL run raw (and OpenBao, lessor server: \
+             --systems); `http`: lessor server against OpenBao",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -54,7 +57,12 @@ fn loadgen(args: lessor_benches::loadgen::LoadgenArgs) {
     match lessor_benches::loadgen::run(args) {
         Ok(report) => {
             print!("{}", report.table());
-            println!("wrote {} and {}", report.csv_path.display(), report.svg_path.display());
+            println!(
+                "wrote {}, {} and {}",
+                report.csv_path.display(),
+                report.summary_csv_path.display(),
+                report.svg_path.display()
+            );
             if !report.leftover_roles.is_empty() {
                 eprintln!("lessor-bench: {} roles of this run could not be dropped", report.leftover_roles.len());
                 std::process::exit(1);

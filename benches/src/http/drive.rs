@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use super::client::Conn;
 use super::servers::{ServerProcess, call_json};
+use crate::loadgen::api::vault_writes;
 use crate::loadgen::server::Server;
-use crate::loadgen::statements::{ROLE_PREFIX, StatementSet};
+use crate::loadgen::statements::StatementSet;
 
 /// When a round ends.
 #[derive(Clone, Copy, Debug)]
@@ -22,8 +23,9 @@ pub(crate) enum Stop {
 
 /// The configuration both sides get, as Vault API writes: the mount, the
 /// connection (pool of `workers`, usernames `v-<run>-<tag>-…` so cleanup finds
-/// them), the role, a policy that may read its creds, and (separately) an
-/// application token with that policy.
+/// them), the role, a policy that may read its creds (and revoke leases), and
+/// (separately) an application token with that policy. The load generator's
+/// systems over HTTP get the same ([`vault_writes`]).
 pub(crate) fn config_writes(
     server: &Server,
     run_id: &str,
@@ -32,37 +34,8 @@ pub(crate) fn config_writes(
     workers: usize,
     password_authentication: &str,
 ) -> Vec<(String, Value)> {
-    vec![
-        ("sys/mounts/database".into(), json!({ "type": "database" })),
-        (
-            "database/config/bench".into(),
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": server.url_template,
-                "username": server.admin_user,
-                "password": server.admin_password,
-                "allowed_roles": "*",
-                "max_open_connections": workers,
-                "max_idle_connections": workers,
-                "password_authentication": password_authentication,
-                "username_template": format!("{ROLE_PREFIX}{run_id}-{tag}-{{{{random 16}}}}"),
-            }),
-        ),
-        (
-            format!("database/roles/{}", set.name),
-            json!({
-                "db_name": "bench",
-                "creation_statements": set.creation,
-                "revocation_statements": set.revocation,
-                "default_ttl": "1h",
-                "max_ttl": "24h",
-            }),
-        ),
-        (
-            "sys/policies/acl/bench".into(),
-            json!({ "policy": format!("path \"database/creds/{}\" {{ capabilities = [\"read\"] }}\n", set.name) }),
-        ),
-    ]
+    let sets = std::slice::from_ref(set);
+    vault_writes(&server.url_template, server, "database", "bench", run_id, tag, sets, workers, password_authentication)
 }
 
 /// The token-create request both sides get.

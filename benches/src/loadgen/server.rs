@@ -10,8 +10,12 @@ use super::statements::{READERS_ROLE, ROLE_PREFIX, StatementSet};
 
 /// Where the server is, and how to reach it as the admin.
 pub(crate) struct Server {
-    /// `postgresql://{{username}}:{{password}}@host:port/db` for lessor's connection.
+    /// `postgresql://{{username}}:{{password}}@host:port/db` for the systems'
+    /// connections: the server's own address, or the latency proxy's once the run
+    /// is [routed through one](Server::route_through).
     pub(crate) url_template: String,
+    /// The same with the server's own address: the admin's work (setup, cleanup).
+    pub(crate) direct_url_template: String,
     pub(crate) admin_user: String,
     pub(crate) admin_password: String,
     pub(crate) config: tokio_postgres::Config,
@@ -26,6 +30,37 @@ impl Server {
     pub(crate) fn admin_connection_url(&self) -> Result<String, String> {
         render_connection_url(&self.url_template, &self.admin_user, &self.admin_password)
             .map_err(|e| format!("the server's connection URL: {e}"))
+    }
+
+    /// `host:port` of the server, as its URL names it.
+    pub(crate) fn host_port(&self) -> Result<&str, String> {
+        self.direct_url_template
+            .split_once('@')
+            .and_then(|(_, rest)| rest.split(['/', '?']).next())
+            .filter(|hp| !hp.is_empty())
+            .ok_or_else(|| "the server's connection URL names no host".to_string())
+    }
+
+    /// The server's address, resolved.
+    pub(crate) fn socket_addr(&self) -> Result<std::net::SocketAddr, String> {
+        use std::net::ToSocketAddrs;
+        let host_port = self.host_port()?;
+        host_port
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve the PostgreSQL server {host_port}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("the PostgreSQL server {host_port} resolves to no address"))
+    }
+
+    /// Points the systems' connections (`url_template`) at `proxy` instead.
+    pub(crate) fn route_through(&mut self, proxy: std::net::SocketAddr) -> Result<(), String> {
+        let host_port = self.host_port()?.to_string();
+        let from = format!("@{host_port}");
+        if self.direct_url_template.matches(&from).count() != 1 {
+            return Err(format!("cannot route the connection URL through the proxy: no single {from} in it"));
+        }
+        self.url_template = self.direct_url_template.replacen(&from, &format!("@{proxy}"), 1);
+        Ok(())
     }
 }
 
@@ -44,10 +79,11 @@ pub(crate) fn start_server(args: &LoadgenArgs) -> Result<Server, String> {
                 _ => return Err("--database-url must use a TCP host".into()),
             };
             let db = config.get_dbname().unwrap_or(&user).to_string();
+            let url_template =
+                format!("postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{port}/{db}?sslmode=disable");
             Ok(Server {
-                url_template: format!(
-                    "postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{port}/{db}?sslmode=disable"
-                ),
+                direct_url_template: url_template.clone(),
+                url_template,
                 admin_user: user,
                 admin_password: password,
                 config,
@@ -69,6 +105,7 @@ pub(crate) fn start_server(args: &LoadgenArgs) -> Result<Server, String> {
                 format!("throwaway PostgreSQL {} in {} (fsync on)", cluster.version(), cluster.root_dir().display());
             Ok(Server {
                 url_template: db.url_template(),
+                direct_url_template: db.url_template(),
                 admin_user: db.admin_username().to_string(),
                 admin_password: db.admin_password().to_string(),
                 config: db.admin_config(),
@@ -116,7 +153,9 @@ pub(crate) async fn cleanup(server: &Server, run_id: &str) -> Result<Vec<String>
     let admin = connect(&server.config).await?;
     // lessor's default revocation, through its plugin: whatever the role was
     // granted goes with it. A failure shows as a role still listed below.
-    let settings = PostgresSettings { connection_url: server.admin_connection_url()?, ..PostgresSettings::default() };
+    let direct = render_connection_url(&server.direct_url_template, &server.admin_user, &server.admin_password)
+        .map_err(|e| format!("the server's connection URL: {e}"))?;
+    let settings = PostgresSettings { connection_url: direct, ..PostgresSettings::default() };
     let plugin = PostgresPlugin::new(&settings).map_err(|e| format!("cleanup: building the PostgreSQL plugin: {e}"))?;
     for role in run_roles(&admin, run_id).await? {
         let _ = plugin.revoke_user(&role, &[], false, lessor_engine::testing::open_gate()).await;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::phase::PhaseResult;
-use super::report::{Measurement, Phase, Summary, System};
+use super::report::{Measurement, Phase, RATIOS, RatioSummary, Summary, System, SystemSummary};
 
 pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -33,6 +33,7 @@ pub(crate) fn measurement(
     mut r: PhaseResult,
     events_per_fsync: Option<f64>,
     retries: u64,
+    server_cpu: Option<Duration>,
 ) -> (Measurement, Vec<String>) {
     r.latencies.sort_unstable();
     let ops = (r.latencies.len() + r.failed).max(1);
@@ -51,6 +52,7 @@ pub(crate) fn measurement(
         events_per_fsync,
         retries,
         cpu_us_per_op: r.cpu.as_secs_f64() * 1e6 / ops as f64,
+        server_cpu_us_per_op: server_cpu.map(|c| c.as_secs_f64() * 1e6 / ops as f64),
         first_error: r.first_error,
     };
     (m, r.handles)
@@ -71,35 +73,74 @@ pub(crate) fn summarize(measurements: &[Measurement]) -> Vec<Summary> {
         .into_iter()
         .map(|key| {
             let ms = &groups[&key];
-            let of = |s: System| ms.iter().filter(move |m| m.system == s).copied().collect::<Vec<_>>();
-            let (raw, les) = (of(System::Raw), of(System::Lessor));
-            let ratios: Vec<f64> = raw
-                .iter()
-                .zip(&les)
-                .filter(|(r, _)| r.throughput() > 0.0)
-                .map(|(r, l)| l.throughput() / r.throughput())
-                .collect();
+            let of = |s: System| {
+                let mut v = ms.iter().filter(move |m| m.system == s).copied().collect::<Vec<_>>();
+                v.sort_by_key(|m| m.round);
+                v
+            };
             let med = |v: &[&Measurement], f: fn(&Measurement) -> f64| median(v.iter().map(|m| f(m)).collect());
-            let max = |v: &[&Measurement]| v.iter().map(|m| m.max_ms).fold(0.0, f64::max);
+            let systems: Vec<SystemSummary> = System::ALL
+                .into_iter()
+                .map(|system| (system, of(system)))
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(system, v)| SystemSummary {
+                    system,
+                    per_s: med(&v, Measurement::throughput),
+                    min_per_s: v.iter().map(|m| m.throughput()).fold(f64::INFINITY, f64::min),
+                    p50_ms: med(&v, |m| m.p50_ms),
+                    p99_ms: med(&v, |m| m.p99_ms),
+                    max_ms: v.iter().map(|m| m.max_ms).fold(0.0, f64::max),
+                    cpu_us: med(&v, Measurement::total_cpu_us_per_op),
+                    events_per_fsync: (system == System::Lessor)
+                        .then(|| med(&v, |m| m.events_per_fsync.unwrap_or(0.0))),
+                    failed: v.iter().map(|m| m.failed).sum(),
+                })
+                .collect();
+            let ratios: Vec<RatioSummary> = RATIOS
+                .into_iter()
+                .filter_map(|(numerator, denominator)| {
+                    let (num, den) = (of(numerator), of(denominator));
+                    // Rounds paired by their number: the two ran next to each other.
+                    let per_round: Vec<f64> = num
+                        .iter()
+                        .filter_map(|n| den.iter().find(|d| d.round == n.round).map(|d| (n, d)))
+                        .filter(|(_, d)| d.throughput() > 0.0)
+                        .map(|(n, d)| n.throughput() / d.throughput())
+                        .collect();
+                    (!per_round.is_empty()).then(|| RatioSummary {
+                        numerator,
+                        denominator,
+                        median: median(per_round.clone()),
+                        min: per_round.iter().copied().fold(f64::INFINITY, f64::min),
+                        max: per_round.iter().copied().fold(0.0, f64::max),
+                    })
+                })
+                .collect();
+            let field = |system: System, f: fn(&SystemSummary) -> f64| {
+                systems.iter().find(|s| s.system == system).map_or(0.0, f)
+            };
+            let lessor_raw = ratios.iter().find(|r| (r.numerator, r.denominator) == (System::Lessor, System::Raw));
             Summary {
                 set: key.0.clone(),
                 phase: key.1,
                 concurrency: key.2,
-                raw_per_s: med(&raw, Measurement::throughput),
-                lessor_per_s: med(&les, Measurement::throughput),
-                ratio: median(ratios.clone()),
-                ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
-                ratio_max: ratios.iter().copied().fold(0.0, f64::max),
-                raw_p50_ms: med(&raw, |m| m.p50_ms),
-                raw_p99_ms: med(&raw, |m| m.p99_ms),
-                raw_max_ms: max(&raw),
-                lessor_p50_ms: med(&les, |m| m.p50_ms),
-                lessor_p99_ms: med(&les, |m| m.p99_ms),
-                lessor_max_ms: max(&les),
-                events_per_fsync: med(&les, |m| m.events_per_fsync.unwrap_or(0.0)),
-                raw_cpu_us: med(&raw, |m| m.cpu_us_per_op),
-                lessor_cpu_us: med(&les, |m| m.cpu_us_per_op),
+                raw_per_s: field(System::Raw, |s| s.per_s),
+                lessor_per_s: field(System::Lessor, |s| s.per_s),
+                ratio: lessor_raw.map_or(0.0, |r| r.median),
+                ratio_min: lessor_raw.map_or(0.0, |r| r.min),
+                ratio_max: lessor_raw.map_or(0.0, |r| r.max),
+                raw_p50_ms: field(System::Raw, |s| s.p50_ms),
+                raw_p99_ms: field(System::Raw, |s| s.p99_ms),
+                raw_max_ms: field(System::Raw, |s| s.max_ms),
+                lessor_p50_ms: field(System::Lessor, |s| s.p50_ms),
+                lessor_p99_ms: field(System::Lessor, |s| s.p99_ms),
+                lessor_max_ms: field(System::Lessor, |s| s.max_ms),
+                events_per_fsync: field(System::Lessor, |s| s.events_per_fsync.unwrap_or(0.0)),
+                raw_cpu_us: field(System::Raw, |s| s.cpu_us),
+                lessor_cpu_us: field(System::Lessor, |s| s.cpu_us),
                 failed: ms.iter().map(|m| m.failed).sum(),
+                systems,
+                ratios,
             }
         })
         .collect()
