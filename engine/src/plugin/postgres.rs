@@ -224,16 +224,32 @@ impl PostgresPlugin {
     /// Go's `database/sql` does for Vault with `ErrBadConn` — so a dead pooled
     /// connection costs no request. A failure to open a new one is returned.
     async fn begin(&self) -> Result<Tx, PluginError> {
+        self.begin_with(None).await.map(|(tx, _)| tx)
+    }
+
+    /// `BEGIN`, and with `first` that SQL too, in one round trip: the two
+    /// messages go out back to back on the connection (tokio-postgres sends each
+    /// request as its future is first polled, in order, and the server answers
+    /// in order), so a creation costs two round trips — `BEGIN` + statements,
+    /// then `COMMIT` — however many statements it has, where a client awaiting
+    /// each statement pays one per statement. Returns the transaction and how
+    /// `first` went (on its error the caller rolls back).
+    async fn begin_with(&self, first: Option<&str>) -> Result<(Tx, Result<(), PluginError>), PluginError> {
         let mut attempt = 1;
         loop {
             let client = self.client().await?;
-            match client.batch_execute("BEGIN").await {
+            let (begun, ran) = match first {
+                None => (client.batch_execute("BEGIN").await, Ok(())),
+                Some(sql) => tokio::join!(client.batch_execute("BEGIN"), client.batch_execute(sql)),
+            };
+            match begun {
                 Ok(()) => {
-                    return Ok(Tx {
+                    let tx = Tx {
                         client: Some(client),
                         rollback_timeout: self.op_timeout,
                         idle: IdleLimit { pool: self.pool.clone(), max: self.max_idle },
-                    });
+                    };
+                    return Ok((tx, ran.map_err(db_error)));
                 }
                 Err(e) if stale(&e) && attempt < self.stale_attempts_max() => {
                     tracing::debug!(error = %e, "pooled connection was closed by the server; trying another");
@@ -485,6 +501,19 @@ fn quote_identifier(name: &str) -> String {
 /// Runs `statements` in `tx`. With `shared_catalog`, takes that lock (into
 /// `held`) before the first statement that rewrites shared catalog rows; the
 /// caller keeps it through COMMIT, as the collision lasts until then.
+/// `statements` rendered into one simple-query batch (each is one statement,
+/// comments already dropped by the splitter), `;`-separated. It may hold the
+/// password: the caller keeps it in a `Zeroizing`.
+fn render_batch(statements: &[String], vars: &StatementVars<'_>) -> Result<String, PluginError> {
+    let mut batch = String::new();
+    for statement in statements {
+        let sql = Zeroizing::new(render_statement(statement, vars).map_err(|e| PluginError::Config(e.to_string()))?);
+        batch.push_str(&sql);
+        batch.push_str(";\n");
+    }
+    Ok(batch)
+}
+
 async fn run_all<'l>(
     tx: &Tx,
     statements: &[String],
@@ -631,12 +660,15 @@ impl DatabasePlugin for PostgresPlugin {
                 password: Some(&sql_password),
                 expiration: Some(user.expiration),
             };
+            // The statements as one batch, sent with BEGIN (`begin_with`); the
+            // serializer, if any statement needs it, is taken before.
+            let batch = Zeroizing::new(render_batch(user.statements, &vars)?);
+            let serialize = user.statements.iter().any(|s| updates_shared_catalog_rows(s));
             let mut attempt = 1;
             loop {
-                let tx = self.timed(self.begin()).await?;
-                let mut held = None;
-                let ran = self.timed(run_all(&tx, user.statements, &vars, self.shared_catalog.as_ref(), &mut held));
-                match ran.await {
+                let held = if serialize { self.hold_shared_catalog().await } else { None };
+                let (tx, ran) = self.timed(self.begin_with(Some(&batch))).await?;
+                match ran {
                     Ok(()) => {
                         // I1: the user becomes visible at COMMIT, and only once the
                         // intent is durable.
