@@ -309,9 +309,28 @@ impl PostgresPlugin {
         // No existence check first (a round trip on every revocation): a role
         // dropped behind our back makes the statements fail, and `revoke_user`
         // then finds it gone, which counts as revoked.
-        let tx = self.begin().await?;
-        let mut held = None;
-        let ran = self.revoke_in(&tx, username, statements, terminate_sessions, &mut held).await;
+        let (tx, ran, held) = if terminate_sessions {
+            // Ending the role's sessions takes a parameterized query: statement
+            // by statement.
+            let tx = self.begin().await?;
+            let mut held = None;
+            let ran = self.revoke_in(&tx, username, statements, terminate_sessions, &mut held).await;
+            (tx, ran, held)
+        } else {
+            // One batch sent with BEGIN, as a creation is (`begin_with`).
+            let (batch, serialize) = if statements.is_empty() {
+                // The default revocation: DROP OWNED rewrites ACLs (serialized).
+                let role = quote_identifier(username);
+                (Zeroizing::new(format!("GRANT {role} TO CURRENT_USER;\n{}", default_revocation_sql(username))), true)
+            } else {
+                let vars = StatementVars { name: Some(username), password: None, expiration: None };
+                let serialize = statements.iter().any(|s| updates_shared_catalog_rows(s));
+                (Zeroizing::new(render_batch(statements, &vars)?), serialize)
+            };
+            let held = if serialize { self.hold_shared_catalog().await } else { None };
+            let (tx, ran) = self.begin_with(Some(&batch)).await?;
+            (tx, ran, held)
+        };
         let result = match ran {
             Ok(()) => match gate.take() {
                 // The intent is not durable: nothing is dropped (I1).
