@@ -164,6 +164,10 @@ pub struct Engine {
     log_options: LogOptions,
     /// Riding appends not yet durable ([`Engine::submit_riding`]).
     riding: Arc<std::sync::atomic::AtomicUsize>,
+    /// The `application_name` of this run's database sessions,
+    /// `lessor/<engine>/<run>`, and its `lessor/<engine>/` prefix: recovery
+    /// tells an earlier run's sessions by it (`lease/recover.rs`).
+    pub(crate) run_tag: (String, String),
     clock: Arc<dyn Clock>,
     snapshotter: Option<(std_mpsc::SyncSender<()>, JoinHandle<()>)>,
     /// `None` when opened without the master key: every request is refused and
@@ -381,10 +385,16 @@ impl Engine {
             log::head::write(path, keys, &head)
                 .map_err(|source| OpenError::HeadIo { path: path.display().to_string(), source })?;
         }
+        let engine_tag = keys
+            .as_ref()
+            .map_or_else(|| "readonly".to_string(), |keys| hex::encode(&keys.checkpoint_public_key()[..4]));
+        let run = crate::auth::keys::random_base62(8)?;
+        let run_prefix = format!("lessor/{engine_tag}/");
         Ok(Engine {
             shared,
             log,
             riding: Arc::default(),
+            run_tag: (format!("{run_prefix}{run}"), run_prefix),
             clock: options.clock.clone(),
             keys,
             auth: crate::auth::AuthRuntime::default(),

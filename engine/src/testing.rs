@@ -426,6 +426,14 @@ impl crate::plugin::DatabasePlugin for FaultInjectingPlugin {
         Box::pin(async move { self.reachable() })
     }
 
+    /// The simulated server keeps no sessions of a dead run.
+    fn other_sessions<'a>(&'a self, _prefix: &'a str, _mine: &'a str) -> crate::plugin::PluginFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            self.reachable()?;
+            Ok(Some(0))
+        })
+    }
+
     fn user_exists<'a>(&'a self, username: &'a str) -> crate::plugin::PluginFuture<'a, bool> {
         Box::pin(async move {
             self.reachable()?;

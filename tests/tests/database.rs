@@ -452,9 +452,11 @@ fn reset_closes_the_pool_and_the_next_use_reconnects() {
 
 /// The recovery table (docs/DESIGN.md, "Recovery") for lease intents a crash
 /// left without their outcome: an issue's COMMIT may have run and its caller
-/// may hold the password (the reply goes before the outcome is durable), so the
-/// lease stays live until the intent's expiry and is revoked then; a renewal's
-/// expiry holds (its VALID UNTIL is set again); a revocation runs again.
+/// may hold the password (the reply goes before the outcome is durable) — its
+/// role exists, so it is recorded as committed and lives until its expiry; one
+/// whose role does not exist, with no session of the earlier run left, never
+/// committed and is forgotten; a renewal's expiry holds (its VALID UNTIL is set
+/// again); a revocation runs again.
 #[test]
 fn recovery_keeps_issue_and_renew_intents_until_their_expiry_and_finishes_revocations() {
     let db = pg::database("recover_issue");
@@ -481,8 +483,13 @@ fn recovery_keeps_issue_and_renew_intents_until_their_expiry_and_finishes_revoca
     // in the database, and the caller may hold the password — one lease that
     // expires in an hour, one whose expiry has passed.
     let (live, expired) = ("rci-crashed-live", "rci-crashed-expired");
-    let events =
-        vec![intent("live", live, now_ms + 3_600_000).into(), intent("expired", expired, now_ms - 60_000).into()];
+    // And one killed before its COMMIT: no role.
+    let never = "rci-never-committed";
+    let events = vec![
+        intent("live", live, now_ms + 3_600_000).into(),
+        intent("expired", expired, now_ms - 60_000).into(),
+        intent("never", never, now_ms + 3_600_000).into(),
+    ];
     l.engine().append_unchecked_blocking(events).unwrap();
     db.admin_execute(&format!("CREATE ROLE \"{live}\" LOGIN"));
     db.admin_execute(&format!("CREATE ROLE \"{expired}\" LOGIN"));
@@ -502,7 +509,14 @@ fn recovery_keeps_issue_and_renew_intents_until_their_expiry_and_finishes_revoca
     l.reopen();
     let recovered = l.rt().block_on(l.engine().recover()).unwrap();
     assert_eq!((recovered.revoked, recovered.revoke_failed), (1, 0), "{recovered:?}");
-    assert_eq!((recovered.issues_kept, recovered.renewed), (2, 1), "{recovered:?}");
+    // No session of the earlier run is left on the server: the roles that exist
+    // were committed (their callers may hold them), the missing one never will be.
+    assert_eq!((recovered.issues_committed, recovered.issues_never_committed), (2, 1), "{recovered:?}");
+    assert_eq!((recovered.issues_kept, recovered.renewed), (0, 1), "{recovered:?}");
+    l.engine().with_state(|s| {
+        assert_eq!(s.leases["database/creds/r/live"].status, lessor_engine::state::LeaseStatus::Active);
+        assert!(!s.leases.contains_key("database/creds/r/never"), "a never-committed issue is still tracked");
+    });
     assert!(!db.role_exists(&revoking_user), "the revocation in progress did not run again");
     assert!(db.role_exists(live) && db.role_exists(expired), "I3: an issue the caller may hold was revoked early");
     let expiry = l.engine().with_state(|s| s.leases[renewed.as_str()].expire_time_ms);
@@ -521,4 +535,32 @@ fn recovery_keeps_issue_and_renew_intents_until_their_expiry_and_finishes_revoca
         assert!(s.leases.contains_key("database/creds/r/live"));
         assert!(!s.leases.contains_key("database/creds/r/expired"));
     });
+}
+
+/// What recovery's proof rests on: a plugin sees the sessions another run of
+/// the same engine left on the server (by `application_name`), and not its own.
+#[test]
+fn an_earlier_runs_sessions_are_seen_by_application_name() {
+    use lessor_engine::plugin::DatabasePlugin;
+    use lessor_engine::plugin::postgres::{PostgresPlugin, PostgresSettings};
+    let db = pg::database("run_sessions");
+    let plugin = |run: &str| {
+        PostgresPlugin::new(&PostgresSettings {
+            connection_url: db.admin_url(),
+            application_name: format!("lessor/abcd1234/{run}"),
+            ..PostgresSettings::default()
+        })
+        .unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (earlier, now) = (plugin("run1"), plugin("run2"));
+    rt.block_on(async {
+        assert_eq!(now.other_sessions("lessor/abcd1234/", "lessor/abcd1234/run2").await.unwrap(), Some(0));
+        // The earlier run's pooled connection stays open (idle) after this.
+        earlier.verify().await.unwrap();
+        assert_eq!(now.other_sessions("lessor/abcd1234/", "lessor/abcd1234/run2").await.unwrap(), Some(1));
+        // Another engine's sessions are not this one's.
+        assert_eq!(now.other_sessions("lessor/ffff0000/", "lessor/ffff0000/run2").await.unwrap(), Some(0));
+    });
+    drop(earlier);
 }

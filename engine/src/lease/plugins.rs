@@ -62,6 +62,7 @@ impl Engine {
                 PasswordAuthentication::Password
             },
             scram_iterations: connection.scram_iterations,
+            application_name: self.run_tag.0.clone(),
             ..PostgresSettings::default()
         };
         let plugin = PostgresPlugin::new(&settings).map_err(|e| LeaseError::invalid(format!("connection: {e}")))?;

@@ -3,7 +3,7 @@
 
 use super::{EXPIRATION_MARGIN_MS, LeaseError, RevokePlan, plan_revoke};
 use crate::Engine;
-use crate::event::RenewCompleted;
+use crate::event::{ConnectionWritten, IssueCompleted, IssueFailed, RenewCompleted};
 use crate::state::LeaseStatus;
 use crate::text::template;
 
@@ -21,13 +21,27 @@ pub struct Recovered {
     /// Issues without an outcome, left live until their expiry (the caller may
     /// hold the password); the expirer revokes them then.
     pub issues_kept: usize,
+    /// Issues without an outcome whose role exists: committed, now `Active`.
+    pub issues_committed: usize,
+    /// Issues without an outcome proven never committed (no such role, and no
+    /// session of an earlier run left on the server): forgotten at once.
+    pub issues_never_committed: usize,
 }
+
+/// How long recovery waits for an earlier run's database sessions to end (the
+/// server notices a dead client's closed socket within moments) before it
+/// leaves interrupted issues to their expiry instead of proving them.
+const EARLIER_SESSIONS_WAIT_MS_MAX: u64 = 2_000;
 
 impl Engine {
     /// Finishes what a crash interrupted, by the recovery table:
-    /// - an issue intent without outcome stays live until the intent's expiry —
-    ///   its COMMIT may have run and its caller may hold the password (the
-    ///   outcome rides after the reply) — and the expirer revokes it then;
+    /// - an issue intent without outcome: if its role exists, its COMMIT ran and
+    ///   the caller may hold the password: `IssueCompleted` is logged (the lease
+    ///   is `Active`, its expiry the intent's). If the role does not exist and no
+    ///   session of an earlier run is left on the server (none could still
+    ///   commit it), it never will: `IssueFailed` forgets the lease. Otherwise —
+    ///   the database unreachable, earlier sessions lingering — it stays live
+    ///   until the intent's expiry and the expirer revokes it then;
     /// - a renewal without outcome keeps the intent's expiry (its caller may have
     ///   been told it): its `VALID UNTIL` is set again and `RenewCompleted`
     ///   logged, or, if the database cannot be reached, the intent's expiry holds
@@ -71,6 +85,7 @@ impl Engine {
             }
             (plans, renewals)
         });
+        self.settle_interrupted_issues(&mut recovered).await?;
         for (lease_id, username, to, connection, statements) in renewals {
             let expiration = template::expiration_text(to + EXPIRATION_MARGIN_MS);
             let set = match self.plugin_for(&connection) {
@@ -96,6 +111,66 @@ impl Engine {
             }
         }
         Ok(recovered)
+    }
+
+    /// Settles the issue intents a crash left without an outcome, where the
+    /// database can prove what happened (see [`Engine::recover`]).
+    async fn settle_interrupted_issues(&self, recovered: &mut Recovered) -> Result<(), LeaseError> {
+        type Interrupted = Vec<(String, String)>;
+        let by_connection: std::collections::BTreeMap<crate::state::MountKey, (ConnectionWritten, Interrupted)> = self
+            .with_state(|s| {
+                let mut by_connection = std::collections::BTreeMap::new();
+                for lease in s.leases.values().filter(|l| l.status == LeaseStatus::Issuing) {
+                    if let Some(connection) = s.connection_for(&lease.mount, &lease.connection) {
+                        by_connection
+                            .entry((lease.mount.to_string(), lease.connection.to_string()))
+                            .or_insert_with(|| (connection.clone(), Vec::new()))
+                            .1
+                            .push((lease.lease_id.to_string(), lease.username.to_string()));
+                    }
+                }
+                by_connection
+            });
+        let (mine, prefix) = &self.run_tag;
+        for (connection, leases) in by_connection.into_values() {
+            let Ok(plugin) = self.plugin_for(&connection) else { continue };
+            // Only once no earlier session could still commit a creation it sent.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(EARLIER_SESSIONS_WAIT_MS_MAX);
+            let quiet = loop {
+                match plugin.other_sessions(prefix, mine).await {
+                    Ok(Some(0)) => break true,
+                    Ok(Some(_)) if std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    _ => break false,
+                }
+            };
+            if !quiet {
+                continue;
+            }
+            for (lease_id, username) in leases {
+                let event: crate::event::Event = match plugin.user_exists(&username).await {
+                    Ok(true) => {
+                        recovered.issues_committed += 1;
+                        IssueCompleted { lease_id }.into()
+                    }
+                    Ok(false) => {
+                        recovered.issues_never_committed += 1;
+                        IssueFailed {
+                            lease_id,
+                            error: "recovery: the role was never created (no such role, and no session of an \
+                                    earlier run left on the server)"
+                                .into(),
+                        }
+                        .into()
+                    }
+                    Err(_) => continue,
+                };
+                recovered.issues_kept -= 1;
+                self.append(vec![event]).await.map_err(LeaseError::io)?;
+            }
+        }
+        Ok(())
     }
 
     /// Finishes root rotations that a crash interrupted; part of [`Engine::recover`].

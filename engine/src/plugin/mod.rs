@@ -115,4 +115,12 @@ pub trait DatabasePlugin: Send + Sync + std::fmt::Debug {
     ) -> PluginFuture<'a, ()>;
     /// Does `username` exist?
     fn user_exists<'a>(&'a self, username: &'a str) -> PluginFuture<'a, bool>;
+    /// How many sessions on the server carry an `application_name` that starts
+    /// with `prefix` but is not `mine`: those of an earlier run of this engine
+    /// that may still commit what that run sent. `None`: this plugin cannot
+    /// tell (recovery then proves nothing from the database).
+    fn other_sessions<'a>(&'a self, prefix: &'a str, mine: &'a str) -> PluginFuture<'a, Option<u64>> {
+        let _ = (prefix, mine);
+        Box::pin(async { Ok(None) })
+    }
 }

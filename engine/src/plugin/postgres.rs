@@ -64,6 +64,10 @@ pub struct PostgresSettings {
     /// issues of the article's role it is faster, and fails nothing (README, "Concurrent
     /// GRANTs"); off only to measure the alternative.
     pub serialize_shared_catalog_updates: bool,
+    /// The sessions' `application_name`: the engine's run tag
+    /// (`lessor/<engine>/<run>`), so recovery can tell an earlier run's
+    /// sessions from its own ([`DatabasePlugin::other_sessions`]).
+    pub application_name: String,
 }
 
 impl Default for PostgresSettings {
@@ -78,6 +82,7 @@ impl Default for PostgresSettings {
             connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
             scram_iterations: SCRAM_ITERATIONS_DEFAULT,
             serialize_shared_catalog_updates: true,
+            application_name: "lessor".into(),
         }
     }
 }
@@ -163,7 +168,7 @@ impl PostgresPlugin {
         pg.ssl_mode(mode);
         pg.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
         pg.options(format!("-c statement_timeout={}", settings.statement_timeout_ms));
-        pg.application_name("lessor");
+        pg.application_name(&settings.application_name);
         let manager = Manager::from_config(
             pg,
             MakeRustlsConnect::new(client_config),
@@ -796,6 +801,23 @@ impl DatabasePlugin for PostgresPlugin {
 
     fn user_exists<'a>(&'a self, username: &'a str) -> PluginFuture<'a, bool> {
         Box::pin(self.timed(async move { self.role_exists_now(username).await }))
+    }
+
+    fn other_sessions<'a>(&'a self, prefix: &'a str, mine: &'a str) -> PluginFuture<'a, Option<u64>> {
+        Box::pin(self.timed(async move {
+            // `application_name` is visible to every role in pg_stat_activity.
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE left(application_name, length($1)) = $1 \
+                     AND application_name <> $2",
+                    &[&prefix, &mine],
+                )
+                .await
+                .map_err(db_error)?;
+            let count: i64 = row.get(0);
+            Ok(Some(count.max(0) as u64))
+        }))
     }
 }
 
