@@ -61,16 +61,7 @@ pub(crate) fn vault_writes(
     ];
     let mut rules = String::from("path \"sys/leases/revoke\" { capabilities = [\"update\"] }\n");
     for set in sets {
-        writes.push((
-            format!("{mount}/roles/{}", set.name),
-            json!({
-                "db_name": "bench",
-                "creation_statements": set.creation,
-                "revocation_statements": set.revocation,
-                "default_ttl": "1h",
-                "max_ttl": "24h",
-            }),
-        ));
+        writes.push((format!("{mount}/roles/{}", set.name), set.role_body()));
         rules.push_str(&format!("path \"{mount}/creds/{}\" {{ capabilities = [\"read\"] }}\n", set.name));
     }
     writes.push((format!("sys/policies/acl/{policy}"), json!({ "policy": rules })));

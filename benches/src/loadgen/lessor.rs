@@ -70,17 +70,7 @@ pub(crate) async fn configure(
     write("database/config/bench".into(), connection).await?;
     let mut policy = String::from("path \"sys/leases/revoke\" { capabilities = [\"update\"] }\n");
     for set in sets {
-        write(
-            format!("database/roles/{}", set.name),
-            json!({
-                "db_name": "bench",
-                "creation_statements": set.creation,
-                "revocation_statements": set.revocation,
-                "default_ttl": "1h",
-                "max_ttl": "24h",
-            }),
-        )
-        .await?;
+        write(format!("database/roles/{}", set.name), set.role_body()).await?;
         let _ = writeln!(policy, "path \"database/creds/{}\" {{ capabilities = [\"read\"] }}", set.name);
     }
     write("sys/policies/acl/bench".into(), json!({ "policy": policy })).await?;

@@ -34,6 +34,20 @@ pub(crate) struct StatementSet {
     pub(crate) setup: Vec<String>,
 }
 
+impl StatementSet {
+    /// The body of `<mount>/roles/<name>` every system measured gets (on the
+    /// connection `bench`), so they all run the same role.
+    pub(crate) fn role_body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "db_name": "bench",
+            "creation_statements": self.creation,
+            "revocation_statements": self.revocation,
+            "default_ttl": "1h",
+            "max_ttl": "24h",
+        })
+    }
+}
+
 pub(crate) fn statement_set(spec: &str, tables: usize) -> Result<StatementSet, String> {
     let split = |text: &str, what: &str| {
         normalize_statement_list(&[text.to_string()]).map_err(|e| format!("{spec}: {what}: {e}"))
