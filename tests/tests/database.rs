@@ -126,6 +126,7 @@ fn article_role_with_empty_revocation_uses_the_default_revocation() {
     // under way while the DROP runs, its COMMIT waiting for it), then the
     // outcome together with the request's audit record, riding after the reply.
     let batches = || l.engine().log_stats().batches_synced.load(std::sync::atomic::Ordering::SeqCst);
+    l.settle(); // the issue's own riding outcome, first
     let before = batches();
     revoke(&l, &lease).unwrap();
     l.settle();
@@ -309,6 +310,7 @@ fn renew_moves_valid_until_and_is_capped_at_the_max_ttl() {
     // Like a revocation, a renewal costs two durable appends: the intent (before
     // the ALTER ROLE), then the outcome together with the request's audit record.
     let batches = || l.engine().log_stats().batches_synced.load(std::sync::atomic::Ordering::SeqCst);
+    l.settle(); // the issue's own riding outcome, first
     let batches_before = batches();
     let r = l.request(Operation::Update, "sys/leases/renew", json!({"lease_id": lease, "increment": "2h"})).unwrap();
     l.settle();
