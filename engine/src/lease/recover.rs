@@ -110,6 +110,18 @@ impl Engine {
                 Err(_) => recovered.revoke_failed += 1,
             }
         }
+        if recovered != Recovered::default() {
+            tracing::info!(
+                rotations = recovered.rotations,
+                revoked = recovered.revoked,
+                revoke_failed = recovered.revoke_failed,
+                renewed = recovered.renewed,
+                issues_committed = recovered.issues_committed,
+                issues_never_committed = recovered.issues_never_committed,
+                issues_kept_until_expiry = recovered.issues_kept,
+                "recovery finished what a crash interrupted"
+            );
+        }
         Ok(recovered)
     }
 
