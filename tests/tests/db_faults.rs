@@ -230,7 +230,7 @@ fn postgres_stopped_mid_stream_fails_issues_cleanly_and_every_expiring_lease_is_
 /// Terminates every backend lessor holds in `db`'s database.
 fn terminate_lessor_backends(db: &pg::TestDb) -> usize {
     let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-               WHERE datname = current_database() AND application_name = 'lessor'";
+               WHERE datname = current_database() AND application_name LIKE 'lessor/%'";
     db.superuser_scalar(sql).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
@@ -399,7 +399,7 @@ fn a_renewal_slower_than_the_time_left_is_not_undone_by_the_expirer() {
 /// Lessor's connections to `db`'s database, and how many wait on a lock.
 fn lessor_backends(db: &pg::TestDb) -> (usize, usize) {
     let sql = "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity \
-               WHERE datname = current_database() AND application_name = 'lessor'";
+               WHERE datname = current_database() AND application_name LIKE 'lessor/%'";
     let row = db.superuser_query(sql).pop().expect("one row");
     let n = |i: usize| row[i].as_deref().and_then(|v| v.parse().ok()).expect("a count");
     (n(0), n(1))
