@@ -1,7 +1,7 @@
 //! Recovery: finishing what a crash interrupted, by the recovery table
 //! (docs/DESIGN.md, "Recovery").
 
-use super::{EXPIRATION_MARGIN_MS, LeaseError, RevokePlan, plan_revoke};
+use super::{Claim, EXPIRATION_MARGIN_MS, LeaseError, RevokePlan, plan_revoke};
 use crate::Engine;
 use crate::event::{ConnectionWritten, IssueCompleted, IssueFailed, RenewCompleted};
 use crate::state::LeaseStatus;
@@ -87,6 +87,8 @@ impl Engine {
         });
         self.settle_interrupted_issues(&mut recovered).await?;
         for (lease_id, username, to, connection, statements) in renewals {
+            // A renewal of this run still running holds the claim; it finishes itself.
+            let Some(_claim) = Claim::take(&self.lifecycle.claims, &lease_id) else { continue };
             let expiration = template::expiration_text(to + EXPIRATION_MARGIN_MS);
             let set = match self.plugin_for(&connection) {
                 Ok(plugin) => plugin.renew_user(&username, &expiration, &statements).await.map_err(LeaseError::from),
@@ -161,6 +163,11 @@ impl Engine {
                 continue;
             }
             for (lease_id, username) in leases {
+                // An issue of this run (recover called while serving) holds its
+                // lease's claim until its outcome is durable: before its COMMIT
+                // there is no role yet, and that proves nothing. Held while
+                // deciding, so nothing of this run starts on it meanwhile.
+                let Some(_claim) = Claim::take(&self.lifecycle.claims, &lease_id) else { continue };
                 let event: crate::event::Event = match plugin.user_exists(&username).await {
                     Ok(true) => {
                         recovered.issues_committed += 1;
