@@ -155,6 +155,9 @@ impl Log {
             // Unknown for what an earlier run left: the first close checkpoints
             // only what this one appends.
             records_since_checkpoint: false,
+            // What an earlier run left is taken as content: the first interval
+            // checkpoint covers it, if no checkpoint does yet.
+            content_lsn: summary.next_lsn - 1,
         };
         let (tx, rx) = mpsc::channel(options.append_queue_depth_max);
         let thread = std::thread::Builder::new()

@@ -114,6 +114,7 @@ struct Mark {
     proof_pending: bool,
     unsigned: bool,
     records_since_checkpoint: bool,
+    content_lsn: Lsn,
     /// The checkpointer's `(last_lsn, since_ts_ms, last_signature_ts_ms)`.
     checkpoint: Option<(Lsn, Option<i64>, Option<i64>)>,
 }
@@ -185,6 +186,11 @@ pub(crate) struct Writer {
     /// Appenders' records were framed since the newest checkpoint (its own
     /// record and the proof after it do not count): a clean close checkpoints.
     pub(crate) records_since_checkpoint: bool,
+    /// The newest record an appender asked for (not a checkpoint or proof the
+    /// writer added; at open, the log's last record): a checkpoint on the
+    /// interval is due only once one covers less than this, so an idle log is
+    /// not checkpointed again at every tick.
+    pub(crate) content_lsn: Lsn,
 }
 
 impl Writer {
@@ -303,6 +309,7 @@ impl Writer {
                     self.next_lsn += 1;
                     self.proof_pending = true;
                     self.records_since_checkpoint = true;
+                    self.content_lsn = lsn;
                 }
                 self.last_ts_ms = ts_ms;
                 acks.push(Appended { first_lsn, last_lsn: self.next_lsn - 1, ts_ms });
@@ -355,6 +362,7 @@ impl Writer {
             proof_pending: self.proof_pending,
             unsigned: self.unsigned,
             records_since_checkpoint: self.records_since_checkpoint,
+            content_lsn: self.content_lsn,
             checkpoint: self.checkpointer.as_ref().map(|cp| (cp.last_lsn, cp.since_ts_ms, cp.last_signature_ts_ms)),
         }
     }
@@ -382,6 +390,7 @@ impl Writer {
         self.proof_pending = mark.proof_pending;
         self.unsigned = mark.unsigned;
         self.records_since_checkpoint = mark.records_since_checkpoint;
+        self.content_lsn = mark.content_lsn;
         if let (Some(cp), Some((last_lsn, since_ts_ms, signed_ts_ms))) = (&mut self.checkpointer, mark.checkpoint) {
             cp.last_lsn = last_lsn;
             cp.since_ts_ms = since_ts_ms;
@@ -431,7 +440,12 @@ impl Writer {
         let head = self.next_lsn - 1;
         let Some(cp) = &mut self.checkpointer else { return Ok(false) };
         let since = *cp.since_ts_ms.get_or_insert(self.last_ts_ms);
-        let interval_passed = cp.interval_ms > 0 && (closing || now_ms.saturating_sub(since) >= cp.interval_ms as i64);
+        // Only for records the newest checkpoint does not cover yet that are
+        // not its own record and proof: else every tick of an idle engine
+        // would checkpoint the previous checkpoint.
+        let interval_passed = cp.interval_ms > 0
+            && self.content_lsn > cp.last_lsn
+            && (closing || now_ms.saturating_sub(since) >= cp.interval_ms as i64);
         if head == 0 || head <= cp.last_lsn || !(self.sealed_since_checkpoint || interval_passed) {
             return Ok(false);
         }
