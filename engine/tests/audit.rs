@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{records, segment_names};
+use common::{data_len, records, segment_names};
 use lessor_engine::audit::{
     self, CheckpointError, Filter, KeyLoadError, QueryError, ReadError, ReplayOptions, SignedCheckpoint, VerifyError,
     VerifyOptions,
@@ -161,9 +161,14 @@ fn an_untouched_log_verifies_with_its_counts() {
     assert_eq!(report.last_lsn, entries.len() as u64);
     assert_eq!(report.segments, summary.segments.len() as u64);
     assert!(report.segments >= 5, "want several segments, got {}", report.segments);
+    // The bytes of headers and records: not the zeros each segment, allocated
+    // at its full size, ends in.
+    let data: u64 =
+        segment_names(dir.path()).iter().map(|n| data_len(&std::fs::read(dir.path().join(n)).unwrap()) as u64).sum();
+    assert_eq!(report.bytes, data);
     let on_disk: u64 =
         segment_names(dir.path()).iter().map(|n| std::fs::metadata(dir.path().join(n)).unwrap().len()).sum();
-    assert_eq!(report.bytes, on_disk);
+    assert!(on_disk > data, "the segments were not preallocated");
     let logged = entries.iter().filter(|e| matches!(e.event, Event::Checkpoint(_))).count() as u64;
     assert_eq!(report.checkpoints, logged);
     assert_eq!(report.public_key, Some(keys().checkpoint_public_key()));
@@ -201,7 +206,9 @@ fn a_deleted_record_with_recomputed_crcs_is_named() {
         recrc(&mut rec);
         out.extend_from_slice(&rec);
     }
-    assert_eq!(out.len(), bytes.len() - gone_size);
+    assert_eq!(out.len(), data_len(&bytes) - gone_size);
+    // The file keeps its preallocated size: zeros after the records.
+    out.resize(bytes.len(), 0);
     std::fs::write(&path, out).unwrap();
     let err = verify(dir.path()).unwrap_err();
     assert_eq!(place(&err), (name, gone_at as u64, gone_lsn), "{err}");
@@ -338,13 +345,23 @@ fn a_torn_tail_is_reported_not_failed() {
     let dir = small_log(20);
     let last = segment_names(dir.path()).pop().unwrap();
     let path = dir.path().join(&last);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let len = bytes.len();
-    bytes.extend_from_slice(&[0x4c, 0x53, 0x52, 0x45, 9, 0]);
-    std::fs::write(&path, bytes).unwrap();
-    let report = verify(dir.path()).unwrap();
-    let torn = report.torn_tail.unwrap();
-    assert_eq!((torn.offset, torn.bytes), (len as u64, 6));
+    let pristine = std::fs::read(&path).unwrap();
+    let data = data_len(&pristine);
+    let torn = [0x4c, 0x53, 0x52, 0x45, 9, 0];
+    // Written where the data ends, into the zeros of the preallocated segment
+    // (as a torn write leaves it), and appended to a file that ends with the
+    // data (as on a file system that would not preallocate). Either way the
+    // tail is 5 bytes: the zero after them is not data.
+    let mut in_place = pristine.clone();
+    in_place[data..data + torn.len()].copy_from_slice(&torn);
+    let mut appended = pristine[..data].to_vec();
+    appended.extend_from_slice(&torn);
+    for bytes in [in_place, appended] {
+        std::fs::write(&path, bytes).unwrap();
+        let report = verify(dir.path()).unwrap();
+        let torn = report.torn_tail.unwrap();
+        assert_eq!((torn.offset, torn.bytes), (data as u64, 5));
+    }
 }
 
 #[test]

@@ -51,9 +51,10 @@ fn append_forged(dir: &Path, events: &[Event]) -> (u64, format::Chain, i64) {
         let lsn = summary.next_lsn + i as u64;
         chain = format::encode_record(&mut bytes, &chain, lsn, ts, event.kind().code(), &event.encode_payload());
     }
+    // Where the log's data ends: over the zeros of a segment allocated ahead.
     let path = dir.join(&last.name);
-    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    std::io::Write::write_all(&mut file, &bytes).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &bytes, last.valid_bytes).unwrap();
     (summary.next_lsn + events.len() as u64, chain, ts)
 }
 

@@ -1,12 +1,14 @@
 //! The recovery decision table, row by row, on real files; plus torn writes at
-//! every byte, single-byte corruption everywhere, and chain-only detection.
+//! every byte (into a file that ends with the write, and into a segment
+//! allocated ahead, which ends in zeros), single-byte corruption everywhere, and
+//! chain-only detection.
 
 mod common;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{events_in, record_offsets, segment_names};
+use common::{data_len, events_in, record_offsets, segment_names, zeros_from};
 use lessor_engine::clock::ManualClock;
 use lessor_engine::event::{Event, EventKind};
 use lessor_engine::log::LogOptions;
@@ -43,6 +45,12 @@ fn open_err(dir: &Path) -> String {
     }
 }
 
+/// The bytes a torn tail from `from` to `to` counts: up to its last byte that
+/// is not zero (zeros after it are a preallocated segment's unused space).
+fn torn_bytes(bytes: &[u8], from: usize, to: usize) -> u64 {
+    bytes[from..to].iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
+}
+
 #[test]
 fn torn_write_at_every_byte_of_the_final_record_is_cut_and_recorded() {
     let tmp = tempfile::tempdir().unwrap();
@@ -50,8 +58,10 @@ fn torn_write_at_every_byte_of_the_final_record_is_cut_and_recorded() {
     let seg = tmp.path().join(&segment_names(tmp.path())[0]);
     let pristine = std::fs::read(&seg).unwrap();
     let last = *record_offsets(&pristine).last().unwrap();
-    // Every proper prefix of the final record: 0 bytes of it (= clean end) excluded.
-    for cut in last + 1..pristine.len() {
+    // A file that ends where the write was torn (a file system that would not
+    // preallocate). Every proper prefix of the final record: 0 bytes of it (=
+    // clean end) excluded.
+    for cut in last + 1..data_len(&pristine) {
         std::fs::write(&seg, &pristine[..cut]).unwrap();
         let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
         engine.close();
@@ -61,11 +71,74 @@ fn torn_write_at_every_byte_of_the_final_record_is_cut_and_recorded() {
         match &events[4] {
             Event::TailTruncated(t) => {
                 assert_eq!(t.offset, last as u64, "cut at {cut}");
-                assert_eq!(t.bytes, (cut - last) as u64, "cut at {cut}");
+                assert_eq!(t.bytes, torn_bytes(&pristine, last, cut), "cut at {cut}");
             }
             other => panic!("cut at {cut}: expected TailTruncated, got {other:?}"),
         }
     }
+}
+
+/// A crash in the middle of the last two batches' writes into a segment
+/// allocated ahead: the bytes of the write up to the tear reached the disk, the
+/// rest of the file reads as the zeros it was allocated with. At every byte of
+/// the last two records, open recovers exactly the records written whole
+/// before the tear (the acknowledged prefix: each was its own batch, so any
+/// later one was not acknowledged), records the cut, allocates the segment
+/// again, and the log goes on where its data ends; `audit verify` agrees.
+#[test]
+fn a_torn_write_into_a_preallocated_segment_at_every_byte_recovers_the_acknowledged_prefix() {
+    const SEGMENT: u64 = 1 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let written = write_log(tmp.path(), 6, SEGMENT, 14);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
+    let pristine = std::fs::read(&seg).unwrap();
+    assert_eq!(pristine.len() as u64, SEGMENT, "the segment was not allocated at its full size");
+    let offsets = record_offsets(&pristine);
+    let data = data_len(&pristine);
+    assert!(zeros_from(&pristine, data));
+    let verify = |dir: &Path| lessor_engine::audit::verify(dir, Default::default()).map_err(|e| e.to_string());
+    let mut cases = 0;
+    for cut in offsets[offsets.len() - 2] + 1..data {
+        if offsets.contains(&cut) {
+            continue; // a clean end at a record boundary: the other test below
+        }
+        let mut torn = pristine.clone();
+        torn[cut..data].fill(0);
+        std::fs::write(&seg, &torn).unwrap();
+        // Whole records before the tear, and where the torn one starts.
+        let whole = offsets.iter().filter(|&&o| o < cut).count() - 1;
+        let torn_at = offsets[whole];
+        let report = verify(tmp.path()).unwrap_or_else(|e| panic!("cut at {cut}: verify: {e}"));
+        let tail = report.torn_tail.as_ref().unwrap_or_else(|| panic!("cut at {cut}: no torn tail reported"));
+        assert_eq!((tail.offset, tail.bytes), (torn_at as u64, torn_bytes(&torn, torn_at, cut)), "cut at {cut}");
+        assert_eq!(report.records, whole as u64, "cut at {cut}");
+
+        let engine = Engine::open(tmp.path(), options(SEGMENT)).unwrap();
+        assert_eq!(engine.last_lsn(), whole as u64 + 1, "cut at {cut}: not the prefix and the cut's record");
+        engine.append_unchecked_blocking(vec![written[5].clone()]).unwrap();
+        engine.close();
+        let events = events_in(tmp.path());
+        assert_eq!(&events[..whole], &written[..whole], "cut at {cut}: records before the torn one changed");
+        match &events[whole] {
+            Event::TailTruncated(t) => {
+                assert_eq!((t.offset, t.bytes), (torn_at as u64, torn_bytes(&torn, torn_at, cut)), "cut at {cut}");
+            }
+            other => panic!("cut at {cut}: expected TailTruncated, got {other:?}"),
+        }
+        assert_eq!(events[whole + 1], written[5], "cut at {cut}: the append after the cut");
+        assert_eq!(events.len(), whole + 2, "cut at {cut}");
+        // Cut, allocated again, written where the data ends: the file is its
+        // full size again, and the tail after the new records is zeros.
+        let after = std::fs::read(&seg).unwrap();
+        assert_eq!(after.len() as u64, SEGMENT, "cut at {cut}: not allocated again");
+        assert_eq!(&after[..torn_at], &pristine[..torn_at], "cut at {cut}");
+        assert_eq!(record_offsets(&after).len(), whole + 2, "cut at {cut}");
+        assert!(zeros_from(&after, data_len(&after)), "cut at {cut}");
+        let report = verify(tmp.path()).unwrap_or_else(|e| panic!("cut at {cut}: verify after: {e}"));
+        assert!(report.torn_tail.is_none() && report.records == whole as u64 + 2, "cut at {cut}: {report:?}");
+        cases += 1;
+    }
+    assert!(cases > 100, "only {cases} cuts");
 }
 
 #[test]
@@ -103,7 +176,7 @@ fn damage_in_a_sealed_segment_refuses_even_at_its_last_record() {
     let mut bytes = std::fs::read(&sealed).unwrap();
     let last = *record_offsets(&bytes).last().unwrap();
     // Row 4: damaging the *last* record of a sealed segment is not a torn tail.
-    let end = bytes.len();
+    let end = data_len(&bytes);
     bytes[end - 1] ^= 1;
     std::fs::write(&sealed, &bytes).unwrap();
     let err = open_err(tmp.path());
@@ -118,9 +191,19 @@ fn a_cut_sealed_segment_refuses() {
     let names = segment_names(tmp.path());
     let sealed = tmp.path().join(&names[0]);
     let bytes = std::fs::read(&sealed).unwrap();
-    std::fs::write(&sealed, &bytes[..bytes.len() - 5]).unwrap();
+    let data = data_len(&bytes);
+    std::fs::write(&sealed, &bytes[..data - 5]).unwrap();
     let err = open_err(tmp.path());
     assert!(err.contains(&names[0]) && err.contains("cut short"), "{err}");
+    // The same 5 bytes zeroed in place, the file keeping its preallocated size:
+    // the zeros do not make the cut record a clean end.
+    let mut zeroed = bytes.clone();
+    zeroed[data - 5..data].fill(0);
+    std::fs::write(&sealed, &zeroed).unwrap();
+    let err = open_err(tmp.path());
+    let last = *record_offsets(&bytes).last().unwrap();
+    assert!(err.contains(&names[0]) && err.contains(&format!("byte {last}")), "{err}");
+    assert!(err.contains("sealed segment"), "{err}");
 }
 
 #[test]
@@ -171,18 +254,119 @@ fn torn_segment_creation_is_removed_and_recorded() {
         if t.bytes == 3 && t.offset == 0 && t.segment_first_lsn == next_lsn));
 }
 
+/// Row 13: a segment allocated ahead ends in zeros after its last record — in
+/// the last segment and in sealed ones. That is its clean end: nothing is cut
+/// or logged, and appends after a reopen go where the data ends.
 #[test]
-fn zero_filled_tail_is_a_torn_tail() {
+fn a_zero_filled_tail_is_the_segments_clean_end_and_appends_go_on_after_the_data() {
     let tmp = tempfile::tempdir().unwrap();
-    write_log(tmp.path(), 3, 1 << 20, 8);
+    let written = write_log(tmp.path(), 3, 1 << 20, 8);
     let seg = tmp.path().join(&segment_names(tmp.path())[0]);
-    let mut bytes = std::fs::read(&seg).unwrap();
-    bytes.extend_from_slice(&[0u8; 4096]);
-    std::fs::write(&seg, &bytes).unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    assert_eq!(bytes.len(), 1 << 20, "the segment was not allocated at its full size");
+    let data = data_len(&bytes);
+    assert!(zeros_from(&bytes, data));
+    // Also a tail of zeros after a file system's own end of file (one that
+    // would not preallocate, zeros left by a crash).
+    for (case, file) in [
+        ("preallocated", bytes.clone()),
+        ("zeros appended", {
+            let mut b = bytes[..data].to_vec();
+            b.extend_from_slice(&[0u8; 4096]);
+            b
+        }),
+    ] {
+        std::fs::write(&seg, &file).unwrap();
+        let report = lessor_engine::audit::verify(tmp.path(), Default::default()).unwrap();
+        assert!(report.torn_tail.is_none(), "{case}: {report:?}");
+        assert_eq!((report.records, report.bytes), (3, data as u64), "{case}");
+        let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+        assert_eq!(engine.last_lsn(), 3, "{case}: something was cut or logged");
+        engine.append_unchecked_blocking(vec![written[0].clone()]).unwrap();
+        engine.close();
+        let mut expected = written.clone();
+        expected.push(written[0].clone());
+        assert_eq!(events_in(tmp.path()), expected, "{case}");
+        let after = std::fs::read(&seg).unwrap();
+        assert_eq!(record_offsets(&after)[3], data, "{case}: the append did not go where the data ended");
+        assert_eq!(after.len(), 1 << 20, "{case}: the segment is not its full size");
+        std::fs::write(&seg, &bytes).unwrap();
+    }
+    // Sealed segments end in zeros too (a record that did not fit is in the
+    // next one): the whole log reads and verifies.
+    let tmp = tempfile::tempdir().unwrap();
+    let written = write_log(tmp.path(), 60, 2048, 8);
+    let names = segment_names(tmp.path());
+    assert!(names.len() > 3);
+    for name in &names[..names.len() - 1] {
+        let bytes = std::fs::read(tmp.path().join(name)).unwrap();
+        assert_eq!(bytes.len(), 2048, "{name} was not allocated at its full size");
+    }
+    assert_eq!(events_in(tmp.path()), written);
+}
+
+/// Rows 4-6 still judge what follows a run of zeros: garbage after it is a torn
+/// tail cut where the zeros start (only in the last segment), a whole record
+/// after it is damage.
+#[test]
+fn zeros_followed_by_anything_else_are_judged_by_the_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let written = write_log(tmp.path(), 4, 1 << 20, 15);
+    let seg = tmp.path().join(&segment_names(tmp.path())[0]);
+    let pristine = std::fs::read(&seg).unwrap();
+    let data = data_len(&pristine);
+    let offsets = record_offsets(&pristine);
+    // Garbage at the very end of the file, after megabytes of zeros: row 6,
+    // cut where the data ends, the bytes up to the garbage counted.
+    let mut garbage = pristine.clone();
+    let end = garbage.len();
+    garbage[end - 3..].copy_from_slice(b"\x01\x02\x03");
+    std::fs::write(&seg, &garbage).unwrap();
     let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
     engine.close();
     let events = events_in(tmp.path());
-    assert!(matches!(&events[3], Event::TailTruncated(t) if t.bytes == 4096));
+    assert_eq!(&events[..4], &written[..]);
+    assert!(matches!(&events[4], Event::TailTruncated(t) if t.offset == data as u64 && t.bytes == (end - data) as u64));
+    assert!(zeros_from(&std::fs::read(&seg).unwrap(), data_len(&std::fs::read(&seg).unwrap())));
+    // A whole record of the log after zeros: row 5, damage.
+    let mut record_after = pristine.clone();
+    let first = offsets[1] - offsets[0];
+    record_after[data + 1000..data + 1000 + first].copy_from_slice(&pristine[offsets[0]..offsets[1]]);
+    std::fs::write(&seg, &record_after).unwrap();
+    let err = open_err(tmp.path());
+    assert!(err.contains("valid records follow") && err.contains(&format!("byte {data}")), "{err}");
+}
+
+/// Row 7 for a segment allocated ahead: its header never reached the disk, and
+/// nothing but zeros follow (a crash between allocating the file and writing
+/// the header, where the file already had its name): removed like a torn
+/// creation. Anything after the zero header is not that: row 8.
+#[test]
+fn a_preallocated_segment_without_its_header_is_a_torn_creation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let written = write_log(tmp.path(), 3, 1 << 20, 16);
+    let next_lsn = written.len() as u64 + 1;
+    let next = tmp.path().join(format::segment_name(next_lsn));
+    std::fs::write(&next, vec![0u8; 1 << 20]).unwrap();
+    let report = lessor_engine::audit::verify(tmp.path(), Default::default()).unwrap();
+    assert!(matches!(&report.torn_tail, Some(t) if t.offset == 0 && t.bytes == 0), "{report:?}");
+    let engine = Engine::open(tmp.path(), options(1 << 20)).unwrap();
+    engine.close();
+    let events = events_in(tmp.path());
+    assert_eq!(&events[..3], &written[..]);
+    assert!(
+        matches!(&events[3], Event::TailTruncated(t)
+        if t.bytes == 0 && t.offset == 0 && t.segment_first_lsn == next_lsn),
+        "{events:?}"
+    );
+    assert!(!next.exists(), "the torn creation is still there");
+
+    let tmp = tempfile::tempdir().unwrap();
+    write_log(tmp.path(), 3, 1 << 20, 16);
+    let mut zero_header_then_data = vec![0u8; 1 << 20];
+    zero_header_then_data[SEGMENT_HEADER_BYTES + 100] = 1;
+    std::fs::write(tmp.path().join(format::segment_name(next_lsn)), zero_header_then_data).unwrap();
+    assert!(open_err(tmp.path()).contains("bad segment header"));
 }
 
 /// Rewrites a segment's records with fresh crcs (but the old chain values), as a

@@ -43,7 +43,10 @@ pub enum ReadError {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TornTail {
     pub file: String,
+    /// Where the log's data ends.
     pub offset: u64,
+    /// Bytes after `offset` up to the last byte that is not zero (the zeros a
+    /// preallocated segment ends in are not counted).
     pub bytes: u64,
 }
 
@@ -84,6 +87,8 @@ pub struct Reader {
     current: Option<usize>,
     last_ts_ms: i64,
     bytes_before: u64,
+    /// Bytes of data (headers and whole records) in the segments read whole.
+    data_before: u64,
     total_bytes: u64,
     segments_read: u64,
     torn_tail: Option<TornTail>,
@@ -129,6 +134,7 @@ impl Reader {
             current: None,
             last_ts_ms: i64::MIN,
             bytes_before,
+            data_before: 0,
             total_bytes,
             segments_read: 0,
             torn_tail: None,
@@ -140,9 +146,17 @@ impl Reader {
         self.total_bytes
     }
 
-    /// Bytes read so far (for progress).
+    /// Bytes read so far (for progress): whole files, with the zeros a
+    /// preallocated segment ends in.
     pub fn bytes_done(&self) -> u64 {
         self.bytes_before + self.current.map_or(0, |_| self.log.position())
+    }
+
+    /// Bytes of log data read so far: segment headers and whole records, not
+    /// the zeros after them in a segment allocated ahead (so a log reports the
+    /// same whether or not its segments were preallocated).
+    pub fn data_bytes(&self) -> u64 {
+        self.data_before + self.current.map_or(0, |_| self.log.position())
     }
 
     pub fn segments_read(&self) -> u64 {
@@ -203,6 +217,7 @@ impl Reader {
                 }
                 Step::SegmentEnd { index, len } => {
                     self.bytes_before += self.lens[index].max(len);
+                    self.data_before += len;
                     self.current = None;
                 }
                 Step::TornTail(torn) => {
@@ -210,6 +225,7 @@ impl Reader {
                         Some(TornTail { file: self.paths[torn.index].clone(), offset: torn.offset, bytes: torn.bytes });
                     if !torn.remove_segment {
                         self.bytes_before += torn.offset;
+                        self.data_before += torn.offset;
                     }
                     self.current = None;
                     return Ok(None);

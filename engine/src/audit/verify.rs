@@ -49,7 +49,8 @@ pub struct VerifyReport {
     pub records: u64,
     /// Logged checkpoints, each checked against the chain and its signature.
     pub checkpoints: u64,
-    /// Bytes of verified segment data.
+    /// Bytes of verified segment data: headers and whole records (not the
+    /// zeros a preallocated segment ends in).
     pub bytes: u64,
     pub last_lsn: Lsn,
     #[serde(rename = "last_ts", serialize_with = "super::time::serialize_opt_ms")]
@@ -293,7 +294,7 @@ pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<V
         segments: reader.segments_read(),
         records,
         checkpoints,
-        bytes: reader.bytes_done(),
+        bytes: reader.data_bytes(),
         last_lsn: prev.0,
         last_ts_ms: (records > 0).then_some(prev.2),
         last_chain: prev.1,

@@ -1,11 +1,18 @@
 //! The fault-injecting storage (a test double; feature `testing`): wraps a real
 //! [`Storage`] and tears a write at a chosen byte, flips a bit, or fails a
 //! `write`/`fsync` on a countdown. Named as `log::storage::FaultInjectingStorage`.
+//!
+//! Preallocation ([`StorageFile::allocate`]) is not counted against the
+//! countdowns: the next segment is prepared on a thread of its own, at moments
+//! no test can predict, so counting it would make "the n-th write" mean
+//! something else from run to run. [`Faults::fail_allocate`] fails it instead
+//! (a disk with no room to preallocate), and so does a dead disk (`sticky`).
 
 use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use super::storage::{Storage, StorageFile};
+use super::storage::{Allocation, Storage, StorageFile};
 
 /// What [`FaultInjectingStorage`] will do to upcoming writes and syncs.
 #[derive(Debug, Default, Clone)]
@@ -20,8 +27,13 @@ pub struct Faults {
     /// Silently flip one bit of the n-th `write_all` from now: `(n, byte index in
     /// that write, bit)`. The write reports success (a lying disk).
     pub flip_bit_in: Option<(u64, usize, u8)>,
-    /// Once a fault fired, every later write and sync fails too (a dead disk).
+    /// Once a fault fired, every later write and sync fails too (a dead disk),
+    /// and so does every allocation.
     pub sticky: bool,
+    /// Every [`StorageFile::allocate`] fails, having allocated nothing (a disk
+    /// without room to preallocate, or a file system that cannot). Not a
+    /// countdown, and it does not count as a fault that fired.
+    pub fail_allocate: bool,
     /// Set when a fault has fired.
     pub fired: bool,
 }
@@ -89,6 +101,10 @@ impl Faults {
         None
     }
 
+    fn on_allocate(&self) -> bool {
+        self.fail_allocate || (self.sticky && self.fired)
+    }
+
     fn on_sync(&mut self) -> bool {
         if (self.sticky && self.fired) || countdown(&mut self.fail_sync_in) {
             self.fired = true;
@@ -105,7 +121,7 @@ struct FaultyFile {
 }
 
 impl StorageFile for FaultyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         let (action, flip) = {
             let mut faults = self.faults.lock().expect("fault lock");
             (faults.on_write(), faults.flip_for_this_write())
@@ -115,13 +131,15 @@ impl StorageFile for FaultyFile {
         {
             let mut damaged = buf.to_vec();
             damaged[byte] ^= 1 << (bit % 8);
-            return self.inner.write_all(&damaged);
+            return self.inner.write_all_at(&damaged, offset);
         }
         match action {
-            None => self.inner.write_all(buf),
+            None => self.inner.write_all_at(buf, offset),
             Some(keep) => {
+                // A torn write: its first bytes reach the disk, where the whole
+                // write was to go.
                 if let Some(keep) = keep {
-                    self.inner.write_all(&buf[..keep.min(buf.len())])?;
+                    self.inner.write_all_at(&buf[..keep.min(buf.len())], offset)?;
                 }
                 Err(injected("write"))
             }
@@ -132,6 +150,12 @@ impl StorageFile for FaultyFile {
             return Err(injected("fsync"));
         }
         self.inner.sync_data()
+    }
+    fn allocate(&mut self, range: Range<u64>, how: Allocation) -> io::Result<()> {
+        if self.faults.lock().expect("fault lock").on_allocate() {
+            return Err(injected("allocation"));
+        }
+        self.inner.allocate(range, how)
     }
 }
 
@@ -148,14 +172,17 @@ impl Storage for FaultInjectingStorage {
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         Ok(Box::new(FaultyFile { inner: self.inner.create_new(name)?, faults: self.faults.clone() }))
     }
-    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        Ok(Box::new(FaultyFile { inner: self.inner.open_append(name)?, faults: self.faults.clone() }))
+    fn open_write(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(FaultyFile { inner: self.inner.open_write(name)?, faults: self.faults.clone() }))
     }
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
         self.inner.truncate(name, len)
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         self.inner.rename(from, to)
+    }
+    fn rename_new(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename_new(from, to)
     }
     fn remove(&self, name: &str) -> io::Result<()> {
         self.inner.remove(name)

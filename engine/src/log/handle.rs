@@ -6,9 +6,10 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::spare::{self, Spares};
 use super::storage::Storage;
 use super::writer::{self, AppendError, Appended, Checkpointer, DurableSink, WriterStats};
-use super::{LogOpenError, LogOptions, SEGMENT_BYTES_MIN, ScanSummary, format};
+use super::{FsyncPolicy, LogOpenError, LogOptions, SEGMENT_BYTES_MIN, ScanSummary, format};
 use crate::event::{Event, TailTruncated};
 #[cfg(any(test, feature = "testing"))]
 use {
@@ -105,9 +106,21 @@ impl Log {
         {
             storage.remove(&old.name).map_err(io(&old.name))?;
         }
+        // Segment files an earlier run was preparing (`spare-<n>.tmp`): never
+        // named as segments, so nothing of the log.
+        spare::remove_leftovers(storage.as_ref()).map_err(io("spare segment files"))?;
+        let spares = Spares::new(storage.clone(), options.segment_bytes_max, options.fsync);
         let active = summary.segments.last().filter(|_| upgrade.is_none());
         let (file, segment_bytes, segment_name) = match active {
-            Some(seg) => (storage.open_append(&seg.name).map_err(io(&seg.name))?, seg.valid_bytes, seg.name.clone()),
+            Some(seg) => {
+                // Appends go on where the data ends, over the zeros after it
+                // (row 13), inside the file allocated at its full size — again,
+                // if a cut above truncated it, or a build that did not
+                // preallocate wrote it.
+                let mut file = storage.open_write(&seg.name).map_err(io(&seg.name))?;
+                writer::reallocate(file.as_mut(), seg.valid_bytes, options.segment_bytes_max);
+                (file, seg.valid_bytes, seg.name.clone())
+            }
             None => {
                 let name = format::segment_name(summary.next_lsn);
                 let header = format::SegmentHeader {
@@ -115,11 +128,15 @@ impl Log {
                     first_lsn: summary.next_lsn,
                     prev_chain: summary.last_chain,
                 };
-                let mut file = storage.create_new(&name).map_err(io(&name))?;
-                file.write_all(&header.encode()).map_err(io(&name))?;
-                file.sync_data().map_err(io(&name))?;
+                let mut segment = spare::create_now(storage.as_ref(), spares.seq(), options.segment_bytes_max)
+                    .map_err(io(&name))?;
+                segment.write_header(&header, FsyncPolicy::Always).map_err(io(&name))?;
+                if let Err(e) = segment.rename(storage.as_ref(), &name) {
+                    let _ = storage.remove(&segment.temp_name);
+                    return Err(io(&name)(e));
+                }
                 storage.sync_dir().map_err(io(&name))?;
-                (file, format::SEGMENT_HEADER_BYTES as u64, name)
+                (segment.file, format::SEGMENT_HEADER_BYTES as u64, name)
             }
         };
         if let Some(cp) = &mut checkpointer {
@@ -148,6 +165,7 @@ impl Log {
             segment_name,
             batch_segments: Vec::new(),
             cut_back: None,
+            spares,
             checkpointer,
             sealed_since_checkpoint: false,
             proof_pending: false,

@@ -12,7 +12,8 @@
 //! open log the engine appends through), `reader.rs` (the one streaming,
 //! verifying reader: recovery and the auditor both read through it, in bounded
 //! memory), `recovery.rs` (the scan and its decision table), `writer.rs` (group
-//! commit), `proof.rs` (batch proofs), `head.rs` (the signed head file) and
+//! commit), `spare.rs` (new segments, allocated at their full size ahead of
+//! time), `proof.rs` (batch proofs), `head.rs` (the signed head file) and
 //! `snapshot.rs` (state caches at an LSN). `docs/DESIGN.md` describes the format
 //! and the recovery table.
 
@@ -25,6 +26,7 @@ internal! {
     mod recovery;
     mod snapshot;
 }
+mod spare;
 pub mod storage;
 internal! {
     mod writer;
@@ -57,6 +59,8 @@ internal! {
 #[derive(Clone, Debug)]
 pub struct LogOptions {
     /// A segment is sealed once the next record would take it past this size.
+    /// Every segment file is allocated at this size when it is made (the
+    /// unused end reads as zeros), so appends never grow it.
     pub segment_bytes_max: u64,
     /// Append requests that may wait in the writer's queue; more block the appender.
     pub append_queue_depth_max: usize,

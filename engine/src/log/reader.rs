@@ -8,7 +8,11 @@
 //! - every record's crc and LSN, and its chain past an LSN the caller trusts
 //!   (rows 1–3);
 //! - a bad record: in the last segment with nothing valid anywhere after it, a
-//!   torn tail; anywhere else, damage (rows 4–6, [`super::recovery::classify`]).
+//!   torn tail; anywhere else, damage (rows 4–6, [`super::recovery::classify`]);
+//! - nothing but zero bytes from a record boundary to the end of the file: the
+//!   segment's clean end, the unused part of a segment allocated at its full
+//!   size ahead of time (row 13). A run of zeros followed by anything else is a
+//!   bad record where the run starts, judged by rows 4–6 as any other.
 //!
 //! What it reports is facts ([`Step`], [`Damage`]); each caller words its own
 //! errors, and recovery adds the batch-proof rows (11, 12) on top.
@@ -93,8 +97,22 @@ pub(crate) struct BadRecord {
 pub(crate) enum Raw {
     Record(RecordMeta),
     Bad(BadRecord),
-    /// The file ends here, at a record boundary.
+    /// The segment's data ends here, at a record boundary: the file ends, or
+    /// holds nothing but zeros from here to its end (row 13).
     End,
+}
+
+/// Row 13: a run of zero bytes at a record boundary, which the stream has read
+/// past. The stream's offset stays at the run's start, where the segment's
+/// data ends (or a bad record starts); nothing more is consumed from it.
+#[derive(Clone, Copy, Debug)]
+struct ZeroRun {
+    /// Where the run starts.
+    from: u64,
+    /// The bad record that starts at `from` when something other than zeros
+    /// follows the run (the window stands at its first such byte); `None`: the
+    /// run reaches the end of the file, the segment's clean end.
+    bad: Option<BadRecord>,
 }
 
 /// What [`SegmentStream::valid_record_after`] found past a bad record.
@@ -118,6 +136,11 @@ pub(crate) struct SegmentStream {
     /// The file offset of `buf[start]`: bytes consumed so far.
     offset: u64,
     eof: bool,
+    /// A run of zeros read past (row 13).
+    zeros: Option<ZeroRun>,
+    /// Where a run of zeros to the end of the file is known to start
+    /// ([`SegmentStream::zeros_known_from`]).
+    known_zeros_from: Option<u64>,
 }
 
 impl std::fmt::Debug for SegmentStream {
@@ -126,13 +149,23 @@ impl std::fmt::Debug for SegmentStream {
             .field("offset", &self.offset)
             .field("buffered", &(self.end - self.start))
             .field("eof", &self.eof)
+            .field("zeros", &self.zeros)
             .finish_non_exhaustive()
     }
 }
 
 impl SegmentStream {
     pub(crate) fn new() -> SegmentStream {
-        SegmentStream { file: None, buf: Vec::new(), start: 0, end: 0, offset: 0, eof: true }
+        SegmentStream {
+            file: None,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: true,
+            zeros: None,
+            known_zeros_from: None,
+        }
     }
 
     /// Starts reading `file` from its first byte.
@@ -143,6 +176,7 @@ impl SegmentStream {
         self.file = Some(file);
         let at = self.aligned_index(0);
         (self.start, self.end, self.offset, self.eof) = (at, at, 0, false);
+        (self.zeros, self.known_zeros_from) = (None, None);
     }
 
     /// The index in the window whose address is `offset` modulo [`ALIGN`]: where
@@ -152,16 +186,23 @@ impl SegmentStream {
         (offset as usize % ALIGN + ALIGN - base) % ALIGN
     }
 
-    /// The file offset of the next unconsumed byte.
+    /// The file offset of the next unconsumed byte; past a run of zeros
+    /// (row 13), where the run starts.
     pub(crate) fn offset(&self) -> u64 {
-        self.offset
+        self.zeros.map_or(self.offset, |run| run.from)
     }
 
     fn available(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
+    /// Moves past `n` bytes of whole records (or the header).
     pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n == 0 || self.zeros.is_none(), "consuming records past a run of zeros");
+        self.advance(n);
+    }
+
+    fn advance(&mut self, n: usize) {
         debug_assert!(n <= self.end - self.start);
         self.start += n;
         self.offset += n as u64;
@@ -202,9 +243,19 @@ impl SegmentStream {
         Ok((&avail[..avail.len().min(SEGMENT_HEADER_BYTES)], avail.len() <= SEGMENT_HEADER_BYTES))
     }
 
-    /// The record at the current offset, verified (crc), not consumed.
+    /// The record at the current offset, verified (crc), not consumed. Zeros
+    /// there are read past (row 13): to the end of the file, they are the end;
+    /// followed by anything else, the bad record where they start (and the
+    /// stream takes no more records).
     #[inline]
     pub(crate) fn next_record(&mut self) -> io::Result<Raw> {
+        if let Some(run) = self.zeros {
+            return Ok(run.bad.map_or(Raw::End, Raw::Bad));
+        }
+        if self.known_zeros_from == Some(self.offset) {
+            self.zeros = Some(ZeroRun { from: self.offset, bad: None });
+            return Ok(Raw::End);
+        }
         // Read until the whole record is in the window, as its header says, so
         // that `read_record` answers as it would over the whole file.
         loop {
@@ -230,12 +281,47 @@ impl SegmentStream {
                 size: view.size,
                 at: self.start,
             }),
-            Err(problem) => Raw::Bad(BadRecord {
-                problem,
-                header_short: avail.len() < RECORD_HEADER_BYTES,
-                len: avail.get(4..8).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
-            }),
+            Err(problem) => {
+                let bad = BadRecord {
+                    problem,
+                    header_short: avail.len() < RECORD_HEADER_BYTES,
+                    len: avail.get(4..8).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+                };
+                // A record starts with its magic, never with a zero.
+                if avail[0] == 0 {
+                    return self.read_past_zeros(bad);
+                }
+                Raw::Bad(bad)
+            }
         })
+    }
+
+    /// Row 13: reads past the run of zeros at the current offset, where `bad`
+    /// (the bytes there, judged as a record) starts. Up to the end of the file
+    /// it is the segment's clean end; anything else after it leaves `bad` to
+    /// rows 4-6, and the window at the first byte that is not zero (no record
+    /// can start inside the run: a record's first byte is never zero).
+    #[cold]
+    fn read_past_zeros(&mut self, bad: BadRecord) -> io::Result<Raw> {
+        debug_assert!(self.zeros.is_none());
+        let from = self.offset;
+        loop {
+            let avail = self.available();
+            if let Some(at) = first_nonzero(avail) {
+                self.advance(at);
+                self.zeros = Some(ZeroRun { from, bad: Some(bad) });
+                // After: the window stands at a byte that is not zero.
+                assert_ne!(self.buf[self.start], 0);
+                return Ok(Raw::Bad(bad));
+            }
+            let n = avail.len();
+            self.advance(n);
+            if self.eof {
+                self.zeros = Some(ZeroRun { from, bad: None });
+                return Ok(Raw::End);
+            }
+            self.fill(1)?;
+        }
     }
 
     /// The record `meta` describes, valid until the stream is consumed or read.
@@ -268,20 +354,28 @@ impl SegmentStream {
     /// the bytes a cut removes), holding no more than the window. Leaves the
     /// stream at an arbitrary place: nothing is read from it afterwards.
     pub(crate) fn valid_record_after(&mut self) -> io::Result<After> {
-        let from = self.offset;
+        let from = self.offset();
         let magic = RECORD_MAGIC.to_le_bytes();
-        // `at` is a candidate's index in the window; the first is one byte on.
-        let mut at = self.start + 1;
+        // One past the last byte that is not zero, as a file offset.
+        let mut data_end = from;
+        // `at` is a candidate's index in the window; the first is one byte on
+        // (past a run of zeros, the first byte after it: none can start in it).
+        let mut at = if self.zeros.is_some() { self.start } else { self.start + 1 };
         loop {
             while at + magic.len() <= self.end {
                 if self.buf[at..at + magic.len()] != magic {
-                    at += 1;
+                    // On to the next byte that could start a magic.
+                    at = match self.buf[at + 1..self.end].iter().position(|&b| b == magic[0]) {
+                        Some(i) => at + 1 + i,
+                        None => self.end,
+                    };
                     continue;
                 }
                 let need = frame_size(&self.buf[at..self.end]).unwrap_or(RECORD_HEADER_BYTES);
                 if self.end - at < need && !self.eof {
                     // The candidate runs past the window: bring it to the front.
-                    self.consume(at - self.start);
+                    data_end = self.data_end_through(at, data_end);
+                    self.advance(at - self.start);
                     self.fill(need)?;
                     at = self.start;
                     continue;
@@ -292,37 +386,102 @@ impl SegmentStream {
                 at += 1;
             }
             if self.eof {
-                let end = self.offset + (self.end - self.start) as u64;
-                return Ok(After::Nothing { bytes: end - from });
+                let data_end = self.data_end_through(self.end, data_end);
+                return Ok(After::Nothing { bytes: data_end - from });
             }
             // Keep the bytes a magic could still start in, read on.
             let keep_from = at.min(self.end);
-            self.consume(keep_from - self.start);
+            data_end = self.data_end_through(keep_from, data_end);
+            self.advance(keep_from - self.start);
             let more = self.end - self.start + 1;
             self.fill(more)?;
             at = self.start;
         }
     }
 
-    /// Bytes from the current offset to the end of the file (read, not held).
+    /// `data_end`, or one past the last byte that is not zero in the window
+    /// up to index `to`, as a file offset.
+    fn data_end_through(&self, to: usize, data_end: u64) -> u64 {
+        match last_nonzero(&self.buf[self.start..to]) {
+            Some(i) => self.offset + i as u64 + 1,
+            None => data_end,
+        }
+    }
+
+    /// Bytes from the current offset to the end of the file that hold data:
+    /// up to the last byte that is not zero (trailing zeros are a preallocated
+    /// segment's unused space). Read, not held.
     pub(crate) fn bytes_to_end(&mut self) -> io::Result<u64> {
-        let from = self.offset;
+        if self.zero_tail().is_some() {
+            return Ok(0);
+        }
+        let from = self.offset();
+        let mut data_end = from;
         loop {
             let n = self.end - self.start;
-            self.consume(n);
+            data_end = self.data_end_through(self.end, data_end);
+            self.advance(n);
             if self.eof {
-                return Ok(self.offset - from);
+                return Ok(data_end - from);
             }
             self.fill(1)?;
         }
     }
 
-    /// Whether the file has a byte at the current offset.
+    /// Whether the segment's data ends at the current offset: the file ends
+    /// there, or holds only zeros from there on (row 13).
     pub(crate) fn at_end(&mut self) -> io::Result<bool> {
-        self.fill(1)?;
-        Ok(self.start == self.end)
+        Ok(matches!(self.next_record()?, Raw::End))
+    }
+
+    /// Where the run of zeros that ends the file starts, once the stream has
+    /// read it (row 13).
+    pub(crate) fn zero_tail(&self) -> Option<u64> {
+        self.zeros.filter(|run| run.bad.is_none()).map(|run| run.from)
+    }
+
+    /// Takes it as read that the file holds only zeros from `offset`, a record
+    /// boundary, to its end (a pass over the same file just checked it): the
+    /// stream ends there without reading them again.
+    pub(crate) fn zeros_known_from(&mut self, offset: u64) {
+        debug_assert!(self.zeros.is_none() && self.offset <= offset);
+        self.known_zeros_from = Some(offset);
     }
 }
+
+/// The index of the first byte that is not zero. Blocks are tested whole first,
+/// 16 bytes at a time: a preallocated segment's tail is megabytes of zeros.
+fn first_nonzero(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for block in bytes.chunks(ZERO_BLOCK_BYTES) {
+        if !all_zero(block) {
+            return block.iter().position(|&b| b != 0).map(|i| at + i);
+        }
+        at += block.len();
+    }
+    None
+}
+
+/// The index of the last byte that is not zero.
+fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    let mut end = bytes.len();
+    for block in bytes.rchunks(ZERO_BLOCK_BYTES) {
+        let start = end - block.len();
+        if !all_zero(block) {
+            return block.iter().rposition(|&b| b != 0).map(|i| start + i);
+        }
+        end = start;
+    }
+    None
+}
+
+fn all_zero(block: &[u8]) -> bool {
+    let (words, rest) = block.as_chunks::<16>();
+    words.iter().fold(0, |acc, w| acc | u128::from_ne_bytes(*w)) == 0 && rest.iter().all(|&b| b == 0)
+}
+
+/// The block [`first_nonzero`] and [`last_nonzero`] test at once.
+const ZERO_BLOCK_BYTES: usize = 4096;
 
 /// How many bytes the record starting at `bytes[0]` needs to be judged: its
 /// fixed header, then its whole frame; `None` once its header already condemns it
@@ -343,7 +502,8 @@ pub(crate) struct Torn {
     pub(crate) index: usize,
     /// Where the valid data ends.
     pub(crate) offset: u64,
-    /// Bytes from `offset` to the end of the file.
+    /// Bytes from `offset` up to the last byte of the file that is not zero
+    /// (trailing zeros are a preallocated segment's unused space, not data).
     pub(crate) bytes: u64,
     /// Row 7: the segment has no valid header and goes whole.
     pub(crate) remove_segment: bool,
@@ -357,7 +517,8 @@ pub(crate) enum Step {
     /// A verified record at `offset` of segment `index`
     /// ([`LogReader::view`] gives its bytes until the next step).
     Record { index: usize, offset: u64, meta: RecordMeta },
-    /// Segment `index` ended cleanly after `len` bytes.
+    /// Segment `index` ended cleanly after `len` bytes of data (header and
+    /// whole records; zeros after them, row 13, are not counted).
     SegmentEnd { index: usize, len: u64 },
     /// The log ends in a torn tail.
     TornTail(Torn),
@@ -435,7 +596,7 @@ pub(crate) struct Start {
     pub(crate) chain_trusted_through: Lsn,
 }
 
-/// Reads a log's segments in order, verifying as it goes (rows 1–10).
+/// Reads a log's segments in order, verifying as it goes (rows 1–10 and 13).
 pub(crate) struct LogReader<St> {
     storage: St,
     /// `(first LSN, file name)` in LSN order, as listed.
@@ -452,6 +613,9 @@ pub(crate) struct LogReader<St> {
     chain_trusted_through: Lsn,
     trust_first_header: bool,
     done: bool,
+    /// `(segment index, offset)`: zeros to the end of that segment's file from
+    /// there, already checked ([`LogReader::zeros_known_from`]).
+    known_zeros: Vec<(usize, u64)>,
 }
 
 impl<St> std::fmt::Debug for LogReader<St> {
@@ -487,7 +651,16 @@ where
             chain_trusted_through: from.chain_trusted_through,
             trust_first_header,
             done: false,
+            known_zeros: Vec::new(),
         }
+    }
+
+    /// Takes it as read that segment `index` holds only zeros from `offset`
+    /// to its end (row 13): the engine's open checks that in the pass that
+    /// looks for the newest proof, and need not read megabytes of a
+    /// preallocated segment's zeros twice.
+    pub(crate) fn zeros_known_from(&mut self, index: usize, offset: u64) {
+        self.known_zeros.push((index, offset));
     }
 
     pub(crate) fn storage(&self) -> &St::Target {
@@ -613,13 +786,18 @@ where
         let header = match SegmentHeader::decode(bytes) {
             Ok(header) => header,
             Err(problem) => {
-                // Row 7: a crash while the segment's header was being written.
-                let torn_creation =
-                    last && whole_file && (problem == HeaderProblem::Short || bytes.iter().all(|&b| b == 0));
+                // Row 7: a crash while the segment's header was being written,
+                // or before it was (the file allocated ahead, all zeros).
+                let shape = last && (problem == HeaderProblem::Short || bytes.iter().all(|&b| b == 0));
+                let data = last_nonzero(bytes).map_or(0, |i| i as u64 + 1);
+                let torn_creation = shape
+                    && (whole_file || {
+                        self.stream.consume(SEGMENT_HEADER_BYTES);
+                        self.stream.at_end().map_err(io)?
+                    });
                 if torn_creation && name_lsn == self.next_lsn {
-                    let bytes = bytes.len() as u64;
                     self.done = true;
-                    return Ok(Step::TornTail(Torn { index, offset: 0, bytes, remove_segment: true }));
+                    return Ok(Step::TornTail(Torn { index, offset: 0, bytes: data, remove_segment: true }));
                 }
                 // Row 8.
                 return Err(Damage::BadHeader { index, problem, torn_creation, expected_lsn: self.next_lsn });
@@ -644,6 +822,9 @@ where
             return Err(Damage::ChainNotCarried { index, expected_lsn: self.next_lsn });
         }
         self.stream.consume(SEGMENT_HEADER_BYTES);
+        if let Some(&(_, offset)) = self.known_zeros.iter().find(|(i, _)| *i == index) {
+            self.stream.zeros_known_from(offset);
+        }
         self.current = Some(index);
         self.next_segment += 1;
         Ok(Step::Segment { index, version: header.version })
@@ -728,14 +909,17 @@ mod tests {
         fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
             self.files.create_new(name)
         }
-        fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-            self.files.open_append(name)
+        fn open_write(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+            self.files.open_write(name)
         }
         fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
             self.files.truncate(name, len)
         }
         fn rename(&self, from: &str, to: &str) -> io::Result<()> {
             self.files.rename(from, to)
+        }
+        fn rename_new(&self, from: &str, to: &str) -> io::Result<()> {
+            self.files.rename_new(from, to)
         }
         fn remove(&self, name: &str) -> io::Result<()> {
             self.files.remove(name)
@@ -783,7 +967,7 @@ mod tests {
     }
 
     /// The same decisions made over the whole file in memory, as recovery did
-    /// before it streamed: the oracle for rows 1 and 4-6 in a last segment.
+    /// before it streamed: the oracle for rows 1, 4-6 and 13 in a last segment.
     fn read_in_memory(bytes: &[u8]) -> ReadOut {
         let mut records = Vec::new();
         let mut at = SEGMENT_HEADER_BYTES;
@@ -793,14 +977,17 @@ mod tests {
                     records.push((rec.lsn, rec.payload.to_vec(), rec.chain));
                     at += rec.size;
                 }
+                Err(_) if bytes[at..].iter().all(|&b| b == 0) => break,
                 Err(_) => {
                     let magic = RECORD_MAGIC.to_le_bytes();
                     let follows = (at + 1..bytes.len().saturating_sub(3))
                         .any(|p| bytes[p..p + 4] == magic && format::read_record(&bytes[p..]).is_ok());
+                    // A torn tail's bytes: up to the last one that is not zero.
+                    let data_end = bytes.iter().rposition(|&b| b != 0).expect("not all zeros") + 1;
                     let ending = if follows {
                         Ending::Refused { offset: at as u64, follows: true }
                     } else {
-                        Ending::Torn { offset: at as u64, bytes: (bytes.len() - at) as u64 }
+                        Ending::Torn { offset: at as u64, bytes: (data_end - at) as u64 }
                     };
                     return (records, ending);
                 }
@@ -837,11 +1024,36 @@ mod tests {
             flipped[at] ^= 1 << rng.below(8);
             cases.push(flipped);
         }
-        // A tail of zeros longer than the window, and garbage that looks like a
-        // record's start but is not one.
+        // A tail of zeros longer than the window (a preallocated segment's
+        // unused end: row 13), and garbage that looks like a record's start
+        // but is not one.
         let mut zeros = pristine.clone();
         zeros.extend(std::iter::repeat_n(0, 3 * WINDOW_BYTES));
-        cases.push(zeros);
+        cases.push(zeros.clone());
+        // Row 13 does not hide what follows a run of zeros: a torn record, a
+        // byte of garbage at the very end, a whole record of the log.
+        let at_rng = |rng: &mut SplitMix64| pristine.len() + rng.below(3 * WINDOW_BYTES as u64) as usize;
+        for _ in 0..6 {
+            let mut torn = zeros.clone();
+            let at = at_rng(&mut rng);
+            let piece = b"LSRE\x05\x00\x00\x00 torn\x00\x00";
+            let end = (at + piece.len()).min(torn.len());
+            torn[at..end].copy_from_slice(&piece[..end - at]);
+            cases.push(torn);
+            let mut garbage = zeros.clone();
+            *garbage.last_mut().unwrap() = 1;
+            cases.push(garbage);
+            let mut record_after = zeros.clone();
+            let first = format::read_record(&pristine[SEGMENT_HEADER_BYTES..]).unwrap().size;
+            let at = at_rng(&mut rng).min(record_after.len() - first);
+            record_after[at..at + first].copy_from_slice(&pristine[SEGMENT_HEADER_BYTES..SEGMENT_HEADER_BYTES + first]);
+            cases.push(record_after);
+            // Cut anywhere, then zeros: a torn write into a preallocated file.
+            let cut = SEGMENT_HEADER_BYTES + rng.below((pristine.len() - SEGMENT_HEADER_BYTES) as u64) as usize;
+            let mut cut_zeroed = zeros.clone();
+            cut_zeroed[cut..pristine.len()].fill(0);
+            cases.push(cut_zeroed);
+        }
         let mut lookalikes = pristine.clone();
         for _ in 0..2_000 {
             lookalikes.extend_from_slice(&RECORD_MAGIC.to_le_bytes());

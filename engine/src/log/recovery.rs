@@ -11,12 +11,27 @@
 //! | 4 | sealed segment | bad record (cut short, bad magic, len over limit, bad crc)        | refuse: [`ScanError::Corrupt`] |
 //! | 5 | last segment   | bad record, and a valid record at some later offset               | refuse: [`ScanError::Corrupt`] |
 //! | 6 | last segment   | bad record, and nothing valid after it                           | torn tail: truncate there, log `TailTruncated { bytes }` |
-//! | 7 | last segment   | header cut short or all zero, nothing past the header's size      | torn creation: remove the file, log `TailTruncated` |
+//! | 7 | last segment   | header cut short or all zero, nothing but zeros past it           | torn creation: remove the file, log `TailTruncated` |
 //! | 8 | any segment    | any other bad header, or header LSN ≠ file name                   | refuse: [`ScanError::Corrupt`] |
 //! | 9 | segment list   | first LSN ≠ 1, or a segment does not start where the last ended   | refuse: [`ScanError::MissingSegment`] |
 //! |10 | segment list   | a header's carried chain ≠ the previous segment's last chain      | refuse: [`ScanError::Corrupt`] |
 //! |11 | newest segments| format 2, a public key: whole records after the log's newest proof | unproven tail: cut there (later segments removed), log `TailTruncated` |
 //! |12 | last segment   | the newest proof, or the newest signature, does not verify        | refuse: [`ScanError::Corrupt`] |
+//! |13 | any segment    | only zero bytes from a record boundary to the end of the file     | the segment's clean end: accept (nothing cut, nothing logged) |
+//!
+//! Row 13 is the unused end of a segment: every segment file is allocated at its
+//! full size before a record goes into it (`log/spare.rs`), so a segment — the
+//! last one, and a sealed one a record that did not fit left short — ends in
+//! zeros after its last record; its data ends where the zeros start
+//! ([`SegmentInfo::valid_bytes`]), and the writer goes on writing there. It
+//! takes zeros *to the end of the file*: a run of zeros followed by anything
+//! else (garbage, a torn record, a whole record) is a bad record where the run
+//! starts, for rows 4–6 to judge as any other (no record can start inside the
+//! run: its first byte is never zero). Row 7 likewise takes a header of zeros
+//! only with nothing but zeros after it. A torn tail's `bytes` (rows 6, 7, 11)
+//! count up to the last byte that is not zero, so a log reports the same
+//! whether or not its segments were preallocated; the cut truncates the file
+//! there, and the writer allocates the rest again.
 //!
 //! Rows 11 and 12 are the batch proofs of [`super::proof`]: a proof is a
 //! `BatchSigned` (checked with the log's public key) or a `BatchMac` (checked
@@ -51,7 +66,7 @@
 //! row by row.
 //!
 //! # One reader
-//! Rows 1–10 are applied by the log's one streaming reader
+//! Rows 1–10 and 13 are applied by the log's one streaming reader
 //! (`LogReader`, `log/reader.rs`), which `audit verify` and the other audit
 //! queries read through as well, so an auditor and an opening engine judge
 //! every byte alike; this module adds rows 11 and 12 on top ([`Scan`]) and words
@@ -60,6 +75,8 @@
 //! counted as the bytes go by. Rows 11 and 12 must know where the newest
 //! segment's newest proof ends before its first record is handed on, so that
 //! segment is streamed twice: once for its proofs (crcs only), once to read it.
+//! The zeros it ends in (row 13) are read once: the first pass checks them to
+//! the end of the file, and the second stops where they start.
 
 use std::ops::ControlFlow;
 
@@ -76,8 +93,9 @@ pub struct SegmentInfo {
     /// The header's format version.
     pub(crate) version: u16,
     pub first_lsn: Lsn,
-    /// Bytes of valid data (header + whole records).
-    pub(crate) valid_bytes: u64,
+    /// Bytes of valid data (header + whole records; not the zeros after them
+    /// in a segment allocated ahead, row 13).
+    pub valid_bytes: u64,
 }
 
 /// A torn tail found at the end of the log (rows 6, 7 and 11).
@@ -209,7 +227,7 @@ pub(crate) fn scan_trusting(
     }
 }
 
-/// The scan: the log's `LogReader` (rows 1–10) with the batch-proof rows (11,
+/// The scan: the log's `LogReader` (rows 1–10, 13) with the batch-proof rows (11,
 /// 12) on top, handing on the records it accepts and summing up what it passes.
 /// The engine's open and the audit fold from it; `scan_trusting` (tests)
 /// visits it.
@@ -427,9 +445,9 @@ impl<'a> Scan<'a> {
             later.iter().any(|&b| b > 0).then(|| later.iter().sum::<u64>())
         };
         for index in (0..count).rev() {
-            let name = self.reader.name(index);
-            let io = |source| ScanError::Io { file: name.to_string(), source };
-            stream.open(self.reader.storage().open_read(name).map_err(io)?);
+            let name = self.reader.name(index).to_string();
+            let io = |source| ScanError::Io { file: name.clone(), source };
+            stream.open(self.reader.storage().open_read(&name).map_err(io)?);
             let version = match SegmentHeader::decode(stream.header().map_err(io)?.0) {
                 Ok(header) => header.version,
                 // Row 7 (a torn creation) or 8: nothing in it to prove.
@@ -451,6 +469,10 @@ impl<'a> Scan<'a> {
             stream.consume(SEGMENT_HEADER_BYTES);
             let scan = proof::last_proof_end(&mut stream).map_err(io)?;
             let valid_end = scan.first_bad.unwrap_or(stream.offset());
+            if let Some(zeros) = stream.zero_tail() {
+                // Row 13, checked: the read that follows stops there.
+                self.reader.zeros_known_from(index, zeros);
+            }
             if scan.first_bad.is_some() && stream.valid_record_after().map_err(io)? == After::ValidRecord {
                 return Ok(None);
             }

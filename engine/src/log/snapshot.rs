@@ -119,8 +119,8 @@ pub fn write(
 
     let _ = storage.remove(&tmp); // a leftover from a crash mid-write
     let mut file = storage.create_new(&tmp)?;
-    file.write_all(&bytes)?;
-    file.write_all(body)?;
+    file.write_all_at(&bytes, 0)?;
+    file.write_all_at(body, bytes.len() as u64)?;
     file.sync_data()?;
     drop(file);
     storage.rename(&tmp, &name)?;

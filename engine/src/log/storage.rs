@@ -7,6 +7,12 @@
 //! countdown, so crash and I/O-error paths are tested without a real crash
 //! (redb's crash backend is the model).
 //!
+//! **Writes go to offsets.** A segment is allocated at its full size ahead of
+//! time ([`StorageFile::allocate`]) and the writer writes each batch where the
+//! last one ended ([`StorageFile::write_all_at`], `pwrite`): the file never
+//! grows under an append, so an `fdatasync` has no file size to write
+//! (`docs/DESIGN.md`, §6.7). Files are therefore never opened `O_APPEND`.
+//!
 //! **A data directory is private to the user running lessor.** [`FsStorage::open`]
 //! refuses a directory that is a symbolic link, is writable by group or others, or
 //! belongs to another user, and one holding a symbolic link or a special file:
@@ -18,6 +24,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Read};
+use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -49,24 +56,55 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn open_read(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(io::Cursor::new(self.read(name)?)))
     }
-    /// Creates a file that must not exist yet, open for appending.
+    /// Creates a file that must not exist yet, open for writing.
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
-    /// Opens an existing file for appending at its end.
-    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
+    /// Opens an existing file for writing at offsets.
+    fn open_write(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
     /// Cuts a file to `len` bytes and makes the new length durable.
     fn truncate(&self, name: &str, len: u64) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Renames `from` to `to`, which must not exist yet (`AlreadyExists` if it
+    /// does; never replaced): how a segment prepared ahead of time under a
+    /// temporary name takes its real one, with `create_new`'s guarantee.
+    fn rename_new(&self, from: &str, to: &str) -> io::Result<()>;
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Makes creations, renames and removals in the directory durable.
     fn sync_dir(&self) -> io::Result<()>;
 }
 
-/// A file open for appending.
+/// A file open for writing at offsets.
 pub trait StorageFile: Send + fmt::Debug {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at byte `offset` (`pwrite`), growing the file only
+    /// where `buf` reaches past its end.
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// `fdatasync`.
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Allocates bytes `range` of the file ahead of writes, growing it to
+    /// `range.end` if it is shorter, never shrinking it. The range must hold
+    /// nothing yet (zeros, or past the end): it reads as zeros afterwards.
+    /// Preallocation is an optimization, so callers may go on without it.
+    fn allocate(&mut self, range: Range<u64>, how: Allocation) -> io::Result<()>;
 }
+
+/// How [`StorageFile::allocate`] allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Allocation {
+    /// Blocks reserved (`fallocate`), cheap to make: a full disk is met now,
+    /// not in the middle of a segment, and the file size is set. The first
+    /// write into each reserved block still changes the file's metadata (the
+    /// file system marks the block written), which an `fdatasync` then writes.
+    Reserved,
+    /// Reserved, and zeros written over the range and made durable
+    /// (`fdatasync`): later writes there change data only, so an `fdatasync`
+    /// after them writes the data blocks alone. Costs writing the range: done
+    /// off the writer thread, for the next segment.
+    Zeroed,
+}
+
+/// What [`Allocation::Zeroed`] writes, a slice at a time.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// A real directory, locked exclusively for as long as this value lives.
 #[derive(Debug)]
@@ -388,10 +426,11 @@ pub(crate) fn open_regular_file(path: &Path) -> io::Result<File> {
 }
 
 /// Creates a file that must not exist (`O_EXCL`: not even as a link), mode 0600
-/// whatever the umask.
+/// whatever the umask, open for writing at offsets (not `O_APPEND`, under which
+/// Linux's `pwrite` ignores the offset).
 fn create_private(path: &Path) -> io::Result<File> {
     let file =
-        OpenOptions::new().append(true).create_new(true).mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW).open(path)?;
+        OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW).open(path)?;
     // The mode open was given was masked by the umask: set it exactly.
     file.set_permissions(Permissions::from_mode(FILE_MODE))?;
     Ok(file)
@@ -454,13 +493,16 @@ impl Storage for ReadOnlyDir {
     fn create_new(&self, _: &str) -> io::Result<Box<dyn StorageFile>> {
         Err(read_only("create"))
     }
-    fn open_append(&self, _: &str) -> io::Result<Box<dyn StorageFile>> {
-        Err(read_only("append"))
+    fn open_write(&self, _: &str) -> io::Result<Box<dyn StorageFile>> {
+        Err(read_only("write"))
     }
     fn truncate(&self, _: &str, _: u64) -> io::Result<()> {
         Err(read_only("truncate"))
     }
     fn rename(&self, _: &str, _: &str) -> io::Result<()> {
+        Err(read_only("rename"))
+    }
+    fn rename_new(&self, _: &str, _: &str) -> io::Result<()> {
         Err(read_only("rename"))
     }
     fn remove(&self, _: &str) -> io::Result<()> {
@@ -475,12 +517,47 @@ impl Storage for ReadOnlyDir {
 struct FsFile(File);
 
 impl StorageFile for FsFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        io::Write::write_all(&mut self.0, buf)
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
     }
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
     }
+    fn allocate(&mut self, range: Range<u64>, how: Allocation) -> io::Result<()> {
+        assert!(range.start <= range.end, "allocating a backwards range");
+        if range.is_empty() {
+            return Ok(());
+        }
+        let len = self.0.metadata()?.len();
+        let reserved = if range.end > len { reserve(&self.0, range.clone()) } else { Ok(()) };
+        match how {
+            Allocation::Reserved => reserved,
+            Allocation::Zeroed => {
+                // Zeros are written whether or not the file system could
+                // reserve the range (some cannot): they allocate it as well.
+                let mut at = range.start;
+                while at < range.end {
+                    let n = (range.end - at).min(ZEROS.len() as u64) as usize;
+                    self.0.write_all_at(&ZEROS[..n], at)?;
+                    at += n as u64;
+                }
+                self.0.sync_data()
+            }
+        }
+    }
+}
+
+/// `fallocate` over `range` (blocks reserved, the size grown to its end),
+/// where the platform has it.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_vendor = "apple"))]
+fn reserve(file: &File, range: Range<u64>) -> io::Result<()> {
+    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), range.start, range.end - range.start)
+        .map_err(io::Error::from)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_vendor = "apple")))]
+fn reserve(_: &File, _: Range<u64>) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "no fallocate on this platform"))
 }
 
 impl Storage for FsStorage {
@@ -496,8 +573,8 @@ impl Storage for FsStorage {
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         Ok(Box::new(FsFile(create_private(&self.path(name))?)))
     }
-    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        Ok(Box::new(FsFile(open_regular(OpenOptions::new().append(true), &self.path(name))?)))
+    fn open_write(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(FsFile(open_regular(OpenOptions::new().write(true), &self.path(name))?)))
     }
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
         let f = open_regular(OpenOptions::new().write(true), &self.path(name))?;
@@ -507,6 +584,26 @@ impl Storage for FsStorage {
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         // rename(2) acts on the names themselves, never on what a link points to.
         std::fs::rename(self.path(from), self.path(to))
+    }
+    fn rename_new(&self, from: &str, to: &str) -> io::Result<()> {
+        debug_assert!(!from.contains('/') && !to.contains('/'), "storage names are flat");
+        // Relative to the directory this storage holds open, so the names are
+        // resolved in that very directory.
+        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+        {
+            use rustix::fs::{RenameFlags, renameat_with};
+            match renameat_with(&self.dir_handle, from, &self.dir_handle, to, RenameFlags::NOREPLACE) {
+                // A file system without RENAME_NOREPLACE: the link below.
+                Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+        // link(2) fails on an existing name and, like rename(2), takes the names
+        // themselves (std's hard_link does not follow a link at `from`). Once
+        // linked, `to` exists: a `from` left behind is only a second name.
+        std::fs::hard_link(self.path(from), self.path(to))?;
+        let _ = std::fs::remove_file(self.path(from));
+        Ok(())
     }
     fn remove(&self, name: &str) -> io::Result<()> {
         // As does unlink(2).
@@ -542,12 +639,25 @@ fn not_found(name: &str) -> io::Error {
 }
 
 impl StorageFile for MemFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut files = self.files.lock().expect("mem storage lock");
-        files.get_mut(&self.name).ok_or_else(|| not_found(&self.name))?.extend_from_slice(buf);
+        let bytes = files.get_mut(&self.name).ok_or_else(|| not_found(&self.name))?;
+        let (start, end) = (offset as usize, offset as usize + buf.len());
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[start..end].copy_from_slice(buf);
         Ok(())
     }
     fn sync_data(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn allocate(&mut self, range: Range<u64>, _: Allocation) -> io::Result<()> {
+        let mut files = self.files.lock().expect("mem storage lock");
+        let bytes = files.get_mut(&self.name).ok_or_else(|| not_found(&self.name))?;
+        if (bytes.len() as u64) < range.end {
+            bytes.resize(range.end as usize, 0);
+        }
         Ok(())
     }
 }
@@ -567,7 +677,7 @@ impl Storage for MemStorage {
         files.insert(name.to_string(), Vec::new());
         Ok(Box::new(MemFile { name: name.to_string(), files: self.files.clone() }))
     }
-    fn open_append(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+    fn open_write(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         if !self.files.lock().expect("mem storage lock").contains_key(name) {
             return Err(not_found(name));
         }
@@ -580,6 +690,15 @@ impl Storage for MemStorage {
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut files = self.files.lock().expect("mem storage lock");
+        let bytes = files.remove(from).ok_or_else(|| not_found(from))?;
+        files.insert(to.to_string(), bytes);
+        Ok(())
+    }
+    fn rename_new(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut files = self.files.lock().expect("mem storage lock");
+        if files.contains_key(to) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{to} exists")));
+        }
         let bytes = files.remove(from).ok_or_else(|| not_found(from))?;
         files.insert(to.to_string(), bytes);
         Ok(())

@@ -4,11 +4,21 @@
 //! to the durable sink in LSN order, and only then wakes every waiter. The queue is bounded, so a burst becomes
 //! backpressure on the appenders instead of memory growth (I7).
 //!
+//! Segment files are allocated at their full size when they are made
+//! (`log/spare.rs`): a batch is written at the offset where the last one
+//! ended (`pwrite`), inside the file, so its `fdatasync` writes the data and no
+//! file size. The next segment is prepared on a thread of its own once the
+//! active one is half full.
+//!
 //! After a write or sync error (disk full, EIO) the batch fails as a whole (I6):
 //! before any of its appenders hears back, the writer cuts the log back to where
 //! it stood after the last durable batch — removes segments the batch created,
-//! truncates the active segment to its durable length (made durable itself) —
-//! and forgets the batch's LSNs, so nothing of it stays on disk or in the state.
+//! truncates the active segment to its durable length (made durable itself) and
+//! allocates its rest again — and forgets the batch's LSNs, so nothing of it
+//! stays on disk or in the state. (Truncating, rather than writing zeros over
+//! the failed bytes, frees blocks the kernel may hold dirty pages of that it
+//! could not write; the reallocated rest is only reserved, not zeroed, which
+//! costs that segment's appends a metadata write now and then until the seal.)
 //! The next append is written afresh, so once the disk works again the log goes
 //! on without a reopen. Bytes whose fsync failed are never synced "again": the
 //! kernel may have dropped those dirty pages, so they are cut, not retried. If the
@@ -23,7 +33,8 @@ use crate::event::{Entry, Event, Lsn};
 use crate::log::FsyncPolicy;
 use crate::log::format::{self, Chain, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::log::proof;
-use crate::log::storage::{Storage, StorageFile};
+use crate::log::spare::{self, Spares};
+use crate::log::storage::{Allocation, Storage, StorageFile};
 
 /// Called on the writer thread with every durable batch, in LSN order, before any
 /// appender of that batch is woken; `Chain` is the chain after the batch's last
@@ -151,6 +162,11 @@ pub struct WriterStats {
     /// Batches written (each one `fdatasync`ed under [`FsyncPolicy::Always`]).
     pub batches_synced: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Segments started by a seal.
+    pub segments_started: AtomicU64,
+    /// Of those, segments prepared ahead on the spare thread (zeros written
+    /// and synced); the others were made at the seal, their blocks reserved.
+    pub segments_from_spares: AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -175,6 +191,8 @@ pub(crate) struct Writer {
     pub(crate) batch_segments: Vec<String>,
     /// A failed batch not yet cut off the disk: done before anything else is written.
     pub(crate) cut_back: Option<CutBack>,
+    /// The next segment's file, prepared ahead.
+    pub(crate) spares: Spares,
     pub(crate) checkpointer: Option<Checkpointer>,
     /// A segment was sealed and no checkpoint has been written since.
     pub(crate) sealed_since_checkpoint: bool,
@@ -265,7 +283,7 @@ impl Writer {
     /// ones, then the active one), then the directory.
     fn sync_at_close(&mut self) -> std::io::Result<()> {
         for name in std::mem::take(&mut self.unsynced_sealed) {
-            match self.storage.open_append(&name) {
+            match self.storage.open_write(&name) {
                 Ok(mut file) => file.sync_data()?,
                 // Removed since: a failed batch's segment, cut back.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -400,8 +418,8 @@ impl Writer {
 
     /// Cuts a failed batch off the disk: its new segments removed (and that made
     /// durable first, so a crash cannot leave a segment after a gap), then the
-    /// active segment truncated to its durable length and reopened. Idempotent;
-    /// on error it stays pending.
+    /// active segment truncated to its durable length, reopened, and its rest
+    /// allocated again (best-effort). Idempotent; on error it stays pending.
     fn finish_cut_back(&mut self) -> std::io::Result<()> {
         let Some(cut) = self.cut_back.take() else { return Ok(()) };
         let result = (|| {
@@ -415,7 +433,12 @@ impl Writer {
                 self.storage.sync_dir()?;
             }
             self.storage.truncate(&cut.segment_name, cut.len)?;
-            self.file = self.storage.open_append(&cut.segment_name)?;
+            let mut file = self.storage.open_write(&cut.segment_name)?;
+            // After: the durable records end the file; what follows is allocated
+            // again, zeros, for the next batch to be written into.
+            assert!(cut.len >= SEGMENT_HEADER_BYTES as u64, "cut into the segment header");
+            reallocate(file.as_mut(), cut.len, self.segment_bytes_max);
+            self.file = file;
             Ok(())
         })();
         if result.is_err() {
@@ -528,51 +551,83 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
-        // Before: the buffer starts with a whole record, the next LSN on disk.
+        // Before: the buffer starts with a whole record, the next LSN on disk,
+        // and goes right after the last durable record, never over the header.
         let first = format::read_record(buf).expect("batch does not start with a valid record");
         let records_in_buf = self.next_lsn - first.lsn;
         assert!(records_in_buf >= 1, "batch LSNs run past the writer's next LSN");
+        let offset = self.segment_bytes;
+        assert!(offset >= SEGMENT_HEADER_BYTES as u64, "a batch written over the segment header");
         assert!(
-            self.segment_bytes == SEGMENT_HEADER_BYTES as u64
-                || self.segment_bytes + buf.len() as u64 <= self.segment_bytes_max
+            offset == SEGMENT_HEADER_BYTES as u64
+                || offset + buf.len() as u64 <= self.segment_bytes_max
                 || records_in_buf == 1,
             "batch would overflow the segment"
         );
-        self.file.write_all(buf)?;
+        // Inside the allocated file (unless one record is larger than a
+        // segment): the write does not grow it, so the fdatasync writes no size.
+        self.file.write_all_at(buf, offset)?;
         if self.fsync == FsyncPolicy::Always {
             self.file.sync_data()?;
         }
         // After: what the file holds is what we account for.
-        self.segment_bytes += buf.len() as u64;
+        self.segment_bytes = offset + buf.len() as u64;
         assert!(self.segment_bytes >= (SEGMENT_HEADER_BYTES + RECORD_OVERHEAD_BYTES) as u64);
         self.stats.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
         buf.clear();
+        if self.segment_bytes > self.segment_bytes_max / 2 {
+            // Half full: time to prepare the next one.
+            self.spares.request();
+        }
         Ok(())
     }
 
     /// Seals the active segment (everything buffered so far goes into it) and starts
-    /// the next one, whose header carries the chain across.
+    /// the next one, whose header carries the chain across: the spare prepared
+    /// ahead if one is ready, else a file made now (`log/spare.rs`).
     fn rotate(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
         self.write_and_sync(buf)?;
         assert!(self.segment_bytes > SEGMENT_HEADER_BYTES as u64, "sealing an empty segment");
         let header =
             SegmentHeader { version: format::FORMAT_VERSION, first_lsn: self.next_lsn, prev_chain: self.last_chain };
         let name = format::segment_name(self.next_lsn);
-        let mut file = self.storage.create_new(&name)?;
+        let mut segment = match self.spares.take() {
+            Some(spare) => spare,
+            None => spare::create_now(self.storage.as_ref(), self.spares.seq(), self.segment_bytes_max)?,
+        };
+        let placed = segment.write_header(&header, self.fsync).and_then(|()| segment.rename(self.storage.as_ref(), &name));
+        if let Err(e) = placed {
+            // Still under its temporary name, so no segment: gone now, or at the next open.
+            let _ = self.storage.remove(&segment.temp_name);
+            return Err(e);
+        }
         self.batch_segments.push(name.clone());
-        file.write_all(&header.encode())?;
         if self.fsync == FsyncPolicy::Always {
-            file.sync_data()?;
             // The new file's name must be durable before records in it are acknowledged.
             self.storage.sync_dir()?;
         } else {
             self.unsynced_sealed.push(self.segment_name.clone());
         }
-        self.file = file;
+        self.stats.segments_started.fetch_add(1, Ordering::Relaxed);
+        if segment.zeroed {
+            self.stats.segments_from_spares.fetch_add(1, Ordering::Relaxed);
+        }
+        self.file = segment.file;
         self.segment_bytes = SEGMENT_HEADER_BYTES as u64;
         self.segment_name = name.clone();
         self.sealed_since_checkpoint = true;
-        tracing::debug!(segment = %name, "log segment started");
+        tracing::debug!(segment = %name, allocated = segment.allocated, zeroed = segment.zeroed, "log segment started");
         Ok(())
+    }
+}
+
+/// Allocates a segment file again from `len` (where its data ends, the file
+/// cut there) to `segment_bytes_max`, best-effort: after a cut, so that the
+/// appends that follow still do not grow the file.
+pub(crate) fn reallocate(file: &mut dyn StorageFile, len: u64, segment_bytes_max: u64) {
+    if len < segment_bytes_max
+        && let Err(e) = file.allocate(len..segment_bytes_max, Allocation::Reserved)
+    {
+        tracing::debug!(error = %e, "log segment not preallocated again after a cut; it grows with each append");
     }
 }

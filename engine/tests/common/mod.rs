@@ -23,16 +23,28 @@ pub fn segment_names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `(offset, lsn, size)` of every record in a segment's bytes.
+/// `(offset, lsn, size)` of every record in a segment's bytes, up to the zeros
+/// a segment allocated ahead ends in.
 pub fn records(bytes: &[u8]) -> Vec<(usize, Lsn, usize)> {
     let mut out = Vec::new();
     let mut at = format::SEGMENT_HEADER_BYTES;
-    while at < bytes.len() {
+    while at < bytes.len() && !zeros_from(bytes, at) {
         let r = format::read_record(&bytes[at..]).unwrap();
         out.push((at, r.lsn, r.size));
         at += r.size;
     }
     out
+}
+
+/// Whether `bytes` holds nothing but zeros from `at` on.
+pub fn zeros_from(bytes: &[u8], at: usize) -> bool {
+    bytes[at..].iter().all(|&b| b == 0)
+}
+
+/// Where a segment's data ends: its header and whole records, without the
+/// zeros after them.
+pub fn data_len(bytes: &[u8]) -> usize {
+    records(bytes).last().map_or(format::SEGMENT_HEADER_BYTES, |&(at, _, size)| at + size)
 }
 
 /// The byte offset of every record in a segment's bytes.
