@@ -599,7 +599,7 @@ impl Storage for FsStorage {
             }
         }
         // link(2) fails on an existing name and, like rename(2), takes the names
-        // themselves (std's hard_link does not follow a link at `from`). Once
+        // themselves (std's hard_link is linkat without AT_SYMLINK_FOLLOW). Once
         // linked, `to` exists: a `from` left behind is only a second name.
         std::fs::hard_link(self.path(from), self.path(to))?;
         let _ = std::fs::remove_file(self.path(from));
@@ -754,6 +754,42 @@ mod tests {
                 assert!(err.get_ref().is_some_and(|e| e.is::<NotRegularFile>()), "{err}");
             }
         }
+    }
+
+    /// Writes land at their offset (no `O_APPEND`), allocation grows a file
+    /// with zeros and never shrinks it, and `rename_new` never replaces.
+    #[test]
+    fn writes_go_to_offsets_allocation_reads_as_zeros_and_rename_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::open(dir.path()).unwrap();
+        let mut file = storage.create_new("a").unwrap();
+        file.write_all_at(b"tail", 8).unwrap();
+        file.write_all_at(b"head", 0).unwrap();
+        assert_eq!(storage.read("a").unwrap(), b"head\0\0\0\0tail");
+        for how in [Allocation::Reserved, Allocation::Zeroed] {
+            let mut file = storage.open_write("a").unwrap();
+            let len = storage.read("a").unwrap().len() as u64;
+            file.allocate(len..len + 10_000, how).unwrap();
+            let bytes = storage.read("a").unwrap();
+            assert_eq!(bytes.len() as u64, len + 10_000, "{how:?}");
+            assert_eq!(&bytes[..12], b"head\0\0\0\0tail", "{how:?}");
+            assert!(bytes[12..].iter().all(|&b| b == 0), "{how:?}");
+            // A range inside the file (zeros already): nothing changes.
+            file.allocate(len..len + 100, how).unwrap();
+            assert_eq!(storage.read("a").unwrap(), bytes, "{how:?}");
+        }
+        assert_eq!(std::fs::metadata(dir.path().join("a")).unwrap().mode() & 0o7777, FILE_MODE);
+        storage.create_new("b").unwrap().write_all_at(b"b", 0).unwrap();
+        let err = storage.rename_new("a", "b").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(storage.read("b").unwrap(), b"b");
+        storage.rename_new("a", "c").unwrap();
+        assert!(storage.read("a").is_err());
+        assert_eq!(&storage.read("c").unwrap()[..4], b"head");
+        // Not through a link at the new name either.
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("d")).unwrap();
+        assert_eq!(storage.rename_new("c", "d").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert!(!dir.path().join("elsewhere").exists());
     }
 
     #[test]
