@@ -25,6 +25,8 @@ pub(crate) const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"LSRE");
 pub const FORMAT_VERSION: u16 = 2;
 /// The oldest version this build still reads.
 pub(crate) const FORMAT_VERSION_MIN: u16 = 1;
+/// The first version whose batches end in a proof (when the log has a key).
+pub(crate) const FORMAT_VERSION_PROOFS: u16 = 2;
 
 pub(crate) const CHAIN_BYTES: usize = 32;
 pub const SEGMENT_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + CHAIN_BYTES + 4;

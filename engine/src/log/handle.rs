@@ -109,7 +109,11 @@ impl Log {
         // Segment files an earlier run was preparing (`spare-<n>.tmp`): never
         // named as segments, so nothing of the log.
         spare::remove_leftovers(storage.as_ref()).map_err(io("spare segment files"))?;
-        let spares = Spares::new(storage.clone(), options.segment_bytes_max, options.fsync);
+        // Preallocated only where batches end in proofs that recovery looks
+        // for (`log/spare.rs`): a writer with a key, on a log that names one
+        // (or a new log, which `EngineInitialized` will).
+        let preallocate = checkpointer.is_some() && (summary.public_key.is_some() || summary.records == 0);
+        let spares = Spares::new(storage.clone(), options.segment_bytes_max, options.fsync, preallocate);
         let active = summary.segments.last().filter(|_| upgrade.is_none());
         let (file, segment_bytes, segment_name) = match active {
             Some(seg) => {
@@ -118,7 +122,7 @@ impl Log {
                 // if a cut above truncated it, or a build that did not
                 // preallocate wrote it.
                 let mut file = storage.open_write(&seg.name).map_err(io(&seg.name))?;
-                writer::reallocate(file.as_mut(), seg.valid_bytes, options.segment_bytes_max);
+                spares.reallocate(file.as_mut(), seg.valid_bytes);
                 (file, seg.valid_bytes, seg.name.clone())
             }
             None => {
@@ -128,8 +132,7 @@ impl Log {
                     first_lsn: summary.next_lsn,
                     prev_chain: summary.last_chain,
                 };
-                let mut segment = spare::create_now(storage.as_ref(), spares.seq(), options.segment_bytes_max)
-                    .map_err(io(&name))?;
+                let mut segment = spares.create_now().map_err(io(&name))?;
                 segment.write_header(&header, FsyncPolicy::Always).map_err(io(&name))?;
                 if let Err(e) = segment.rename(storage.as_ref(), &name) {
                     let _ = storage.remove(&segment.temp_name);

@@ -128,13 +128,15 @@ pub(crate) struct ProofScan {
     pub(crate) signature_end: Option<u64>,
     /// The offset of the first bad record, where the walk stopped.
     pub(crate) first_bad: Option<u64>,
+    /// The LSN after the last whole record walked (`None`: there was none).
+    pub(crate) next_lsn: Option<Lsn>,
 }
 
 /// Walks a segment's whole records from where `stream` stands (crc checked) to
 /// the first bad one, noting where the newest proofs end. The stream is left at
 /// that bad record (or at the end).
 pub(crate) fn last_proof_end(stream: &mut SegmentStream) -> std::io::Result<ProofScan> {
-    let mut scan = ProofScan { proof_end: None, signature_end: None, first_bad: None };
+    let mut scan = ProofScan { proof_end: None, signature_end: None, first_bad: None, next_lsn: None };
     loop {
         let rec = match stream.next_record()? {
             Raw::Record(rec) => rec,
@@ -145,6 +147,7 @@ pub(crate) fn last_proof_end(stream: &mut SegmentStream) -> std::io::Result<Proo
             Raw::End => return Ok(scan),
         };
         stream.consume(rec.size);
+        scan.next_lsn = Some(rec.lsn + 1);
         if is_proof(rec.kind) {
             scan.proof_end = Some(stream.offset());
         }

@@ -7,8 +7,9 @@
 //!   carried chain (rows 7–10 of the recovery table in [`super::recovery`]);
 //! - every record's crc and LSN, and its chain past an LSN the caller trusts
 //!   (rows 1–3);
-//! - a bad record: in the last segment with nothing valid anywhere after it, a
-//!   torn tail; anywhere else, damage (rows 4–6, [`super::recovery::classify`]);
+//! - a bad record: in the last segment with nothing valid anywhere after it
+//!   (or, in a log with proofs, only the rest of one unfinished batch), a torn
+//!   tail; anywhere else, damage (rows 4–6 and 14, [`super::recovery::classify`]);
 //! - nothing but zero bytes from a record boundary to the end of the file: the
 //!   segment's clean end, the unused part of a segment allocated at its full
 //!   size ahead of time (row 13). A run of zeros followed by anything else is a
@@ -32,6 +33,7 @@ use crate::log::format::{
     self, Chain, GENESIS_CHAIN, HeaderProblem, RECORD_HEADER_BYTES, RECORD_MAGIC, RECORD_OVERHEAD_BYTES,
     RECORD_PAYLOAD_BYTES_MAX, RecordProblem, RecordView, SEGMENT_HEADER_BYTES, SegmentHeader,
 };
+use crate::log::proof;
 use crate::log::recovery::{self, Decision};
 use crate::log::storage::Storage;
 
@@ -123,6 +125,40 @@ pub(crate) enum After {
     /// Nothing valid follows; the bad record and everything after it are this
     /// many bytes (row 6: a torn tail).
     Nothing { bytes: u64 },
+    /// Only records of the one batch that was being written follow (row 14: a
+    /// torn tail too); the bad record and everything after it are this many
+    /// bytes.
+    UnfinishedBatch { bytes: u64 },
+}
+
+/// Row 14: the records a crash during a batch's `fdatasync` may leave after a
+/// hole. A batch is written into space allocated ahead (zeros) and synced
+/// once, so a crash may persist a later page of it and not an earlier one
+/// (an overwrite has no file size to order the data behind). Every batch
+/// before it was durable before it was written, and it was not acknowledged.
+/// What it leaves after the hole is some of its own records: LSNs past the
+/// ones the hole took, rising, and at most one batch proof — its own, which
+/// ends it. A proof followed by another record means a later batch was
+/// written, so the earlier one had been synced: the hole is damage (row 5).
+#[derive(Clone, Copy, Debug)]
+struct UnfinishedBatch {
+    /// The lowest LSN the next record found may have.
+    lsn_min: Lsn,
+    proof_seen: bool,
+    records: u64,
+}
+
+impl UnfinishedBatch {
+    /// Whether a record with `lsn` and `kind` can be one more of the batch.
+    fn admits(&mut self, lsn: Lsn, kind: u16) -> bool {
+        if self.proof_seen || lsn < self.lsn_min {
+            return false;
+        }
+        self.lsn_min = lsn + 1;
+        self.proof_seen = proof::is_proof(kind);
+        self.records += 1;
+        true
+    }
 }
 
 /// One segment file, read front to back through a bounded window, records
@@ -349,12 +385,16 @@ impl SegmentStream {
         &self.buf[meta.payload()]
     }
 
-    /// Rows 5 and 6: is there a whole valid record at any offset after the bad
-    /// one at the current offset? Reads the file to its end if not (to count
-    /// the bytes a cut removes), holding no more than the window. Leaves the
-    /// stream at an arbitrary place: nothing is read from it afterwards.
-    pub(crate) fn valid_record_after(&mut self) -> io::Result<After> {
+    /// Rows 5, 6 and 14: is there a whole valid record at any offset after the
+    /// bad one at the current offset? Reads the file to its end if not (to
+    /// count the bytes a cut removes), holding no more than the window. With
+    /// `unfinished_batch` (the LSN the bad record would have had, in a
+    /// segment of a log with batch proofs), records that can all be the rest
+    /// of one unfinished batch (see [`UnfinishedBatch`]) do not count. Leaves
+    /// the stream at an arbitrary place: nothing is read from it afterwards.
+    pub(crate) fn valid_record_after(&mut self, unfinished_batch: Option<Lsn>) -> io::Result<After> {
         let from = self.offset();
+        let mut batch = unfinished_batch.map(|lsn_min| UnfinishedBatch { lsn_min, proof_seen: false, records: 0 });
         let magic = RECORD_MAGIC.to_le_bytes();
         // One past the last byte that is not zero, as a file offset.
         let mut data_end = from;
@@ -380,14 +420,22 @@ impl SegmentStream {
                     at = self.start;
                     continue;
                 }
-                if format::read_record(&self.buf[at..self.end]).is_ok() {
-                    return Ok(After::ValidRecord);
+                match format::read_record(&self.buf[at..self.end]).map(|rec| (rec.lsn, rec.kind, rec.size)) {
+                    Ok((lsn, kind, size)) => {
+                        if !batch.as_mut().is_some_and(|batch| batch.admits(lsn, kind)) {
+                            return Ok(After::ValidRecord);
+                        }
+                        at += size;
+                    }
+                    Err(_) => at += 1,
                 }
-                at += 1;
             }
             if self.eof {
-                let data_end = self.data_end_through(self.end, data_end);
-                return Ok(After::Nothing { bytes: data_end - from });
+                let bytes = self.data_end_through(self.end, data_end) - from;
+                return Ok(match batch {
+                    Some(batch) if batch.records > 0 => After::UnfinishedBatch { bytes },
+                    _ => After::Nothing { bytes },
+                });
             }
             // Keep the bytes a magic could still start in, read on.
             let keep_from = at.min(self.end);
@@ -616,6 +664,11 @@ pub(crate) struct LogReader<St> {
     /// `(segment index, offset)`: zeros to the end of that segment's file from
     /// there, already checked ([`LogReader::zeros_known_from`]).
     known_zeros: Vec<(usize, u64)>,
+    /// The format version of the segment being read.
+    version: u16,
+    /// Whether the log's first record names a public key, so its batches end
+    /// in proofs (row 14); looked up the first time a bad record needs it.
+    batch_proofs: Option<bool>,
 }
 
 impl<St> std::fmt::Debug for LogReader<St> {
@@ -652,7 +705,21 @@ where
             trust_first_header,
             done: false,
             known_zeros: Vec::new(),
+            version: 0,
+            batch_proofs: None,
         }
+    }
+
+    /// Row 14's condition: the LSN a bad record in the last segment would have
+    /// had, when that segment is of a format whose batches end in a proof and
+    /// the log has a key to make them (else batch boundaries are unknown).
+    fn unfinished_batch_lsn(&mut self) -> Option<Lsn> {
+        if self.version < format::FORMAT_VERSION_PROOFS {
+            return None;
+        }
+        let storage = &self.storage;
+        let proofs = *self.batch_proofs.get_or_insert_with(|| recovery::first_public_key(&**storage).is_some());
+        proofs.then_some(self.next_lsn)
     }
 
     /// Takes it as read that segment `index` holds only zeros from `offset`
@@ -729,12 +796,17 @@ where
                 Ok(Step::SegmentEnd { index, len: offset })
             }
             Raw::Bad(bad) => {
-                // Rows 4-6. Whether anything valid follows matters only in the
-                // last segment: elsewhere any bad record is damage.
-                let after = if last { self.stream.valid_record_after().map_err(io)? } else { After::ValidRecord };
+                // Rows 4-6 and 14. Whether anything valid follows matters only
+                // in the last segment: elsewhere any bad record is damage.
+                let after = if last {
+                    let batch = self.unfinished_batch_lsn();
+                    self.stream.valid_record_after(batch).map_err(io)?
+                } else {
+                    After::ValidRecord
+                };
                 let follows = after == After::ValidRecord;
                 match (recovery::classify(last, follows), after) {
-                    (Decision::TruncateTail, After::Nothing { bytes }) => {
+                    (Decision::TruncateTail, After::Nothing { bytes } | After::UnfinishedBatch { bytes }) => {
                         self.done = true;
                         self.current = None;
                         Ok(Step::TornTail(Torn { index, offset, bytes, remove_segment: false }))
@@ -826,6 +898,7 @@ where
             self.stream.zeros_known_from(offset);
         }
         self.current = Some(index);
+        self.version = header.version;
         self.next_segment += 1;
         Ok(Step::Segment { index, version: header.version })
     }

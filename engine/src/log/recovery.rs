@@ -9,7 +9,7 @@
 //! | 2 | any segment    | valid crc, LSN ≠ expected                                         | refuse: [`ScanError::Corrupt`] |
 //! | 3 | any segment    | valid crc, chain ≠ recomputed (edit, deletion, reorder)           | refuse: [`ScanError::Corrupt`] |
 //! | 4 | sealed segment | bad record (cut short, bad magic, len over limit, bad crc)        | refuse: [`ScanError::Corrupt`] |
-//! | 5 | last segment   | bad record, and a valid record at some later offset               | refuse: [`ScanError::Corrupt`] |
+//! | 5 | last segment   | bad record, and a valid record at some later offset (not row 14)  | refuse: [`ScanError::Corrupt`] |
 //! | 6 | last segment   | bad record, and nothing valid after it                           | torn tail: truncate there, log `TailTruncated { bytes }` |
 //! | 7 | last segment   | header cut short or all zero, nothing but zeros past it           | torn creation: remove the file, log `TailTruncated` |
 //! | 8 | any segment    | any other bad header, or header LSN ≠ file name                   | refuse: [`ScanError::Corrupt`] |
@@ -18,6 +18,7 @@
 //! |11 | newest segments| format 2, a public key: whole records after the log's newest proof | unproven tail: cut there (later segments removed), log `TailTruncated` |
 //! |12 | last segment   | the newest proof, or the newest signature, does not verify        | refuse: [`ScanError::Corrupt`] |
 //! |13 | any segment    | only zero bytes from a record boundary to the end of the file     | the segment's clean end: accept (nothing cut, nothing logged) |
+//! |14 | last segment   | format 2, a public key: bad record, and after it only what can be the rest of one unfinished batch (LSNs past its own, rising; at most one proof, and nothing valid after it) | torn tail: cut there (row 11 cuts back to the newest proof), log `TailTruncated` |
 //!
 //! Row 13 is the unused end of a segment: every segment file is allocated at its
 //! full size before a record goes into it (`log/spare.rs`), so a segment — the
@@ -32,6 +33,20 @@
 //! count up to the last byte that is not zero, so a log reports the same
 //! whether or not its segments were preallocated; the cut truncates the file
 //! there, and the writer allocates the rest again.
+//!
+//! Row 14 is a crash during the `fdatasync` of a batch written into a segment
+//! allocated ahead: an overwrite has no file size to order the data behind,
+//! so a later page of the batch may reach the disk and an earlier one not,
+//! leaving a hole (zeros, or a record cut off by it) with some of the batch's
+//! records after it. The batch was not acknowledged, and every batch before it
+//! was durable before it was written, so only its records can follow the
+//! hole: LSNs past the ones the hole took, rising, and at most one proof, its
+//! own, which ends it. A proof followed by another record means a later batch
+//! was written after this one was synced — damage (row 5). Batch boundaries
+//! are known only from proofs, so a log without a key keeps row 5, and its
+//! segments are not allocated ahead (`log/spare.rs`). A damaged *last*
+//! acknowledged batch with nothing after it looks the same and is cut, as row
+//! 6 cuts a damaged last record: both are logged (`TailTruncated`).
 //!
 //! Rows 11 and 12 are the batch proofs of [`super::proof`]: a proof is a
 //! `BatchSigned` (checked with the log's public key) or a `BatchMac` (checked
@@ -59,7 +74,7 @@
 //! job, which walks the whole chain. (Re-hashing a million leases' records was the
 //! largest avoidable cost of a restart.)
 //!
-//! Nothing is ever dropped silently: the only repairs (rows 6, 7 and 11) remove bytes
+//! Nothing is ever dropped silently: the only repairs (rows 6, 7, 11 and 14) remove bytes
 //! that no acknowledged append could own — an append is acknowledged only after its
 //! whole batch is fsync'd, and a batch is written after every earlier batch — and it
 //! is recorded in the log itself. [`classify`] is the table in code; tests walk it
@@ -98,7 +113,7 @@ pub struct SegmentInfo {
     pub valid_bytes: u64,
 }
 
-/// A torn tail found at the end of the log (rows 6, 7 and 11).
+/// A torn tail found at the end of the log (rows 6, 7, 11 and 14).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
     pub(crate) segment: String,
@@ -173,14 +188,15 @@ pub(crate) enum Decision {
     Refuse,
 }
 
-/// Rows 4–6: what to do with a bad record, given where it is and whether any valid
-/// record follows it.
+/// Rows 4–6 (and 14): what to do with a bad record, given where it is and
+/// whether any valid record follows it (records of one unfinished batch, row
+/// 14, do not count).
 pub(crate) fn classify(in_last_segment: bool, valid_record_follows: bool) -> Decision {
     if in_last_segment && !valid_record_follows { Decision::TruncateTail } else { Decision::Refuse }
 }
 
 /// Segment files in the storage, sorted by first LSN.
-pub(crate) fn list_segments(storage: &dyn Storage) -> Result<Vec<(Lsn, String)>, ScanError> {
+pub(crate) fn list_segments<S: Storage + ?Sized>(storage: &S) -> Result<Vec<(Lsn, String)>, ScanError> {
     let names = storage.list().map_err(|source| ScanError::Io { file: "data directory".into(), source })?;
     let mut segs: Vec<(Lsn, String)> =
         names.into_iter().filter_map(|n| format::parse_segment_name(&n).map(|lsn| (lsn, n))).collect();
@@ -431,8 +447,9 @@ impl<'a> Scan<'a> {
     /// twice, never held) over the newest segment, and over older ones while the
     /// newer hold no proof — a batch that sealed a segment half-way, cut short by
     /// a crash. It stops at a segment from before proofs (format 1: its end
-    /// counts as proven). Damage followed by valid records, or a bad header
-    /// before the last segment, is left to rows 4-10, which refuse.
+    /// counts as proven). Damage followed by valid records (other than row
+    /// 14's), or a bad header before the last segment, is left to rows 4-10,
+    /// which refuse.
     fn newest_proofs(&mut self) -> Result<Option<Proofs>, ScanError> {
         let count = self.reader.segments().len();
         let mut stream = SegmentStream::new();
@@ -448,8 +465,8 @@ impl<'a> Scan<'a> {
             let name = self.reader.name(index).to_string();
             let io = |source| ScanError::Io { file: name.clone(), source };
             stream.open(self.reader.storage().open_read(&name).map_err(io)?);
-            let version = match SegmentHeader::decode(stream.header().map_err(io)?.0) {
-                Ok(header) => header.version,
+            let (version, first_lsn) = match SegmentHeader::decode(stream.header().map_err(io)?.0) {
+                Ok(header) => (header.version, header.first_lsn),
                 // Row 7 (a torn creation) or 8: nothing in it to prove.
                 Err(_) if index + 1 == count => {
                     passed.push(0);
@@ -457,7 +474,7 @@ impl<'a> Scan<'a> {
                 }
                 Err(_) => return Ok(None),
             };
-            if version < 2 {
+            if version < format::FORMAT_VERSION_PROOFS {
                 // Proofs start in the segment after it, if there is one.
                 return Ok((index + 1 < count).then(|| Proofs {
                     segment: index + 1,
@@ -473,8 +490,14 @@ impl<'a> Scan<'a> {
                 // Row 13, checked: the read that follows stops there.
                 self.reader.zeros_known_from(index, zeros);
             }
-            if scan.first_bad.is_some() && stream.valid_record_after().map_err(io)? == After::ValidRecord {
-                return Ok(None);
+            if scan.first_bad.is_some() {
+                // Row 14 in the last segment of a log with proofs: records of
+                // one unfinished batch after the bad one are a torn tail too.
+                let key = || first_public_key(self.reader.storage()).is_some();
+                let batch = (index + 1 == count && key()).then(|| scan.next_lsn.unwrap_or(first_lsn));
+                if stream.valid_record_after(batch).map_err(io)? == After::ValidRecord {
+                    return Ok(None);
+                }
             }
             if scan.proof_end.is_some() || index == 0 {
                 self.summary.unsigned = scan.proof_end.is_some() && scan.proof_end != scan.signature_end;
@@ -541,7 +564,7 @@ fn bad_record_what(problem: RecordProblem, last: bool, follows: bool) -> String 
 
 /// The public key named by the log's first record (`EngineInitialized`), read
 /// from the start of the first segment alone; `None` if there is none.
-pub(crate) fn first_public_key(storage: &dyn Storage) -> Option<[u8; 32]> {
+pub(crate) fn first_public_key<S: Storage + ?Sized>(storage: &S) -> Option<[u8; 32]> {
     use std::io::Read;
     let (_, first) = list_segments(storage).ok()?.into_iter().next()?;
     let mut bytes = Vec::new();

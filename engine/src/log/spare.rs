@@ -96,21 +96,6 @@ impl NewSegment {
     }
 }
 
-/// Makes a segment file now, on the caller's thread: created under a temporary
-/// name and its blocks reserved, best-effort.
-pub(crate) fn create_now(storage: &dyn Storage, seq: &AtomicU64, len: u64) -> std::io::Result<NewSegment> {
-    let temp_name = spare_name(seq.fetch_add(1, Ordering::Relaxed));
-    let mut file = storage.create_new(&temp_name)?;
-    let allocated = match file.allocate(0..len, Allocation::Reserved) {
-        Ok(()) => len,
-        Err(e) => {
-            note_allocation_failure(&e);
-            0
-        }
-    };
-    Ok(NewSegment { file, temp_name, allocated, zeroed: false })
-}
-
 fn note_allocation_failure(e: &std::io::Error) {
     if e.kind() == std::io::ErrorKind::Unsupported {
         tracing::debug!(error = %e, "segment not preallocated: the file system cannot");
@@ -128,8 +113,15 @@ pub(crate) struct Spares {
     storage: Arc<dyn Storage>,
     /// Bytes of a spare: the segment size.
     len: u64,
-    /// Off under [`FsyncPolicy::Never`], where no fsync is ever waited for, so
-    /// there is nothing for zeros written ahead to save.
+    /// Whether segment files are allocated ahead at all: only in a log whose
+    /// batches end in a proof. A crash during a batch's `fdatasync` may
+    /// persist a later page of it and not an earlier one, and recovery can
+    /// tell that from damage only by the batch's proof (row 14); without
+    /// proofs, segments grow with each append, whose file size the file
+    /// system orders behind the data.
+    preallocate: bool,
+    /// The thread: off under [`FsyncPolicy::Never`], where no fsync is ever
+    /// waited for, so there is nothing for zeros written ahead to save.
     enabled: bool,
     /// Numbers the temporary names, the writer's and the thread's alike.
     seq: Arc<AtomicU64>,
@@ -142,11 +134,13 @@ pub(crate) struct Spares {
 }
 
 impl Spares {
-    pub(crate) fn new(storage: Arc<dyn Storage>, len: u64, fsync: FsyncPolicy) -> Spares {
+    /// `preallocate`: the log's batches end in proofs (see the field).
+    pub(crate) fn new(storage: Arc<dyn Storage>, len: u64, fsync: FsyncPolicy, preallocate: bool) -> Spares {
         Spares {
             storage,
             len,
-            enabled: fsync == FsyncPolicy::Always,
+            preallocate,
+            enabled: preallocate && fsync == FsyncPolicy::Always,
             seq: Arc::default(),
             ready: Arc::default(),
             stop: Arc::default(),
@@ -156,9 +150,32 @@ impl Spares {
         }
     }
 
-    /// The counter of temporary names, for a segment made now ([`create_now`]).
-    pub(crate) fn seq(&self) -> &AtomicU64 {
-        &self.seq
+    /// Makes a segment file now, on the caller's thread: created under a
+    /// temporary name and its blocks reserved, best-effort (if at all).
+    pub(crate) fn create_now(&self) -> std::io::Result<NewSegment> {
+        let temp_name = spare_name(self.seq.fetch_add(1, Ordering::Relaxed));
+        let mut file = self.storage.create_new(&temp_name)?;
+        let allocated = match self.preallocate.then(|| file.allocate(0..self.len, Allocation::Reserved)) {
+            Some(Ok(())) => self.len,
+            Some(Err(e)) => {
+                note_allocation_failure(&e);
+                0
+            }
+            None => 0,
+        };
+        Ok(NewSegment { file, temp_name, allocated, zeroed: false })
+    }
+
+    /// Allocates a segment file again from `len` (where its data ends, the
+    /// file cut there) to the segment size, best-effort (if at all): after a
+    /// cut, so that the appends that follow still do not grow the file.
+    pub(crate) fn reallocate(&self, file: &mut dyn StorageFile, len: u64) {
+        if self.preallocate
+            && len < self.len
+            && let Err(e) = file.allocate(len..self.len, Allocation::Reserved)
+        {
+            tracing::debug!(error = %e, "log segment not preallocated again after a cut; it grows with each append");
+        }
     }
 
     /// Asks for a spare, once per active segment; the thread starts with the

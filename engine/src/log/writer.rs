@@ -33,8 +33,8 @@ use crate::event::{Entry, Event, Lsn};
 use crate::log::FsyncPolicy;
 use crate::log::format::{self, Chain, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::log::proof;
-use crate::log::spare::{self, Spares};
-use crate::log::storage::{Allocation, Storage, StorageFile};
+use crate::log::spare::Spares;
+use crate::log::storage::{Storage, StorageFile};
 
 /// Called on the writer thread with every durable batch, in LSN order, before any
 /// appender of that batch is woken; `Chain` is the chain after the batch's last
@@ -437,7 +437,7 @@ impl Writer {
             // After: the durable records end the file; what follows is allocated
             // again, zeros, for the next batch to be written into.
             assert!(cut.len >= SEGMENT_HEADER_BYTES as u64, "cut into the segment header");
-            reallocate(file.as_mut(), cut.len, self.segment_bytes_max);
+            self.spares.reallocate(file.as_mut(), cut.len);
             self.file = file;
             Ok(())
         })();
@@ -593,7 +593,7 @@ impl Writer {
         let name = format::segment_name(self.next_lsn);
         let mut segment = match self.spares.take() {
             Some(spare) => spare,
-            None => spare::create_now(self.storage.as_ref(), self.spares.seq(), self.segment_bytes_max)?,
+            None => self.spares.create_now()?,
         };
         let placed = segment.write_header(&header, self.fsync).and_then(|()| segment.rename(self.storage.as_ref(), &name));
         if let Err(e) = placed {
@@ -621,13 +621,3 @@ impl Writer {
     }
 }
 
-/// Allocates a segment file again from `len` (where its data ends, the file
-/// cut there) to `segment_bytes_max`, best-effort: after a cut, so that the
-/// appends that follow still do not grow the file.
-pub(crate) fn reallocate(file: &mut dyn StorageFile, len: u64, segment_bytes_max: u64) {
-    if len < segment_bytes_max
-        && let Err(e) = file.allocate(len..segment_bytes_max, Allocation::Reserved)
-    {
-        tracing::debug!(error = %e, "log segment not preallocated again after a cut; it grows with each append");
-    }
-}
