@@ -281,12 +281,62 @@ impl Keys {
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// Bytes held by a [`RandomPool`]: one request's randomness (a username's,
+/// a password's and a lease id's 64-byte blocks) in one system call.
+const RANDOM_POOL_BYTES: usize = 256;
+
+/// Bytes from the operating system's CSPRNG, fetched [`RANDOM_POOL_BYTES`] at
+/// a time: a getrandom call costs the kernel a fresh ChaCha state whatever its
+/// size, and an issue used to make one per 64-byte block (four or five). A
+/// pool lives on the stack of one request and is never kept or shared, so a
+/// fork cannot hand the same bytes to two processes; every byte is wiped once
+/// handed out, and the rest on drop.
+pub(crate) struct RandomPool {
+    bytes: [u8; RANDOM_POOL_BYTES],
+    used: usize,
+}
+
+impl RandomPool {
+    pub(crate) fn new() -> RandomPool {
+        RandomPool { bytes: [0; RANDOM_POOL_BYTES], used: RANDOM_POOL_BYTES }
+    }
+
+    /// Fills `out`, refilling the pool from the OS as often as it runs dry.
+    pub(crate) fn fill(&mut self, out: &mut [u8]) -> Result<(), KeyError> {
+        let mut at = 0;
+        while at < out.len() {
+            if self.used == RANDOM_POOL_BYTES {
+                fill_random(&mut self.bytes)?;
+                self.used = 0;
+            }
+            let n = (out.len() - at).min(RANDOM_POOL_BYTES - self.used);
+            let taken = &mut self.bytes[self.used..self.used + n];
+            out[at..at + n].copy_from_slice(taken);
+            taken.zeroize();
+            self.used += n;
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RandomPool {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
 /// `len` characters from `[0-9A-Za-z]`, uniformly (rejection sampling on bytes).
 pub(crate) fn random_base62(len: usize) -> Result<String, KeyError> {
+    random_base62_from(len, &mut RandomPool::new())
+}
+
+/// [`random_base62`] from `pool`.
+pub(crate) fn random_base62_from(len: usize, pool: &mut RandomPool) -> Result<String, KeyError> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
-        fill_random(&mut buf)?;
+        pool.fill(&mut buf)?;
         // 248 = 4 × 62: bytes at or above it would bias the first characters.
         for &b in buf.iter().filter(|&&b| b < 248) {
             if out.len() == len {
@@ -295,6 +345,7 @@ pub(crate) fn random_base62(len: usize) -> Result<String, KeyError> {
             out.push(BASE62[(b % 62) as usize] as char);
         }
     }
+    buf.zeroize();
     Ok(out)
 }
 
@@ -361,5 +412,27 @@ mod tests {
         assert_eq!(s.len(), 40);
         assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(s, random_base62(40).unwrap());
+    }
+
+    /// A pool hands out each byte once, across refills, and wipes what it
+    /// handed out.
+    #[test]
+    fn a_random_pool_hands_out_fresh_bytes_across_refills_and_wipes_them() {
+        let mut pool = RandomPool::new();
+        let mut first = [0u8; 200];
+        pool.fill(&mut first).unwrap();
+        assert!(pool.bytes[..200].iter().all(|&b| b == 0), "handed-out bytes left in the pool");
+        assert_eq!(pool.used, 200);
+        // Runs past the end: the rest of this fill, a refill, and on.
+        let mut second = [0u8; 600];
+        pool.fill(&mut second).unwrap();
+        assert_eq!(pool.used, (200 + 600) % RANDOM_POOL_BYTES);
+        // 800 bytes of a CSPRNG: no 16-byte window repeats, none is all zero.
+        let all: Vec<u8> = first.iter().chain(second.iter()).copied().collect();
+        let mut windows: Vec<&[u8]> = all.chunks(16).collect();
+        assert!(windows.iter().all(|w| w.iter().any(|&b| b != 0)));
+        windows.sort();
+        windows.dedup();
+        assert_eq!(windows.len(), all.len() / 16, "bytes repeated across a refill");
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{EXPIRATION_MARGIN_MS, LEASE_ID_RANDOM_CHARS, LEASE_TTL_MS_SYSTEM, LeaseError};
 use crate::Secret;
-use crate::auth::keys::{self, Keys, connection_context, random_base62};
+use crate::auth::keys::{self, Keys, connection_context, random_base62_from};
 use crate::event::{ConnectionWritten, IssueStarted, RevokeReason};
 use crate::state::{Lease, State, Token};
 use crate::text::password::PasswordPolicy;
@@ -110,7 +110,10 @@ pub(crate) fn plan_issue(
         expire_time_max_ms = expire_time_max_ms.min(token_expiry);
     }
     let io = LeaseError::io;
-    let mut fill = |buf: &mut [u8]| keys::fill_random(buf).expect("the OS random source failed");
+    // One pool for the username's, the password's and the lease id's
+    // randomness: one system call per issue, not one per block.
+    let mut pool = keys::RandomPool::new();
+    let mut fill = |buf: &mut [u8]| pool.fill(buf).expect("the OS random source failed");
     let username_template = if connection.username_template.is_empty() {
         UsernameTemplate::default()
     } else {
@@ -128,7 +131,8 @@ pub(crate) fn plan_issue(
         PasswordPolicy::parse(&connection.password_policy).map_err(|e| LeaseError::invalid(e.to_string()))?
     };
     let password = Secret::new(crate::text::password::generate_password(&policy, &mut fill));
-    let lease_id = format!("{mount}creds/{role_name}/{}", random_base62(LEASE_ID_RANDOM_CHARS).map_err(io)?);
+    let lease_id =
+        format!("{mount}creds/{role_name}/{}", random_base62_from(LEASE_ID_RANDOM_CHARS, &mut pool).map_err(io)?);
     Ok(IssuePlan {
         started: IssueStarted {
             lease_id,
