@@ -62,7 +62,8 @@ fn verify_then_tamper() {
     let mut bytes = std::fs::read(&segment).unwrap();
     // Half way into the records (the segment is allocated ahead: zeros
     // follow its data).
-    let at = (bytes.iter().rposition(|&b| b != 0).unwrap() + 1) / 2;
+    let data_end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let at = data_end / 2;
     bytes[at] ^= 0x01;
     std::fs::write(&segment, bytes).unwrap();
     let out = lessor(d.dir.path(), "", &["audit", "verify"]);
