@@ -644,7 +644,7 @@ pub(crate) struct Start {
     pub(crate) chain_trusted_through: Lsn,
 }
 
-/// Reads a log's segments in order, verifying as it goes (rows 1–10 and 13).
+/// Reads a log's segments in order, verifying as it goes (rows 1–10, 13 and 14).
 pub(crate) struct LogReader<St> {
     storage: St,
     /// `(first LSN, file name)` in LSN order, as listed.

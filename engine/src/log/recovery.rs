@@ -81,7 +81,7 @@
 //! row by row.
 //!
 //! # One reader
-//! Rows 1–10 and 13 are applied by the log's one streaming reader
+//! Rows 1–10, 13 and 14 are applied by the log's one streaming reader
 //! (`LogReader`, `log/reader.rs`), which `audit verify` and the other audit
 //! queries read through as well, so an auditor and an opening engine judge
 //! every byte alike; this module adds rows 11 and 12 on top ([`Scan`]) and words
@@ -243,7 +243,7 @@ pub(crate) fn scan_trusting(
     }
 }
 
-/// The scan: the log's `LogReader` (rows 1–10, 13) with the batch-proof rows (11,
+/// The scan: the log's `LogReader` (rows 1–10, 13, 14) with the batch-proof rows (11,
 /// 12) on top, handing on the records it accepts and summing up what it passes.
 /// The engine's open and the audit fold from it; `scan_trusting` (tests)
 /// visits it.
