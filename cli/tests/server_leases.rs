@@ -192,17 +192,24 @@ fn the_access_log_has_a_json_line_per_request_and_no_secret() {
     let password = issued.json()["data"]["password"].as_str().unwrap().to_string();
     let denied = once(server.addr, "GET", "/v1/sys/mounts", Some("not-a-token"), None);
     assert_eq!(denied.status, 403, "{denied:?}");
+    // A token the engine knows, refused a path its policy does not grant.
+    let created = once(server.addr, "POST", "/v1/auth/token/create", Some(&root), Some(r#"{"policies":["default"]}"#));
+    assert_eq!(created.status, 200, "{created:?}");
+    let app_token = created.json()["auth"]["client_token"].as_str().unwrap().to_string();
+    let app_accessor = created.json()["auth"]["accessor"].as_str().unwrap().to_string();
+    let forbidden = once(server.addr, "GET", "/v1/sys/policies/acl/default", Some(&app_token), None);
+    assert_eq!(forbidden.status, 403, "{forbidden:?}");
     assert_eq!(once(server.addr, "GET", "/v1/sys/health", None, None).status, 200);
     server.stop();
 
     assert_eq!(mode(&log), 0o600, "the access log is created private");
     let text = std::fs::read_to_string(&log).unwrap();
-    for secret in [root.as_str(), password.as_str(), db.admin_password(), "not-a-token"] {
+    for secret in [root.as_str(), password.as_str(), db.admin_password(), "not-a-token", app_token.as_str()] {
         assert!(!text.contains(secret), "the access log holds a secret: {secret}");
     }
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
-    // init, mount, connection, role, issue, denied, health.
-    assert_eq!(lines.len(), 7, "{text}");
+    // init, mount, connection, role, issue, denied, token create, forbidden, health.
+    assert_eq!(lines.len(), 9, "{text}");
     for line in &lines {
         for field in ["request_id", "accessor", "path", "status", "duration", "remote", "method", "time"] {
             assert!(line.get(field).is_some(), "no {field}: {line}");
@@ -216,6 +223,33 @@ fn the_access_log_has_a_json_line_per_request_and_no_secret() {
     let refused = lines.iter().find(|l| l["path"] == "sys/mounts").expect("the denial's line");
     assert_eq!(refused["status"], 403);
     assert!(refused["accessor"].is_null(), "an unknown token has no accessor: {refused}");
+    let forbidden = lines.iter().find(|l| l["path"] == "sys/policies/acl/default").expect("the forbidden line");
+    assert_eq!(forbidden["status"], 403);
+    assert_eq!(forbidden["accessor"], app_accessor.as_str(), "a known token is named by its accessor: {forbidden}");
+    // Every request the engine answered, refusals included, names its audit
+    // record: the same request id is in the log, with the same outcome.
+    let audit = std::process::Command::new(common::LESSOR)
+        .args(["audit", "log", "--jsonl", "-d"])
+        .arg(&setup.data_dir)
+        .output()
+        .unwrap();
+    assert!(audit.status.success(), "{audit:?}");
+    let records: Vec<Value> =
+        String::from_utf8(audit.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let record_of = |line: &Value| {
+        let id = line["request_id"].as_str().unwrap_or_else(|| panic!("no request id: {line}"));
+        assert_eq!(id.len(), 36, "{line}");
+        records
+            .iter()
+            .find(|r| r["kind"] == "RequestRecorded" && r["event"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("no audit record for {line}"))
+            .clone()
+    };
+    assert_eq!(record_of(issue)["event"]["outcome"], "ok");
+    assert_eq!(record_of(refused)["event"]["outcome"], "denied");
+    let record = record_of(forbidden);
+    assert_eq!(record["event"]["outcome"], "denied");
+    assert_eq!(record["event"]["accessor"], app_accessor.as_str());
     assert_eq!(lines.last().unwrap()["path"], "sys/health");
 
     // A symbolic link where the log would go: refused, not followed.

@@ -557,7 +557,8 @@ pub struct RotateRootFailed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecorded {
     pub request_id: String,
-    /// Empty when no valid token was presented.
+    /// The presented token's accessor; empty when the engine knows no such
+    /// token (an expired or used-up one is named, with its refusal).
     pub accessor: String,
     pub display_name: String,
     pub operation: Operation,

@@ -308,6 +308,46 @@ fn expired_tokens_are_refused_on_the_engine_clock_and_renewal_extends_them() {
 }
 
 #[test]
+fn a_traced_request_names_its_audit_record_refusals_and_stale_tokens_included() {
+    let h = Harness::new();
+    let traced =
+        |token: &str, path: &str| h.rt.block_on(h.engine().request_traced(token, Operation::Read, path, Value::Null));
+    let (t, accessor) = h.token(&h.root, json!({"ttl": "1h", "policies": []}));
+
+    // Allowed: the trace names the reply's request id and the caller.
+    let (answer, trace) = traced(&t, "auth/token/lookup-self");
+    let answer = answer.unwrap();
+    assert_eq!(trace.request_id.as_deref(), Some(answer.request_id.as_str()));
+    assert_eq!(trace.accessor.as_deref(), Some(accessor.as_str()));
+    let record = h.audit().pop().unwrap();
+    assert_eq!((record.request_id.as_str(), record.outcome), (answer.request_id.as_str(), Outcome::Ok));
+
+    // Denied by policy: no reply, but the trace points at the denial's record.
+    let (answer, trace) = traced(&t, "sys/mounts");
+    assert_eq!(answer.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    let record = h.audit().pop().unwrap();
+    assert_eq!(trace.request_id.as_deref(), Some(record.request_id.as_str()));
+    assert_eq!((record.outcome, record.accessor.as_str()), (Outcome::Denied, accessor.as_str()));
+    assert_eq!(trace.accessor.as_deref(), Some(accessor.as_str()));
+
+    // An expired token is refused, and the record says whose it was.
+    h.clock.advance_ms(61 * 60_000);
+    let (answer, trace) = traced(&t, "auth/token/lookup-self");
+    assert_eq!(answer.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    let record = h.audit().pop().unwrap();
+    assert!(record.error.as_deref().unwrap().contains("expired"), "{record:?}");
+    assert_eq!((record.outcome, record.accessor.as_str()), (Outcome::Denied, accessor.as_str()));
+    assert_eq!(trace.request_id.as_deref(), Some(record.request_id.as_str()));
+    assert_eq!(trace.accessor.as_deref(), Some(accessor.as_str()));
+
+    // A token nobody issued: recorded, without an accessor.
+    let (_, trace) = traced("lsr.notatoken", "sys/mounts");
+    let record = h.audit().pop().unwrap();
+    assert_eq!(trace.request_id.as_deref(), Some(record.request_id.as_str()));
+    assert_eq!((trace.accessor, record.accessor.as_str()), (None, ""));
+}
+
+#[test]
 fn a_child_token_never_outlives_its_parent() {
     let h = Harness::new();
     policy(&h, "maker", r#"path "auth/token/create" { capabilities = ["update"] }"#);

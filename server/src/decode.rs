@@ -141,26 +141,19 @@ pub(crate) fn body_data(body: &[u8]) -> Result<Value, Refusal> {
     }
 }
 
-/// `%XX` decoding; `None` for a bad escape or bytes that are not UTF-8.
+/// `%XX` decoding; `None` for a bad escape (as Go's `net/url`, which Vault
+/// stands on, refuses one) or bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    if !text.contains('%') {
-        return Some(text.to_string());
-    }
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let escapes_ok = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| bytes.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)));
+    if !escapes_ok {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(|text| text.into_owned())
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary (for messages).
@@ -190,6 +183,9 @@ mod tests {
     #[test]
     fn bad_escapes_are_refused() {
         assert!(query_pairs(Some("a=%zz")).is_err());
+        assert!(query_pairs(Some("a=%2")).is_err(), "an escape cut short");
+        assert!(query_pairs(Some("a=%%41")).is_err(), "a % that escapes nothing");
+        assert_eq!(query_data(query_pairs(Some("a=%25%41")).unwrap()).unwrap().1, serde_json::json!({"a": "%A"}));
         assert!(api_path("/v1/sys/%ff").is_err());
         assert_eq!(api_path("/v1/database/creds/a%2Fb").unwrap(), "database/creds/a/b");
         assert!(api_path("/v2/sys/health").is_err());

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use lessor_engine::auth::tokens::TokenSecret;
-use lessor_engine::request::Operation;
+use lessor_engine::request::{Operation, RequestTrace};
 use serde_json::{Value, json};
 
 use crate::access::{AccessLine, AccessLog};
@@ -61,8 +61,8 @@ pub(crate) async fn handle(app: Arc<App>, request: Request<Incoming>, peer: Sock
     let raw_path = request.uri().path().to_string();
     let token = decode::token(request.headers());
     let outcome = answer(&app, request).await;
-    let (response, path, request_id) = match outcome {
-        Answered::Engine { response, path, request_id } => (response, path, request_id),
+    let (response, path, trace) = match outcome {
+        Answered::Engine { response, path, trace } => (response, path, Some(trace)),
         Answered::Local { response, path } => (response, path, None),
     };
     let took = started.elapsed();
@@ -70,9 +70,14 @@ pub(crate) async fn handle(app: Arc<App>, request: Request<Incoming>, peer: Sock
     let family = metrics::family(&path);
     app.metrics.request(family, response.status().as_u16());
     if app.access.enabled() {
-        let accessor = match (token.is_empty(), app.core.engine().await) {
-            (false, Some(engine)) => engine.accessor_of(&token),
-            _ => None,
+        // The engine names the caller as its record does; a request the
+        // server answered alone is looked up here (no record to point at).
+        let (request_id, accessor) = match trace {
+            Some(RequestTrace { request_id, accessor, .. }) => (request_id, accessor),
+            None => match (token.is_empty(), app.core.engine().await) {
+                (false, Some(engine)) => (None, engine.accessor_of(&token)),
+                _ => (None, None),
+            },
         };
         app.access.write(&AccessLine {
             request_id: request_id.as_deref(),
@@ -88,8 +93,8 @@ pub(crate) async fn handle(app: Arc<App>, request: Request<Incoming>, peer: Sock
 }
 
 enum Answered {
-    /// Through the engine: its audit record carries `request_id`.
-    Engine { response: HttpResponse, path: Option<String>, request_id: Option<String> },
+    /// Through the engine, with what its audit record names.
+    Engine { response: HttpResponse, path: Option<String>, trace: RequestTrace },
     /// Answered by the server alone.
     Local { response: HttpResponse, path: Option<String> },
 }
@@ -181,7 +186,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answered {
     let call = Call { operation, path, token, data };
     let timed = timed(&call);
     let started = Instant::now();
-    let result = engine.request(&call.token, call.operation, &call.path, call.data).await;
+    let (result, trace) = engine.request_traced(&call.token, call.operation, &call.path, call.data).await;
     if let (Some(what), Ok(_)) = (timed, &result) {
         app.metrics.timed(what, started.elapsed());
     }
@@ -190,10 +195,9 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answered {
             if response.queued {
                 app.core.kick_expirer().await;
             }
-            let request_id = Some(response.request_id.clone());
-            Answered::Engine { response: encode::reply(call.operation, &response), path: Some(call.path), request_id }
+            Answered::Engine { response: encode::reply(call.operation, &response), path: Some(call.path), trace }
         }
-        Err(e) => Answered::Engine { response: encode::error(&e), path: Some(call.path), request_id: None },
+        Err(e) => Answered::Engine { response: encode::error(&e), path: Some(call.path), trace },
     }
 }
 

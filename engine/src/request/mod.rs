@@ -119,6 +119,21 @@ impl From<crate::lease::LeaseError> for RequestError {
     }
 }
 
+/// What a request's audit record says of it, beside its answer
+/// ([`Engine::request_traced`](crate::Engine::request_traced)): for a host
+/// that logs each request and points at the log's record, refusals included.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestTrace {
+    /// The record's request id, the reply's `request_id`; `None` when nothing
+    /// was recorded (an engine opened without its master key, or an append
+    /// that failed).
+    pub request_id: Option<String>,
+    /// The accessor of the token the request carried, when the engine knows
+    /// that token (also when it refused it as expired); never the token.
+    pub accessor: Option<String>,
+}
+
 /// The `auth` block of a response that created a token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuthResponse {

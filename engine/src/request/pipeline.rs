@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::handler::{Caller, Ctx, Handled, Login, Plan};
 use super::input::{Input, truncate};
 use super::router::{self, Route};
-use super::{Operation, RequestError, Response};
+use super::{Operation, RequestError, RequestTrace, Response};
 use crate::Engine;
 use crate::auth::keys::{self, Keys};
 use crate::auth::policy::Capabilities;
@@ -17,6 +17,13 @@ use crate::event::{Event, Outcome, RequestRecorded, TokenUsed};
 use crate::lease::{Asked, Claim, Settled};
 use crate::log::AppendError;
 use crate::state::State;
+
+/// Why a request failed: refused (on the record), or its record did not
+/// become durable.
+enum Failed {
+    Refused(RequestError),
+    Unrecorded(AppendError),
+}
 
 /// What a request holds until its append is durable.
 #[derive(Debug, Default)]
@@ -74,13 +81,30 @@ impl Engine {
         path: &str,
         data: Value,
     ) -> Result<Response, RequestError> {
-        let (mut response, login) = self.request_typed(token, operation, path, data).await?;
-        if let Some(Login { username, password }) = login {
-            let data = response.data.get_or_insert_with(serde_json::Map::new);
-            data.insert("username".into(), Value::String(username));
-            data.insert("password".into(), Value::String(password.expose().to_string()));
-        }
-        Ok(response)
+        self.request_traced(token, operation, path, data).await.0
+    }
+
+    /// [`Engine::request`], with what its audit record says of it: the request
+    /// id and the caller's accessor, for a host that logs each request beside
+    /// the log's record (`lessor server`'s access log) — for refusals too, which
+    /// carry no `Response` — without hashing the token a second time.
+    pub async fn request_traced(
+        &self,
+        token: &str,
+        operation: Operation,
+        path: &str,
+        data: Value,
+    ) -> (Result<Response, RequestError>, RequestTrace) {
+        let (result, trace) = self.request_recorded(token, operation, path, data).await;
+        let result = result.map(|(mut response, login)| {
+            if let Some(Login { username, password }) = login {
+                let data = response.data.get_or_insert_with(serde_json::Map::new);
+                data.insert("username".into(), Value::String(username));
+                data.insert("password".into(), Value::String(password.expose().to_string()));
+            }
+            response
+        });
+        (result, trace)
     }
 
     /// [`Engine::request`], with an issued credential's login apart from the
@@ -92,12 +116,25 @@ impl Engine {
         path: &str,
         data: Value,
     ) -> Result<(Response, Option<Login>), RequestError> {
+        self.request_recorded(token, operation, path, data).await.0
+    }
+
+    async fn request_recorded(
+        &self,
+        token: &str,
+        operation: Operation,
+        path: &str,
+        data: Value,
+    ) -> (Result<(Response, Option<Login>), RequestError>, RequestTrace) {
         if self.keys.is_none() {
             // Read-only: nothing is appended, not even the refusal (a record
             // without the key's batch proof would be cut by the next keyed open).
-            return Err(no_master_key());
+            return (Err(no_master_key()), RequestTrace::default());
         }
-        let request_id = new_request_id()?;
+        let request_id = match new_request_id() {
+            Ok(id) => id,
+            Err(e) => return (Err(e), RequestTrace::default()),
+        };
         let mut audit = RequestRecorded {
             request_id: request_id.clone(),
             accessor: String::new(),
@@ -107,16 +144,23 @@ impl Engine {
             outcome: Outcome::Ok,
             error: None,
         };
-        match self.serve(token, operation, path, data, &mut audit).await {
+        let served = self.serve(token, operation, path, data, &mut audit).await;
+        // What the record names; kept only once the record is durable.
+        let trace = RequestTrace {
+            request_id: Some(request_id.clone()),
+            accessor: (!audit.accessor.is_empty()).then(|| audit.accessor.clone()),
+        };
+        let result = match served {
             Ok((Handled { mut events, mut response, login }, held)) if held.riding => {
                 events.push(audit.into());
                 // Nobody waits for these: the claims are released on the log's
                 // thread once they are durable (or failed: a lease left `Issuing`
                 // is revoked at its expiry; a renewal's intent keeps its expiry).
                 let claims: Box<dyn Send> = Box::new(held.claims);
-                self.submit_riding(events, claims).await.map_err(io_error)?;
-                response.request_id = request_id;
-                Ok((response, login))
+                self.submit_riding(events, claims).await.map_err(Failed::Unrecorded).map(|()| {
+                    response.request_id = request_id;
+                    (response, login)
+                })
             }
             Ok((Handled { mut events, mut response, login }, held)) => {
                 events.push(audit.into());
@@ -135,17 +179,26 @@ impl Engine {
                 }
                 // The claims were held until the outcomes are durable (or failed).
                 drop(held.claims);
-                appended.map_err(io_error)?;
-                response.request_id = request_id;
-                Ok((response, login))
+                appended.map_err(Failed::Unrecorded).map(|()| {
+                    response.request_id = request_id;
+                    (response, login)
+                })
             }
             Err(e) => {
                 audit.outcome = outcome_of(&e);
                 audit.error = Some(e.to_string());
                 // I6: the refusal is on the record before the caller hears of it.
-                self.append(vec![audit.into()]).await.map_err(io_error)?;
-                Err(e)
+                match self.append(vec![audit.into()]).await {
+                    Ok(_) => Err(Failed::Refused(e)),
+                    Err(append) => Err(Failed::Unrecorded(append)),
+                }
             }
+        };
+        match result {
+            Ok(answer) => (Ok(answer), trace),
+            Err(Failed::Refused(e)) => (Err(e), trace),
+            // The record did not become durable: it names nothing.
+            Err(Failed::Unrecorded(e)) => (Err(io_error(e)), RequestTrace::default()),
         }
     }
 
@@ -159,9 +212,7 @@ impl Engine {
     ) -> Result<(Handled, Held), RequestError> {
         let keys = self.keys.clone().ok_or_else(no_master_key)?;
         let now_ms = self.clock().now_ms();
-        let caller = self.authenticate(&keys, secret, now_ms).await?;
-        audit.accessor = caller.token.accessor.clone();
-        audit.display_name = caller.token.display_name.clone();
+        let caller = self.authenticate(&keys, secret, now_ms, audit).await?;
         let asked =
             Asked { accessor: audit.accessor.clone(), request_id: audit.request_id.clone(), path: audit.path.clone() };
         // `path?k=v&…` (Vault's query parameters) become data fields.
@@ -280,10 +331,21 @@ impl Engine {
     }
 
     /// Resolves a token secret to a usable token.
-    async fn authenticate(&self, keys: &Keys, secret: &str, now_ms: i64) -> Result<Caller, RequestError> {
+    /// The caller, or the refusal. A token the engine knows is named on the
+    /// record even when it is refused (expired, used up), so the audit trail
+    /// says whose stale token was tried.
+    async fn authenticate(
+        &self,
+        keys: &Keys,
+        secret: &str,
+        now_ms: i64,
+        audit: &mut RequestRecorded,
+    ) -> Result<Caller, RequestError> {
         let hash = keys.hash_token(secret);
         let token =
             self.with_state(|s| s.token_by_hash(&hash).cloned()).ok_or(TokenRefusal::Unknown).map_err(denied)?;
+        audit.accessor = token.accessor.clone();
+        audit.display_name = token.display_name.clone();
         tokens::usable(&token, now_ms).map_err(denied)?;
         Ok(Caller { token, secret: secret.to_string() })
     }
