@@ -275,8 +275,10 @@ lessor_status lessor_renew(struct lessor_engine *engine,
                            struct lessor_error **err_out);
 
 /**
- * Revokes lease `lease_id` now: drops its database user. Thread-safe; blocks the
- * calling thread until done. On failure `*err_out` (if not NULL) receives an error.
+ * Revokes lease `lease_id` now: drops its database user. A lease that is gone
+ * already (revoked, expired, never issued) is `LESSOR_OK` with nothing to do,
+ * as in Vault, so a retried revoke succeeds. Thread-safe; blocks the calling
+ * thread until done. On failure `*err_out` (if not NULL) receives an error.
  */
 lessor_status lessor_revoke(struct lessor_engine *engine,
                             const char *token,

@@ -382,7 +382,8 @@ pub fn lease(global: &Global, command: LeaseCommand) -> Result<ExitCode, Failure
             if let Some(increment) = increment {
                 data["increment"] = increment.into();
             }
-            let response = send(global, Operation::Update, "sys/leases/renew", data)?;
+            let doing = format!("renewing lease {id}");
+            let response = send_as(global, Operation::Update, "sys/leases/renew", data, &doing)?;
             print_response(global, &response, "Success! Renewed the lease.");
         }
         LeaseCommand::Revoke { prefix, force, id } => {

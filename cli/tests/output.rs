@@ -114,11 +114,14 @@ fn durations_print_humanized_in_tables() {
 fn errors_speak_of_what_the_user_typed() {
     let d = setup();
     let dir = d.dir.path();
-    let out = lessor(dir, &d.root, &["lease", "revoke", "database/creds/ro/gone"]);
+    let out = lessor(dir, &d.root, &["lease", "renew", "database/creds/ro/gone"]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("revoking lease database/creds/ro/gone: lease not found"), "{stderr}");
-    assert!(!stderr.contains("sys/leases/revoke"), "{stderr}");
+    assert!(stderr.contains("renewing lease database/creds/ro/gone: lease not found"), "{stderr}");
+    assert!(!stderr.contains("sys/leases/renew"), "{stderr}");
+    // Revoking it succeeds with nothing to do, as in Vault (a retried revoke).
+    let out = lessor(dir, &d.root, &["lease", "revoke", "database/creds/ro/gone"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 
     let again = lessor(dir, "", &["init"]);
     assert!(!again.status.success());

@@ -111,6 +111,9 @@ def revoke(args):
     c = client(args)
     out = {"revoke_status": status_of(c.sys.revoke_lease(args["lease_id"]))}
     out["lookup_after"] = denied(lambda: c.sys.read_lease(args["lease_id"]))
+    # Revoking it again: nothing to do, and a success (as Vault), so a retry
+    # after a lost reply does not raise.
+    out["revoke_again_status"] = status_of(c.sys.revoke_lease(args["lease_id"]))
     return out
 
 

@@ -524,7 +524,7 @@ fn every_route_on_the_wire() {
             row("PUT", "sys/leases/renew").json(json!({"increment": 60})).expect(400, Error("lease_id")),
             row("PUT", "sys/leases/renew")
                 .json(json!({"lease_id": "database/creds/ro/nope"}))
-                .expect(404, Error("lease")),
+                .expect(400, Error("lease not found")),
             row("GET", "sys/leases/lookup").expect(405, Error("unsupported operation")),
             row("GET", "sys/leases/renew").expect(405, Error("unsupported operation")),
             row("LIST", "sys/leases/lookup/database/creds/none/").expect(404, NoErrors),
@@ -543,11 +543,21 @@ fn every_route_on_the_wire() {
                 .expect(400, Error("sync")),
         ],
     );
+    // A lease that is gone: 400 on lookup and renew, and a revoke that
+    // succeeds with nothing to do (Vault's answers, checked against OpenBao 2.7).
     for gone in [&lease2, &lease3] {
-        row("PUT", "sys/leases/lookup").json(json!({"lease_id": gone})).expect(404, Error("lease")).check(addr);
+        row("PUT", "sys/leases/lookup").json(json!({"lease_id": gone})).expect(400, Error("lease")).check(addr);
+        row("PUT", "sys/leases/renew").json(json!({"lease_id": gone})).expect(400, Error("lease")).check(addr);
     }
-    let revoked = row("PUT", "sys/leases/revoke").json(json!({"lease_id": lease2, "sync": true}));
-    revoked.expect(404, Error("lease")).check(addr);
+    run(
+        addr,
+        &[
+            row("PUT", "sys/leases/revoke").json(json!({"lease_id": lease2, "sync": true})).expect(204, Empty),
+            row("PUT", format!("sys/leases/revoke/{lease3}")).expect(204, Empty),
+            row("PUT", "sys/leases/revoke").json(json!({"lease_id": lease2, "sync": false})).expect(202, Empty),
+            row("PUT", "sys/leases/revoke").json(json!({"lease_id": "database/creds/ro/never"})).expect(204, Empty),
+        ],
+    );
 
     // Policies: the legacy path answers `rules`, the new one `policy` (as Vault).
     run(

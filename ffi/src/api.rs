@@ -392,8 +392,10 @@ pub extern "C" fn lessor_renew(
     })
 }
 
-/// Revokes lease `lease_id` now: drops its database user. Thread-safe; blocks the
-/// calling thread until done. On failure `*err_out` (if not NULL) receives an error.
+/// Revokes lease `lease_id` now: drops its database user. A lease that is gone
+/// already (revoked, expired, never issued) is `LESSOR_OK` with nothing to do,
+/// as in Vault, so a retried revoke succeeds. Thread-safe; blocks the calling
+/// thread until done. On failure `*err_out` (if not NULL) receives an error.
 #[unsafe(no_mangle)]
 pub extern "C" fn lessor_revoke(
     engine: *mut lessor_engine,

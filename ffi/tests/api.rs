@@ -567,4 +567,9 @@ fn a_credential_freed_twice_is_a_no_op() {
     assert_eq!(lessor_credential_ttl_s(cred), -1);
     assert_eq!(lessor_revoke(e, tok, lease.as_ptr(), ptr::null_mut()), lessor_status::LESSOR_OK);
     assert!(db.roles_with_prefix(&format!("{prefix}-")).is_empty());
+    // Gone: revoking again is OK with nothing to do (a retried revoke), renewing is NOT_FOUND.
+    assert_eq!(lessor_revoke(e, tok, lease.as_ptr(), ptr::null_mut()), lessor_status::LESSOR_OK);
+    let mut ttl = 7;
+    assert_eq!(lessor_renew(e, tok, lease.as_ptr(), 0, &mut ttl, ptr::null_mut()), lessor_status::LESSOR_NOT_FOUND);
+    assert_eq!(ttl, 7, "untouched on failure");
 }

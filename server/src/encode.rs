@@ -64,6 +64,19 @@ pub(crate) fn error(e: &RequestError) -> HttpResponse {
     errors(status_of(e.kind()), &[e.to_string().as_str()])
 }
 
+/// An engine error on `path` as Vault's error reply. Vault answers an unknown
+/// lease on the renew and lookup endpoints with 400 ("lease not found",
+/// "invalid lease"), not 404; hvac and the CLIs branch on that status.
+pub(crate) fn error_at(path: &str, e: &RequestError) -> HttpResponse {
+    let path = path.trim_end_matches('/');
+    let lease_endpoint = path == "sys/leases/lookup"
+        || ["sys/leases/renew", "sys/renew"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")));
+    if e.kind() == ErrorKind::NotFound && lease_endpoint {
+        return errors(StatusCode::BAD_REQUEST, &[e.to_string().as_str()]);
+    }
+    error(e)
+}
+
 /// `{"errors": [...]}` with `status`.
 pub(crate) fn errors(status: StatusCode, messages: &[&str]) -> HttpResponse {
     json_response(status, &json!({ "errors": messages }))
@@ -149,6 +162,19 @@ pub(crate) fn envelope(response: &EngineResponse) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_lease_is_400_on_the_lease_endpoints_as_in_vault() {
+        let gone = RequestError::NotFound("lease not found".into());
+        for path in ["sys/leases/renew", "sys/renew", "sys/renew/database/creds/a/b", "sys/leases/lookup/"] {
+            assert_eq!(error_at(path, &gone).status(), StatusCode::BAD_REQUEST, "{path}");
+        }
+        for path in ["database/roles/x", "sys/leases/renewal", "sys/policies/acl/x"] {
+            assert_eq!(error_at(path, &gone).status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let denied = RequestError::PermissionDenied("no".into());
+        assert_eq!(error_at("sys/leases/renew", &denied).status(), StatusCode::FORBIDDEN);
+    }
 
     #[test]
     fn empty_replies_are_204_and_empty_lists_404() {

@@ -197,7 +197,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answered {
             }
             Answered::Engine { response: encode::reply(call.operation, &response), path: Some(call.path), trace }
         }
-        Err(e) => Answered::Engine { response: encode::error(&e), path: Some(call.path), trace },
+        Err(e) => Answered::Engine { response: encode::error_at(&call.path, &e), path: Some(call.path), trace },
     }
 }
 

@@ -725,7 +725,8 @@ impl Run {
             if !self.m.allows(&token, "sys/leases/revoke", 'u') {
                 return Err(ErrorKind::PermissionDenied);
             }
-            let lease = self.m.leases.get(&lease_id).ok_or(ErrorKind::NotFound)?;
+            // A lease that is gone is revoked already: nothing to do (Vault's 204).
+            let Some(lease) = self.m.leases.get(&lease_id) else { return Ok(()) };
             let key = (lease.mount.clone(), lease.conn.clone());
             if !self.m.conns.contains_key(&key) && !self.m.retired.contains(&key) {
                 return Err(ErrorKind::Database);

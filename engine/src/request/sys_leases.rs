@@ -34,10 +34,16 @@ pub(crate) fn handle(ctx: &Ctx<'_>, route: Route, mut input: Input) -> Result<Pl
             // the expirer, which the caller hears as "queued" (HTTP 202).
             let sync = input.bool("sync")?.unwrap_or(true);
             input.finish()?;
+            // A lease that is gone (revoked, expired, never issued) is revoked
+            // already: success with nothing to do, as in Vault, so a revoke
+            // retried after a lost reply succeeds. The record still names it.
+            let Some(lease) = ctx.state.leases.get(id.as_str()) else {
+                let response = Response { queued: !sync, ..Response::default() };
+                return Ok(Plan::Done(Handled { response, ..Handled::default() }));
+            };
             if sync {
                 return Ok(Plan::Revoke(Box::new(lease::lease_for_revoke(ctx.state, &id, ctx.asked)?)));
             }
-            let lease = ctx.state.leases.get(id.as_str()).ok_or_else(|| RequestError::not_found("lease not found"))?;
             let events = revoke(&[lease], RevokeReason::Explicit);
             let response = Response { queued: true, ..Response::default() };
             Ok(Plan::Done(Handled { events, response, ..Handled::default() }))

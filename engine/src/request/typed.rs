@@ -61,7 +61,9 @@ impl Engine {
         Ok(Renewed { lease_id, lease_duration, warnings: warnings.unwrap_or_default() })
     }
 
-    /// `sys/leases/revoke`.
+    /// `sys/leases/revoke`. Revoking a lease that is gone (revoked, expired,
+    /// never issued) succeeds with nothing to do, as in Vault: a revoke retried
+    /// after a lost reply succeeds.
     pub async fn revoke(&self, token: &str, lease_id: &str) -> Result<(), RequestError> {
         self.request(token, Operation::Update, "sys/leases/revoke", json!({ "lease_id": lease_id })).await.map(drop)
     }
