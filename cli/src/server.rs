@@ -72,7 +72,7 @@ fn access_sink(target: &str) -> Result<Option<Box<dyn Write + Send>>, Failure> {
 pub fn server(global: &crate::Global, args: ServerArgs) -> Result<ExitCode, Failure> {
     let access_log = access_sink(&args.access_log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2))
+        .worker_threads(lessor_server::worker_threads())
         .thread_name("lessor-server")
         .enable_all()
         .build()

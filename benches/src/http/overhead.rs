@@ -60,7 +60,7 @@ impl InProcess {
     /// `lessor server` gives its own, then `writes` and a token as root.
     pub(crate) fn start(dir: &Path, writes: &[(String, Value)]) -> Result<InProcess, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2))
+            .worker_threads(lessor_server::worker_threads())
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;

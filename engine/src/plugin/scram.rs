@@ -19,8 +19,9 @@ pub(crate) const SCRAM_SALT_BYTES: usize = 16;
 /// A SCRAM-SHA-256 verifier for `password`, in PostgreSQL's `pg_authid` form
 /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, with a fresh salt
 /// from `fill`. Given to `CREATE ROLE … PASSWORD`, the server stores it as it is: the
-/// password never reaches the server, and the key stretching (PBKDF2, `iterations`
-/// rounds of HMAC-SHA-256) is paid here instead of there.
+/// password never reaches the server. The key stretching (PBKDF2, `iterations`
+/// rounds of HMAC-SHA-256) is paid here, and PostgreSQL (15) pays it once more:
+/// it checks every verifier it is given against the empty password.
 ///
 /// Why the count is a setting: key stretching slows down guessing a *weak* password
 /// from a stolen verifier. lessor's passwords are machine-generated (the default
