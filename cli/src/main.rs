@@ -10,6 +10,7 @@ mod audit;
 mod data;
 mod dev;
 mod flags;
+mod log_admin;
 mod logging;
 mod operator;
 mod output;
@@ -119,6 +120,11 @@ enum Command {
     Dev(dev::DevArgs),
     /// Forensic tools over the log (no master key needed).
     Audit(audit::AuditArgs),
+    /// The log's store: `init-postgresql` creates the tables of a log kept in PostgreSQL.
+    Log {
+        #[command(subcommand)]
+        command: log_admin::LogCommand,
+    },
     /// The issuance load generator: lessor vs the same SQL run raw (runs the
     /// `lessor-bench` binary beside this one; `lessor bench --help` for its flags).
     #[command(disable_help_flag = true)]
@@ -207,6 +213,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Policy { command } => operator::policy(global, command),
         Command::Run => run::run(&global.location()?),
         Command::Server(args) => server::server(global, args),
+        Command::Log { command } => log_admin::log(command),
         Command::Dev(args) => dev::dev(args),
         Command::Bench { args } => bench(&args),
         Command::Audit(args) => {

@@ -4,8 +4,9 @@
 //! Public here is what an embedder configures and sees: [`LogOptions`] and
 //! [`FsyncPolicy`], the errors an open or an append can end in ([`ScanError`],
 //! [`LogOpenError`], [`AppendError`]), the writer's counters ([`WriterStats`]),
-//! and [`storage`], the seam every byte goes through (a real directory, a
-//! read-only one, in memory; a fault-injecting double with feature `testing`).
+//! [`storage`], the seam every byte goes through (a real directory, a
+//! read-only one, in memory; a fault-injecting double with feature `testing`),
+//! and [`postgres`], the log kept in PostgreSQL (so far its schema).
 //!
 //! The rest is the engine's (public to test code with feature `testing`):
 //! `format.rs` (the bytes of segment headers and records), `handle.rs` (the
@@ -26,6 +27,7 @@ internal! {
     mod recovery;
     mod snapshot;
 }
+pub mod postgres;
 mod spare;
 pub mod storage;
 internal! {

@@ -18,6 +18,8 @@ internal! {
     mod scram;
 }
 mod tls;
+pub(crate) use postgres::{db_error, quote_identifier};
+pub(crate) use tls::client_config;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -483,7 +483,7 @@ fn jitter_ms() -> u64 {
 }
 
 /// The server's error verbatim (message, detail, hint) with its SQLSTATE.
-fn db_error(e: tokio_postgres::Error) -> PluginError {
+pub(crate) fn db_error(e: tokio_postgres::Error) -> PluginError {
     match e.as_db_error() {
         Some(db) => {
             let mut message = db.message().to_string();
@@ -518,7 +518,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `"name"` with inner quotes doubled: safe as an SQL identifier.
-fn quote_identifier(name: &str) -> String {
+pub(crate) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -23,6 +23,21 @@ pub(super) struct TlsParams {
     pub(super) root_cert: Option<String>,
 }
 
+/// A PostgreSQL URL read as the plugin reads it (libpq's `sslmode` and
+/// `sslrootcert` included): the driver's configuration and its TLS connector,
+/// for connections other than a mount's (the log in PostgreSQL).
+pub(crate) fn client_config(
+    url: &str,
+) -> Result<(tokio_postgres::Config, tokio_postgres_rustls::MakeRustlsConnect), PluginError> {
+    use std::str::FromStr;
+    let (url, params) = take_tls_params(url);
+    let mut config =
+        tokio_postgres::Config::from_str(&url).map_err(|e| config_error(format!("not a valid PostgreSQL URL: {e}")))?;
+    let (mode, client) = tls_config(&params)?;
+    config.ssl_mode(mode);
+    Ok((config, tokio_postgres_rustls::MakeRustlsConnect::new(client)))
+}
+
 /// Splits `sslmode` and `sslrootcert` off the URL's query string.
 pub(super) fn take_tls_params(url: &str) -> (String, TlsParams) {
     let mut params = TlsParams { mode: "prefer".into(), root_cert: None };
@@ -40,22 +55,7 @@ pub(super) fn take_tls_params(url: &str) -> (String, TlsParams) {
 }
 
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 pub(super) fn tls_config(params: &TlsParams) -> Result<(SslMode, ClientConfig), PluginError> {
