@@ -106,3 +106,179 @@ fn a_schema_newer_than_this_build_or_an_unknown_role_is_refused_and_changes_noth
     assert!(matches!(err, SchemaError::Newer { found: 99, known: SCHEMA_VERSION }), "{err}");
     assert_eq!(db.admin_query("SELECT version FROM lessor_schema"), vec![vec![Some("99".into())]]);
 }
+
+mod streams {
+    use std::time::{Duration, Instant};
+
+    use lessor_engine::log::postgres::connect::connect;
+    use lessor_engine::log::postgres::stream::{
+        LEASE_MS_MIN, RecordRow, StreamError, append, claim, owner, read_after, release, renew,
+    };
+    use lessor_engine::log::postgres::{InitOptions, init_schema};
+    use lessor_tests::pg;
+
+    const LEASE: Duration = Duration::from_secs(15);
+
+    fn rows(lsns: std::ops::RangeInclusive<u64>, tag: u8) -> Vec<RecordRow> {
+        lsns.map(|lsn| RecordRow {
+            lsn,
+            ts_ms: 1_700_000_000_000 + lsn as i64,
+            kind: 90,
+            payload: vec![tag, lsn as u8],
+            chain: [tag; 32],
+            crc: lsn as u32 * 7,
+        })
+        .collect()
+    }
+
+    /// Waits (polling the database, never asserting on time) until the owner's
+    /// lease has lapsed on the database's clock.
+    async fn until_lapsed(client: &tokio_postgres::Client, stream: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while owner(client, stream).await.unwrap().unwrap().live {
+            assert!(Instant::now() < deadline, "the lease never lapsed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[test]
+    fn a_stream_has_one_writer_and_a_take_over_fences_the_old_one() {
+        let db = pg::database("pglog_fence");
+        let role = format!("{}_engine", db.dbname());
+        db.superuser_execute(&format!("CREATE ROLE \"{role}\" LOGIN PASSWORD 'e-1'"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            init_schema(&db.admin_url(), &InitOptions::with_engine_role(role.clone())).await.unwrap();
+            // Both engines log in as the engine role: its grants are enough.
+            let url = db.url_for(&role, "e-1");
+            let mut a = connect(&url, "lessor/test-a").await.unwrap();
+            let mut b = connect(&url, "lessor/test-b").await.unwrap();
+
+            let epoch_a = claim(&a, "s1", "engine-a", "https://a:8200", LEASE).await.unwrap();
+            assert_eq!(epoch_a, 1);
+            let held = claim(&b, "s1", "engine-b", "https://b:8200", LEASE).await.unwrap_err();
+            match &held {
+                StreamError::Held { active, .. } => {
+                    assert_eq!((active.owner.as_str(), active.epoch, active.live), ("engine-a", 1, true));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(held.to_string().starts_with("standby") && held.to_string().contains("https://a:8200"), "{held}");
+
+            append(&mut a, "s1", "engine-a", epoch_a, &rows(1..=3, 0xa1)).await.unwrap();
+            assert_eq!(read_after(&b, "s1", 0, 100).await.unwrap(), rows(1..=3, 0xa1), "rows as written");
+            assert_eq!(read_after(&b, "s1", 2, 100).await.unwrap(), rows(3..=3, 0xa1));
+            // One record per LSN, and no gaps.
+            let taken = append(&mut a, "s1", "engine-a", epoch_a, &rows(3..=4, 0xa1)).await.unwrap_err();
+            assert!(matches!(taken, StreamError::LsnTaken { lsn: 3, .. }), "{taken:?}");
+            let gap = append(&mut a, "s1", "engine-a", epoch_a, &rows(5..=6, 0xa1)).await.unwrap_err();
+            assert!(matches!(gap, StreamError::Gap { first_lsn: 5, last_lsn: 3, .. }), "{gap:?}");
+            let bad = append(&mut a, "s1", "engine-a", epoch_a, &[rows(4..=4, 1), rows(6..=6, 1)].concat()).await;
+            assert!(matches!(bad.unwrap_err(), StreamError::Invalid { .. }), "LSNs must be consecutive");
+            renew(&a, "s1", "engine-a", epoch_a, LEASE).await.unwrap();
+
+            // A's lease runs out (shortened, then waited out on the database clock).
+            renew(&a, "s1", "engine-a", epoch_a, Duration::from_millis(LEASE_MS_MIN)).await.unwrap();
+            until_lapsed(&b, "s1").await;
+            let lapsed = renew(&a, "s1", "engine-a", epoch_a, LEASE).await.unwrap_err();
+            assert!(matches!(lapsed, StreamError::Fenced { epoch: 1, .. }), "a lapsed lease is never revived");
+            let lapsed = append(&mut a, "s1", "engine-a", epoch_a, &rows(4..=4, 0xa1)).await.unwrap_err();
+            assert!(matches!(lapsed, StreamError::Fenced { .. }), "{lapsed:?}");
+
+            // B takes over; A's appends insert nothing, whatever LSN they name.
+            let epoch_b = claim(&b, "s1", "engine-b", "https://b:8200", LEASE).await.unwrap();
+            assert_eq!(epoch_b, 2);
+            for lsns in [4..=4, 4..=5] {
+                let fenced = append(&mut a, "s1", "engine-a", epoch_a, &rows(lsns, 0xa1)).await.unwrap_err();
+                match &fenced {
+                    StreamError::Fenced { epoch: 1, now, .. } => {
+                        assert_eq!((now.owner.as_str(), now.epoch), ("engine-b", 2))
+                    }
+                    other => panic!("{other:?}"),
+                }
+                assert!(fenced.to_string().contains("https://b:8200"), "{fenced}");
+            }
+            append(&mut b, "s1", "engine-b", epoch_b, &rows(4..=5, 0xb2)).await.unwrap();
+            let all = read_after(&a, "s1", 0, 100).await.unwrap();
+            assert_eq!(all, [rows(1..=3, 0xa1), rows(4..=5, 0xb2)].concat(), "one linear stream");
+
+            // Released: claimed again at once, by anyone, with the next epoch.
+            release(&b, "s1", "engine-b", epoch_b).await.unwrap();
+            assert!(!owner(&a, "s1").await.unwrap().unwrap().live);
+            assert_eq!(claim(&a, "s1", "engine-a", "", LEASE).await.unwrap(), 3);
+            let fenced = append(&mut b, "s1", "engine-b", epoch_b, &rows(6..=6, 0xb2)).await.unwrap_err();
+            assert!(matches!(fenced, StreamError::Fenced { .. }), "{fenced:?}");
+
+            // A bad stream name or lease is refused before anything is written.
+            let bad = claim(&a, "no spaces", "engine-a", "", LEASE).await.unwrap_err();
+            assert!(matches!(bad, StreamError::Invalid { .. }), "{bad:?}");
+            let bad = claim(&a, "s2", "engine-a", "", Duration::from_millis(1)).await.unwrap_err();
+            assert!(matches!(bad, StreamError::Invalid { .. }), "{bad:?}");
+            assert!(owner(&a, "s2").await.unwrap().is_none());
+        });
+    }
+
+    /// The fence's lock: a take-over waits for an append in flight (here one
+    /// held open by hand at the point where the real append holds its lock),
+    /// and reads the stream's end only after it.
+    #[test]
+    fn a_take_over_waits_for_the_append_in_flight() {
+        let db = pg::database("pglog_inflight");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            init_schema(&db.admin_url(), &InitOptions::default()).await.unwrap();
+            let url = db.admin_url();
+            let mut a = connect(&url, "lessor/inflight-a").await.unwrap();
+            let b = connect(&url, "lessor/inflight-b").await.unwrap();
+            let watch = connect(&url, "lessor/inflight-watch").await.unwrap();
+            let epoch_a = claim(&a, "s1", "engine-a", "", LEASE).await.unwrap();
+            renew(&a, "s1", "engine-a", epoch_a, Duration::from_millis(LEASE_MS_MIN)).await.unwrap();
+
+            // A's append, in flight: the stream row held FOR SHARE, as the
+            // fenced INSERT holds it until its commit.
+            let tx = a.transaction().await.unwrap();
+            tx.execute("SELECT 1 FROM lessor_stream WHERE stream = 's1' FOR SHARE", &[]).await.unwrap();
+            until_lapsed(&watch, "s1").await;
+
+            let take_over = tokio::spawn(async move {
+                let epoch = claim(&b, "s1", "engine-b", "", LEASE).await;
+                (b, epoch)
+            });
+            // B's claim is waiting on the row lock, not done.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let waiting: i64 = watch
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                          WHERE application_name = 'lessor/inflight-b' AND wait_event_type = 'Lock'",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if waiting == 1 {
+                    break;
+                }
+                assert!(!take_over.is_finished(), "the take-over did not wait for the append in flight");
+                assert!(Instant::now() < deadline, "the take-over never reached the lock");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tx.execute(
+                "INSERT INTO lessor_log (stream, lsn, ts_ms, kind, payload, chain, crc, epoch)
+                 VALUES ('s1', 1, 1, 90, '\\x01', decode(repeat('a1', 32), 'hex'), 7, $1)",
+                &[&epoch_a],
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+
+            let (mut b, epoch_b) = take_over.await.unwrap();
+            assert_eq!(epoch_b.unwrap(), 2, "the take-over went ahead once the append committed");
+            let seen = read_after(&b, "s1", 0, 10).await.unwrap();
+            assert_eq!(seen.iter().map(|r| r.lsn).collect::<Vec<_>>(), [1], "the new owner sees the committed append");
+            append(&mut b, "s1", "engine-b", 2, &rows(2..=2, 0xb2)).await.unwrap();
+            let late = append(&mut a, "s1", "engine-a", epoch_a, &rows(3..=3, 0xa1)).await.unwrap_err();
+            assert!(matches!(late, StreamError::Fenced { .. }), "{late:?}");
+        });
+    }
+}

@@ -4,9 +4,17 @@
 //!
 //! Built so far: the schema and its migrations (`schema.rs`), which `lessor log
 //! init-postgresql` applies as the tables' owner, with the grants that make the
-//! engine's role append-only.
+//! engine's role append-only; and the stream primitives (`stream.rs`): claim,
+//! renew and release a stream's ownership, append a batch fenced in its own
+//! transaction, read records after an LSN. The writer and reader that put the
+//! engine's log on them come next.
 
-mod connect;
+internal! {
+    mod connect;
+}
 mod schema;
+internal! {
+    mod stream;
+}
 
 pub use schema::{InitOptions, InitReport, SCHEMA_VERSION, SchemaError, init_schema};
