@@ -128,6 +128,16 @@ pub enum InitError {
     Key(#[from] KeyError),
     #[error("cannot record the initialization: {0}")]
     Append(#[from] AppendError),
+    /// [`Engine::init_with_storage`] on a storage that holds a log already.
+    #[error("{storage} already holds a log; open it instead")]
+    StorageInitialized { storage: String },
+    /// [`Engine::init_with_storage`] without `options.master_key`: there is no
+    /// directory to write a key file into.
+    #[error(
+        "initializing a log outside a data directory needs the master key in the options: generate one \
+         (MasterKey::generate), keep it where the engine will find it, and pass it"
+    )]
+    NoMasterKey,
 }
 
 /// The state together with where in the log it stands.
@@ -287,6 +297,27 @@ impl Engine {
         let engine = Engine::open_with_storage(Arc::new(storage), options)?;
         let keys = engine.keys.clone().expect("init always has a key");
         let (root, events) = tokens::init_events(&keys, root)?;
+        engine.log.append_blocking(engine.clock.now_ms(), events)?;
+        Ok((engine, root))
+    }
+
+    /// [`Engine::init`] over any [`Storage`] (the log in PostgreSQL, in
+    /// memory): the master key comes in `options.master_key` — there is no
+    /// directory to write a key file into — and the storage must hold no log.
+    pub fn init_with_storage(
+        storage: Arc<dyn Storage>,
+        mut options: EngineOptions,
+    ) -> Result<(Engine, TokenSecret), InitError> {
+        if options.master_key.is_none() {
+            return Err(InitError::NoMasterKey);
+        }
+        if !log::recovery::list_segments(storage.as_ref()).map_err(OpenError::from)?.is_empty() {
+            return Err(InitError::StorageInitialized { storage: format!("{storage:?}") });
+        }
+        options.create_if_missing = true;
+        let engine = Engine::open_with_storage(storage, options)?;
+        let keys = engine.keys.clone().expect("checked above: a key");
+        let (root, events) = tokens::init_events(&keys, None)?;
         engine.log.append_blocking(engine.clock.now_ms(), events)?;
         Ok((engine, root))
     }

@@ -282,3 +282,91 @@ mod streams {
         });
     }
 }
+
+/// The engine itself over the log in PostgreSQL: the same machinery, the rows
+/// its only storage.
+mod engine_over_postgresql {
+    use std::sync::Arc;
+
+    use lessor_engine::auth::keys::MasterKey;
+    use lessor_engine::log::postgres::storage::{Ownership, PG_SEGMENT_BYTES_MAX, PgOpenError, PgStorage};
+    use lessor_engine::log::postgres::stream::StreamError;
+    use lessor_engine::log::postgres::{InitOptions, init_schema};
+    use lessor_engine::log::read_entries;
+    use lessor_engine::log::storage::MemStorage;
+    use lessor_engine::request::{ErrorKind, Operation};
+    use lessor_engine::{Engine, EngineOptions};
+    use lessor_tests::pg;
+    use serde_json::{Value, json};
+
+    fn options(key: &MasterKey) -> EngineOptions {
+        let mut options =
+            EngineOptions { master_key: Some(key.clone()), snapshot_every_events: 0, ..Default::default() };
+        options.log.segment_bytes_max = PG_SEGMENT_BYTES_MAX;
+        options
+    }
+
+    fn owned(url: &str, owner: &str) -> Result<PgStorage, PgOpenError> {
+        PgStorage::open(url, "app-1", Some(Ownership::new(owner)), Arc::new(MemStorage::default()))
+    }
+
+    #[test]
+    fn an_engine_appends_reopens_and_verifies_from_rows_and_an_edited_row_is_caught() {
+        let db = pg::database("pglog_engine");
+        let role = format!("{}_engine", db.dbname());
+        db.superuser_execute(&format!("CREATE ROLE \"{role}\" LOGIN PASSWORD 'e-1'"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(init_schema(&db.admin_url(), &InitOptions::with_engine_role(role.clone()))).unwrap();
+        let url = db.url_for(&role, "e-1");
+        let key = MasterKey::generate().unwrap();
+
+        let storage = Arc::new(owned(&url, "host-a/1").unwrap());
+        let (engine, root) = Engine::init_with_storage(storage, options(&key)).unwrap();
+        let root = root.expose().to_string();
+        let policy = r#"path "sys/mounts" { capabilities = ["read"] }"#;
+        rt.block_on(engine.request(&root, Operation::Update, "sys/policy/reader", json!({ "policy": policy })))
+            .unwrap();
+        let created = rt
+            .block_on(engine.request(&root, Operation::Update, "auth/token/create", json!({"policies": ["reader"]})))
+            .unwrap();
+        let token = created.auth.unwrap().client_token;
+        // While it runs, the stream is its: a second engine is a standby.
+        match owned(&url, "host-b/1").unwrap_err() {
+            PgOpenError::Stream(StreamError::Held { active, .. }) => assert_eq!(active.owner, "host-a/1"),
+            other => panic!("{other:?}"),
+        }
+        let rows_before_close: i64 =
+            db.admin_query("SELECT count(*) FROM lessor_log")[0][0].as_ref().unwrap().parse().unwrap();
+        assert!(rows_before_close >= 6, "init, the policy, the token and their records: {rows_before_close}");
+        engine.close();
+
+        // Reopened from the rows alone (another owner: the stream was released).
+        let storage = Arc::new(owned(&url, "host-b/1").unwrap());
+        let engine = Engine::open_with_storage(storage, options(&key)).unwrap();
+        let me = rt.block_on(engine.request(&token, Operation::Read, "auth/token/lookup-self", Value::Null)).unwrap();
+        assert_eq!(me.data.unwrap()["policies"], json!(["default", "reader"]));
+        rt.block_on(engine.request(&token, Operation::Read, "sys/mounts", Value::Null)).unwrap();
+        let denied = rt.block_on(engine.request(&token, Operation::Read, "sys/policy/reader", Value::Null));
+        assert_eq!(denied.unwrap_err().kind(), ErrorKind::PermissionDenied);
+        engine.close();
+        let epochs = db.admin_query("SELECT DISTINCT epoch FROM lessor_log ORDER BY epoch");
+        assert_eq!(epochs, vec![vec![Some("1".into())], vec![Some("2".into())]], "each run appended at its epoch");
+
+        // Read back, fully verified, by a reader without the stream.
+        let reader = PgStorage::open(&url, "app-1", None, Arc::new(MemStorage::default())).unwrap();
+        let (entries, summary) = read_entries(&reader).unwrap();
+        assert_eq!(entries.len() as u64, summary.records);
+        assert_eq!(summary.next_lsn - 1, entries.last().unwrap().lsn);
+        drop(reader);
+
+        // The owner edits a row behind the trigger's back: the crc catches it.
+        db.admin_execute(
+            "ALTER TABLE lessor_log DISABLE TRIGGER lessor_log_append_only;
+             UPDATE lessor_log SET ts_ms = ts_ms + 1 WHERE lsn = 3;
+             ALTER TABLE lessor_log ENABLE TRIGGER lessor_log_append_only;",
+        );
+        let reader = PgStorage::open(&url, "app-1", None, Arc::new(MemStorage::default())).unwrap();
+        let err = read_entries(&reader).unwrap_err();
+        assert!(err.to_string().contains("LSN 3") && err.to_string().contains("corrupt"), "{err}");
+    }
+}

@@ -6,14 +6,18 @@
 //! init-postgresql` applies as the tables' owner, with the grants that make the
 //! engine's role append-only; and the stream primitives (`stream.rs`): claim,
 //! renew and release a stream's ownership, append a batch fenced in its own
-//! transaction, read records after an LSN. The writer and reader that put the
-//! engine's log on them come next.
+//! transaction, read records after an LSN; and `storage.rs`, the log in
+//! PostgreSQL as a [`Storage`](super::storage::Storage), over which
+//! `Engine::init_with_storage` and `Engine::open_with_storage` run the whole
+//! log machinery unchanged. The options, CLI and server surfaces, standbys and
+//! take-over come next.
 
 internal! {
     mod connect;
 }
 mod schema;
 internal! {
+    mod storage;
     mod stream;
 }
 
