@@ -369,4 +369,49 @@ mod engine_over_postgresql {
         let err = read_entries(&reader).unwrap_err();
         assert!(err.to_string().contains("LSN 3") && err.to_string().contains("corrupt"), "{err}");
     }
+
+    /// Split brain, in one process: A's lease lapses while it still runs (the
+    /// fault, injected as the owner: its `valid_until` set in the past, as if
+    /// A had been paused past it), B takes over, and A acknowledges nothing
+    /// more; the stream stays one verified chain.
+    #[test]
+    fn an_engine_whose_lease_lapsed_acknowledges_nothing_after_the_take_over() {
+        let db = pg::database("pglog_split");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(init_schema(&db.admin_url(), &InitOptions::default())).unwrap();
+        let url = db.admin_url();
+        let key = MasterKey::generate().unwrap();
+        let (a, root) = Engine::init_with_storage(Arc::new(owned(&url, "host-a/1").unwrap()), options(&key)).unwrap();
+        let root = root.expose().to_string();
+        let write = |engine: &Engine, name: &str| {
+            let policy = json!({ "policy": r#"path "sys/mounts" { capabilities = ["read"] }"# });
+            rt.block_on(engine.request(&root, Operation::Update, &format!("sys/policy/{name}"), policy))
+        };
+        write(&a, "before").unwrap();
+
+        // The fault: A's lease is over on the database's clock.
+        db.admin_execute("UPDATE lessor_stream SET valid_until = now() - interval '1 second'");
+        let refused = write(&a, "after-lapse").unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Io, "{refused}");
+        assert!(refused.to_string().contains("fenced"), "{refused}");
+
+        let b = Engine::open_with_storage(Arc::new(owned(&url, "host-b/1").unwrap()), options(&key)).unwrap();
+        write(&b, "by-b").unwrap();
+        // A, still running, is fenced for good: nothing it is asked is acknowledged.
+        for name in ["late-1", "late-2"] {
+            let late = write(&a, name).unwrap_err();
+            assert!(late.to_string().contains("fenced"), "{late}");
+        }
+        let policies = rt.block_on(b.request(&root, Operation::List, "sys/policy", Value::Null)).unwrap();
+        let names = policies.data.unwrap()["keys"].clone();
+        assert_eq!(names, json!(["before", "by-b", "default", "root"]), "only what was acknowledged");
+        a.close();
+        b.close();
+
+        let reader = PgStorage::open(&url, "app-1", None, Arc::new(MemStorage::default())).unwrap();
+        let (entries, summary) = read_entries(&reader).unwrap();
+        assert_eq!(summary.next_lsn - 1, entries.len() as u64, "one linear chain, LSN 1 on");
+        let epochs = db.admin_query("SELECT DISTINCT epoch FROM lessor_log ORDER BY epoch");
+        assert_eq!(epochs, vec![vec![Some("1".into())], vec![Some("2".into())]]);
+    }
 }
