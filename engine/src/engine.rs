@@ -51,6 +51,64 @@ pub struct EngineOptions {
     /// file>.head` for a key kept elsewhere, else `<dir>/HEAD`). `None`: no head
     /// is kept (storage that is not a directory).
     pub head_file: Option<PathBuf>,
+    /// Where the log lives: segment files in the data directory (the
+    /// default), or rows in PostgreSQL.
+    pub log_store: LogStore,
+}
+
+/// Where an engine's log lives.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum LogStore {
+    /// Segment files in the data directory.
+    #[default]
+    Directory,
+    /// A stream of rows in PostgreSQL (`docs/DESIGN.md` §11). The data
+    /// directory still holds the master key, the head file and the snapshot
+    /// cache (and its lock: one engine per directory).
+    PostgreSql(PgLogOptions),
+}
+
+/// The log in PostgreSQL, as an engine opens it.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PgLogOptions {
+    /// `postgresql://ROLE:PASSWORD@HOST:5432/DB` (`sslmode`, `sslrootcert` as
+    /// libpq reads them), logging in as the engines' role.
+    pub url: String,
+    /// The stream: one per engine identity (1–128 letters, digits, `.`, `_`, `-`).
+    pub stream: String,
+    /// Where this engine serves, named to standbys and fenced engines.
+    pub api_addr: String,
+    /// The owner's lease on the stream (database clock) and how often it is renewed.
+    pub lease: std::time::Duration,
+    pub renew_every: std::time::Duration,
+}
+
+impl PgLogOptions {
+    /// `url` and `stream` with the defaults: a 15 s lease renewed every 5 s.
+    pub fn new(url: impl Into<String>, stream: impl Into<String>) -> PgLogOptions {
+        PgLogOptions {
+            url: url.into(),
+            stream: stream.into(),
+            api_addr: String::new(),
+            lease: std::time::Duration::from_secs(15),
+            renew_every: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for PgLogOptions {
+    /// The URL's password is masked: options are printed in traces and errors.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLogOptions")
+            .field("url", &crate::text::template::mask_url_password(&self.url))
+            .field("stream", &self.stream)
+            .field("api_addr", &self.api_addr)
+            .field("lease", &self.lease)
+            .field("renew_every", &self.renew_every)
+            .finish()
+    }
 }
 
 impl Default for EngineOptions {
@@ -66,6 +124,7 @@ impl Default for EngineOptions {
             expiry: crate::expiry::ExpiryOptions::default(),
             plugin_factory: None,
             head_file: None,
+            log_store: LogStore::Directory,
         }
     }
 }
@@ -114,6 +173,10 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
+    /// The log in PostgreSQL could not be reached or claimed (another engine
+    /// holds the stream: this one is a standby).
+    #[error("the log in PostgreSQL: {0}")]
+    Postgres(#[from] crate::log::postgres::storage::PgOpenError),
 }
 
 /// Why [`Engine::init`] failed.
@@ -192,6 +255,43 @@ pub struct Engine {
     expiry: crate::expiry::ExpiryOptions,
 }
 
+/// The storage an engine's log lives on: the data directory itself, or the
+/// log in PostgreSQL with the directory as its snapshot cache (the directory
+/// keeps its lock). For PostgreSQL the segment never seals.
+fn log_storage(dir: FsStorage, options: &mut EngineOptions) -> Result<Arc<dyn Storage>, OpenError> {
+    match &options.log_store {
+        LogStore::Directory => Ok(Arc::new(dir)),
+        LogStore::PostgreSql(pg) => {
+            if pg.renew_every.is_zero() || pg.renew_every * 2 > pg.lease {
+                return Err(OpenError::Log(LogOpenError::InvalidOption {
+                    field: "log_store.renew_every",
+                    message: format!(
+                        "{:?} against a lease of {:?}: renew at least twice per lease, so one lost renewal \
+                         does not lose the stream",
+                        pg.renew_every, pg.lease
+                    ),
+                }));
+            }
+            let mut ownership = log::postgres::storage::Ownership::new(owner_id());
+            ownership.api_addr.clone_from(&pg.api_addr);
+            (ownership.lease, ownership.renew_every) = (pg.lease, pg.renew_every);
+            let storage = log::postgres::storage::PgStorage::open(&pg.url, &pg.stream, Some(ownership), Arc::new(dir))?;
+            options.log.segment_bytes_max = log::postgres::storage::PG_SEGMENT_BYTES_MAX;
+            Ok(Arc::new(storage))
+        }
+    }
+}
+
+/// This run's name as a stream's owner: host, process and a random part, so
+/// two runs never share one.
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    let mut random = [0u8; 4];
+    let _ = crate::auth::keys::fill_random(&mut random);
+    format!("{}/{}/{}", if host.is_empty() { "host" } else { host }, std::process::id(), hex::encode(random))
+}
+
 impl Engine {
     /// Opens the data directory `dir`, taking its exclusive lock. The master key
     /// comes from `options.master_key`, else `options.key_file`, else
@@ -205,8 +305,8 @@ impl Engine {
         if options.head_file.is_none() {
             options.head_file = Some(log::head::path_for(dir, options.key_file.as_deref()));
         }
-        let storage = FsStorage::open(dir)?;
-        if !options.create_if_missing && log::recovery::list_segments(&storage)?.is_empty() {
+        let storage = log_storage(FsStorage::open(dir)?, &mut options)?;
+        if !options.create_if_missing && log::recovery::list_segments(storage.as_ref())?.is_empty() {
             return Err(OpenError::NotInitialized { dir: dir.to_path_buf() });
         }
         if options.master_key.is_none() {
@@ -218,7 +318,7 @@ impl Engine {
                 options.master_key = Some(MasterKey::read_file_no_follow(&default_file)?);
             }
         }
-        Engine::open_with_storage(Arc::new(storage), options)
+        Engine::open_with_storage(storage, options)
     }
 
     /// Creates a new data directory: the master key (written to a 0600 key file
@@ -275,7 +375,11 @@ impl Engine {
         }
         // Creates the directory (0700) or refuses one others could change, before a
         // key is written into it; the lock is held from here on.
-        let storage = FsStorage::open(dir).map_err(OpenError::from)?;
+        let storage = log_storage(FsStorage::open(dir).map_err(OpenError::from)?, &mut options)?;
+        if !log::recovery::list_segments(storage.as_ref()).map_err(OpenError::from)?.is_empty() {
+            // A stream in PostgreSQL that holds a log already.
+            return Err(InitError::StorageInitialized { storage: format!("{storage:?}") });
+        }
         if options.master_key.is_none() {
             let file = options.key_file.clone().unwrap_or_else(|| dir.join(KEY_FILE_NAME));
             // A key file left by an init that stopped before its log was written is
@@ -294,7 +398,7 @@ impl Engine {
         if options.head_file.is_none() {
             options.head_file = Some(log::head::path_for(dir, options.key_file.as_deref()));
         }
-        let engine = Engine::open_with_storage(Arc::new(storage), options)?;
+        let engine = Engine::open_with_storage(storage, options)?;
         let keys = engine.keys.clone().expect("init always has a key");
         let (root, events) = tokens::init_events(&keys, root)?;
         engine.log.append_blocking(engine.clock.now_ms(), events)?;

@@ -119,7 +119,7 @@ internal! {
     mod text;
 }
 
-pub use engine::{Engine, EngineOptions, InitError, OpenError};
+pub use engine::{Engine, EngineOptions, InitError, LogStore, OpenError, PgLogOptions};
 pub use expiry::ExpiryOptions;
 pub use host::{Closed, EXPIRER_GRACE_DEFAULT, Expirer, ExpirerWarning, Host, HostError, HostOptions};
 pub use lease::{LeaseError, Recovered};

@@ -414,4 +414,58 @@ mod engine_over_postgresql {
         let epochs = db.admin_query("SELECT DISTINCT epoch FROM lessor_log ORDER BY epoch");
         assert_eq!(epochs, vec![vec![Some("1".into())], vec![Some("2".into())]]);
     }
+
+    /// `EngineOptions::log_store`: the data directory keeps the key, the head
+    /// and the snapshot cache; the log is the stream's rows.
+    #[test]
+    fn a_data_directory_with_its_log_in_postgresql() {
+        use lessor_engine::{InitError, LogStore, OpenError, PgLogOptions};
+
+        let db = pg::database("pglog_dir");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(init_schema(&db.admin_url(), &InitOptions::default())).unwrap();
+        let store = LogStore::PostgreSql(PgLogOptions::new(db.admin_url(), "svc.dir-1"));
+        let opts = || EngineOptions { log_store: store.clone(), snapshot_every_events: 3, ..Default::default() };
+        let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+        let (engine, root) = Engine::init(dir.path(), opts()).unwrap();
+        let root = root.expose().to_string();
+        for i in 0..4 {
+            let body = json!({ "policy": r#"path "sys/mounts" { capabilities = ["read"] }"# });
+            rt.block_on(engine.request(&root, Operation::Update, &format!("sys/policy/p{i}"), body)).unwrap();
+        }
+        // A second directory on the same stream: a standby, refused while this one runs.
+        match Engine::open(other.path(), EngineOptions { create_if_missing: true, ..opts() }).unwrap_err() {
+            OpenError::Postgres(e) => assert!(e.to_string().starts_with("standby"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        engine.snapshot().unwrap();
+        engine.close();
+        let mut files: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        files.sort();
+        assert!(files.iter().any(|f| f == "master.key") && files.iter().any(|f| f == "HEAD"), "{files:?}");
+        assert!(files.iter().any(|f| f.starts_with("snap-")), "snapshots are cached locally: {files:?}");
+        assert!(!files.iter().any(|f| f.ends_with(".log")), "no segment file: the log is in PostgreSQL: {files:?}");
+        // init again on the same stream: refused, nothing changed.
+        let again = Engine::init(other.path(), opts()).unwrap_err();
+        assert!(matches!(again, InitError::StorageInitialized { .. }), "{again:?}");
+
+        let engine = Engine::open(dir.path(), opts()).unwrap();
+        let listed = rt.block_on(engine.request(&root, Operation::List, "sys/policy", Value::Null)).unwrap();
+        assert_eq!(listed.data.unwrap()["keys"], json!(["default", "p0", "p1", "p2", "p3", "root"]));
+        engine.close();
+        // The URL's password never shows in the options' debug output.
+        assert!(!format!("{:?}", opts()).contains(db.admin_password()));
+        let bad = EngineOptions {
+            log_store: LogStore::PostgreSql({
+                let mut pg = PgLogOptions::new(db.admin_url(), "svc.dir-1");
+                pg.renew_every = pg.lease;
+                pg
+            }),
+            ..Default::default()
+        };
+        let err = Engine::open(dir.path(), bad).unwrap_err();
+        assert!(err.to_string().contains("renew_every"), "{err}");
+    }
 }

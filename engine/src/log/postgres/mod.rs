@@ -22,3 +22,5 @@ internal! {
 }
 
 pub use schema::{InitOptions, InitReport, SCHEMA_VERSION, SchemaError, init_schema};
+pub use storage::PgOpenError;
+pub use stream::{Owner, StreamError};

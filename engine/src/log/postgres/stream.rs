@@ -11,10 +11,6 @@
 //! nothing. The primary key refuses a second record at an LSN and the
 //! predecessor check a gap, so a stream is one linear chain whoever writes.
 
-// Until the engine's log writer and reader stand on these primitives (the
-// next step of the log in PostgreSQL), only tests call them.
-#![cfg_attr(not(feature = "testing"), allow(dead_code))]
-
 use std::time::Duration;
 
 use tokio_postgres::Client;
