@@ -191,7 +191,11 @@ const char *lessor_version(void);
  * (`"always"`, the default: every acknowledged operation is on stable storage
  * first; `"never"`: no fsync until the engine is freed — an acknowledged
  * operation survives the process crashing but not a power loss, which can also
- * leave database users the log does not know; for development and tests only).
+ * leave database users the log does not know; for development and tests only),
+ * `"log"` (`{"postgresql": URL, "stream": NAME}`, optionally `"api_addr"`: the
+ * log in a PostgreSQL stream instead of the directory, which keeps the master
+ * key, the head file and the snapshot cache; a stream another engine holds is
+ * `LESSOR_BUSY`).
  * An unknown key or a bad value is `LESSOR_INVALID_ARGUMENT`, and the message
  * names it.
  *

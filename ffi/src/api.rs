@@ -7,9 +7,12 @@ use std::sync::{PoisonError, RwLock};
 
 use ::lessor_engine::auth::keys::{KeyError, MasterKey};
 use ::lessor_engine::log::FsyncPolicy;
+use ::lessor_engine::log::postgres::{PgOpenError, StreamError};
 use ::lessor_engine::log::storage::LockError;
 use ::lessor_engine::request::{Operation, RequestError};
-use ::lessor_engine::{Engine, EngineOptions, Host, HostError, HostOptions, InitError, OpenError};
+use ::lessor_engine::{
+    Engine, EngineOptions, Host, HostError, HostOptions, InitError, LogStore, OpenError, PgLogOptions,
+};
 use serde_json::Value;
 use zeroize::Zeroize;
 
@@ -88,6 +91,36 @@ impl Drop for lessor_credential {
     }
 }
 
+/// `"log": {"postgresql": URL, "stream": NAME, "api_addr": ADDR}`: the log in
+/// PostgreSQL (`api_addr` optional).
+fn parse_log_store(value: &Value) -> Result<LogStore, Failure> {
+    let Value::Object(map) = value else {
+        return Err(Failure::invalid(
+            "option log must be an object: {\"postgresql\": \"postgresql://…\", \"stream\": \"NAME\"}",
+        ));
+    };
+    let text = |key: &str| -> Result<Option<String>, Failure> {
+        match map.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Failure::invalid(format!("option log.{key} must be a string"))),
+        }
+    };
+    if let Some(other) = map.keys().find(|k| !["postgresql", "stream", "api_addr"].contains(&k.as_str())) {
+        return Err(Failure::invalid(format!("unknown option log.{other} (known: postgresql, stream, api_addr)")));
+    }
+    let url = text("postgresql")?
+        .ok_or_else(|| Failure::invalid("option log needs \"postgresql\": the log database's URL"))?;
+    let stream = text("stream")?.ok_or_else(|| {
+        Failure::invalid("option log needs \"stream\": this engine's stream, e.g. the application's name")
+    })?;
+    let mut pg = PgLogOptions::new(url, stream);
+    if let Some(api_addr) = text("api_addr")? {
+        pg.api_addr = api_addr;
+    }
+    Ok(LogStore::PostgreSql(pg))
+}
+
 /// Options parsed from `options_json`.
 fn parse_options(options_json: Option<&str>) -> Result<EngineOptions, Failure> {
     let mut options = EngineOptions::default();
@@ -124,9 +157,11 @@ fn parse_options(options_json: Option<&str>) -> Result<EngineOptions, Failure> {
                     .and_then(FsyncPolicy::from_name)
                     .ok_or_else(|| Failure::invalid(format!("option fsync must be {}, not {value}", names())))?;
             }
+            "log" => options.log_store = parse_log_store(&value)?,
             other => {
                 return Err(Failure::invalid(format!(
-                    "unknown option \"{other}\" in options_json (known: key_file, master_key_hex, segment_bytes_max, fsync)"
+                    "unknown option \"{other}\" in options_json (known: key_file, master_key_hex, segment_bytes_max, \
+                     fsync, log)"
                 )));
             }
         }
@@ -159,6 +194,8 @@ fn open_failure(e: OpenError) -> Failure {
         | OpenError::ForeignPublicKey => lessor_status::LESSOR_CORRUPT,
         OpenError::NotInitialized { .. } => lessor_status::LESSOR_NOT_FOUND,
         OpenError::WrongMasterKey => lessor_status::LESSOR_PERMISSION_DENIED,
+        // Another engine holds the log's stream: this one is a standby.
+        OpenError::Postgres(PgOpenError::Stream(StreamError::Held { .. })) => lessor_status::LESSOR_BUSY,
         OpenError::Key(_) => {
             let OpenError::Key(k) = e else { unreachable!() };
             return key_failure(k);
@@ -180,7 +217,9 @@ fn host_failure(e: HostError) -> Failure {
 /// `Engine::init`'s failure, by variant.
 fn init_failure(e: InitError) -> Failure {
     match e {
-        InitError::AlreadyInitialized { .. } => Failure::new(lessor_status::LESSOR_ALREADY_INITIALIZED, e.to_string()),
+        InitError::AlreadyInitialized { .. } | InitError::StorageInitialized { .. } => {
+            Failure::new(lessor_status::LESSOR_ALREADY_INITIALIZED, e.to_string())
+        }
         InitError::Open(open) => open_failure(open),
         InitError::Key(key) => key_failure(key),
         other => Failure::new(lessor_status::LESSOR_IO, other.to_string()),
@@ -198,7 +237,11 @@ fn init_failure(e: InitError) -> Failure {
 /// (`"always"`, the default: every acknowledged operation is on stable storage
 /// first; `"never"`: no fsync until the engine is freed — an acknowledged
 /// operation survives the process crashing but not a power loss, which can also
-/// leave database users the log does not know; for development and tests only).
+/// leave database users the log does not know; for development and tests only),
+/// `"log"` (`{"postgresql": URL, "stream": NAME}`, optionally `"api_addr"`: the
+/// log in a PostgreSQL stream instead of the directory, which keeps the master
+/// key, the head file and the snapshot cache; a stream another engine holds is
+/// `LESSOR_BUSY`).
 /// An unknown key or a bad value is `LESSOR_INVALID_ARGUMENT`, and the message
 /// names it.
 ///
