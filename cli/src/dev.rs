@@ -180,7 +180,7 @@ fn show_warnings(response: &Response) {
 
 /// The walkthrough itself, against `admin`'s database, in `dir`.
 fn tour(dir: &Path, admin: &AdminUrl) -> Result<(), Failure> {
-    let location = Location { data_dir: dir.to_path_buf(), key_file: None };
+    let location = Location { data_dir: dir.to_path_buf(), key_file: None, log_store: Default::default() };
     say("Initializing a data directory (log, master key, root token)", &format!("lessor init -d {}", dir.display()));
     let (engine, root) = Engine::init(dir, location.options()).map_err(|e| failed("init", e))?;
     engine.close();

@@ -18,25 +18,32 @@ pub enum LogCommand {
     InitPostgresql(InitPostgresqlArgs),
 }
 
+/// The log's database comes from the global `-log-url` (`LESSOR_LOG_URL`),
+/// here as the tables' owner: postgresql://OWNER:PASSWORD@HOST:5432/DB.
 #[derive(Args, Debug)]
 pub struct InitPostgresqlArgs {
-    /// The log's database, as its owner: postgresql://OWNER:PASSWORD@HOST:5432/DB
-    /// (`sslmode`, `sslrootcert` as libpq reads them).
-    #[arg(long = "log-url", env = "LESSOR_LOG_URL", hide_env_values = true, value_name = "URL")]
-    log_url: String,
     /// The role the engines log in as: granted SELECT and INSERT on the log
     /// (never UPDATE, DELETE or TRUNCATE) and what streams and snapshots need.
     #[arg(long = "engine-role", value_name = "ROLE")]
     engine_role: Option<String>,
 }
 
-pub fn log(command: LogCommand) -> Result<ExitCode, Failure> {
+pub fn log(global: &crate::Global, command: LogCommand) -> Result<ExitCode, Failure> {
     match command {
-        LogCommand::InitPostgresql(args) => init_postgresql(args),
+        LogCommand::InitPostgresql(args) => {
+            let url = global.log_url.as_deref().ok_or_else(|| {
+                Failure::Local(
+                    "no log database: pass -log-url=postgresql://OWNER:PASSWORD@HOST:5432/DB (or set \
+                     LESSOR_LOG_URL), as the role that is to own the tables"
+                        .into(),
+                )
+            })?;
+            init_postgresql(url, args)
+        }
     }
 }
 
-fn init_postgresql(args: InitPostgresqlArgs) -> Result<ExitCode, Failure> {
+fn init_postgresql(log_url: &str, args: InitPostgresqlArgs) -> Result<ExitCode, Failure> {
     let options = match &args.engine_role {
         Some(role) => InitOptions::with_engine_role(role.clone()),
         None => InitOptions::default(),
@@ -45,7 +52,7 @@ fn init_postgresql(args: InitPostgresqlArgs) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Local(format!("cannot start the runtime: {e}")))?;
-    let report = runtime.block_on(init_schema(&args.log_url, &options)).map_err(|e| match e {
+    let report = runtime.block_on(init_schema(log_url, &options)).map_err(|e| match e {
         SchemaError::Role { .. } => Failure::Local(format!("-engine-role: {e}")),
         other => Failure::Engine(format!("-log-url: {other}")),
     })?;

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lessor_engine::{LogStore, PgLogOptions};
 
 use output::Format;
 use session::Location;
@@ -59,6 +60,13 @@ pub struct Global {
     /// Output format.
     #[arg(long, env = "LESSOR_FORMAT", global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// The log in PostgreSQL instead of the data directory (which keeps the
+    /// master key, head file and snapshots): postgresql://ROLE:PASSWORD@HOST/DB.
+    #[arg(long = "log-url", env = "LESSOR_LOG_URL", global = true, hide_env_values = true, value_name = "URL")]
+    log_url: Option<String>,
+    /// The log's stream in PostgreSQL (with -log-url): one per engine identity.
+    #[arg(long = "stream", env = "LESSOR_STREAM", global = true, value_name = "NAME")]
+    stream: Option<String>,
 }
 
 impl Global {
@@ -68,7 +76,23 @@ impl Global {
                 "no data directory: pass -d DIR or set LESSOR_DATA_DIR (`lessor init -d DIR` creates one)".into(),
             )
         })?;
-        Ok(Location { data_dir, key_file: self.master_key_file.clone() })
+        Ok(Location { data_dir, key_file: self.master_key_file.clone(), log_store: self.log_store()? })
+    }
+
+    /// `-log-url` and `-stream`, both or neither.
+    fn log_store(&self) -> Result<LogStore, Failure> {
+        match (&self.log_url, &self.stream) {
+            (None, None) => Ok(LogStore::Directory),
+            (Some(url), Some(stream)) => Ok(LogStore::PostgreSql(PgLogOptions::new(url.clone(), stream.clone()))),
+            (Some(_), None) => Err(Failure::Local(
+                "-log-url needs -stream (or LESSOR_STREAM): the stream of this engine's log, e.g. the application's \
+                 name"
+                    .into(),
+            )),
+            (None, Some(_)) => Err(Failure::Local(
+                "-stream needs -log-url (or LESSOR_LOG_URL): the PostgreSQL database the stream is in".into(),
+            )),
+        }
     }
 
     fn token(&self) -> Result<&str, Failure> {
@@ -213,7 +237,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Policy { command } => operator::policy(global, command),
         Command::Run => run::run(&global.location()?),
         Command::Server(args) => server::server(global, args),
-        Command::Log { command } => log_admin::log(command),
+        Command::Log { command } => log_admin::log(global, command),
         Command::Dev(args) => dev::dev(args),
         Command::Bench { args } => bench(&args),
         Command::Audit(args) => {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use lessor_engine::request::{Operation, RequestError, Response};
 use lessor_engine::state::{LeaseStatus, State};
-use lessor_engine::{Engine, EngineOptions, Host, HostError, HostOptions};
+use lessor_engine::{Engine, EngineOptions, Host, HostError, HostOptions, LogStore};
 use serde_json::Value;
 
 use crate::term::{self, errln};
@@ -31,11 +31,13 @@ pub struct Location {
     pub data_dir: PathBuf,
     /// `LESSOR_MASTER_KEY_FILE`; `None` = `<data_dir>/master.key`.
     pub key_file: Option<PathBuf>,
+    /// `-log-url` and `-stream`: the log in PostgreSQL; else the directory.
+    pub log_store: LogStore,
 }
 
 impl Location {
     pub fn options(&self) -> EngineOptions {
-        EngineOptions { key_file: self.key_file.clone(), ..EngineOptions::default() }
+        EngineOptions { key_file: self.key_file.clone(), log_store: self.log_store.clone(), ..EngineOptions::default() }
     }
 }
 
@@ -224,7 +226,7 @@ mod tests {
 
     impl Fixture {
         fn location(&self) -> Location {
-            Location { data_dir: self.dir.path().to_path_buf(), key_file: None }
+            Location { data_dir: self.dir.path().to_path_buf(), key_file: None, log_store: LogStore::Directory }
         }
 
         fn options(&self) -> EngineOptions {

@@ -52,3 +52,47 @@ fn init_postgresql_creates_the_tables_grants_the_engine_role_and_is_idempotent()
     assert!(text(&gone.stderr).contains("-log-url"), "{}", text(&gone.stderr));
     assert!(!text(&gone.stderr).contains(db.admin_password()));
 }
+
+#[test]
+fn the_global_log_url_and_stream_put_a_data_directory_s_log_in_postgresql() {
+    let db = pg::database("cli_pglog_dir");
+    assert!(init_postgresql(&db.admin_url(), &[]).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let lessor = |token: &str, args: &[&str]| {
+        Command::new(LESSOR)
+            .args(args)
+            .env("LESSOR_DATA_DIR", dir.path())
+            .env("LESSOR_TOKEN", token)
+            .env("LESSOR_LOG_URL", db.admin_url())
+            .env("LESSOR_STREAM", "cli-app")
+            .output()
+            .expect("run lessor")
+    };
+    let init = lessor("", &["init"]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let out = text(&init.stdout);
+    let root = out.lines().find_map(|l| l.split_whitespace().last().filter(|w| w.starts_with("lsr."))).unwrap();
+    let root = root.to_string();
+    let written =
+        lessor(&root, &["write", "sys/policy/app", r#"policy=path "sys/mounts" { capabilities = ["read"] }"#]);
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    let read = lessor(&root, &["read", "sys/policy/app"]);
+    assert!(read.status.success() && text(&read.stdout).contains("sys/mounts"), "{}", text(&read.stderr));
+    let files: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!files.iter().any(|f| f.ends_with(".log")), "the log is in PostgreSQL: {files:?}");
+    let rows = db.admin_query("SELECT count(*) > 5 FROM lessor_log WHERE stream = 'cli-app'");
+    assert_eq!(rows, vec![vec![Some("t".into())]]);
+
+    // Half the pair: refused, naming the other flag.
+    let half = Command::new(LESSOR)
+        .args(["read", "sys/policy/app", "-d"])
+        .arg(dir.path())
+        .env("LESSOR_TOKEN", &root)
+        .env("LESSOR_LOG_URL", db.admin_url())
+        .env_remove("LESSOR_STREAM")
+        .output()
+        .unwrap();
+    assert_eq!(half.status.code(), Some(1));
+    assert!(text(&half.stderr).contains("-stream"), "{}", text(&half.stderr));
+}
