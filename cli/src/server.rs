@@ -92,7 +92,12 @@ pub fn server(global: &crate::Global, args: ServerArgs) -> Result<ExitCode, Fail
     crate::logging::init(config.log_level.as_deref());
     let listeners =
         config.listeners.iter().map(|l| ListenerOptions { address: l.address.clone(), tls: l.tls.clone() }).collect();
-    let storage = Storage { data_dir: config.data_dir.clone(), key_file: global.master_key_file.clone() };
+    let mut storage = Storage::directory(config.data_dir.clone(), global.master_key_file.clone());
+    if let Some(pg) = &config.postgresql {
+        let mut options = pg.options();
+        options.api_addr = config.api_addr.clone().unwrap_or_default();
+        storage.log_store = lessor_engine::LogStore::PostgreSql(options);
+    }
     let mut options = ServerOptions::new(storage, listeners);
     options.access_log = access_log;
     options.metrics_unauthenticated = config.metrics_unauthenticated;
@@ -160,7 +165,7 @@ async fn dev(args: ServerArgs, access_log: Option<Box<dyn Write + Send>>) -> Res
         Some(id) => Some(TokenSecret::chosen(id).map_err(|e| Failure::Local(format!("-dev-root-token-id: {e}")))?),
         None => None,
     };
-    let storage = Storage { data_dir: data_dir.path().to_path_buf(), key_file: None };
+    let storage = Storage::directory(data_dir.path().to_path_buf(), None);
     let mut options = ServerOptions::new(storage, vec![ListenerOptions { address, tls: None }]);
     options.access_log = access_log;
     options.dev_root_token = root;

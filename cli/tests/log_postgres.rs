@@ -96,3 +96,55 @@ fn the_global_log_url_and_stream_put_a_data_directory_s_log_in_postgresql() {
     assert_eq!(half.status.code(), Some(1));
     assert!(text(&half.stderr).contains("-stream"), "{}", text(&half.stderr));
 }
+
+/// `lessor server` with `storage "postgresql"`: initialized through the API,
+/// serving, restarted on the same stream; a second server on the stream while
+/// the first runs is refused as a standby.
+#[test]
+fn lessor_server_keeps_its_log_in_postgresql() {
+    use common::http::once;
+    use common::server::ServerProcess;
+
+    let db = pg::database("cli_pglog_server");
+    assert!(init_postgresql(&db.admin_url(), &[]).status.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |name: &str| {
+        let path = tmp.path().join(format!("{name}.hcl"));
+        let text = format!(
+            "storage \"postgresql\" {{\n  connection_url = \"{}\"\n  stream = \"server-app\"\n  path = \"{}\"\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n",
+            db.admin_url(),
+            tmp.path().join(name).display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let first = config("a");
+    let server = ServerProcess::with_config(&first, &["-access-log=off"]);
+    assert_eq!(once(server.addr, "GET", "/v1/sys/health", None, None).status, 501, "not initialized yet");
+    let init = once(server.addr, "PUT", "/v1/sys/init", None, Some(r#"{"secret_shares":1,"secret_threshold":1}"#));
+    assert_eq!(init.status, 200, "{init:?}");
+    let root = init.json()["root_token"].as_str().unwrap().to_string();
+    let body = r#"{"policy": "path \"sys/mounts\" { capabilities = [\"read\"] }"}"#;
+    assert_eq!(once(server.addr, "PUT", "/v1/sys/policies/acl/app", Some(&root), Some(body)).status, 204);
+
+    // A second server on the same stream: refused at start, naming the holder.
+    let mut second = Command::new(LESSOR);
+    second.args(["server", "-access-log=off"]).arg(format!("-config={}", config("b").display()));
+    let out = common::config::refused(second);
+    assert!(out.contains("standby"), "{out}");
+    assert!(!out.contains(db.admin_password()), "{out}");
+    server.stop();
+
+    // Restarted: the state is the rows'.
+    let server = ServerProcess::with_config(&first, &["-access-log=off"]);
+    assert_eq!(once(server.addr, "GET", "/v1/sys/health", None, None).status, 200);
+    let read = once(server.addr, "GET", "/v1/sys/policies/acl/app", Some(&root), None);
+    assert_eq!(read.status, 200, "{read:?}");
+    server.stop();
+    let files: Vec<String> = std::fs::read_dir(tmp.path().join("a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!files.iter().any(|f| f.ends_with(".log")), "{files:?}");
+}

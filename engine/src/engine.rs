@@ -299,7 +299,10 @@ impl Engine {
     /// someone else could change is refused ([`FsStorage::open`]).
     pub fn open(dir: impl AsRef<Path>, mut options: EngineOptions) -> Result<Engine, OpenError> {
         let dir = dir.as_ref();
-        if !options.create_if_missing && !dir.is_dir() {
+        // With its log in PostgreSQL, a directory is only the key's, head's and
+        // snapshots' home (made at first use): the stream says whether there is a log.
+        let log_in_dir = matches!(options.log_store, LogStore::Directory);
+        if log_in_dir && !options.create_if_missing && !dir.is_dir() {
             return Err(OpenError::NotInitialized { dir: dir.to_path_buf() });
         }
         if options.head_file.is_none() {

@@ -145,8 +145,13 @@ impl Limits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub listeners: Vec<ListenerConfig>,
-    /// `storage "file" { path }`: the data directory.
+    /// `storage "file" { path }`: the data directory; with `storage
+    /// "postgresql"`, its `path`: the directory that keeps the master key, the
+    /// head file and the snapshot cache.
     pub data_dir: PathBuf,
+    /// `storage "postgresql" { connection_url, stream, path }`: the log in
+    /// PostgreSQL.
+    pub postgresql: Option<PostgresqlStorage>,
     pub api_addr: Option<String>,
     /// `trace`, `debug`, `info`, `warn` or `error`.
     pub log_level: Option<String>,
@@ -154,6 +159,28 @@ pub struct Config {
     pub metrics_unauthenticated: bool,
     /// The server's limits, from the listener blocks.
     pub limits: Limits,
+}
+
+/// `storage "postgresql"`: where the log's rows are. Its `Debug` masks the
+/// URL's password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresqlStorage {
+    pub connection_url: String,
+    pub stream: String,
+}
+
+impl std::fmt::Debug for PostgresqlStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The engine's own options mask it.
+        std::fmt::Debug::fmt(&self.options(), f)
+    }
+}
+
+impl PostgresqlStorage {
+    /// The engine's options for this log.
+    pub fn options(&self) -> lessor_engine::PgLogOptions {
+        lessor_engine::PgLogOptions::new(self.connection_url.clone(), self.stream.clone())
+    }
 }
 
 const LOG_LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
@@ -169,6 +196,7 @@ impl Config {
         let body: Body = hcl::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let mut listeners = Vec::new();
         let mut data_dir = None;
+        let mut postgresql = None;
         let mut api_addr = None;
         let mut log_level = None;
         let mut metrics_unauthenticated = false;
@@ -200,12 +228,18 @@ impl Config {
                     data_dir = Some(storage_file(block)?);
                 }
                 ("storage", ["postgresql"]) => {
-                    return Err(invalid(
-                        "storage \"postgresql\" is not available yet; use storage \"file\" { path = \"DIR\" }",
-                    ));
+                    if data_dir.is_some() {
+                        return Err(invalid("more than one storage block; give one"));
+                    }
+                    let (dir, pg) = storage_postgresql(block)?;
+                    data_dir = Some(dir);
+                    postgresql = Some(pg);
                 }
                 ("storage", other) => {
-                    return Err(invalid(format!("storage {other:?}: use storage \"file\" {{ path = \"DIR\" }}")));
+                    return Err(invalid(format!(
+                        "storage {other:?}: use storage \"file\" {{ path = \"DIR\" }} or storage \"postgresql\" \
+                         {{ connection_url = \"…\", stream = \"NAME\", path = \"DIR\" }}"
+                    )));
                 }
                 ("telemetry", []) => {
                     for attribute in block.body().attributes() {
@@ -226,7 +260,7 @@ impl Config {
         }
         let data_dir = data_dir.ok_or_else(|| invalid("no storage: add storage \"file\" { path = \"DIR\" }"))?;
         let limits = Limits::merge(&listeners)?;
-        Ok(Config { listeners, data_dir, api_addr, log_level, metrics_unauthenticated, limits })
+        Ok(Config { listeners, data_dir, postgresql, api_addr, log_level, metrics_unauthenticated, limits })
     }
 }
 
@@ -338,6 +372,29 @@ fn storage_file(block: &Block) -> Result<PathBuf, ConfigError> {
     path.ok_or_else(|| invalid("storage \"file\" needs path = \"DIR\""))
 }
 
+/// `storage "postgresql" { connection_url, stream, path }`: `path` is the local
+/// directory for the master key, the head file and the snapshot cache.
+fn storage_postgresql(block: &Block) -> Result<(PathBuf, PostgresqlStorage), ConfigError> {
+    let (mut url, mut stream, mut path) = (None, None, None);
+    for attribute in block.body().attributes() {
+        match attribute.key() {
+            "connection_url" => url = Some(string(attribute.expr(), "storage.connection_url")?),
+            "stream" => stream = Some(string(attribute.expr(), "storage.stream")?),
+            "path" => path = Some(PathBuf::from(string(attribute.expr(), "storage.path")?)),
+            other => {
+                return Err(invalid(format!(
+                    "storage \"postgresql\": unknown setting \"{other}\" (known: connection_url, stream, path)"
+                )));
+            }
+        }
+    }
+    let needs = |what: &str| invalid(format!("storage \"postgresql\" needs {what}"));
+    let connection_url = url.ok_or_else(|| needs("connection_url = \"postgresql://ROLE:PASSWORD@HOST:5432/DB\""))?;
+    let stream = stream.ok_or_else(|| needs("stream = \"NAME\" (this engine's stream)"))?;
+    let path = path.ok_or_else(|| needs("path = \"DIR\" (the master key, head file and snapshot cache)"))?;
+    Ok((path, PostgresqlStorage { connection_url, stream }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,7 +432,21 @@ mod tests {
         let unknown = Config::parse("storage \"file\" { path = \"/d\" }\nlisten \"tcp\" {}");
         assert!(matches!(unknown, Err(ConfigError::Invalid(m)) if m.contains("listen")));
         let pg = Config::parse("storage \"postgresql\" {}\nlistener \"tcp\" { tls_disable = true }");
-        assert!(matches!(pg, Err(ConfigError::Invalid(m)) if m.contains("postgresql")));
+        assert!(matches!(pg, Err(ConfigError::Invalid(m)) if m.contains("connection_url")));
+        let pg = Config::parse(
+            "storage \"postgresql\" { connection_url = \"postgresql://r:pw@h/db\"\n path = \"/d\" }\n\
+             listener \"tcp\" { tls_disable = true }",
+        );
+        assert!(matches!(pg, Err(ConfigError::Invalid(m)) if m.contains("stream")));
+        let pg = Config::parse(
+            "storage \"postgresql\" {\n connection_url = \"postgresql://r:s3cret@h/db\"\n stream = \"app\"\n \
+             path = \"/d\"\n}\nlistener \"tcp\" { tls_disable = true }",
+        )
+        .unwrap();
+        assert_eq!(pg.data_dir, PathBuf::from("/d"));
+        let storage = pg.postgresql.as_ref().unwrap();
+        assert_eq!((storage.connection_url.as_str(), storage.stream.as_str()), ("postgresql://r:s3cret@h/db", "app"));
+        assert!(!format!("{pg:?}").contains("s3cret"), "the password is masked: {pg:?}");
         assert!(matches!(Config::parse("listener \"tcp\" {"), Err(ConfigError::Syntax(_))));
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use lessor_engine::auth::tokens::TokenSecret;
 use lessor_engine::log::storage::{FsStorage, LockError};
-use lessor_engine::{Closed, Engine, EngineOptions, Host, HostError, HostOptions, InitError, OpenError};
+use lessor_engine::{Closed, Engine, EngineOptions, Host, HostError, HostOptions, InitError, LogStore, OpenError};
 use tokio::sync::RwLock;
 
 /// Why the server could not open or initialize its data directory.
@@ -44,11 +44,19 @@ pub struct Storage {
     pub data_dir: PathBuf,
     /// `None`: `<data_dir>/master.key`.
     pub key_file: Option<PathBuf>,
+    /// Where the log lives: the data directory, or a PostgreSQL stream (the
+    /// directory then keeps the key, the head file and the snapshot cache).
+    pub log_store: LogStore,
 }
 
 impl Storage {
+    /// The data directory with its log in it.
+    pub fn directory(data_dir: PathBuf, key_file: Option<PathBuf>) -> Storage {
+        Storage { data_dir, key_file, log_store: LogStore::Directory }
+    }
+
     fn options(&self) -> EngineOptions {
-        EngineOptions { key_file: self.key_file.clone(), ..EngineOptions::default() }
+        EngineOptions { key_file: self.key_file.clone(), log_store: self.log_store.clone(), ..EngineOptions::default() }
     }
 }
 
@@ -66,14 +74,26 @@ impl Core {
     /// `sys/init`. Runs on the server's runtime.
     pub(crate) async fn open(storage: Storage, host_options: HostOptions) -> Result<Core, CoreError> {
         let core = Core { storage, host: RwLock::new(None), host_options };
-        let initialized = Engine::initialized(&core.storage.data_dir)
-            .map_err(|e| CoreError::Read { dir: core.storage.data_dir.display().to_string(), source: e })?;
-        if initialized {
+        // A log in PostgreSQL is initialized when its stream has records: the
+        // open finds out (and claims the stream).
+        let in_postgresql = matches!(core.storage.log_store, LogStore::PostgreSql(_));
+        let initialized = in_postgresql
+            || Engine::initialized(&core.storage.data_dir)
+                .map_err(|e| CoreError::Read { dir: core.storage.data_dir.display().to_string(), source: e })?;
+        let opened = if initialized {
             let options = core.storage.options();
             let dir = core.storage.data_dir.clone();
-            let engine = tokio::task::spawn_blocking(move || Engine::open(dir, options))
+            match tokio::task::spawn_blocking(move || Engine::open(dir, options))
                 .await
-                .expect("opening the engine does not panic")?;
+                .expect("opening the engine does not panic")
+            {
+                Err(OpenError::NotInitialized { .. }) if in_postgresql => None,
+                other => Some(other?),
+            }
+        } else {
+            None
+        };
+        if let Some(engine) = opened {
             if !engine.has_master_key() {
                 return Err(CoreError::NoMasterKey { dir: core.storage.data_dir.display().to_string() });
             }

@@ -25,7 +25,7 @@
 //! # async fn run() -> Result<(), lessor_server::ServerError> {
 //! use lessor_server::{ListenerOptions, Server, ServerOptions, Storage};
 //! let options = ServerOptions::new(
-//!     Storage { data_dir: "/var/lib/lessor".into(), key_file: None },
+//!     Storage::directory("/var/lib/lessor".into(), None),
 //!     vec![ListenerOptions { address: "127.0.0.1:8200".into(), tls: None }],
 //! );
 //! let server = Server::bind(options).await?;
@@ -55,7 +55,7 @@ use lessor_engine::{Closed, Engine, HostOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Config, ConfigError, Limits, ListenerConfig};
+pub use config::{Config, ConfigError, Limits, ListenerConfig, PostgresqlStorage};
 pub use core::{CoreError, Storage};
 pub use listen::ConnectionLimits;
 pub use service::RequestLimits;
