@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lessor_engine::LogStore;
 use lessor_engine::audit::{self, Filter, ReplayOptions, SignedCheckpoint, VerifyOptions};
 use lessor_engine::event::Outcome;
 
+use crate::session::Location;
 use crate::term::{self, errln};
 
 /// Forensic replay over a data directory.
@@ -143,12 +145,8 @@ pub struct LogArgs {
 /// Runs one audit command against `data_dir`. `master_key_file` is the
 /// `LESSOR_MASTER_KEY_FILE` the user gave, if any. `format_json` (the global
 /// `-format=json`) means `--json`, and `--jsonl` for `audit log`.
-pub fn run(
-    data_dir: &Path,
-    master_key_file: Option<&Path>,
-    format_json: bool,
-    args: AuditArgs,
-) -> Result<ExitCode, String> {
+pub fn run(location: &Location, format_json: bool, args: AuditArgs) -> Result<ExitCode, String> {
+    let (data_dir, master_key_file) = (location.data_dir.as_path(), location.key_file.as_deref());
     let mut out = Out::new();
     let mut command = args.command;
     if format_json {
@@ -161,9 +159,14 @@ pub fn run(
             AuditCommand::Checkpoint { .. } | AuditCommand::Hash { .. } => {}
         }
     }
+    if matches!(location.log_store, LogStore::PostgreSql(_)) && !matches!(command, AuditCommand::Verify { .. }) {
+        return Err("with -log-url, only `lessor audit verify` reads a log in PostgreSQL so far; the other audit \
+                    commands read a data directory's log"
+            .into());
+    }
     let result = match command {
         AuditCommand::Verify { checkpoint, public_key, json } => {
-            verify(&mut out, data_dir, checkpoint.as_deref(), public_key.as_deref(), json)
+            verify(&mut out, location, checkpoint.as_deref(), public_key.as_deref(), json)
         }
         AuditCommand::Checkpoint { out: file, public_key, head } => {
             checkpoint(&mut out, data_dir, master_key_file, file.as_deref(), public_key, head)
@@ -290,7 +293,7 @@ fn json_line(out: &mut Out, value: &impl serde::Serialize) -> Result<ExitCode, S
 
 fn verify(
     out: &mut Out,
-    dir: &Path,
+    location: &Location,
     checkpoint: Option<&Path>,
     public_key: Option<&str>,
     json: bool,
@@ -308,8 +311,16 @@ fn verify(
     };
     let bar = Bar::new("verifying");
     let mut progress = |done, total| bar.update(done, total);
-    let result =
-        audit::verify(dir, VerifyOptions { exported: exported.as_ref(), public_key, progress: Some(&mut progress) });
+    let options = VerifyOptions { exported: exported.as_ref(), public_key, progress: Some(&mut progress) };
+    let result = match &location.log_store {
+        // The stream's rows, read without taking the stream.
+        LogStore::PostgreSql(pg) => {
+            let storage =
+                lessor_engine::log::postgres::open_reader(&pg.url, &pg.stream).map_err(|e| format!("-log-url: {e}"))?;
+            audit::verify_storage(storage, &format!("stream {}", pg.stream), options)
+        }
+        _ => audit::verify(&location.data_dir, options),
+    };
     drop(bar);
     let report = match result {
         Ok(report) => report,

@@ -322,7 +322,8 @@ fn audit(dir: &Path, args: &[&str]) -> Result<ExitCode, String> {
         .try_get_matches_from(std::iter::once("audit").chain(args.iter().copied()))
         .map_err(|e| e.to_string())?;
     let parsed = crate::audit::AuditArgs::from_arg_matches(&matches).map_err(|e| e.to_string())?;
-    crate::audit::run(dir, None, false, parsed)
+    let location = Location { data_dir: dir.to_path_buf(), key_file: None, log_store: Default::default() };
+    crate::audit::run(&location, false, parsed)
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {

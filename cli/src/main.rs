@@ -243,7 +243,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Audit(args) => {
             let location = global.location()?;
             let json = global.format == Format::Json;
-            audit::run(&location.data_dir, location.key_file.as_deref(), json, args).map_err(Failure::Engine)
+            audit::run(&location, json, args).map_err(Failure::Engine)
         }
     }
 }

@@ -84,6 +84,23 @@ fn the_global_log_url_and_stream_put_a_data_directory_s_log_in_postgresql() {
     let rows = db.admin_query("SELECT count(*) > 5 FROM lessor_log WHERE stream = 'cli-app'");
     assert_eq!(rows, vec![vec![Some("t".into())]]);
 
+    // `audit verify` reads the stream's rows (no lock, no key), and catches a
+    // row its owner edited behind the trigger.
+    let verified = lessor("", &["audit", "verify"]);
+    assert!(verified.status.success(), "{}{}", text(&verified.stdout), text(&verified.stderr));
+    assert!(text(&verified.stdout).starts_with("OK:"), "{}", text(&verified.stdout));
+    let state = lessor("", &["audit", "log"]);
+    assert_eq!(state.status.code(), Some(2));
+    assert!(text(&state.stderr).contains("only `lessor audit verify`"), "{}", text(&state.stderr));
+    db.admin_execute(
+        "ALTER TABLE lessor_log DISABLE TRIGGER lessor_log_append_only;
+         UPDATE lessor_log SET payload = payload || '\\x00'::bytea WHERE stream = 'cli-app' AND lsn = 4;
+         ALTER TABLE lessor_log ENABLE TRIGGER lessor_log_append_only;",
+    );
+    let caught = lessor("", &["audit", "verify"]);
+    assert_eq!(caught.status.code(), Some(2), "{}{}", text(&caught.stdout), text(&caught.stderr));
+    assert!(text(&caught.stderr).contains("LSN 4"), "{}", text(&caught.stderr));
+
     // Half the pair: refused, naming the other flag.
     let half = Command::new(LESSOR)
         .args(["read", "sys/policy/app", "-d"])

@@ -34,7 +34,7 @@ pub use replay::{
     ReplayedState, Revocation, RoleChange, StateAt, diff, replay_until, state_at, who_had,
 };
 pub use timeline::{Filter, TimelineStats, event_json, event_json_line, event_text, timeline};
-pub use verify::{ExportedMatch, VerifyError, VerifyOptions, VerifyReport, verify};
+pub use verify::{ExportedMatch, VerifyError, VerifyOptions, VerifyReport, verify, verify_storage};
 
 use crate::auth::keys::{KEY_FILE_NAME, KeyError, Keys, MasterKey};
 use crate::event::Event;

@@ -17,7 +17,7 @@ use crate::fold;
 use crate::log::format::{Chain, RecordProblem, RecordView};
 use crate::log::reader::{Damage, LogReader, RecordMeta, Start, Step};
 use crate::log::recovery::{Located, list_segments};
-use crate::log::storage::ReadOnlyDir;
+use crate::log::storage::{ReadOnlyDir, Storage};
 
 /// Why reading the log stopped. Every variant that concerns a record names the
 /// file, the byte offset in it and the LSN.
@@ -78,7 +78,7 @@ impl Rec<'_> {
 /// that timestamps never go backwards.
 #[derive(Debug)]
 pub struct Reader {
-    log: LogReader<Box<ReadOnlyDir>>,
+    log: LogReader<Box<dyn Storage>>,
     /// Each segment's path, as errors and records name it.
     paths: Vec<String>,
     /// Each segment's length when the reader opened (for progress).
@@ -126,7 +126,11 @@ impl Reader {
         let bytes_before = lens[..start].iter().sum();
         let total_bytes = lens.iter().sum();
         // Auditors trust no chain: every record's is recomputed.
-        let log = LogReader::new(Box::new(storage), names, Start { index: start, chain_trusted_through: 0 });
+        let log = LogReader::new(
+            Box::new(storage) as Box<dyn Storage>,
+            names,
+            Start { index: start, chain_trusted_through: 0 },
+        );
         Ok(Reader {
             log,
             paths,
@@ -136,6 +140,32 @@ impl Reader {
             bytes_before,
             data_before: 0,
             total_bytes,
+            segments_read: 0,
+            torn_tail: None,
+        })
+    }
+
+    /// A reader from LSN 1 over any [`Storage`] — the log in PostgreSQL read
+    /// without its stream's ownership — named `label` in errors and records.
+    /// Nothing is known of its size ahead (progress counts no total).
+    pub fn open_storage(storage: Box<dyn Storage>, label: &str) -> Result<Reader, ReadError> {
+        let names = list_segments(storage.as_ref())
+            .map_err(|e| ReadError::Io { file: label.to_string(), source: std::io::Error::other(e.to_string()) })?;
+        if names.is_empty() {
+            return Err(ReadError::NoLog { dir: label.into() });
+        }
+        let paths = names.iter().map(|(_, name)| format!("{label}/{name}")).collect();
+        let lens = vec![0; names.len()];
+        let log = LogReader::new(storage, names, Start { index: 0, chain_trusted_through: 0 });
+        Ok(Reader {
+            log,
+            paths,
+            lens,
+            current: None,
+            last_ts_ms: i64::MIN,
+            bytes_before: 0,
+            data_before: 0,
+            total_bytes: 0,
             segments_read: 0,
             torn_tail: None,
         })

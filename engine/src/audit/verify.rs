@@ -139,8 +139,21 @@ pub enum VerifyError {
 }
 
 /// Walks the whole log in `dir` (read-only, no lock, no master key).
-pub fn verify(dir: &std::path::Path, mut options: VerifyOptions<'_>) -> Result<VerifyReport, VerifyError> {
-    let mut reader = Reader::open(dir)?;
+pub fn verify(dir: &std::path::Path, options: VerifyOptions<'_>) -> Result<VerifyReport, VerifyError> {
+    verify_reader(Reader::open(dir)?, options)
+}
+
+/// [`verify`] over any storage: the log in PostgreSQL, read without owning its
+/// stream; `label` names it in the report and errors.
+pub fn verify_storage(
+    storage: Box<dyn crate::log::storage::Storage>,
+    label: &str,
+    options: VerifyOptions<'_>,
+) -> Result<VerifyReport, VerifyError> {
+    verify_reader(Reader::open_storage(storage, label)?, options)
+}
+
+fn verify_reader(mut reader: Reader, mut options: VerifyOptions<'_>) -> Result<VerifyReport, VerifyError> {
     let mut public_key: Option<[u8; 32]> = None;
     let mut latest: Option<SignedCheckpoint> = None;
     // The newest checkpoint a batch proof covers: one in an unproven tail is cut

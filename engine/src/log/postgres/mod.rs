@@ -24,3 +24,11 @@ internal! {
 pub use schema::{InitOptions, InitReport, SCHEMA_VERSION, SchemaError, init_schema};
 pub use storage::PgOpenError;
 pub use stream::{Owner, StreamError};
+
+/// The log of `stream` in the database `url` names, for reading only (an
+/// auditor's view: no ownership is taken, nothing is written, no snapshot
+/// cache), as a [`Storage`](super::storage::Storage) the audit readers take.
+pub fn open_reader(url: &str, stream: &str) -> Result<Box<dyn super::storage::Storage>, PgOpenError> {
+    let cache = std::sync::Arc::new(super::storage::MemStorage::default());
+    Ok(Box::new(storage::PgStorage::open(url, stream, None, cache)?))
+}
