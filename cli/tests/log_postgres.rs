@@ -115,8 +115,8 @@ fn the_global_log_url_and_stream_put_a_data_directory_s_log_in_postgresql() {
 }
 
 /// `lessor server` with `storage "postgresql"`: initialized through the API,
-/// serving, restarted on the same stream; a second server on the stream while
-/// the first runs is refused as a standby.
+/// serving, restarted on the same stream (a second server on a held stream
+/// stands by: the next test).
 #[test]
 fn lessor_server_keeps_its_log_in_postgresql() {
     use common::http::once;
@@ -145,12 +145,6 @@ fn lessor_server_keeps_its_log_in_postgresql() {
     let body = r#"{"policy": "path \"sys/mounts\" { capabilities = [\"read\"] }"}"#;
     assert_eq!(once(server.addr, "PUT", "/v1/sys/policies/acl/app", Some(&root), Some(body)).status, 204);
 
-    // A second server on the same stream: refused at start, naming the holder.
-    let mut second = Command::new(LESSOR);
-    second.args(["server", "-access-log=off"]).arg(format!("-config={}", config("b").display()));
-    let out = common::config::refused(second);
-    assert!(out.contains("standby"), "{out}");
-    assert!(!out.contains(db.admin_password()), "{out}");
     server.stop();
 
     // Restarted: the state is the rows'.
@@ -164,4 +158,74 @@ fn lessor_server_keeps_its_log_in_postgresql() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert!(!files.iter().any(|f| f.ends_with(".log")), "{files:?}");
+}
+
+/// Two servers on one stream: the second stands by (health 429, requests 503
+/// naming the active), and takes over when the active is killed — at once,
+/// since the dead engine's database session is gone — with the state and the
+/// chain the active left.
+#[test]
+fn a_standby_server_takes_over_when_the_active_is_killed() {
+    use std::time::{Duration, Instant};
+
+    use common::http::once;
+    use common::server::ServerProcess;
+
+    let db = pg::database("cli_pglog_standby");
+    assert!(init_postgresql(&db.admin_url(), &[]).status.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let key_file = tmp.path().join("master.key");
+    let config = |name: &str| {
+        let path = tmp.path().join(format!("{name}.hcl"));
+        let text = format!(
+            "storage \"postgresql\" {{\n  connection_url = \"{}\"\n  stream = \"ha-app\"\n  path = \"{}\"\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n",
+            db.admin_url(),
+            tmp.path().join(name).display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let key_flag = format!("-master-key-file={}", key_file.display());
+    let active = ServerProcess::with_config(&config("a"), &["-access-log=off", &key_flag]);
+    let init = once(active.addr, "PUT", "/v1/sys/init", None, Some(r#"{"secret_shares":1,"secret_threshold":1}"#));
+    assert_eq!(init.status, 200, "{init:?}");
+    let root = init.json()["root_token"].as_str().unwrap().to_string();
+    let body = r#"{"policy": "path \"sys/mounts\" { capabilities = [\"read\"] }"}"#;
+    assert_eq!(once(active.addr, "PUT", "/v1/sys/policies/acl/ha", Some(&root), Some(body)).status, 204);
+
+    // The standby shares the master key (a file both hosts hold), not the directory.
+    let standby = ServerProcess::with_config(&config("b"), &["-access-log=off", &key_flag]);
+    let health = once(standby.addr, "GET", "/v1/sys/health", None, None);
+    assert_eq!(health.status, 429, "{health:?}");
+    assert_eq!(health.json()["standby"], true);
+    assert_eq!(once(standby.addr, "GET", "/v1/sys/health?standbyok=true", None, None).status, 200);
+    let refused = once(standby.addr, "GET", "/v1/sys/policies/acl/ha", Some(&root), None);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.json()["errors"][0].as_str().unwrap().starts_with("standby"), "{refused:?}");
+
+    let killed = Instant::now();
+    let (status, _) = active.stop_with(libc::SIGKILL);
+    assert!(!status.success());
+    let deadline = killed + Duration::from_secs(60);
+    while once(standby.addr, "GET", "/v1/sys/health", None, None).status != 200 {
+        assert!(Instant::now() < deadline, "the standby never took over");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("take-over after SIGKILL of the active: {:?}", killed.elapsed());
+    let read = once(standby.addr, "GET", "/v1/sys/policies/acl/ha", Some(&root), None);
+    assert_eq!(read.status, 200, "the state the active left: {read:?}");
+    assert_eq!(once(standby.addr, "PUT", "/v1/sys/policies/acl/after", Some(&root), Some(body)).status, 204);
+    standby.stop();
+
+    let verified = Command::new(LESSOR)
+        .args(["audit", "verify", "-d"])
+        .arg(tmp.path().join("b"))
+        .env("LESSOR_LOG_URL", db.admin_url())
+        .env("LESSOR_STREAM", "ha-app")
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "one chain across the take-over: {}", text(&verified.stderr));
+    let epochs = db.admin_query("SELECT count(DISTINCT epoch) FROM lessor_log WHERE stream = 'ha-app'");
+    assert_eq!(epochs, vec![vec![Some("2".into())]]);
 }

@@ -434,7 +434,7 @@ mod tests {
         let pg = Config::parse("storage \"postgresql\" {}\nlistener \"tcp\" { tls_disable = true }");
         assert!(matches!(pg, Err(ConfigError::Invalid(m)) if m.contains("connection_url")));
         let pg = Config::parse(
-            "storage \"postgresql\" { connection_url = \"postgresql://r:pw@h/db\"\n path = \"/d\" }\n\
+            "storage \"postgresql\" {\n connection_url = \"postgresql://r:pw@h/db\"\n path = \"/d\"\n}\n\
              listener \"tcp\" { tls_disable = true }",
         );
         assert!(matches!(pg, Err(ConfigError::Invalid(m)) if m.contains("stream")));

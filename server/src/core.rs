@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lessor_engine::auth::tokens::TokenSecret;
+use lessor_engine::log::postgres::{Owner, PgOpenError, StreamError};
 use lessor_engine::log::storage::{FsStorage, LockError};
 use lessor_engine::{Closed, Engine, EngineOptions, Host, HostError, HostOptions, InitError, LogStore, OpenError};
 use tokio::sync::RwLock;
@@ -67,13 +68,16 @@ pub(crate) struct Core {
     storage: Storage,
     host: RwLock<Option<Host>>,
     host_options: HostOptions,
+    /// With the log in PostgreSQL: the engine holding the stream while this
+    /// server waits to take it over (a standby); `None` otherwise.
+    standby: std::sync::Mutex<Option<Owner>>,
 }
 
 impl Core {
     /// Opens the data directory if it was initialized; otherwise waits for
     /// `sys/init`. Runs on the server's runtime.
     pub(crate) async fn open(storage: Storage, host_options: HostOptions) -> Result<Core, CoreError> {
-        let core = Core { storage, host: RwLock::new(None), host_options };
+        let core = Core { storage, host: RwLock::new(None), host_options, standby: std::sync::Mutex::new(None) };
         // A log in PostgreSQL is initialized when its stream has records: the
         // open finds out (and claims the stream).
         let in_postgresql = matches!(core.storage.log_store, LogStore::PostgreSql(_));
@@ -88,6 +92,11 @@ impl Core {
                 .expect("opening the engine does not panic")
             {
                 Err(OpenError::NotInitialized { .. }) if in_postgresql => None,
+                Err(OpenError::Postgres(PgOpenError::Stream(StreamError::Held { active, .. }))) => {
+                    tracing::info!(active = %active.owner, "the log's stream is held: serving as a standby");
+                    *core.standby.lock().expect("standby lock") = Some(active);
+                    return Ok(core);
+                }
                 other => Some(other?),
             }
         } else {
@@ -112,6 +121,49 @@ impl Core {
         Ok(core)
     }
 
+    /// The engine holding the log's stream while this server is a standby.
+    pub(crate) fn standby(&self) -> Option<Owner> {
+        self.standby.lock().expect("standby lock").clone()
+    }
+
+    /// A standby's attempt to take the stream over: opens the engine (which
+    /// claims the stream once its owner's lease has lapsed or its session is
+    /// gone) and starts serving. Returns whether this server is now active.
+    pub(crate) async fn try_take_over(&self) -> bool {
+        if self.standby().is_none() {
+            return true;
+        }
+        let (options, dir) = (self.storage.options(), self.storage.data_dir.clone());
+        let opened = tokio::task::spawn_blocking(move || Engine::open(dir, options))
+            .await
+            .expect("opening the engine does not panic");
+        match opened {
+            Ok(engine) if engine.has_master_key() => match Host::start_in(engine, self.host_options.clone()).await {
+                Ok(host) => {
+                    *self.host.write().await = Some(host);
+                    *self.standby.lock().expect("standby lock") = None;
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "took the log's stream but cannot start serving");
+                    false
+                }
+            },
+            Ok(_) => {
+                tracing::error!("took the log's stream but holds no master key; standing by");
+                false
+            }
+            Err(OpenError::Postgres(PgOpenError::Stream(StreamError::Held { active, .. }))) => {
+                *self.standby.lock().expect("standby lock") = Some(active);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "standby: cannot take the log's stream over yet");
+                false
+            }
+        }
+    }
+
     /// The engine, if the directory is initialized.
     pub(crate) async fn engine(&self) -> Option<Arc<Engine>> {
         self.host.read().await.as_ref().map(|h| h.engine().clone())
@@ -129,7 +181,7 @@ impl Core {
     /// a random one. Returns the root token, shown once.
     pub(crate) async fn init(&self, root: Option<TokenSecret>) -> Result<TokenSecret, CoreError> {
         let mut slot = self.host.write().await;
-        if slot.is_some() {
+        if slot.is_some() || self.standby().is_some() {
             return Err(CoreError::AlreadyInitialized);
         }
         let options = self.storage.options();

@@ -229,6 +229,9 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Closed {
         let (stop, stopping) = watch::channel(false);
         let mut tasks = Vec::new();
+        if self.app.core.standby().is_some() {
+            tasks.push(tokio::spawn(take_over_when_free(self.app.clone(), stopping.clone())));
+        }
         for (listener, tls) in self.listeners {
             let task = listen::serve(listener, tls, self.app.clone(), self.connection_limits.clone(), stopping.clone());
             tasks.push(tokio::spawn(task));
@@ -239,5 +242,27 @@ impl Server {
             let _ = task.await;
         }
         self.app.core.close().await
+    }
+}
+
+/// How often a standby tries to take the log's stream over.
+const TAKE_OVER_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A standby's loop: tries to take the stream over every [`TAKE_OVER_POLL`]
+/// until it is active or the server stops.
+async fn take_over_when_free(app: Arc<App>, mut stopping: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TAKE_OVER_POLL) => {}
+            _ = stopping.changed() => return,
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        if app.core.try_take_over().await {
+            tracing::warn!("took the log's stream over: this server is now active");
+            eprintln!("lessor server: took the log's stream over; now active");
+            return;
+        }
     }
 }

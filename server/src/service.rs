@@ -118,12 +118,17 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answered {
         Err(refusal) => return refused(refusal, Some(path)),
     };
     let method = request.method().clone();
+    let request_uri = request.uri().path_and_query().map_or("", |pq| pq.as_str()).to_string();
+    let request_uri = request_uri.as_str();
     let trimmed = path.trim_end_matches('/');
 
     // The server's own endpoints, before any token.
     let initialized = app.core.engine().await.is_some();
+    let standby = if initialized { None } else { app.core.standby() };
     let local = match (trimmed, &method) {
-        ("sys/health", &Method::GET | &Method::HEAD) => Some(sys::health(&method, initialized, &pairs)),
+        ("sys/health", &Method::GET | &Method::HEAD) => {
+            Some(sys::health(&method, initialized || standby.is_some(), standby.is_some(), &pairs))
+        }
         ("sys/seal-status", &Method::GET) => Some(Ok(sys::seal_status(initialized))),
         ("sys/leader", &Method::GET) => Some(Ok(sys::leader())),
         ("sys/init", &Method::GET) => Some(Ok(sys::init_status(initialized))),
@@ -172,6 +177,9 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answered {
         return Answered::Local { response: response.unwrap_or_else(|r| r.response()), path: Some(path) };
     }
     let Some(engine) = app.core.engine().await else {
+        if let Some(active) = app.core.standby() {
+            return Answered::Local { response: sys::standby(&active, request_uri), path: Some(path) };
+        }
         let refusal = Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the data directory is not initialized: run `bao operator init` (PUT /v1/sys/init) or `lessor init`",

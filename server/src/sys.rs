@@ -23,9 +23,16 @@ pub(crate) fn now_rfc3339() -> String {
     lessor_engine::clock::rfc3339(SystemClock.now_ms())
 }
 
-/// `GET`/`HEAD sys/health`: 200 active, 501 not initialized; `activecode`,
-/// `uninitcode` (and the standby and seal codes, which never apply) override.
-pub(crate) fn health(method: &Method, initialized: bool, query: &[(String, String)]) -> Result<HttpResponse, Refusal> {
+/// `GET`/`HEAD sys/health`: 200 active, 429 standby (the log's stream held by
+/// another engine), 501 not initialized; `activecode`, `standbycode`,
+/// `uninitcode` and `standbyok` (a standby answers as active) override, as in
+/// Vault; the seal codes never apply.
+pub(crate) fn health(
+    method: &Method,
+    initialized: bool,
+    standby: bool,
+    query: &[(String, String)],
+) -> Result<HttpResponse, Refusal> {
     let code =
         |name: &str, default: StatusCode| -> Result<StatusCode, Refusal> {
             match query.iter().find(|(k, _)| k == name) {
@@ -35,12 +42,17 @@ pub(crate) fn health(method: &Method, initialized: bool, query: &[(String, Strin
                 }),
             }
         };
-    for name in ["standbycode", "sealedcode", "perfstandbyokcode", "drsecondarycode", "performancestandbycode"] {
+    for name in ["sealedcode", "perfstandbyokcode", "drsecondarycode", "performancestandbycode"] {
         code(name, StatusCode::OK)?;
     }
-    let status = if initialized {
+    let standby_ok = query.iter().any(|(k, v)| k == "standbyok" && (v.is_empty() || v == "true" || v == "1"));
+    let status = if standby && !standby_ok {
+        code("standbycode", StatusCode::TOO_MANY_REQUESTS)?
+    } else if initialized {
+        code("standbycode", StatusCode::OK)?;
         code("activecode", StatusCode::OK)?
     } else {
+        code("standbycode", StatusCode::OK)?;
         code("uninitcode", StatusCode::NOT_IMPLEMENTED)?
     };
     if method == Method::HEAD {
@@ -49,7 +61,7 @@ pub(crate) fn health(method: &Method, initialized: bool, query: &[(String, Strin
     let body = json!({
         "initialized": initialized,
         "sealed": false,
-        "standby": false,
+        "standby": standby,
         "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
@@ -149,4 +161,23 @@ pub(crate) async fn init(core: &Core, data: &Value, root: Option<TokenSecret>) -
         Err(CoreError::AlreadyInitialized) => Err(Refusal::bad_request("the data directory is already initialized")),
         Err(e) => Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot initialize: {e}"))),
     }
+}
+
+/// An API request to a standby: 307 to the active engine's `api_addr` (what
+/// Vault's standbys answer, and its clients follow), or 503 naming the active
+/// engine when it gave no address.
+pub(crate) fn standby(active: &lessor_engine::log::postgres::Owner, request_uri: &str) -> HttpResponse {
+    let api_addr = active.api_addr.trim_end_matches('/');
+    if !api_addr.is_empty()
+        && let Ok(location) = hyper::header::HeaderValue::from_str(&format!("{api_addr}{request_uri}"))
+    {
+        let mut response = empty(StatusCode::TEMPORARY_REDIRECT);
+        response.headers_mut().insert(hyper::header::LOCATION, location);
+        return response;
+    }
+    let message = format!(
+        "standby: the log's stream is held by {} (epoch {}); this server takes over when it stops",
+        active.owner, active.epoch
+    );
+    crate::encode::errors(StatusCode::SERVICE_UNAVAILABLE, &[message.as_str()])
 }

@@ -151,8 +151,9 @@ mod streams {
             init_schema(&db.admin_url(), &InitOptions::with_engine_role(role.clone())).await.unwrap();
             // Both engines log in as the engine role: its grants are enough.
             let url = db.url_for(&role, "e-1");
-            let mut a = connect(&url, "lessor/test-a").await.unwrap();
-            let mut b = connect(&url, "lessor/test-b").await.unwrap();
+            // Each engine's session carries its owner id, as an engine's does.
+            let mut a = connect(&url, "lessor/engine-a").await.unwrap();
+            let mut b = connect(&url, "lessor/engine-b").await.unwrap();
 
             let epoch_a = claim(&a, "s1", "engine-a", "https://a:8200", LEASE).await.unwrap();
             assert_eq!(epoch_a, 1);
@@ -228,7 +229,7 @@ mod streams {
         rt.block_on(async {
             init_schema(&db.admin_url(), &InitOptions::default()).await.unwrap();
             let url = db.admin_url();
-            let mut a = connect(&url, "lessor/inflight-a").await.unwrap();
+            let mut a = connect(&url, "lessor/engine-a").await.unwrap();
             let b = connect(&url, "lessor/inflight-b").await.unwrap();
             let watch = connect(&url, "lessor/inflight-watch").await.unwrap();
             let epoch_a = claim(&a, "s1", "engine-a", "", LEASE).await.unwrap();
@@ -467,5 +468,45 @@ mod engine_over_postgresql {
         };
         let err = Engine::open(dir.path(), bad).unwrap_err();
         assert!(err.to_string().contains("renew_every"), "{err}");
+    }
+}
+
+mod session_gone {
+    use std::time::{Duration, Instant};
+
+    use lessor_engine::log::postgres::connect::connect;
+    use lessor_engine::log::postgres::stream::{StreamError, claim};
+    use lessor_engine::log::postgres::{InitOptions, init_schema};
+    use lessor_tests::pg;
+
+    /// An owner whose database session is gone (the process died) is taken
+    /// over without waiting out its lease; one whose session lives is not.
+    #[test]
+    fn a_dead_owner_s_stream_is_taken_over_before_its_lease_ends() {
+        let db = pg::database("pglog_gone");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            init_schema(&db.admin_url(), &InitOptions::default()).await.unwrap();
+            let url = db.admin_url();
+            let lease = Duration::from_secs(600);
+            let a = connect(&url, "lessor/engine-a").await.unwrap();
+            let b = connect(&url, "lessor/engine-b").await.unwrap();
+            assert_eq!(claim(&a, "s1", "engine-a", "", lease).await.unwrap(), 1);
+            let held = claim(&b, "s1", "engine-b", "", lease).await.unwrap_err();
+            assert!(matches!(held, StreamError::Held { .. }), "a live session keeps the stream: {held:?}");
+            drop(a);
+            // The backend ends once its client is gone: wait for that, not for the lease.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let epoch = loop {
+                match claim(&b, "s1", "engine-b", "", lease).await {
+                    Ok(epoch) => break epoch,
+                    Err(StreamError::Held { .. }) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            };
+            assert_eq!(epoch, 2, "taken over long before a 10-minute lease ended");
+        });
     }
 }

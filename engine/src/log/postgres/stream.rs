@@ -105,9 +105,11 @@ pub async fn owner(client: &Client, stream: &str) -> Result<Option<Owner>, Strea
     Ok(row.map(|r| Owner { owner: r.get(0), epoch: r.get(1), api_addr: r.get(2), live: r.get(3) }))
 }
 
-/// Takes `stream` for `me` (creating its row if there is none) when it is free
-/// or its owner's lease has lapsed — or when `me` holds it already, which ends
-/// that earlier run's epoch too. Returns the new epoch; a live owner's stream
+/// Takes `stream` for `me` (creating its row if there is none) when it is free,
+/// its owner's lease has lapsed or its owner's database session is gone (no
+/// backend with the owner's `application_name`, `lessor/<owner>`: an engine
+/// keeps one open while it owns the stream) — or when `me` holds it already,
+/// which ends that earlier run's epoch too. Returns the new epoch; a live owner's stream
 /// is refused with [`StreamError::Held`].
 pub async fn claim(
     client: &Client,
@@ -132,7 +134,12 @@ pub async fn claim(
         .query_opt(
             "UPDATE lessor_stream
                 SET owner = $2, api_addr = $3, epoch = epoch + 1, valid_until = now() + $4::text::interval
-              WHERE stream = $1 AND (owner = '' OR owner = $2 OR valid_until <= now())
+              WHERE stream = $1
+                AND (owner = '' OR owner = $2 OR valid_until <= now()
+                     -- The owner's session is gone (it died): no need to wait out
+                     -- its lease. A wrong guess is harmless: its next append is fenced.
+                     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                                     WHERE application_name = left('lessor/' || lessor_stream.owner, 63)))
              RETURNING epoch",
             &[&stream, &me, &api_addr, &interval],
         )
