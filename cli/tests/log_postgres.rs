@@ -200,6 +200,8 @@ fn a_standby_server_takes_over_when_the_active_is_killed() {
     assert_eq!(health.status, 429, "{health:?}");
     assert_eq!(health.json()["standby"], true);
     assert_eq!(once(standby.addr, "GET", "/v1/sys/health?standbyok=true", None, None).status, 200);
+    let leader = once(standby.addr, "GET", "/v1/sys/leader", None, None).json();
+    assert_eq!((leader["ha_enabled"].as_bool(), leader["is_self"].as_bool()), (Some(true), Some(false)), "{leader}");
     let refused = once(standby.addr, "GET", "/v1/sys/policies/acl/ha", Some(&root), None);
     assert_eq!(refused.status, 503, "{refused:?}");
     assert!(refused.json()["errors"][0].as_str().unwrap().starts_with("standby"), "{refused:?}");
@@ -215,6 +217,8 @@ fn a_standby_server_takes_over_when_the_active_is_killed() {
     eprintln!("take-over after SIGKILL of the active: {:?}", killed.elapsed());
     let read = once(standby.addr, "GET", "/v1/sys/policies/acl/ha", Some(&root), None);
     assert_eq!(read.status, 200, "the state the active left: {read:?}");
+    let leader = once(standby.addr, "GET", "/v1/sys/leader", None, None).json();
+    assert_eq!(leader["is_self"], true, "{leader}");
     assert_eq!(once(standby.addr, "PUT", "/v1/sys/policies/acl/after", Some(&root), Some(body)).status, 204);
     standby.stop();
 

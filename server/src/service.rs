@@ -130,7 +130,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answered {
             Some(sys::health(&method, initialized || standby.is_some(), standby.is_some(), &pairs))
         }
         ("sys/seal-status", &Method::GET) => Some(Ok(sys::seal_status(initialized))),
-        ("sys/leader", &Method::GET) => Some(Ok(sys::leader())),
+        ("sys/leader", &Method::GET) => Some(Ok(sys::leader(standby.as_ref()))),
         ("sys/init", &Method::GET) => Some(Ok(sys::init_status(initialized))),
         ("sys/health" | "sys/seal-status" | "sys/leader", _) => {
             Some(Err(Refusal::method_not_allowed(format!("{trimmed} takes GET"))))

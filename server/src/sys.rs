@@ -1,8 +1,10 @@
 //! The endpoints the server answers itself, before any token: `sys/health`,
 //! `sys/seal-status`, `sys/leader` (what `bao status`, hvac and load balancers
 //! call first) and `sys/init` (what `bao operator init` sends to a directory not
-//! yet initialized). lessor has no seal and no standby: it is unsealed once its
-//! directory is initialized, and always the active node.
+//! yet initialized). lessor has no seal: it is unsealed once its directory is
+//! initialized. It is the active node, unless its log is in PostgreSQL and
+//! another engine holds the stream: then it stands by (`sys/health` 429,
+//! `sys/leader` names the active) until it takes the stream over.
 
 use hyper::{Method, StatusCode};
 use lessor_engine::auth::tokens::TokenSecret;
@@ -97,14 +99,14 @@ pub(crate) fn seal_status(initialized: bool) -> HttpResponse {
 }
 
 /// `GET sys/leader`: no HA; this node is the only one.
-pub(crate) fn leader() -> HttpResponse {
+pub(crate) fn leader(standby: Option<&lessor_engine::log::postgres::Owner>) -> HttpResponse {
     json_response(
         StatusCode::OK,
         &json!({
-            "ha_enabled": false,
-            "is_self": true,
+            "ha_enabled": standby.is_some(),
+            "is_self": standby.is_none(),
             "active_time": now_rfc3339(),
-            "leader_address": "",
+            "leader_address": standby.map_or("", |active| active.api_addr.as_str()),
             "leader_cluster_address": "",
             "performance_standby": false,
             "performance_standby_last_remote_wal": 0,
