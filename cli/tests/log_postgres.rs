@@ -18,6 +18,19 @@ fn init_postgresql(url: &str, extra: &[&str]) -> std::process::Output {
         .expect("run lessor log init-postgresql")
 }
 
+/// `<tmp>/<name>.hcl`: `lessor server` on plain HTTP with its log in `stream`
+/// of `url`, its directory `<tmp>/<name>`.
+fn server_config(tmp: &std::path::Path, name: &str, url: &str, stream: &str) -> std::path::PathBuf {
+    let path = tmp.join(format!("{name}.hcl"));
+    let text = format!(
+        "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  stream = \"{stream}\"\n  path = \"{}\"\n}}\n\
+         listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n",
+        tmp.join(name).display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
 fn init_postgresql_creates_the_tables_grants_the_engine_role_and_is_idempotent() {
     let db = pg::database("cli_pglog");
@@ -125,17 +138,7 @@ fn lessor_server_keeps_its_log_in_postgresql() {
     let db = pg::database("cli_pglog_server");
     assert!(init_postgresql(&db.admin_url(), &[]).status.success());
     let tmp = tempfile::tempdir().unwrap();
-    let config = |name: &str| {
-        let path = tmp.path().join(format!("{name}.hcl"));
-        let text = format!(
-            "storage \"postgresql\" {{\n  connection_url = \"{}\"\n  stream = \"server-app\"\n  path = \"{}\"\n}}\n\
-             listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n",
-            db.admin_url(),
-            tmp.path().join(name).display()
-        );
-        std::fs::write(&path, text).unwrap();
-        path
-    };
+    let config = |name: &str| server_config(tmp.path(), name, &db.admin_url(), "server-app");
     let first = config("a");
     let server = ServerProcess::with_config(&first, &["-access-log=off"]);
     assert_eq!(once(server.addr, "GET", "/v1/sys/health", None, None).status, 501, "not initialized yet");
@@ -175,17 +178,7 @@ fn a_standby_server_takes_over_when_the_active_is_killed() {
     assert!(init_postgresql(&db.admin_url(), &[]).status.success());
     let tmp = tempfile::tempdir().unwrap();
     let key_file = tmp.path().join("master.key");
-    let config = |name: &str| {
-        let path = tmp.path().join(format!("{name}.hcl"));
-        let text = format!(
-            "storage \"postgresql\" {{\n  connection_url = \"{}\"\n  stream = \"ha-app\"\n  path = \"{}\"\n}}\n\
-             listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n",
-            db.admin_url(),
-            tmp.path().join(name).display()
-        );
-        std::fs::write(&path, text).unwrap();
-        path
-    };
+    let config = |name: &str| server_config(tmp.path(), name, &db.admin_url(), "ha-app");
     let key_flag = format!("-master-key-file={}", key_file.display());
     let active = ServerProcess::with_config(&config("a"), &["-access-log=off", &key_flag]);
     let init = once(active.addr, "PUT", "/v1/sys/init", None, Some(r#"{"secret_shares":1,"secret_threshold":1}"#));

@@ -131,7 +131,17 @@ impl Reader {
             names,
             Start { index: start, chain_trusted_through: 0 },
         );
-        Ok(Reader {
+        Ok(Reader::new(log, paths, lens, bytes_before, total_bytes))
+    }
+
+    fn new(
+        log: LogReader<Box<dyn Storage>>,
+        paths: Vec<String>,
+        lens: Vec<u64>,
+        bytes_before: u64,
+        total_bytes: u64,
+    ) -> Reader {
+        Reader {
             log,
             paths,
             lens,
@@ -142,7 +152,7 @@ impl Reader {
             total_bytes,
             segments_read: 0,
             torn_tail: None,
-        })
+        }
     }
 
     /// A reader from LSN 1 over any [`Storage`] — the log in PostgreSQL read
@@ -157,18 +167,7 @@ impl Reader {
         let paths = names.iter().map(|(_, name)| format!("{label}/{name}")).collect();
         let lens = vec![0; names.len()];
         let log = LogReader::new(storage, names, Start { index: 0, chain_trusted_through: 0 });
-        Ok(Reader {
-            log,
-            paths,
-            lens,
-            current: None,
-            last_ts_ms: i64::MIN,
-            bytes_before: 0,
-            data_before: 0,
-            total_bytes: 0,
-            segments_read: 0,
-            torn_tail: None,
-        })
+        Ok(Reader::new(log, paths, lens, 0, 0))
     }
 
     /// Bytes of the segment files as listed when the reader opened.
