@@ -351,6 +351,14 @@ impl Engine {
         self.with_state(|s| s.token_by_hash(&hash).map(|t| t.accessor.clone()))
     }
 
+    /// Why the engine's log takes no more writes for good, if it does not: its
+    /// stream in PostgreSQL was lost (taken over, lease lapsed, connection
+    /// gone). Every request fails from then on; a host closes the engine and
+    /// opens it again (`lessor server` does, as a standby).
+    pub fn log_unavailable(&self) -> Option<String> {
+        self.shared.storage.unavailable()
+    }
+
     /// Whether the engine holds its master key; without it, it opened for
     /// reading (forensics) and refuses every request.
     pub fn has_master_key(&self) -> bool {

@@ -164,6 +164,28 @@ impl Core {
         }
     }
 
+    /// Whether the log is in PostgreSQL (so this server may stand by).
+    pub(crate) fn in_postgresql(&self) -> bool {
+        matches!(self.storage.log_store, LogStore::PostgreSql(_))
+    }
+
+    /// An active server whose log's stream was lost (taken over, its lease
+    /// lapsed, the log database's connection gone) closes its engine and
+    /// stands by, to take the stream again when it can. Returns why it did.
+    pub(crate) async fn demote_if_lost(&self) -> Option<String> {
+        let why = self.engine().await?.log_unavailable()?;
+        let host = self.host.write().await.take()?;
+        tracing::error!(reason = %why, "the log's stream is lost: closing the engine and standing by");
+        *self.standby.lock().expect("standby lock") = Some(Owner {
+            owner: "unknown (this server lost the stream)".into(),
+            epoch: 0,
+            api_addr: String::new(),
+            live: false,
+        });
+        host.close_in().await;
+        Some(why)
+    }
+
     /// The engine, if the directory is initialized.
     pub(crate) async fn engine(&self) -> Option<Arc<Engine>> {
         self.host.read().await.as_ref().map(|h| h.engine().clone())

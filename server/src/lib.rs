@@ -229,8 +229,8 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Closed {
         let (stop, stopping) = watch::channel(false);
         let mut tasks = Vec::new();
-        if self.app.core.standby().is_some() {
-            tasks.push(tokio::spawn(take_over_when_free(self.app.clone(), stopping.clone())));
+        if self.app.core.in_postgresql() {
+            tasks.push(tokio::spawn(keep_the_stream(self.app.clone(), stopping.clone())));
         }
         for (listener, tls) in self.listeners {
             let task = listen::serve(listener, tls, self.app.clone(), self.connection_limits.clone(), stopping.clone());
@@ -245,24 +245,29 @@ impl Server {
     }
 }
 
-/// How often a standby tries to take the log's stream over.
-const TAKE_OVER_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often a server with its log in PostgreSQL checks its stream.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A standby's loop: tries to take the stream over every [`TAKE_OVER_POLL`]
-/// until it is active or the server stops.
-async fn take_over_when_free(app: Arc<App>, mut stopping: watch::Receiver<bool>) {
+/// With the log in PostgreSQL, every [`STREAM_POLL`] until the server stops: a
+/// standby tries to take the stream over; an active server whose stream was
+/// lost (taken over, lease lapsed, connection gone) closes its engine and
+/// stands by — so service resumes by itself once the log database is back.
+async fn keep_the_stream(app: Arc<App>, mut stopping: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(TAKE_OVER_POLL) => {}
+            _ = tokio::time::sleep(STREAM_POLL) => {}
             _ = stopping.changed() => return,
         }
         if *stopping.borrow() {
             return;
         }
-        if app.core.try_take_over().await {
-            tracing::warn!("took the log's stream over: this server is now active");
-            eprintln!("lessor server: took the log's stream over; now active");
-            return;
+        if app.core.standby().is_some() {
+            if app.core.try_take_over().await {
+                tracing::warn!("took the log's stream: this server is active");
+                println!("lessor server: took the log's stream; active");
+            }
+        } else if let Some(why) = app.core.demote_if_lost().await {
+            println!("lessor server: lost the log's stream ({why}); standing by");
         }
     }
 }

@@ -71,6 +71,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Makes creations, renames and removals in the directory durable.
     fn sync_dir(&self) -> io::Result<()>;
+    /// Why this storage takes no more writes for good, if it does not: the log
+    /// in PostgreSQL once its stream was lost (fenced, its lease lapsed, or its
+    /// connection gone). A host then closes the engine and opens it again. A
+    /// directory is never so.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A file open for writing at offsets.

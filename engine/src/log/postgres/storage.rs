@@ -299,8 +299,16 @@ async fn serve(
                             continue;
                         };
                         let result = stream::append(&mut client, &stream_name, &o.owner, f.epoch, &rows).await;
-                        if let Err(StreamError::Fenced { .. }) = &result {
-                            f.lost.store(true, Ordering::Release);
+                        match &result {
+                            Err(StreamError::Fenced { .. }) => f.lost.store(true, Ordering::Release),
+                            // The connection is gone: whether the batch committed is
+                            // unknown, so this storage writes nothing more (a host
+                            // opens the engine again, which reads what is there).
+                            Err(e) if client.is_closed() => {
+                                *f.why.lock().expect("fence lock") = format!("the log's connection was lost ({e})");
+                                f.lost.store(true, Ordering::Release);
+                            }
+                            _ => {}
                         }
                         let _ = reply.send(result);
                     }
@@ -662,5 +670,9 @@ impl Storage for PgStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         self.cache.sync_dir()
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        self.fence.as_ref().and_then(|fence| fence.check().err()).map(|e| e.to_string())
     }
 }
