@@ -262,6 +262,14 @@ fn log_storage(dir: FsStorage, options: &mut EngineOptions) -> Result<Arc<dyn St
     match &options.log_store {
         LogStore::Directory => Ok(Arc::new(dir)),
         LogStore::PostgreSql(pg) => {
+            // A batch is committed (made durable) where a file is fsync'd: skipping
+            // that would acknowledge records that live only in this process.
+            if options.log.fsync != log::FsyncPolicy::Always {
+                return Err(OpenError::Log(LogOpenError::InvalidOption {
+                    field: "log.fsync",
+                    message: "a log in PostgreSQL commits every batch; fsync must be \"always\"".into(),
+                }));
+            }
             if pg.renew_every.is_zero() || pg.renew_every * 2 > pg.lease {
                 return Err(OpenError::Log(LogOpenError::InvalidOption {
                     field: "log_store.renew_every",

@@ -468,6 +468,10 @@ mod engine_over_postgresql {
         };
         let err = Engine::open(dir.path(), bad).unwrap_err();
         assert!(err.to_string().contains("renew_every"), "{err}");
+        let mut never = opts();
+        never.log.fsync = lessor_engine::log::FsyncPolicy::Never;
+        let err = Engine::open(dir.path(), never).unwrap_err();
+        assert!(err.to_string().contains("log.fsync"), "records only in memory are never acknowledged: {err}");
     }
 }
 
